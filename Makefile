@@ -1,0 +1,41 @@
+# Thin wrapper around CMake. `make` builds, `make run` serves, `make test`
+# runs every test in a normal build (gcc) and again under ASan+UBSan (clang).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX     ?= /usr/local
+CTEST_ARGS ?= --output-on-failure -j $(JOBS)
+
+.PHONY: all build run test test-build test-asan install format format-check clean
+
+all: build
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/ritual echo --listen 127.0.0.1:7000
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+	    -DRITUAL_SANITIZE=address,undefined >/dev/null
+
+test: build $(ASAN_BUILD)/CMakeCache.txt
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@echo "== tests (gcc, RelWithDebInfo) =="
+	cd $(BUILD) && ctest $(CTEST_ARGS)
+	@echo "== tests (clang, ASan+UBSan) =="
+	cd $(ASAN_BUILD) && ctest $(CTEST_ARGS)
+
+install: build
+	cmake --install $(BUILD)
+
+format:
+	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch]
+
+format-check:
+	clang-format --dry-run --Werror include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch]
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

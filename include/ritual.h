@@ -1,0 +1,299 @@
+/* ritual.h - the whole public API of libritual.
+ *
+ * An event-driven TCP server library for Linux: one loop per thread, listeners
+ * that perform the socket/bind/listen/accept ritual correctly, non-blocking
+ * connections with library-owned buffers, timers and signals.
+ *
+ * Conventions
+ *   - Every name starts with `ritual_`; functions are `ritual_<noun>_<verb>`.
+ *   - Functions that can fail return 0 (or a pointer) on success and a
+ *     negative errno value (or NULL) on failure; `ritual_strerror` names it.
+ *     Functions that set up resources also fill a `ritual_error` whose message
+ *     names the failing call and address: "bind 127.0.0.1:80: Permission denied".
+ *   - Options structs are zero-initialised by the caller; zero means "default".
+ *   - Nothing is global: all state hangs off a `ritual_loop`. A loop and
+ *     everything created from it must be used from one thread at a time.
+ *   - Callbacks may call any ritual function on the object they were given,
+ *     including closing it; memory is released only after the callback returns.
+ */
+#ifndef RITUAL_H
+#define RITUAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RITUAL_API __attribute__((visibility("default")))
+#else
+#define RITUAL_API
+#endif
+
+#define RITUAL_VERSION "0.1.0"
+
+typedef struct ritual_loop ritual_loop;
+typedef struct ritual_listener ritual_listener;
+typedef struct ritual_conn ritual_conn;
+typedef struct ritual_timer ritual_timer;
+typedef struct ritual_signal ritual_signal;
+
+/* ---------------------------------------------------------------- errors */
+
+/* Filled by the set-up functions that take one; `code` is a negative errno. */
+typedef struct ritual_error {
+    int code;
+    char message[256];
+} ritual_error;
+
+/* Returns a static, human-readable description of `code` (a negative errno
+ * such as -ECONNRESET, or 0 for "Success"). Never returns NULL. */
+RITUAL_API const char *ritual_strerror(int code);
+
+/* ------------------------------------------------------------------ loop */
+
+typedef enum ritual_log_level {
+    RITUAL_LOG_DEFAULT = 0, /* RITUAL_LOG_WARN */
+    RITUAL_LOG_NONE,
+    RITUAL_LOG_ERROR,
+    RITUAL_LOG_WARN,
+    RITUAL_LOG_INFO,
+    RITUAL_LOG_DEBUG,
+} ritual_log_level;
+
+typedef enum ritual_backend {
+    RITUAL_BACKEND_AUTO = 0, /* the best one this kernel allows */
+    RITUAL_BACKEND_EPOLL,
+} ritual_backend;
+
+/* Receives each log line (no trailing newline). The default writes
+ * "ritual: LEVEL: message\n" to stderr. */
+typedef void (*ritual_log_fn)(void *data, ritual_log_level level, const char *line);
+
+typedef struct ritual_loop_options {
+    ritual_backend backend;
+    ritual_log_level log_level;
+    ritual_log_fn log_fn;
+    void *log_data;
+} ritual_loop_options;
+
+/* Creates a loop. `options` and `err` may be NULL.
+ * Returns the loop, or NULL with `err` filled (e.g. -EMFILE from epoll_create1).
+ * Also sets SIGPIPE to SIG_IGN if it is still at its default action: a peer
+ * that goes away must close a connection, never kill the process. */
+RITUAL_API ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *err);
+
+/* Runs the loop until `ritual_loop_stop` is called, or until a shutdown
+ * started by `ritual_loop_shutdown` has no connections left.
+ * Returns 0, or a negative errno if waiting for events failed. */
+RITUAL_API int ritual_loop_run(ritual_loop *loop);
+
+/* Makes `ritual_loop_run` return after the current iteration. Safe to call
+ * from any callback of this loop (not from another thread). */
+RITUAL_API void ritual_loop_stop(ritual_loop *loop);
+
+/* Graceful shutdown: closes every listener (no new connections), lets open
+ * connections carry on for up to `drain_ms` milliseconds, and calls each
+ * connection's `on_shutdown` so a protocol can close idle ones. The loop stops
+ * when the last connection has closed, or at the deadline, when the remaining
+ * connections are closed with reason -ECANCELED. Calling it again only ever
+ * shortens the deadline. */
+RITUAL_API void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms);
+
+/* Installs SIGINT and SIGTERM handlers on the loop: the first signal starts
+ * `ritual_loop_shutdown(loop, drain_ms)`, a second one stops the loop at once,
+ * and `ritual_loop_run` then returns -ECANCELED. Returns 0 or a negative errno. */
+RITUAL_API int ritual_loop_shutdown_on_signals(ritual_loop *loop, uint64_t drain_ms);
+
+/* Frees the loop and everything still attached to it: open connections are
+ * closed (their `on_close` runs with -ECANCELED), listeners, timers and
+ * signal handles are freed. Pointers to them are invalid afterwards. */
+RITUAL_API void ritual_loop_free(ritual_loop *loop);
+
+/* Milliseconds on the monotonic clock, as of the start of this iteration. */
+RITUAL_API uint64_t ritual_loop_now(const ritual_loop *loop);
+
+/* Number of open connections on the loop (accepted and not yet closed). */
+RITUAL_API size_t ritual_loop_conn_count(const ritual_loop *loop);
+
+/* Name of the I/O backend the loop runs on: "epoll". */
+RITUAL_API const char *ritual_loop_backend_name(const ritual_loop *loop);
+
+/* Writes a line to the loop's log if `level` is enabled (printf format). */
+RITUAL_API void ritual_log(ritual_loop *loop, ritual_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------- connections */
+
+/* Called by the loop for each connection. Only `on_data` is required. */
+typedef struct ritual_conn_callbacks {
+    /* A connection was accepted. Set its data pointer here. */
+    void (*on_open)(ritual_conn *conn);
+    /* Bytes arrived. `bytes` holds everything received and not yet consumed.
+     * Return how many leading bytes you consumed; the rest stays buffered and
+     * is handed over again, with more, on the next call. A connection whose
+     * buffer is full (read_buffer_size) and consumes nothing is closed with
+     * -ENOBUFS. */
+    size_t (*on_data)(ritual_conn *conn, const char *bytes, size_t len);
+    /* The peer closed its sending side (FIN). Reading stops; writing still
+     * works. If NULL, the connection is closed gracefully. */
+    void (*on_eof)(ritual_conn *conn);
+    /* The write queue, having passed the high watermark, drained below the
+     * low one; reading has resumed (unless paused by the user). */
+    void (*on_drain)(ritual_conn *conn);
+    /* The loop started a graceful shutdown. If NULL, nothing happens and the
+     * connection runs until it closes or the drain deadline passes. */
+    void (*on_shutdown)(ritual_conn *conn);
+    /* The connection is gone; its memory is released when this returns.
+     * `reason` is 0 for an orderly close, else a negative errno:
+     * -ECONNRESET/-EPIPE (peer reset), -ETIMEDOUT (idle timeout),
+     * -ENOBUFS (write limit or full read buffer), -ECONNABORTED
+     * (ritual_conn_abort), -ECANCELED (shutdown deadline or ritual_loop_free). */
+    void (*on_close)(ritual_conn *conn, int reason);
+} ritual_conn_callbacks;
+
+typedef struct ritual_conn_options {
+    uint64_t idle_timeout_ms;    /* close after this long without I/O; 0: never */
+    uint64_t close_timeout_ms;   /* a closing connection that makes no progress
+                                    for this long is cut; default 10 s */
+    size_t read_buffer_size;     /* bytes read at once, and the most kept
+                                    unconsumed per connection; default 64 KiB */
+    size_t write_high_watermark; /* stop reading above this much queued output;
+                                    default 1 MiB */
+    size_t write_low_watermark;  /* resume reading below; default high / 4 */
+    size_t write_limit;          /* close (-ENOBUFS) above; default 64 MiB */
+    int nagle;                   /* nonzero keeps Nagle's algorithm; by default
+                                    TCP_NODELAY is set */
+} ritual_conn_options;
+
+/* Queues `len` bytes for sending. If nothing is queued yet they are sent at
+ * once and only what the kernel did not take is copied.
+ * Returns 0, -EPIPE if the connection is closing or closed, or -ENOBUFS if
+ * the queue would exceed write_limit (the connection is then closed). A send
+ * error closes the connection and is returned (-ECONNRESET, -EPIPE). */
+RITUAL_API int ritual_write(ritual_conn *conn, const void *data, size_t len);
+
+/* As ritual_write for several pieces, sent with one system call. */
+RITUAL_API int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt);
+
+/* Closes gracefully: no more on_data; queued output is flushed, then a FIN
+ * is sent and the connection closes once the peer closes too (or after
+ * close_timeout_ms). on_close follows with reason 0. Idempotent. */
+RITUAL_API void ritual_conn_close(ritual_conn *conn);
+
+/* Closes at once with a TCP RST, dropping queued output. on_close follows
+ * with -ECONNABORTED. Idempotent. */
+RITUAL_API void ritual_conn_abort(ritual_conn *conn);
+
+/* Stops reading from the connection (the loop no longer wakes for its
+ * input) until ritual_conn_resume. */
+RITUAL_API void ritual_conn_pause(ritual_conn *conn);
+RITUAL_API void ritual_conn_resume(ritual_conn *conn);
+
+/* Replaces the connection's idle timeout (0 disables it). */
+RITUAL_API void ritual_conn_set_idle_timeout(ritual_conn *conn, uint64_t ms);
+
+RITUAL_API void ritual_conn_set_data(ritual_conn *conn, void *data);
+RITUAL_API void *ritual_conn_data(const ritual_conn *conn);
+
+/* Bytes queued and not yet accepted by the kernel. */
+RITUAL_API size_t ritual_conn_write_queued(const ritual_conn *conn);
+
+RITUAL_API ritual_loop *ritual_conn_loop(const ritual_conn *conn);
+
+/* The listener that accepted the connection. */
+RITUAL_API ritual_listener *ritual_conn_listener(const ritual_conn *conn);
+
+/* The socket, for getsockopt and the like; do not read, write or close it. */
+RITUAL_API int ritual_conn_fd(const ritual_conn *conn);
+
+/* Writes the peer's address ("127.0.0.1:5555", "[::1]:5555") into `buf`.
+ * Returns 0 or a negative errno. */
+RITUAL_API int ritual_conn_peer(const ritual_conn *conn, char *buf, size_t len);
+
+/* ------------------------------------------------------------ listeners */
+
+/* Parses "HOST:PORT" as ritual_listen does (no DNS lookups), so a program
+ * can reject a malformed address before it sets anything up. `out` and `len`
+ * may be NULL. Returns 0, or -EINVAL with `err` saying what is wrong. */
+RITUAL_API int ritual_address_parse(const char *address, struct sockaddr_storage *out,
+                                    socklen_t *len, ritual_error *err);
+
+typedef struct ritual_listen_options {
+    int backlog;                  /* default: net.core.somaxconn */
+    unsigned max_conns;           /* stop accepting at this many; 0: no limit */
+    ritual_conn_options conn;     /* for every accepted connection */
+    void *data;                   /* see ritual_listener_data */
+} ritual_listen_options;
+
+/* Listens on `address`, "HOST:PORT": HOST is an IPv4 address, [IPv6],
+ * `localhost` (127.0.0.1), or empty or `*` for every address (IPv6 and IPv4
+ * when the kernel has IPv6, else IPv4). PORT 0 picks a free port; read it
+ * back with ritual_listener_address. The socket is non-blocking and
+ * close-on-exec, with SO_REUSEADDR so a restart binds while old connections
+ * sit in TIME_WAIT. `options` may be NULL; `callbacks` is copied.
+ * Returns the listener, or NULL with `err` filled: -EINVAL for a malformed
+ * address, else the errno of the call named in the message. */
+RITUAL_API ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
+                                          const ritual_listen_options *options,
+                                          const ritual_conn_callbacks *callbacks,
+                                          ritual_error *err);
+
+/* Writes the bound address ("127.0.0.1:41234", "[::]:80") into `buf`.
+ * Returns 0 or a negative errno. */
+RITUAL_API int ritual_listener_address(const ritual_listener *listener, char *buf, size_t len);
+
+/* The bound port (useful after asking for port 0). */
+RITUAL_API int ritual_listener_port(const ritual_listener *listener);
+
+RITUAL_API void *ritual_listener_data(const ritual_listener *listener);
+
+/* Open connections accepted by this listener. */
+RITUAL_API size_t ritual_listener_conn_count(const ritual_listener *listener);
+
+/* Stops accepting and closes the listening socket. Connections it accepted
+ * stay open; the listener's memory goes with the last of them. */
+RITUAL_API void ritual_listener_close(ritual_listener *listener);
+
+/* --------------------------------------------------------------- timers */
+
+typedef void (*ritual_timer_cb)(ritual_timer *timer, void *data);
+
+/* Creates a stopped timer. Returns NULL if out of memory. */
+RITUAL_API ritual_timer *ritual_timer_new(ritual_loop *loop, ritual_timer_cb cb, void *data);
+
+/* (Re)starts the timer: it fires once after `timeout_ms` milliseconds, never
+ * earlier, then every `repeat_ms` if that is nonzero. Returns 0, or -ENOMEM. */
+RITUAL_API int ritual_timer_start(ritual_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms);
+
+RITUAL_API void ritual_timer_stop(ritual_timer *timer);
+
+/* Returns 1 if the timer is started and will fire, else 0. */
+RITUAL_API int ritual_timer_active(const ritual_timer *timer);
+
+/* Stops and frees the timer; allowed inside its own callback. */
+RITUAL_API void ritual_timer_free(ritual_timer *timer);
+
+/* -------------------------------------------------------------- signals */
+
+typedef void (*ritual_signal_cb)(ritual_signal *signal, int signum, void *data);
+
+/* Delivers `signum` to `cb` inside the loop (through a signalfd). The signal
+ * is blocked in the calling thread; threads created afterwards inherit that,
+ * and threads created before must block it themselves. Returns NULL with
+ * `err` filled on failure. */
+RITUAL_API ritual_signal *ritual_signal_new(ritual_loop *loop, int signum, ritual_signal_cb cb,
+                                            void *data, ritual_error *err);
+
+/* Stops delivering and frees the handle. The signal stays blocked. */
+RITUAL_API void ritual_signal_free(ritual_signal *signal);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RITUAL_H */

@@ -1,0 +1,33 @@
+/* cli.h - what every subcommand of the `ritual` program shares: value
+ * parsing and the exit-code conventions (0 clean, 1 runtime failure, 2 usage). */
+#ifndef RITUAL_CLI_H
+#define RITUAL_CLI_H
+
+#include "ritual.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Prints "ritual CMD: message (see 'ritual CMD --help')" as one line on
+ * stderr and returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "ritual: message" as one line on stderr and returns EXIT_RUNTIME. */
+int cli_runtime_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Each returns 0, or -1 if `text` is not a valid value. */
+int cli_parse_uint(const char *text, unsigned long max, unsigned long *out);
+/* Non-negative seconds, decimals allowed ("0.5"), into milliseconds. */
+int cli_parse_seconds(const char *text, uint64_t *ms);
+/* Bytes, with an optional K, M or G suffix (powers of 1024). */
+int cli_parse_size(const char *text, size_t *out);
+/* error, warn, info or debug. */
+int cli_parse_log_level(const char *text, ritual_log_level *out);
+
+/* Reports getopt_long's '?' (unknown option) or ':' (missing value) for the
+ * argument it stopped at, and returns EXIT_USAGE. */
+int cli_getopt_error(const char *cmd, int c, char **argv, int optind_now);
+
+#endif

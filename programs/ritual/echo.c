@@ -1,0 +1,157 @@
+/* echo.c - `ritual echo`: every byte that arrives goes straight back. The
+ * whole server is the on_data callback below; the library does the rest. */
+#include "cli.h"
+#include "commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char echo_usage[] =
+    "Usage: ritual echo [options]\n"
+    "\n"
+    "Echo every byte each client sends back to it.\n"
+    "\n"
+    "Options:\n"
+    "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7000);\n"
+    "                           HOST is an IPv4 address, [IPv6], localhost, or * for\n"
+    "                           all addresses; PORT 0 picks a free port\n"
+    "  --backlog N              pending-connection queue (default: net.core.somaxconn)\n"
+    "  --max-conns N            stop accepting at N open connections (default: no limit)\n"
+    "  --idle-timeout SECONDS   close connections idle this long; 0 never (default 300)\n"
+    "  --buffer-size BYTES      read size and per-connection input limit, K/M suffixes\n"
+    "                           allowed (default 64K)\n"
+    "  --drain-timeout SECONDS  on SIGTERM/SIGINT, let connections finish for up to\n"
+    "                           this long (default 10); a second signal stops at once\n"
+    "  --log-level LEVEL        error, warn, info or debug (default info)\n"
+    "  -h, --help               show this help\n"
+    "\n"
+    "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
+    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n";
+
+struct echo_config {
+    const char *listen;
+    ritual_listen_options listen_opts;
+    uint64_t drain_ms;
+    ritual_log_level log_level;
+};
+
+static size_t echo_on_data(ritual_conn *conn, const char *bytes, size_t len)
+{
+    /* A failed write has closed the connection already; nothing to do. */
+    (void)ritual_write(conn, bytes, len);
+    return len;
+}
+
+enum { OPT_LISTEN = 256, OPT_BACKLOG, OPT_MAX_CONNS, OPT_IDLE, OPT_BUFFER, OPT_DRAIN, OPT_LOG };
+
+static int parse_args(int argc, char **argv, struct echo_config *cfg)
+{
+    static const struct option options[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"backlog", required_argument, NULL, OPT_BACKLOG},
+        {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"buffer-size", required_argument, NULL, OPT_BUFFER},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    unsigned long n;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            cfg->listen = optarg;
+            break;
+        case OPT_BACKLOG:
+            if (cli_parse_uint(optarg, 1u << 30, &n) < 0 || n == 0)
+                return cli_usage_error("echo", "--backlog: '%s' is not a positive number", optarg);
+            cfg->listen_opts.backlog = (int)n;
+            break;
+        case OPT_MAX_CONNS:
+            if (cli_parse_uint(optarg, 1u << 30, &n) < 0)
+                return cli_usage_error("echo", "--max-conns: '%s' is not a number", optarg);
+            cfg->listen_opts.max_conns = (unsigned)n;
+            break;
+        case OPT_IDLE:
+            if (cli_parse_seconds(optarg, &cfg->listen_opts.conn.idle_timeout_ms) < 0)
+                return cli_usage_error("echo", "--idle-timeout: '%s' is not a number of seconds",
+                                       optarg);
+            break;
+        case OPT_BUFFER:
+            if (cli_parse_size(optarg, &cfg->listen_opts.conn.read_buffer_size) < 0 ||
+                cfg->listen_opts.conn.read_buffer_size < 16 ||
+                cfg->listen_opts.conn.read_buffer_size > (1u << 30))
+                return cli_usage_error("echo", "--buffer-size: '%s' is not a size from 16 to 1G",
+                                       optarg);
+            break;
+        case OPT_DRAIN:
+            if (cli_parse_seconds(optarg, &cfg->drain_ms) < 0)
+                return cli_usage_error("echo", "--drain-timeout: '%s' is not a number of seconds",
+                                       optarg);
+            break;
+        case OPT_LOG:
+            if (cli_parse_log_level(optarg, &cfg->log_level) < 0)
+                return cli_usage_error("echo", "--log-level: '%s' is not error, warn, info or debug",
+                                       optarg);
+            break;
+        case 'h':
+            fputs(echo_usage, stdout);
+            return -1;
+        default:
+            return cli_getopt_error("echo", c, argv, optind);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("echo", "unexpected argument '%s'", argv[optind]);
+    ritual_error err;
+    if (ritual_address_parse(cfg->listen, NULL, NULL, &err) < 0)
+        return cli_usage_error("echo", "--listen: %s", err.message);
+    return 0;
+}
+
+int echo_main(int argc, char **argv)
+{
+    struct echo_config cfg = {
+        .listen = "127.0.0.1:7000",
+        .listen_opts.conn.idle_timeout_ms = 300 * 1000,
+        .drain_ms = 10 * 1000,
+        .log_level = RITUAL_LOG_INFO,
+    };
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc != 0)
+        return rc < 0 ? EXIT_OK : rc;
+
+    ritual_error err;
+    ritual_loop_options loop_opts = {.log_level = cfg.log_level};
+    ritual_loop *loop = ritual_loop_new(&loop_opts, &err);
+    if (!loop)
+        return cli_runtime_error("%s", err.message);
+    rc = ritual_loop_shutdown_on_signals(loop, cfg.drain_ms);
+    if (rc < 0) {
+        ritual_loop_free(loop);
+        return cli_runtime_error("signals: %s", ritual_strerror(rc));
+    }
+    const ritual_conn_callbacks callbacks = {.on_data = echo_on_data};
+    ritual_listener *listener = ritual_listen(loop, cfg.listen, &cfg.listen_opts, &callbacks, &err);
+    if (!listener) {
+        ritual_loop_free(loop);
+        return cli_runtime_error("%s", err.message);
+    }
+    char where[80];
+    ritual_listener_address(listener, where, sizeof where);
+    printf("listening on %s\n", where);
+    fflush(stdout);
+
+    rc = ritual_loop_run(loop);
+    ritual_loop_free(loop);
+    if (rc == -ECANCELED)
+        return EXIT_RUNTIME; /* stopped by a second signal: connections were cut */
+    if (rc < 0)
+        return cli_runtime_error("event loop: %s", ritual_strerror(rc));
+    return EXIT_OK;
+}

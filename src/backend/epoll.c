@@ -1,0 +1,97 @@
+/* epoll.c - the epoll backend. Level-triggered: a handler may stop early
+ * (fairness caps, paused reading) and the kernel reports the fd again on the
+ * next wait. Interest changes reach the kernel only when they differ from
+ * what is registered (see ritual__io_set), so a steady connection costs no
+ * epoll_ctl at all. */
+#include "../internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define EPOLL_BATCH 256
+
+struct epoll_state {
+    int epfd;
+    struct epoll_event events[EPOLL_BATCH];
+};
+
+static int epoll_init(ritual_loop *loop)
+{
+    struct epoll_state *st = malloc(sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    st->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (st->epfd < 0) {
+        int e = -errno;
+        free(st);
+        return e;
+    }
+    loop->backend_data = st;
+    return 0;
+}
+
+static void epoll_destroy(ritual_loop *loop)
+{
+    struct epoll_state *st = loop->backend_data;
+    if (!st)
+        return;
+    close(st->epfd);
+    free(st);
+    loop->backend_data = NULL;
+}
+
+static uint32_t to_epoll(unsigned events)
+{
+    return ((events & RITUAL_IO_READ) ? EPOLLIN : 0u) | ((events & RITUAL_IO_WRITE) ? EPOLLOUT : 0u);
+}
+
+static int epoll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
+{
+    struct epoll_state *st = loop->backend_data;
+    /* An fd stays registered even with no interest: the kernel still reports
+     * errors and hang-ups for it, which is how a reset on a paused or
+     * half-closed connection is noticed. */
+    struct epoll_event ev = {.events = to_epoll(events), .data.ptr = io};
+    int op = io->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(st->epfd, op, io->fd, &ev) < 0)
+        return -errno;
+    io->registered = 1;
+    return 0;
+}
+
+static void epoll_forget(ritual_loop *loop, struct ritual_io *io)
+{
+    /* close() removes the fd from the epoll set; we never dup or fork
+     * without exec (all fds are CLOEXEC), so no stale registration remains
+     * and the EPOLL_CTL_DEL system call can be saved. */
+    (void)loop;
+    io->registered = 0;
+}
+
+static int epoll_poll(ritual_loop *loop, int timeout_ms)
+{
+    struct epoll_state *st = loop->backend_data;
+    int n = epoll_wait(st->epfd, st->events, EPOLL_BATCH, timeout_ms);
+    loop->now = ritual__clock_ns();
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    for (int i = 0; i < n; i++) {
+        uint32_t e = st->events[i].events;
+        unsigned ready = ((e & EPOLLIN) ? RITUAL_IO_READ : 0u) |
+                         ((e & EPOLLOUT) ? RITUAL_IO_WRITE : 0u) |
+                         ((e & (EPOLLERR | EPOLLHUP)) ? RITUAL_IO_ERROR : 0u);
+        ritual__io_ready(loop, st->events[i].data.ptr, ready);
+    }
+    return 0;
+}
+
+const struct ritual_backend_ops ritual__backend_epoll = {
+    .name = "epoll",
+    .init = epoll_init,
+    .destroy = epoll_destroy,
+    .set = epoll_set,
+    .forget = epoll_forget,
+    .poll = epoll_poll,
+};

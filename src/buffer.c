@@ -1,0 +1,78 @@
+/* buffer.c - per-loop free lists for output chunks and input buffers, so a
+ * warmed-up loop does not call malloc on its hot path. The lists are capped:
+ * after a burst, memory beyond the cap goes back to the allocator. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#define CHUNK_FREE_MAX 64  /* 1 MiB of output chunks kept for reuse */
+#define INBUF_FREE_MAX 256 /* 1 MiB of small input buffers kept for reuse */
+#define INBUF_POOLED_SIZE 4096
+
+_Static_assert(sizeof(struct ritual_chunk) == RITUAL_CHUNK_SIZE, "chunk is one allocation size");
+
+struct ritual_chunk *ritual__chunk_get(ritual_loop *loop)
+{
+    struct ritual_chunk *chunk = loop->chunk_free;
+    if (chunk) {
+        loop->chunk_free = chunk->next;
+        loop->chunk_free_count--;
+    } else {
+        chunk = malloc(sizeof *chunk);
+        if (!chunk)
+            return NULL;
+    }
+    chunk->next = NULL;
+    chunk->start = chunk->end = 0;
+    return chunk;
+}
+
+void ritual__chunk_put(ritual_loop *loop, struct ritual_chunk *chunk)
+{
+    if (loop->chunk_free_count >= CHUNK_FREE_MAX) {
+        free(chunk);
+        return;
+    }
+    chunk->next = loop->chunk_free;
+    loop->chunk_free = chunk;
+    loop->chunk_free_count++;
+}
+
+/* Free input buffers are linked through their first bytes. */
+char *ritual__inbuf_get(ritual_loop *loop, size_t size)
+{
+    if (size == INBUF_POOLED_SIZE && loop->inbuf_free) {
+        char **buf = loop->inbuf_free;
+        loop->inbuf_free = (char **)*buf;
+        loop->inbuf_free_count--;
+        return (char *)buf;
+    }
+    return malloc(size);
+}
+
+void ritual__inbuf_put(ritual_loop *loop, char *buf, size_t size)
+{
+    if (size != INBUF_POOLED_SIZE || loop->inbuf_free_count >= INBUF_FREE_MAX) {
+        free(buf);
+        return;
+    }
+    *(char ***)buf = loop->inbuf_free;
+    loop->inbuf_free = (char **)buf;
+    loop->inbuf_free_count++;
+}
+
+void ritual__buffers_free(ritual_loop *loop)
+{
+    while (loop->chunk_free) {
+        struct ritual_chunk *next = loop->chunk_free->next;
+        free(loop->chunk_free);
+        loop->chunk_free = next;
+    }
+    loop->chunk_free_count = 0;
+    while (loop->inbuf_free) {
+        char **next = (char **)*loop->inbuf_free;
+        free(loop->inbuf_free);
+        loop->inbuf_free = next;
+    }
+    loop->inbuf_free_count = 0;
+}

@@ -1,0 +1,677 @@
+/* conn.c - a connection's life: reading into library-owned buffers, buffered
+ * writes with watermarks, graceful close, abort, and timeouts.
+ *
+ * Reading: every connection reads into the loop's one shared buffer, and the
+ * user's on_data usually consumes it all; only a remainder is copied into a
+ * buffer of the connection's own, which exists just while it holds bytes.
+ * Writing: ritual_write sends at once when nothing is queued; only what the
+ * kernel did not take is copied into chunks. So an echo costs one recv and
+ * one send, and an idle connection holds no buffer at all.
+ *
+ * States: open -> closing (flushing the queue) -> lingering (FIN sent,
+ * reading and discarding until the peer's FIN, so unread data does not turn
+ * our close into a reset) -> closed (fd gone, on_close at the end of the
+ * iteration). */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READS_PER_WAKEUP 16 /* fairness: then let other connections run */
+#define IOV_BATCH 64
+#define INBUF_MIN 4096
+
+static inline const ritual_conn_options *opts(const ritual_conn *conn)
+{
+    return &conn->listener->conn_opts;
+}
+
+static inline const ritual_conn_callbacks *cbs(const ritual_conn *conn)
+{
+    return &conn->listener->cbs;
+}
+
+static unsigned wanted_events(const ritual_conn *conn)
+{
+    if (conn->flags & CONN_LINGERING)
+        return RITUAL_IO_READ;
+    unsigned events = conn->out_len ? RITUAL_IO_WRITE : 0;
+    if (!(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING)))
+        events |= RITUAL_IO_READ;
+    return events;
+}
+
+static void update_interest(ritual_conn *conn)
+{
+    if (conn->flags & CONN_CLOSED)
+        return;
+    int rc = ritual__io_set(conn->loop, &conn->io, wanted_events(conn));
+    if (rc < 0)
+        ritual__conn_terminate(conn, rc);
+}
+
+/* When the connection's timer must next look at it; 0 for never. */
+static uint64_t deadline(const ritual_conn *conn)
+{
+    if (conn->flags & (CONN_CLOSING | CONN_LINGERING))
+        return conn->last_active + opts(conn)->close_timeout_ms * RITUAL_NS_PER_MS;
+    if (conn->idle_ms)
+        return conn->last_active + conn->idle_ms * RITUAL_NS_PER_MS;
+    return 0;
+}
+
+static void deliver(ritual_conn *conn, const char *bytes, size_t len);
+
+static void schedule_timer(ritual_conn *conn, uint64_t when)
+{
+    if (!when) {
+        ritual__timer_node_cancel(conn->loop, &conn->timer);
+        return;
+    }
+    if (ritual__timer_node_schedule(conn->loop, &conn->timer, when) < 0)
+        ritual__conn_terminate(conn, -ENOMEM);
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+static void release_input(ritual_conn *conn)
+{
+    if (conn->in) {
+        ritual__inbuf_put(conn->loop, conn->in, conn->in_size);
+        conn->in = NULL;
+        conn->in_len = conn->in_size = 0;
+    }
+}
+
+static void release_output(ritual_conn *conn)
+{
+    while (conn->out_head) {
+        struct ritual_chunk *next = conn->out_head->next;
+        ritual__chunk_put(conn->loop, conn->out_head);
+        conn->out_head = next;
+    }
+    conn->out_tail = NULL;
+    conn->out_len = 0;
+}
+
+/* Gives the connection an input buffer of at least `need` bytes holding its
+ * current input. Returns 0 or -ENOMEM. */
+static int reserve_input(ritual_conn *conn, size_t need)
+{
+    size_t size = INBUF_MIN;
+    while (size < need)
+        size *= 2;
+    if (size > opts(conn)->read_buffer_size)
+        size = opts(conn)->read_buffer_size > need ? opts(conn)->read_buffer_size : need;
+    if (conn->in && conn->in_size >= size)
+        return 0;
+    char *buf = ritual__inbuf_get(conn->loop, size);
+    if (!buf)
+        return -ENOMEM;
+    if (conn->in) {
+        memcpy(buf, conn->in, conn->in_len);
+        ritual__inbuf_put(conn->loop, conn->in, conn->in_size);
+    }
+    conn->in = buf;
+    conn->in_size = (uint32_t)size;
+    return 0;
+}
+
+/* --------------------------------------------------------------- opening */
+
+static ritual_conn *conn_alloc(ritual_loop *loop)
+{
+    ritual_conn *conn = loop->conn_free;
+    if (conn) {
+        loop->conn_free = conn->data;
+        loop->conn_free_count--;
+    } else {
+        conn = malloc(sizeof *conn);
+        if (!conn)
+            return NULL;
+    }
+    memset(conn, 0, sizeof *conn);
+    return conn;
+}
+
+static void conn_recycle(ritual_loop *loop, ritual_conn *conn)
+{
+    conn->data = loop->conn_free;
+    loop->conn_free = conn;
+    loop->conn_free_count++;
+}
+
+ritual_conn *ritual__conn_open(ritual_loop *loop, ritual_listener *listener, int fd)
+{
+    ritual_conn *conn = conn_alloc(loop);
+    if (!conn) {
+        ritual_log(loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(-ENOMEM));
+        close(fd);
+        return NULL;
+    }
+    conn->io.fd = fd;
+    conn->io.kind = RITUAL_IO_CONN;
+    conn->loop = loop;
+    conn->listener = listener;
+    conn->idle_ms = (uint32_t)listener->conn_opts.idle_timeout_ms;
+    conn->last_active = loop->now;
+    ritual__timer_node_init(&conn->timer, RITUAL_TIMER_CONN);
+
+    int one = 1;
+    /* Small writes go out at once: latency matters more than packet count
+     * for the request/response traffic servers carry. Failure is harmless. */
+    if (!listener->conn_opts.nagle)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    int rc = ritual__io_set(loop, &conn->io, wanted_events(conn));
+    if (rc == 0 && conn->idle_ms)
+        rc = ritual__timer_node_schedule(loop, &conn->timer, deadline(conn));
+    if (rc < 0) {
+        ritual_log(loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(rc));
+        ritual__timer_node_cancel(loop, &conn->timer);
+        loop->backend->forget(loop, &conn->io);
+        close(fd);
+        conn_recycle(loop, conn);
+        return NULL;
+    }
+    listener->refs++;
+    listener->conns++;
+    loop->conn_count++;
+    ritual_list_add_tail(&loop->conns, &conn->link);
+    if (listener->cbs.on_open)
+        listener->cbs.on_open(conn);
+    return conn;
+}
+
+/* --------------------------------------------------------------- closing */
+
+void ritual__conn_terminate(ritual_conn *conn, int reason)
+{
+    if (conn->flags & CONN_CLOSED)
+        return;
+    ritual_loop *loop = conn->loop;
+    conn->flags |= CONN_CLOSED;
+    conn->close_reason = reason;
+    ritual__timer_node_cancel(loop, &conn->timer);
+    loop->backend->forget(loop, &conn->io);
+    close(conn->io.fd); /* on Linux the fd is released even if close reports EINTR */
+    conn->io.fd = -1;
+    release_input(conn);
+    release_output(conn);
+    ritual_list_del(&conn->link);
+    ritual_list_add_tail(&loop->closed, &conn->link);
+    loop->conn_count--;
+    ritual__listener_conn_closed(conn->listener);
+    ritual__loop_check_drained(loop);
+}
+
+void ritual__conns_reap(ritual_loop *loop)
+{
+    while (!ritual_list_empty(&loop->closed)) {
+        ritual_conn *conn = container_of(loop->closed.next, ritual_conn, link);
+        ritual_list_del(&conn->link);
+        ritual_listener *listener = conn->listener;
+        if (listener->cbs.on_close)
+            listener->cbs.on_close(conn, conn->close_reason);
+        ritual__listener_unref(listener);
+        conn_recycle(loop, conn);
+    }
+}
+
+/* The queue is empty: send our FIN, then read until the peer's. */
+static void finish_close(ritual_conn *conn)
+{
+    if (conn->flags & CONN_EOF) {
+        ritual__conn_terminate(conn, conn->close_reason);
+        return;
+    }
+    if (shutdown(conn->io.fd, SHUT_WR) < 0) {
+        ritual__conn_terminate(conn, conn->close_reason);
+        return;
+    }
+    conn->flags = (conn->flags & ~CONN_CLOSING) | CONN_LINGERING;
+    conn->last_active = conn->loop->now; /* lingering is bounded from here */
+    update_interest(conn);
+    schedule_timer(conn, deadline(conn));
+}
+
+static void begin_close(ritual_conn *conn, int reason)
+{
+    if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+        return;
+    conn->flags |= CONN_CLOSING;
+    conn->flags &= ~CONN_REDELIVER;
+    conn->close_reason = reason;
+    conn->last_active = conn->loop->now;
+    release_input(conn);
+    if (conn->out_len == 0) {
+        finish_close(conn);
+        return;
+    }
+    update_interest(conn);
+    schedule_timer(conn, deadline(conn));
+}
+
+void ritual_conn_close(ritual_conn *conn)
+{
+    begin_close(conn, 0);
+}
+
+void ritual_conn_abort(ritual_conn *conn)
+{
+    if (conn->flags & CONN_CLOSED)
+        return;
+    /* Linger on with a zero timeout: close() sends RST and drops the queue. */
+    struct linger lin = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(conn->io.fd, SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
+    ritual__conn_terminate(conn, -ECONNABORTED);
+}
+
+void ritual__conn_timer_fired(ritual_conn *conn)
+{
+    ritual_loop *loop = conn->loop;
+    if (conn->flags & CONN_REDELIVER) {
+        conn->flags &= ~CONN_REDELIVER;
+        if (conn->in_len && !(conn->flags & (CONN_PAUSED | CONN_CLOSING | CONN_LINGERING))) {
+            deliver(conn, conn->in, conn->in_len);
+            if (conn->flags & CONN_CLOSED)
+                return;
+        }
+    }
+    uint64_t due = deadline(conn);
+    if (!due)
+        return;
+    if (due > loop->now) {
+        schedule_timer(conn, due); /* there was activity: look again later */
+        return;
+    }
+    if (conn->flags & CONN_LINGERING) {
+        ritual__conn_terminate(conn, conn->close_reason);
+    } else if (conn->flags & CONN_CLOSING) {
+        ritual_conn_abort(conn); /* the peer stopped reading our last bytes */
+    } else {
+        begin_close(conn, -ETIMEDOUT);
+    }
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* Copies iov into the queue, skipping the first `skip` bytes. */
+static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, size_t skip)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        const char *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        p += skip;
+        len -= skip;
+        skip = 0;
+        while (len > 0) {
+            struct ritual_chunk *tail = conn->out_tail;
+            if (!tail || tail->end == sizeof tail->data) {
+                struct ritual_chunk *chunk = ritual__chunk_get(conn->loop);
+                if (!chunk)
+                    return -ENOMEM;
+                if (tail)
+                    tail->next = chunk;
+                else
+                    conn->out_head = chunk;
+                conn->out_tail = tail = chunk;
+            }
+            size_t n = sizeof tail->data - tail->end;
+            if (n > len)
+                n = len;
+            memcpy(tail->data + tail->end, p, n);
+            tail->end += (uint32_t)n;
+            conn->out_len += n;
+            p += n;
+            len -= n;
+        }
+    }
+    return 0;
+}
+
+static void drop_sent(ritual_conn *conn, size_t n)
+{
+    conn->out_len -= n;
+    while (n > 0) {
+        struct ritual_chunk *head = conn->out_head;
+        size_t avail = head->end - head->start;
+        if (n < avail) {
+            head->start += (uint32_t)n;
+            return;
+        }
+        n -= avail;
+        conn->out_head = head->next;
+        ritual__chunk_put(conn->loop, head);
+    }
+    if (!conn->out_head)
+        conn->out_tail = NULL;
+}
+
+static ssize_t send_iov(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    ssize_t n;
+    do
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
+{
+    if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+        return -EPIPE;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+
+    size_t sent = 0;
+    if (conn->out_len == 0) {
+        ssize_t n = iovcnt == 1 ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
+                                : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+        if (n < 0 && errno == EINTR)
+            n = 0;
+        if (n < 0) {
+            if (errno != EAGAIN) {
+                int rc = -errno;
+                ritual__conn_terminate(conn, rc);
+                return rc;
+            }
+            n = 0;
+        }
+        sent = (size_t)n;
+        if (n > 0)
+            conn->last_active = conn->loop->now;
+        if (sent == total)
+            return 0;
+    }
+    if (conn->out_len + (total - sent) > opts(conn)->write_limit) {
+        ritual__conn_terminate(conn, -ENOBUFS);
+        return -ENOBUFS;
+    }
+    if (queue_output(conn, iov, iovcnt, sent) < 0) {
+        ritual__conn_terminate(conn, -ENOMEM);
+        return -ENOMEM;
+    }
+    if (conn->out_len > opts(conn)->write_high_watermark)
+        conn->flags |= CONN_OVER_HIGH; /* stop reading until the peer catches up */
+    update_interest(conn);
+    return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
+}
+
+int ritual_write(ritual_conn *conn, const void *data, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    return ritual_writev(conn, &iov, 1);
+}
+
+/* Sends queued output until the kernel pushes back. */
+static void flush(ritual_conn *conn)
+{
+    while (conn->out_len > 0) {
+        struct iovec iov[IOV_BATCH];
+        int n = 0;
+        size_t batch = 0;
+        for (struct ritual_chunk *c = conn->out_head; c && n < IOV_BATCH; c = c->next, n++) {
+            iov[n].iov_base = c->data + c->start;
+            iov[n].iov_len = c->end - c->start;
+            batch += iov[n].iov_len;
+        }
+        ssize_t sent = send_iov(conn->io.fd, iov, n);
+        if (sent < 0) {
+            if (errno == EAGAIN)
+                break;
+            ritual__conn_terminate(conn, -errno);
+            return;
+        }
+        conn->last_active = conn->loop->now;
+        drop_sent(conn, (size_t)sent);
+        if ((size_t)sent < batch)
+            break;
+    }
+
+    bool drained = false;
+    if ((conn->flags & CONN_OVER_HIGH) && conn->out_len <= opts(conn)->write_low_watermark) {
+        conn->flags &= ~CONN_OVER_HIGH;
+        drained = true;
+    }
+    if (conn->out_len == 0 && (conn->flags & CONN_CLOSING)) {
+        finish_close(conn);
+        return;
+    }
+    update_interest(conn);
+    if (drained && cbs(conn)->on_drain && !(conn->flags & CONN_CLOSED))
+        cbs(conn)->on_drain(conn);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+/* Hands `len` bytes at `bytes` to the user; keeps what was not consumed. */
+static void deliver(ritual_conn *conn, const char *bytes, size_t len)
+{
+    size_t used = cbs(conn)->on_data(conn, bytes, len);
+    if (used > len)
+        used = len;
+    if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))
+        return;
+    size_t left = len - used;
+    if (bytes != conn->in) {
+        /* From the shared buffer: keep the remainder in our own. */
+        if (left == 0)
+            return;
+        if (reserve_input(conn, left) < 0) {
+            ritual__conn_terminate(conn, -ENOMEM);
+            return;
+        }
+        memcpy(conn->in, bytes + used, left);
+        conn->in_len = (uint32_t)left;
+        return;
+    }
+    if (left == 0) {
+        release_input(conn);
+    } else if (used > 0) {
+        memmove(conn->in, conn->in + used, left);
+        conn->in_len = (uint32_t)left;
+    }
+}
+
+static void peer_eof(ritual_conn *conn)
+{
+    conn->flags |= CONN_EOF;
+    update_interest(conn);
+    if (conn->flags & CONN_CLOSED)
+        return;
+    if (cbs(conn)->on_eof)
+        cbs(conn)->on_eof(conn);
+    else
+        ritual_conn_close(conn);
+}
+
+static void read_input(ritual_conn *conn)
+{
+    ritual_loop *loop = conn->loop;
+    size_t max = opts(conn)->read_buffer_size;
+    for (int round = 0; round < READS_PER_WAKEUP; round++) {
+        if (conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING |
+                           CONN_LINGERING | CONN_CLOSED))
+            return;
+        char *dst;
+        size_t room;
+        if (conn->in_len == 0) {
+            dst = loop->rbuf;
+            room = max;
+        } else {
+            /* Grow while the buffer is mostly full and may still grow. */
+            if (conn->in_size - conn->in_len < INBUF_MIN / 2 && conn->in_size < max &&
+                reserve_input(conn, (size_t)conn->in_size * 2) < 0) {
+                ritual__conn_terminate(conn, -ENOMEM);
+                return;
+            }
+            if (conn->in_len >= max) {
+                /* Full, and the user consumed nothing: it can never progress. */
+                ritual__conn_terminate(conn, -ENOBUFS);
+                return;
+            }
+            dst = conn->in + conn->in_len;
+            room = (conn->in_size < max ? conn->in_size : max) - conn->in_len;
+        }
+        ssize_t n = recv(conn->io.fd, dst, room, 0);
+        if (n > 0) {
+            conn->last_active = loop->now;
+            if (dst == loop->rbuf) {
+                deliver(conn, dst, (size_t)n);
+            } else {
+                conn->in_len += (uint32_t)n;
+                deliver(conn, conn->in, conn->in_len);
+            }
+            if ((size_t)n < room)
+                return; /* drained, most likely; level-triggered epoll says if not */
+            continue;
+        }
+        if (n == 0) {
+            peer_eof(conn);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            ritual__conn_terminate(conn, -errno);
+        return;
+    }
+}
+
+/* After our FIN: read and discard until the peer's FIN, then close. Closing
+ * with unread input would send RST and could destroy data the peer has not
+ * read yet. The time spent here is bounded by close_timeout_ms. */
+static void linger_read(ritual_conn *conn)
+{
+    ritual_loop *loop = conn->loop;
+    for (int round = 0; round < READS_PER_WAKEUP; round++) {
+        ssize_t n = recv(conn->io.fd, loop->rbuf, loop->rbuf_size, 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        ritual__conn_terminate(conn, conn->close_reason);
+        return;
+    }
+}
+
+/* An error or hang-up that no read or write consumed: a reset on a paused or
+ * half-closed connection. Close it, or the level-triggered report would spin. */
+static void socket_error(ritual_conn *conn)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(conn->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    ritual__conn_terminate(conn, err ? -err : -ECONNRESET);
+}
+
+void ritual__conn_ready(ritual_conn *conn, unsigned events)
+{
+    if (conn->flags & CONN_CLOSED)
+        return;
+    if ((events & (RITUAL_IO_WRITE | RITUAL_IO_ERROR)) && conn->out_len) {
+        flush(conn);
+        if (conn->flags & CONN_CLOSED)
+            return;
+    }
+    if (conn->flags & CONN_LINGERING) {
+        if (events & (RITUAL_IO_READ | RITUAL_IO_ERROR))
+            linger_read(conn);
+        return;
+    }
+    if ((events & RITUAL_IO_READ) && (conn->io.events & RITUAL_IO_READ))
+        read_input(conn);
+    else if (events & RITUAL_IO_ERROR)
+        socket_error(conn);
+}
+
+/* ------------------------------------------------------------- public API */
+
+void ritual_conn_pause(ritual_conn *conn)
+{
+    conn->flags |= CONN_PAUSED;
+    update_interest(conn);
+}
+
+void ritual_conn_resume(ritual_conn *conn)
+{
+    if (!(conn->flags & CONN_PAUSED))
+        return;
+    conn->flags &= ~CONN_PAUSED;
+    update_interest(conn);
+    if (conn->in_len && !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
+        /* Hand the buffered input over again from the loop, not from inside
+         * this call: the caller may be in the middle of anything. */
+        conn->flags |= CONN_REDELIVER;
+        schedule_timer(conn, conn->loop->now);
+    }
+}
+
+void ritual_conn_set_idle_timeout(ritual_conn *conn, uint64_t ms)
+{
+    conn->idle_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))
+        return;
+    conn->last_active = conn->loop->now;
+    if (!(conn->flags & CONN_REDELIVER))
+        schedule_timer(conn, deadline(conn));
+}
+
+void ritual_conn_set_data(ritual_conn *conn, void *data)
+{
+    conn->data = data;
+}
+
+void *ritual_conn_data(const ritual_conn *conn)
+{
+    return conn->data;
+}
+
+size_t ritual_conn_write_queued(const ritual_conn *conn)
+{
+    return conn->out_len;
+}
+
+ritual_loop *ritual_conn_loop(const ritual_conn *conn)
+{
+    return conn->loop;
+}
+
+ritual_listener *ritual_conn_listener(const ritual_conn *conn)
+{
+    return conn->listener;
+}
+
+int ritual_conn_fd(const ritual_conn *conn)
+{
+    return conn->io.fd;
+}
+
+int ritual_conn_peer(const ritual_conn *conn, char *buf, size_t len)
+{
+    struct sockaddr_storage addr;
+    socklen_t addr_len = sizeof addr;
+    if (conn->io.fd < 0)
+        return -ENOTCONN;
+    if (getpeername(conn->io.fd, (struct sockaddr *)&addr, &addr_len) < 0)
+        return -errno;
+    return ritual__address_format((struct sockaddr *)&addr, buf, len);
+}

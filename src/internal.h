@@ -1,0 +1,315 @@
+/* internal.h - the library's private structures, shared by its files.
+ * Nothing here is part of the public API; internal functions that are not
+ * static carry the `ritual__` prefix so the static library exports only
+ * ritual names too. */
+#ifndef RITUAL_INTERNAL_H
+#define RITUAL_INTERNAL_H
+
+#include "ritual.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define RITUAL_NS_PER_MS 1000000ull
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* --------------------------------------------------------- intrusive list */
+
+/* Circular and doubly linked with a sentinel head, as in the Linux kernel:
+ * a node leaves its list without knowing which list that is. */
+struct ritual_list {
+    struct ritual_list *prev, *next;
+};
+
+static inline void ritual_list_init(struct ritual_list *head)
+{
+    head->prev = head->next = head;
+}
+
+static inline bool ritual_list_empty(const struct ritual_list *head)
+{
+    return head->next == head;
+}
+
+static inline void ritual_list_add_tail(struct ritual_list *head, struct ritual_list *node)
+{
+    node->prev = head->prev;
+    node->next = head;
+    head->prev->next = node;
+    head->prev = node;
+}
+
+static inline void ritual_list_del(struct ritual_list *node)
+{
+    node->prev->next = node->next;
+    node->next->prev = node->prev;
+    node->prev = node->next = node;
+}
+
+/* Moves every node of `from` to the end of `to`. */
+static inline void ritual_list_splice(struct ritual_list *from, struct ritual_list *to)
+{
+    if (ritual_list_empty(from))
+        return;
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    ritual_list_init(from);
+}
+
+/* ------------------------------------------------------------ I/O handle */
+
+/* Interest and readiness bits, independent of the backend. */
+enum {
+    RITUAL_IO_READ = 1u << 0,
+    RITUAL_IO_WRITE = 1u << 1,
+    RITUAL_IO_ERROR = 1u << 2, /* readiness only: error or hang-up */
+};
+
+enum ritual_io_kind {
+    RITUAL_IO_CONN = 1,
+    RITUAL_IO_LISTENER,
+    RITUAL_IO_SIGNAL,
+};
+
+/* The head of every object the backend watches. `events` is the interest
+ * currently registered with the backend, so a change costs one call and no
+ * change costs none. */
+struct ritual_io {
+    int fd;
+    uint8_t kind;
+    uint8_t events;
+    uint8_t registered;
+    uint8_t pad;
+};
+
+/* ----------------------------------------------------------------- timers */
+
+/* A node in the loop's timer heap. `index` is its slot, UINT32_MAX when it
+ * is not in the heap. The owner is found by `kind` and container_of. */
+enum ritual_timer_kind { RITUAL_TIMER_USER = 1, RITUAL_TIMER_CONN, RITUAL_TIMER_LOOP };
+
+struct ritual_timer_node {
+    uint64_t deadline; /* ns, monotonic */
+    uint32_t index;
+    uint32_t kind;
+};
+
+struct ritual_timer {
+    struct ritual_timer_node node;
+    struct ritual_list link;
+    ritual_loop *loop;
+    ritual_timer_cb cb;
+    void *data;
+    uint64_t repeat_ns;
+};
+
+void ritual__timer_node_init(struct ritual_timer_node *node, uint32_t kind);
+/* Returns 0, or -ENOMEM if the heap could not grow (the node is then not
+ * scheduled). Rescheduling a node already in the heap cannot fail. */
+int ritual__timer_node_schedule(ritual_loop *loop, struct ritual_timer_node *node,
+                                uint64_t deadline);
+void ritual__timer_node_cancel(ritual_loop *loop, struct ritual_timer_node *node);
+/* Milliseconds until the earliest deadline (rounded up), or -1 if none. */
+int ritual__timers_next_timeout(ritual_loop *loop);
+void ritual__timers_run(ritual_loop *loop);
+void ritual__timers_free(ritual_loop *loop);
+
+/* ---------------------------------------------------------------- buffers */
+
+/* Output is queued in fixed-size chunks drawn from a per-loop free list. */
+#define RITUAL_CHUNK_SIZE (16 * 1024)
+
+struct ritual_chunk {
+    struct ritual_chunk *next;
+    uint32_t start; /* first unsent byte */
+    uint32_t end;   /* one past the last queued byte */
+    char data[RITUAL_CHUNK_SIZE - 16];
+};
+
+struct ritual_chunk *ritual__chunk_get(ritual_loop *loop);
+void ritual__chunk_put(ritual_loop *loop, struct ritual_chunk *chunk);
+
+/* A connection's own input buffer exists only while it holds bytes the user
+ * has not consumed yet. */
+char *ritual__inbuf_get(ritual_loop *loop, size_t size);
+void ritual__inbuf_put(ritual_loop *loop, char *buf, size_t size);
+void ritual__buffers_free(ritual_loop *loop);
+
+/* ------------------------------------------------------------ connections */
+
+enum {
+    CONN_PAUSED = 1u << 0,    /* the user paused reading */
+    CONN_OVER_HIGH = 1u << 1, /* write queue passed the high watermark */
+    CONN_EOF = 1u << 2,       /* the peer sent FIN */
+    CONN_CLOSING = 1u << 3,   /* close requested: flushing */
+    CONN_LINGERING = 1u << 4, /* FIN sent; reading and discarding */
+    CONN_CLOSED = 1u << 5,    /* fd closed; on_close pending */
+    CONN_REDELIVER = 1u << 6, /* resumed with input left: hand it over again */
+};
+
+struct ritual_conn {
+    struct ritual_io io;
+    uint32_t flags;
+    uint32_t in_len;  /* bytes held in `in` */
+    uint32_t in_size; /* capacity of `in` */
+    int close_reason;
+    uint32_t idle_ms; /* 0: no idle timeout */
+    char *in;         /* NULL while no input is left unconsumed */
+    struct ritual_chunk *out_head, *out_tail;
+    size_t out_len;
+    ritual_loop *loop;
+    ritual_listener *listener;
+    void *data;
+    uint64_t last_active; /* ns: last read or write progress; start of lingering */
+    struct ritual_timer_node timer;
+    struct ritual_list link; /* in loop->conns while open, loop->closed after */
+};
+/* Two cache lines, plus nothing while idle: input and output buffers exist
+ * only while they hold bytes. */
+_Static_assert(sizeof(struct ritual_conn) == 128, "ritual_conn changed size: make it a decision");
+
+/* Sets up an accepted socket as a connection; the fd is closed on failure. */
+ritual_conn *ritual__conn_open(ritual_loop *loop, ritual_listener *listener, int fd);
+void ritual__conn_ready(ritual_conn *conn, unsigned events);
+void ritual__conn_timer_fired(ritual_conn *conn);
+/* Closes the socket now, without flushing, reporting `reason`. */
+void ritual__conn_terminate(ritual_conn *conn, int reason);
+/* Calls on_close and frees the connections closed during this iteration. */
+void ritual__conns_reap(ritual_loop *loop);
+
+/* -------------------------------------------------------------- listeners */
+
+struct ritual_listener {
+    struct ritual_io io;
+    ritual_loop *loop;
+    ritual_conn_callbacks cbs;
+    ritual_conn_options conn_opts;
+    void *data;
+    unsigned max_conns;
+    size_t conns;
+    unsigned refs; /* 1 while listening, +1 per open connection */
+    bool closed;
+    bool emfile_paused;
+    uint64_t emfile_backoff_ns;
+    struct ritual_timer_node retry_timer;
+    struct sockaddr_storage addr;
+    struct ritual_list link; /* loop->listeners, then loop->dead_listeners */
+};
+
+void ritual__listener_ready(ritual_listener *listener, unsigned events);
+void ritual__listener_conn_closed(ritual_listener *listener);
+void ritual__listener_retry_fired(ritual_listener *listener);
+void ritual__listener_unref(ritual_listener *listener);
+void ritual__listeners_reap(ritual_loop *loop);
+
+/* ---------------------------------------------------------------- signals */
+
+struct ritual_signal {
+    ritual_loop *loop;
+    int signum;
+    ritual_signal_cb cb;
+    void *data;
+    struct ritual_signal *next;
+};
+
+void ritual__signals_ready(ritual_loop *loop);
+void ritual__signals_free(ritual_loop *loop);
+
+/* ---------------------------------------------------------------- backend */
+
+/* What every backend provides: a small table, in the manner of Redis ae. */
+struct ritual_backend_ops {
+    const char *name;
+    int (*init)(ritual_loop *loop);
+    void (*destroy)(ritual_loop *loop);
+    /* Makes the backend watch `io` for `events` (0 keeps only errors);
+     * returns 0 or a negative errno. */
+    int (*set)(ritual_loop *loop, struct ritual_io *io, unsigned events);
+    /* The fd is about to be closed. */
+    void (*forget)(ritual_loop *loop, struct ritual_io *io);
+    /* Waits up to timeout_ms (-1: forever) and dispatches what is ready
+     * through ritual__io_ready. Returns 0 or a negative errno. */
+    int (*poll)(ritual_loop *loop, int timeout_ms);
+};
+
+extern const struct ritual_backend_ops ritual__backend_epoll;
+
+void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events);
+/* Registers the interest if it changed. Returns 0 or a negative errno. */
+int ritual__io_set(ritual_loop *loop, struct ritual_io *io, unsigned events);
+
+/* ------------------------------------------------------------------- loop */
+
+struct ritual_loop {
+    const struct ritual_backend_ops *backend;
+    void *backend_data;
+    bool stopping;
+    bool shutting_down;
+    bool forced;
+    uint64_t now; /* ns, monotonic, updated once per iteration */
+    ritual_log_level log_level;
+    ritual_log_fn log_fn;
+    void *log_data;
+
+    /* shared read buffer: every connection reads here first */
+    char *rbuf;
+    size_t rbuf_size;
+
+    struct ritual_timer_node **heap;
+    uint32_t heap_len, heap_cap;
+    struct ritual_timer_node shutdown_timer;
+
+    struct ritual_list conns;  /* open connections */
+    struct ritual_list closed; /* closed this iteration, awaiting on_close */
+    size_t conn_count;
+    ritual_conn *conn_free; /* recycled connection structs, linked by `data` */
+    size_t conn_free_count;
+
+    struct ritual_chunk *chunk_free;
+    size_t chunk_free_count;
+    char **inbuf_free; /* free 4 KiB input buffers, linked through their first bytes */
+    size_t inbuf_free_count;
+
+    struct ritual_list listeners;
+    struct ritual_list dead_listeners; /* freed at the end of the iteration */
+    struct ritual_list timers;         /* user timers, freed with the loop */
+
+    struct ritual_io signal_io; /* signalfd, fd -1 until a signal is watched */
+    sigset_t signal_mask;
+    ritual_signal *signals;
+    bool signals_dispatching;
+    int signals_seen; /* for ritual_loop_shutdown_on_signals */
+    uint64_t signal_drain_ms;
+};
+
+uint64_t ritual__clock_ns(void);
+/* Makes sure the shared read buffer holds at least `size` bytes. */
+int ritual__loop_reserve_rbuf(ritual_loop *loop, size_t size);
+/* The loop is shutting down and a connection just closed. */
+void ritual__loop_check_drained(ritual_loop *loop);
+/* The drain deadline of a shutdown passed. */
+void ritual__loop_drain_deadline(ritual_loop *loop);
+
+/* -------------------------------------------------------------- addresses */
+
+/* Parses "HOST:PORT" into `out`. Returns 0 or -EINVAL with a message in err. */
+int ritual__address_parse(const char *text, struct sockaddr_storage *out, socklen_t *len,
+                          bool *any_host, ritual_error *err);
+/* "1.2.3.4:80" or "[::1]:80". Returns 0 or -ENOSPC/-EAFNOSUPPORT. */
+int ritual__address_format(const struct sockaddr *sa, char *buf, size_t len);
+
+/* ----------------------------------------------------------------- errors */
+
+/* Fills err (if not NULL) with code and "call address: strerror". Returns code. */
+int ritual__error_set(ritual_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define ritual__log_enabled(loop, level) ((loop)->log_level >= (level))
+
+#endif /* RITUAL_INTERNAL_H */

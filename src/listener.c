@@ -1,0 +1,333 @@
+/* listener.c - the listening ritual (socket, SO_REUSEADDR, bind, listen),
+ * done once and checked at every step, and the accept loop with its guards:
+ * a per-wake-up cap, retries for transient errors, and a pause with backoff
+ * when file descriptors run out. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64 /* accepts per wake-up, so open connections are not starved */
+#define EMFILE_BACKOFF_MIN_NS (50 * RITUAL_NS_PER_MS)
+#define EMFILE_BACKOFF_MAX_NS (1000 * RITUAL_NS_PER_MS)
+
+#define DEFAULT_READ_BUFFER (64 * 1024)
+#define DEFAULT_HIGH_WATERMARK (1024 * 1024)
+#define DEFAULT_WRITE_LIMIT (64 * 1024 * 1024)
+#define DEFAULT_CLOSE_TIMEOUT_MS 10000
+
+/* net.core.somaxconn is the kernel's cap on any backlog: asking for it gets
+ * the largest queue the administrator allows, not the 5 of old examples. */
+static int system_backlog(void)
+{
+    int backlog = SOMAXCONN;
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+    if (f) {
+        int v;
+        if (fscanf(f, "%d", &v) == 1 && v > 0)
+            backlog = v;
+        fclose(f);
+    }
+    return backlog;
+}
+
+static void conn_options_defaults(ritual_conn_options *o)
+{
+    if (!o->close_timeout_ms)
+        o->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT_MS;
+    if (!o->read_buffer_size)
+        o->read_buffer_size = DEFAULT_READ_BUFFER;
+    if (o->read_buffer_size > UINT32_MAX / 2)
+        o->read_buffer_size = UINT32_MAX / 2;
+    if (!o->write_high_watermark)
+        o->write_high_watermark = DEFAULT_HIGH_WATERMARK;
+    if (!o->write_low_watermark || o->write_low_watermark > o->write_high_watermark)
+        o->write_low_watermark = o->write_high_watermark / 4;
+    if (!o->write_limit)
+        o->write_limit = DEFAULT_WRITE_LIMIT;
+    if (o->write_limit < o->write_high_watermark)
+        o->write_limit = o->write_high_watermark;
+    if (o->idle_timeout_ms > UINT32_MAX)
+        o->idle_timeout_ms = UINT32_MAX;
+}
+
+/* socket + options + bind + listen; returns the fd or a negative errno with
+ * `err` naming the call and the address. */
+static int open_listening_socket(const struct sockaddr_storage *addr, bool any_host, int backlog,
+                                 ritual_error *err)
+{
+    char where[80];
+    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+    ritual__address_format((const struct sockaddr *)addr, where, sizeof where);
+
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return ritual__error_set(err, -errno, "socket %s", where);
+    int one = 1, zero = 0;
+    /* A restart must bind while old connections sit in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto fail_setsockopt;
+    /* "All addresses" on [::] takes IPv4 too, whatever the sysctl default. */
+    if (any_host && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0)
+        goto fail_setsockopt;
+    if (bind(fd, (const struct sockaddr *)addr, len) < 0) {
+        int e = -errno;
+        close(fd);
+        return ritual__error_set(err, e, "bind %s", where);
+    }
+    if (listen(fd, backlog) < 0) {
+        int e = -errno;
+        close(fd);
+        return ritual__error_set(err, e, "listen %s", where);
+    }
+    return fd;
+
+fail_setsockopt : {
+    int e = -errno;
+    close(fd);
+    return ritual__error_set(err, e, "setsockopt %s", where);
+}
+}
+
+ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
+                               const ritual_listen_options *options,
+                               const ritual_conn_callbacks *callbacks, ritual_error *err)
+{
+    ritual_listen_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!options)
+        options = &defaults;
+    if (!callbacks || !callbacks->on_data) {
+        ritual__error_set(err, -EINVAL, "listen %s: on_data callback is required",
+                          address ? address : "(null)");
+        return NULL;
+    }
+
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    bool any_host;
+    if (ritual__address_parse(address, &addr, &addr_len, &any_host, err) < 0)
+        return NULL;
+    int backlog = options->backlog > 0 ? options->backlog : system_backlog();
+
+    int fd = open_listening_socket(&addr, any_host, backlog, err);
+    if (fd == -EAFNOSUPPORT && any_host) {
+        /* No IPv6 in this kernel: all IPv4 addresses it is. */
+        struct sockaddr_in *sin = (struct sockaddr_in *)&addr;
+        uint16_t port = ((struct sockaddr_in6 *)&addr)->sin6_port;
+        memset(&addr, 0, sizeof addr);
+        sin->sin_family = AF_INET;
+        sin->sin_port = port;
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        fd = open_listening_socket(&addr, false, backlog, err);
+    }
+    if (fd < 0)
+        return NULL;
+
+    ritual_listener *l = calloc(1, sizeof *l);
+    socklen_t len = sizeof l->addr;
+    int rc = l ? 0 : -ENOMEM;
+    if (rc == 0 && getsockname(fd, (struct sockaddr *)&l->addr, &len) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        l->conn_opts = options->conn;
+        conn_options_defaults(&l->conn_opts);
+        rc = ritual__loop_reserve_rbuf(loop, l->conn_opts.read_buffer_size);
+    }
+    if (rc == 0) {
+        l->io.fd = fd;
+        l->io.kind = RITUAL_IO_LISTENER;
+        rc = ritual__io_set(loop, &l->io, RITUAL_IO_READ);
+    }
+    if (rc < 0) {
+        char where[80];
+        ritual__address_format((const struct sockaddr *)&addr, where, sizeof where);
+        ritual__error_set(err, rc, "listen %s", where);
+        close(fd);
+        free(l);
+        return NULL;
+    }
+    l->loop = loop;
+    l->cbs = *callbacks;
+    l->data = options->data;
+    l->max_conns = options->max_conns;
+    l->refs = 1;
+    ritual__timer_node_init(&l->retry_timer, RITUAL_TIMER_LOOP);
+    ritual_list_add_tail(&loop->listeners, &l->link);
+    if (ritual__log_enabled(loop, RITUAL_LOG_DEBUG)) {
+        char where[80];
+        ritual_listener_address(l, where, sizeof where);
+        ritual_log(loop, RITUAL_LOG_DEBUG, "listening on %s (backlog %d)", where, backlog);
+    }
+    return l;
+}
+
+/* ------------------------------------------------------------------ accept */
+
+static bool at_max_conns(const ritual_listener *l)
+{
+    return l->max_conns && l->conns >= l->max_conns;
+}
+
+/* Listen for new connections unless closed, out of fds or full. */
+static void update_interest(ritual_listener *l)
+{
+    if (l->closed)
+        return;
+    unsigned want = (l->emfile_paused || at_max_conns(l)) ? 0 : RITUAL_IO_READ;
+    int rc = ritual__io_set(l->loop, &l->io, want);
+    if (rc < 0)
+        ritual_log(l->loop, RITUAL_LOG_ERROR, "listener: %s", ritual_strerror(rc));
+}
+
+/* Out of file descriptors (or kernel memory). Accepting again at once would
+ * spin, since the pending connection stays ready; instead stop watching the
+ * socket, and try again when one of our connections closes or after a
+ * backoff, whichever comes first. Clients wait in the backlog meanwhile. */
+static void pause_for_fds(ritual_listener *l, int error)
+{
+    ritual_loop *loop = l->loop;
+    if (l->emfile_backoff_ns == 0) {
+        char where[80];
+        ritual_listener_address(l, where, sizeof where);
+        ritual_log(loop, RITUAL_LOG_WARN, "accept %s: %s; pausing accepts until a descriptor frees",
+                   where, ritual_strerror(error));
+        l->emfile_backoff_ns = EMFILE_BACKOFF_MIN_NS;
+    } else if (l->emfile_backoff_ns < EMFILE_BACKOFF_MAX_NS) {
+        l->emfile_backoff_ns *= 2; /* still short: wait longer before the next try */
+    }
+    l->emfile_paused = true;
+    if (ritual__timer_node_schedule(loop, &l->retry_timer, loop->now + l->emfile_backoff_ns) < 0)
+        l->emfile_paused = false; /* no timer to wake us: keep polling rather than stall */
+    update_interest(l);
+}
+
+static void resume_after_fds(ritual_listener *l)
+{
+    if (!l->emfile_paused)
+        return;
+    l->emfile_paused = false;
+    ritual__timer_node_cancel(l->loop, &l->retry_timer);
+    update_interest(l);
+}
+
+void ritual__listener_retry_fired(ritual_listener *l)
+{
+    /* Watch the socket again; if fds are still short the next accept says
+     * so and pauses again with a longer backoff. */
+    l->emfile_paused = false;
+    update_interest(l);
+}
+
+void ritual__listener_ready(ritual_listener *l, unsigned events)
+{
+    (void)events;
+    for (int i = 0; i < ACCEPT_BATCH && !l->closed; i++) {
+        if (at_max_conns(l)) {
+            update_interest(l); /* clients wait in the backlog until one closes */
+            return;
+        }
+        int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            if (l->emfile_backoff_ns) {
+                l->emfile_backoff_ns = 0;
+                ritual_log(l->loop, RITUAL_LOG_INFO, "accept: descriptors available again");
+            }
+            ritual__conn_open(l->loop, l, fd);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+            return;
+        case EINTR:
+        case ECONNABORTED: /* the client gave up while queued */
+        case EPROTO:
+        case EPERM: /* a firewall rule refused it */
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            pause_for_fds(l, -errno);
+            return;
+        default:
+            /* Network errors pending on the new socket (ENETDOWN, EHOSTUNREACH,
+             * ...) belong to that connection, not to us; Linux hands them out
+             * through accept. Log and go on. */
+            ritual_log(l->loop, RITUAL_LOG_DEBUG, "accept: %s", strerror(errno));
+            continue;
+        }
+    }
+}
+
+void ritual__listener_conn_closed(ritual_listener *l)
+{
+    bool was_full = at_max_conns(l);
+    l->conns--;
+    if (l->emfile_paused)
+        resume_after_fds(l); /* a descriptor just came free */
+    else if (was_full)
+        update_interest(l);
+}
+
+/* -------------------------------------------------------------- lifetime */
+
+void ritual__listener_unref(ritual_listener *l)
+{
+    if (--l->refs == 0) {
+        /* Freed at the end of the iteration: an event for it may still be
+         * waiting in this iteration's batch. */
+        ritual_list_add_tail(&l->loop->dead_listeners, &l->link);
+    }
+}
+
+void ritual__listeners_reap(ritual_loop *loop)
+{
+    while (!ritual_list_empty(&loop->dead_listeners)) {
+        ritual_listener *l = container_of(loop->dead_listeners.next, ritual_listener, link);
+        ritual_list_del(&l->link);
+        free(l);
+    }
+}
+
+void ritual_listener_close(ritual_listener *l)
+{
+    if (l->closed)
+        return;
+    l->closed = true;
+    ritual__timer_node_cancel(l->loop, &l->retry_timer);
+    l->loop->backend->forget(l->loop, &l->io);
+    close(l->io.fd);
+    l->io.fd = -1;
+    ritual_list_del(&l->link);
+    ritual__listener_unref(l);
+}
+
+int ritual_listener_address(const ritual_listener *l, char *buf, size_t len)
+{
+    return ritual__address_format((const struct sockaddr *)&l->addr, buf, len);
+}
+
+int ritual_listener_port(const ritual_listener *l)
+{
+    if (l->addr.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
+}
+
+void *ritual_listener_data(const ritual_listener *l)
+{
+    return l->data;
+}
+
+size_t ritual_listener_conn_count(const ritual_listener *l)
+{
+    return l->conns;
+}

@@ -1,0 +1,227 @@
+/* loop.c - the event loop: create, run, stop, shut down, free. One iteration
+ * waits in the backend until I/O is ready or the next timer is due, then runs
+ * the ready handlers, the due timers, and the close callbacks, in that order. */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static void ignore_sigpipe_if_default(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        !(old.sa_flags & SA_SIGINFO)) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof ign);
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
+ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *err)
+{
+    ritual_loop_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!options)
+        options = &defaults;
+
+    const struct ritual_backend_ops *backend;
+    switch (options->backend) {
+    case RITUAL_BACKEND_AUTO:
+    case RITUAL_BACKEND_EPOLL:
+        backend = &ritual__backend_epoll;
+        break;
+    default:
+        ritual__error_set(err, -EINVAL, "loop: unknown backend %d", (int)options->backend);
+        return NULL;
+    }
+
+    ritual_loop *loop = calloc(1, sizeof *loop);
+    if (!loop) {
+        ritual__error_set(err, -ENOMEM, "loop");
+        return NULL;
+    }
+    loop->backend = backend;
+    loop->log_level = options->log_level ? options->log_level : RITUAL_LOG_WARN;
+    loop->log_fn = options->log_fn;
+    loop->log_data = options->log_data;
+    loop->now = ritual__clock_ns();
+    ritual_list_init(&loop->conns);
+    ritual_list_init(&loop->closed);
+    ritual_list_init(&loop->listeners);
+    ritual_list_init(&loop->dead_listeners);
+    ritual_list_init(&loop->timers);
+    ritual__timer_node_init(&loop->shutdown_timer, RITUAL_TIMER_LOOP);
+    loop->signal_io.fd = -1;
+    loop->signal_io.kind = RITUAL_IO_SIGNAL;
+    sigemptyset(&loop->signal_mask);
+
+    int rc = backend->init(loop);
+    if (rc < 0) {
+        ritual__error_set(err, rc, "%s: create", backend->name);
+        free(loop);
+        return NULL;
+    }
+    ignore_sigpipe_if_default();
+    return loop;
+}
+
+int ritual__loop_reserve_rbuf(ritual_loop *loop, size_t size)
+{
+    if (size <= loop->rbuf_size)
+        return 0;
+    char *buf = realloc(loop->rbuf, size);
+    if (!buf)
+        return -ENOMEM;
+    loop->rbuf = buf;
+    loop->rbuf_size = size;
+    return 0;
+}
+
+void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events)
+{
+    switch (io->kind) {
+    case RITUAL_IO_CONN:
+        ritual__conn_ready(container_of(io, ritual_conn, io), events);
+        break;
+    case RITUAL_IO_LISTENER:
+        ritual__listener_ready(container_of(io, ritual_listener, io), events);
+        break;
+    case RITUAL_IO_SIGNAL:
+        ritual__signals_ready(loop);
+        break;
+    }
+}
+
+int ritual__io_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
+{
+    if (io->registered && io->events == events)
+        return 0;
+    int rc = loop->backend->set(loop, io, events);
+    if (rc == 0)
+        io->events = (uint8_t)events;
+    return rc;
+}
+
+int ritual_loop_run(ritual_loop *loop)
+{
+    int rc = 0;
+    loop->now = ritual__clock_ns();
+    while (!loop->stopping) {
+        rc = loop->backend->poll(loop, ritual__timers_next_timeout(loop));
+        if (rc < 0) {
+            ritual_log(loop, RITUAL_LOG_ERROR, "%s: wait: %s", loop->backend->name,
+                       ritual_strerror(rc));
+            break;
+        }
+        ritual__timers_run(loop);
+        ritual__conns_reap(loop);
+        ritual__listeners_reap(loop);
+    }
+    loop->stopping = false;
+    if (rc == 0 && loop->forced)
+        rc = -ECANCELED;
+    return rc;
+}
+
+void ritual_loop_stop(ritual_loop *loop)
+{
+    loop->stopping = true;
+}
+
+uint64_t ritual_loop_now(const ritual_loop *loop)
+{
+    return loop->now / RITUAL_NS_PER_MS;
+}
+
+size_t ritual_loop_conn_count(const ritual_loop *loop)
+{
+    return loop->conn_count;
+}
+
+const char *ritual_loop_backend_name(const ritual_loop *loop)
+{
+    return loop->backend->name;
+}
+
+/* ---------------------------------------------------------------- shutdown */
+
+void ritual__loop_check_drained(ritual_loop *loop)
+{
+    if (loop->shutting_down && loop->conn_count == 0) {
+        ritual__timer_node_cancel(loop, &loop->shutdown_timer);
+        loop->stopping = true;
+    }
+}
+
+void ritual__loop_drain_deadline(ritual_loop *loop)
+{
+    ritual_log(loop, RITUAL_LOG_WARN, "drain deadline passed: closing %zu connection%s",
+               loop->conn_count, loop->conn_count == 1 ? "" : "s");
+    while (!ritual_list_empty(&loop->conns))
+        ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
+    loop->stopping = true;
+}
+
+void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
+{
+    uint64_t deadline = ritual__clock_ns() + drain_ms * RITUAL_NS_PER_MS;
+    if (loop->shutting_down) {
+        if (deadline < loop->shutdown_timer.deadline)
+            ritual__timer_node_schedule(loop, &loop->shutdown_timer, deadline);
+        return;
+    }
+    loop->shutting_down = true;
+    while (!ritual_list_empty(&loop->listeners))
+        ritual_listener_close(container_of(loop->listeners.next, ritual_listener, link));
+    if (loop->conn_count > 0)
+        ritual_log(loop, RITUAL_LOG_INFO, "shutting down: draining %zu connection%s for up to %.1f s",
+                   loop->conn_count, loop->conn_count == 1 ? "" : "s", (double)drain_ms / 1000);
+    if (ritual__timer_node_schedule(loop, &loop->shutdown_timer, deadline) < 0)
+        drain_ms = 0; /* no way to enforce a deadline: do not wait at all */
+
+    /* Tell each connection, on a private list so that callbacks may close
+     * any connection, this one or another, while we walk. */
+    struct ritual_list pending;
+    ritual_list_init(&pending);
+    ritual_list_splice(&loop->conns, &pending);
+    while (!ritual_list_empty(&pending)) {
+        ritual_conn *conn = container_of(pending.next, ritual_conn, link);
+        ritual_list_del(&conn->link);
+        ritual_list_add_tail(&loop->conns, &conn->link);
+        if (conn->listener->cbs.on_shutdown && !(conn->flags & (CONN_CLOSING | CONN_LINGERING)))
+            conn->listener->cbs.on_shutdown(conn);
+    }
+    if (drain_ms == 0 && loop->conn_count > 0)
+        ritual__loop_drain_deadline(loop);
+    ritual__loop_check_drained(loop);
+}
+
+/* -------------------------------------------------------------------- free */
+
+void ritual_loop_free(ritual_loop *loop)
+{
+    if (!loop)
+        return;
+    while (!ritual_list_empty(&loop->listeners))
+        ritual_listener_close(container_of(loop->listeners.next, ritual_listener, link));
+    while (!ritual_list_empty(&loop->conns))
+        ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
+    ritual__conns_reap(loop);
+    ritual__listeners_reap(loop);
+    while (loop->conn_free) {
+        ritual_conn *next = loop->conn_free->data;
+        free(loop->conn_free);
+        loop->conn_free = next;
+    }
+    ritual__signals_free(loop);
+    ritual__timers_free(loop);
+    ritual__buffers_free(loop);
+    free(loop->rbuf);
+    loop->backend->destroy(loop);
+    free(loop);
+}
