@@ -1,0 +1,68 @@
+/* libtest.h - helpers for the library's own tests: a loop, a listener on an
+ * ephemeral loopback port, a watchdog, and client threads. The tests include
+ * internal.h to look at a connection's state where the API does not show it. */
+#ifndef RITUAL_LIBTEST_H
+#define RITUAL_LIBTEST_H
+
+#include "internal.h"
+#include "ritual.h"
+#include "support.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+static inline ritual_loop *lt_loop(void)
+{
+    ritual_error err;
+    ritual_loop *loop = ritual_loop_new(NULL, &err);
+    if (!loop)
+        FAIL("ritual_loop_new: %s", err.message);
+    return loop;
+}
+
+static inline ritual_listener *lt_listen(ritual_loop *loop, const ritual_listen_options *opts,
+                                         const ritual_conn_callbacks *cbs)
+{
+    ritual_error err;
+    ritual_listener *l = ritual_listen(loop, "127.0.0.1:0", opts, cbs, &err);
+    if (!l)
+        FAIL("ritual_listen: %s", err.message);
+    return l;
+}
+
+static inline void lt_watchdog_fired(ritual_timer *t, void *data)
+{
+    (void)t;
+    FAIL("watchdog: the loop did not stop within %d ms", *(int *)data);
+}
+
+/* Runs the loop until stopped; fails the test if that takes over timeout_ms. */
+static inline void lt_run(ritual_loop *loop, int timeout_ms)
+{
+    static int limit; /* the watchdog's message only; tests are single-process */
+    limit = timeout_ms;
+    ritual_timer *watchdog = ritual_timer_new(loop, lt_watchdog_fired, &limit);
+    ASSERT(watchdog != NULL);
+    ASSERT_EQ(ritual_timer_start(watchdog, (uint64_t)timeout_ms, 0), 0);
+    ASSERT_EQ(ritual_loop_run(loop), 0);
+    ritual_timer_free(watchdog);
+}
+
+static inline pthread_t lt_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, fn, arg);
+    if (rc != 0)
+        FAIL("pthread_create: %s", strerror(rc));
+    return t;
+}
+
+static inline void lt_join(pthread_t t)
+{
+    int rc = pthread_join(t, NULL);
+    if (rc != 0)
+        FAIL("pthread_join: %s", strerror(rc));
+}
+
+#endif
