@@ -224,10 +224,10 @@ RITUAL_API int ritual_address_parse(const char *address, struct sockaddr_storage
                                     socklen_t *len, ritual_error *err);
 
 typedef struct ritual_listen_options {
-    int backlog;                  /* default: net.core.somaxconn */
-    unsigned max_conns;           /* stop accepting at this many; 0: no limit */
-    ritual_conn_options conn;     /* for every accepted connection */
-    void *data;                   /* see ritual_listener_data */
+    int backlog;              /* default: net.core.somaxconn */
+    unsigned max_conns;       /* stop accepting at this many; 0: no limit */
+    ritual_conn_options conn; /* for every accepted connection */
+    void *data;               /* see ritual_listener_data */
 } ritual_listen_options;
 
 /* Listens on `address`, "HOST:PORT": HOST is an IPv4 address, [IPv6],

@@ -505,8 +505,8 @@ static void read_input(ritual_conn *conn)
     ritual_loop *loop = conn->loop;
     size_t max = opts(conn)->read_buffer_size;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
-        if (conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING |
-                           CONN_LINGERING | CONN_CLOSED))
+        if (conn->flags &
+            (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
             return;
         char *dst;
         size_t room;
@@ -580,7 +580,11 @@ static void socket_error(ritual_conn *conn)
     socklen_t len = sizeof err;
     if (getsockopt(conn->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
-    ritual__conn_terminate(conn, err ? -err : -ECONNRESET);
+    /* Linux files a reset that arrives after the peer's FIN as EPIPE; it is
+     * a reset all the same, so report it as one. */
+    if (err == 0 || err == EPIPE)
+        err = ECONNRESET;
+    ritual__conn_terminate(conn, -err);
 }
 
 void ritual__conn_ready(ritual_conn *conn, unsigned events)

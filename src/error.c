@@ -25,8 +25,7 @@ int ritual__error_set(ritual_error *err, int code, const char *fmt, ...)
     int n = vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
     if (n >= 0 && (size_t)n < sizeof err->message)
-        snprintf(err->message + n, sizeof err->message - (size_t)n, ": %s",
-                 ritual_strerror(code));
+        snprintf(err->message + n, sizeof err->message - (size_t)n, ": %s", ritual_strerror(code));
     return code;
 }
 

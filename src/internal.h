@@ -15,7 +15,7 @@
 
 #define RITUAL_NS_PER_MS 1000000ull
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* --------------------------------------------------------- intrusive list */
 

@@ -63,8 +63,8 @@ static int open_listening_socket(const struct sockaddr_storage *addr, bool any_h
                                  ritual_error *err)
 {
     char where[80];
-    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
+    socklen_t len =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     ritual__address_format((const struct sockaddr *)addr, where, sizeof where);
 
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

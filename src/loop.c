@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static void ignore_sigpipe_if_default(void)
 {
     struct sigaction old;
@@ -179,8 +178,9 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
     while (!ritual_list_empty(&loop->listeners))
         ritual_listener_close(container_of(loop->listeners.next, ritual_listener, link));
     if (loop->conn_count > 0)
-        ritual_log(loop, RITUAL_LOG_INFO, "shutting down: draining %zu connection%s for up to %.1f s",
-                   loop->conn_count, loop->conn_count == 1 ? "" : "s", (double)drain_ms / 1000);
+        ritual_log(loop, RITUAL_LOG_INFO,
+                   "shutting down: draining %zu connection%s for up to %.1f s", loop->conn_count,
+                   loop->conn_count == 1 ? "" : "s", (double)drain_ms / 1000);
     if (ritual__timer_node_schedule(loop, &loop->shutdown_timer, deadline) < 0)
         drain_ms = 0; /* no way to enforce a deadline: do not wait at all */
 

@@ -76,8 +76,8 @@ static void stop(ritual_timer *t, void *data)
 int main(void)
 {
     ritual_loop *loop = lt_loop();
-    ritual_conn_callbacks keep = {.on_open = on_open, .on_data = keep_everything,
-                                  .on_close = on_close};
+    ritual_conn_callbacks keep = {
+        .on_open = on_open, .on_data = keep_everything, .on_close = on_close};
     ritual_conn_callbacks echo_cbs = {.on_data = echo, .on_close = on_close};
     ritual_listener *l1 = lt_listen(loop, NULL, &keep);
     ritual_listener *l2 = lt_listen(loop, NULL, &echo_cbs);

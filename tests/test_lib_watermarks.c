@@ -130,7 +130,8 @@ int main(void)
 {
     ritual_loop *loop = lt_loop();
     ritual_listen_options opts = {
-        .conn = {.write_high_watermark = HIGH, .write_low_watermark = LOW,
+        .conn = {.write_high_watermark = HIGH,
+                 .write_low_watermark = LOW,
                  .read_buffer_size = 16 * 1024},
     };
     ritual_conn_callbacks cbs = {.on_open = on_open, .on_data = on_data, .on_drain = on_drain};

@@ -96,8 +96,8 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
             break;
         case OPT_LOG:
             if (cli_parse_log_level(optarg, &cfg->log_level) < 0)
-                return cli_usage_error("echo", "--log-level: '%s' is not error, warn, info or debug",
-                                       optarg);
+                return cli_usage_error(
+                    "echo", "--log-level: '%s' is not error, warn, info or debug", optarg);
             break;
         case 'h':
             fputs(echo_usage, stdout);

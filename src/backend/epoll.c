@@ -44,7 +44,8 @@ static void epoll_destroy(ritual_loop *loop)
 
 static uint32_t to_epoll(unsigned events)
 {
-    return ((events & RITUAL_IO_READ) ? EPOLLIN : 0u) | ((events & RITUAL_IO_WRITE) ? EPOLLOUT : 0u);
+    return ((events & RITUAL_IO_READ) ? EPOLLIN : 0u) |
+           ((events & RITUAL_IO_WRITE) ? EPOLLOUT : 0u);
 }
 
 static int epoll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
