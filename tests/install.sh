@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `make install` gives a user what they need: the header, both libraries, a
+# pkg-config file that works, and a shared library exporting only ritual_
+# symbols. Installs into a temporary prefix, builds the README's example
+# against it with pkg-config, and checks that the result echoes.
+set -euo pipefail
+build=$1 source=$2
+tmp=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+pid=
+
+cmake --install "$build" --prefix "$tmp" >/dev/null
+for f in include/ritual.h lib/libritual.a lib/libritual.so bin/ritual; do
+    [ -e "$tmp/$f" ] || { echo "not installed: $f"; exit 1; }
+done
+pc=$(find "$tmp" -name ritual.pc | head -n1)
+[ -n "$pc" ] || { echo "not installed: ritual.pc"; exit 1; }
+export PKG_CONFIG_PATH=$(dirname "$pc")
+
+# Only ritual_ names are exported.
+others=$(nm -D --defined-only "$tmp"/lib/libritual.so | awk '{print $3}' | grep -v '^ritual_' || true)
+[ -z "$others" ] || { echo "exported symbols without the ritual_ prefix:"; echo "$others"; exit 1; }
+
+cc -Wall -Wextra -Werror "$source/examples/echo.c" $(pkg-config --cflags --libs ritual) -o "$tmp/echo"
+LD_LIBRARY_PATH="$tmp/lib" "$tmp/echo" 127.0.0.1:0 >"$tmp/out" &
+pid=$!
+for _ in $(seq 100); do
+    grep -q 'listening on port' "$tmp/out" && break
+    sleep 0.05
+done
+port=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$tmp/out")
+[ -n "$port" ] || { echo "example did not start"; exit 1; }
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'hello ritual\n' >&3
+read -r -t 5 line <&3
+[ "$line" = "hello ritual" ] || { echo "echo returned '$line'"; exit 1; }
+exec 3>&-
+kill -TERM "$pid"
+wait "$pid"
+echo "installed, built with pkg-config, echoed: ok"
