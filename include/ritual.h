@@ -150,7 +150,7 @@ typedef struct ritual_conn_callbacks {
     void (*on_shutdown)(ritual_conn *conn);
     /* The connection is gone; its memory is released when this returns.
      * `reason` is 0 for an orderly close, else a negative errno:
-     * -ECONNRESET/-EPIPE (peer reset), -ETIMEDOUT (idle timeout),
+     * -ECONNRESET/-EPIPE (peer reset), -ETIMEDOUT (idle timeout, or a close that could not flush),
      * -ENOBUFS (write limit or full read buffer), -ECONNABORTED
      * (ritual_conn_abort), -ECANCELED (shutdown deadline or ritual_loop_free). */
     void (*on_close)(ritual_conn *conn, int reason);

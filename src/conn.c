@@ -263,14 +263,19 @@ void ritual_conn_close(ritual_conn *conn)
     begin_close(conn, 0);
 }
 
-void ritual_conn_abort(ritual_conn *conn)
+static void abort_with(ritual_conn *conn, int reason)
 {
     if (conn->flags & CONN_CLOSED)
         return;
     /* Linger on with a zero timeout: close() sends RST and drops the queue. */
     struct linger lin = {.l_onoff = 1, .l_linger = 0};
     (void)setsockopt(conn->io.fd, SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
-    ritual__conn_terminate(conn, -ECONNABORTED);
+    ritual__conn_terminate(conn, reason);
+}
+
+void ritual_conn_abort(ritual_conn *conn)
+{
+    abort_with(conn, -ECONNABORTED);
 }
 
 void ritual__conn_timer_fired(ritual_conn *conn)
@@ -294,7 +299,7 @@ void ritual__conn_timer_fired(ritual_conn *conn)
     if (conn->flags & CONN_LINGERING) {
         ritual__conn_terminate(conn, conn->close_reason);
     } else if (conn->flags & CONN_CLOSING) {
-        ritual_conn_abort(conn); /* the peer stopped reading our last bytes */
+        abort_with(conn, -ETIMEDOUT); /* the peer stopped reading our last bytes */
     } else {
         begin_close(conn, -ETIMEDOUT);
     }

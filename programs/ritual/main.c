@@ -13,7 +13,10 @@ static const char main_usage[] =
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
-    "  --version      show the version\n";
+    "  --version      show the version\n"
+    "\n"
+    "Example:\n"
+    "  ritual echo --listen 127.0.0.1:7000\n";
 
 static const struct {
     const char *name;
