@@ -1,0 +1,15 @@
+# Black-box tests of the `ritual` program: each starts `ritual echo` on an
+# ephemeral 127.0.0.1 port and ends by asserting a clean exit (code 0, no
+# sanitizer report). ritual_program_test(name timeout_seconds [properties...])
+ritual_program_test(cli 60)
+ritual_program_test(restart 60)
+ritual_program_test(integrity 90)
+ritual_program_test(starvation 60)
+ritual_program_test(idle_cpu 60)
+ritual_program_test(backlog 60)
+ritual_program_test(fd_exhaustion 90)
+ritual_program_test(shutdown 90)
+ritual_program_test(max_conns 30) # test_max_conns.c is the library engineer's
+# Heavy on CPU, memory or descriptors: alone, so their figures mean something.
+ritual_program_test(backpressure 120 RUN_SERIAL TRUE)
+ritual_program_test(scale 120 RUN_SERIAL TRUE)

@@ -1,0 +1,853 @@
+/* support.c - see support.h. */
+#include "support.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ failures */
+
+/* Servers started by this test, so a failure can show their stderr and
+ * kill them. */
+#define MAX_SERVERS 8
+static struct server *servers[MAX_SERVERS];
+
+static void forget_server(const struct server *s)
+{
+    for (int i = 0; i < MAX_SERVERS; i++)
+        if (servers[i] == s)
+            servers[i] = NULL;
+}
+
+static void remember_server(struct server *s)
+{
+    for (int i = 0; i < MAX_SERVERS; i++) {
+        if (servers[i] == NULL) {
+            servers[i] = s;
+            return;
+        }
+    }
+    FAIL("more than %d servers at once", MAX_SERVERS);
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+
+    for (int i = 0; i < MAX_SERVERS; i++) {
+        struct server *s = servers[i];
+        if (s == NULL)
+            continue;
+        servers[i] = NULL;
+        if (!s->exited) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+        }
+        server_dump_stderr(s);
+        unlink(s->stderr_path);
+    }
+    exit(1);
+}
+
+long sys_check_(long ret, const char *what, const char *file, int line)
+{
+    if (ret == -1)
+        test_fail(file, line, "%s: %s", what, strerror(errno));
+    return ret;
+}
+
+void note(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("# ", stdout);
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+const char *test_init(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PATH_TO_RITUAL\n", argv[0]);
+        exit(2);
+    }
+    if (access(argv[1], X_OK) != 0)
+        FAIL("%s: not an executable: %s", argv[1], strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+    return argv[1];
+}
+
+/* ---------------------------------------------------------------- files */
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+static char *read_file(const char *path, size_t *len_out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *len_out = 0;
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    ASSERT(buf != NULL);
+    for (;;) {
+        if (len + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            ASSERT(buf != NULL);
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(n);
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    *len_out = len;
+    return buf;
+}
+
+/* ----------------------------------------------------------- the server */
+
+void server_dump_stderr(const struct server *s)
+{
+    size_t len;
+    char *text = read_file(s->stderr_path, &len);
+    if (text == NULL)
+        return;
+    const char *start = text;
+    if (len > 16384)
+        start = text + len - 16384;
+    fprintf(stderr, "---- stderr of ritual (pid %d) ----\n%s%s---- end of stderr ----\n",
+            (int)s->pid, start, len > 0 && text[len - 1] != '\n' ? "\n" : "");
+    fflush(stderr);
+    free(text);
+}
+
+/* Reads the "listening on HOST:PORT\n" line, up to 10 s. */
+static void read_listening_line(struct server *s, char *line, size_t cap)
+{
+    size_t len = 0;
+    uint64_t deadline = now_ms() + 10000;
+    while (len == 0 || line[len - 1] != '\n') {
+        int64_t left = (int64_t)deadline - (int64_t)now_ms();
+        if (left <= 0)
+            FAIL("no \"listening on\" line on the server's stdout within 10 s");
+        struct pollfd p = {.fd = s->stdout_fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(r);
+        if (r == 0)
+            continue;
+        if (len + 1 >= cap)
+            FAIL("first stdout line of the server is too long: %.*s", (int)len, line);
+        /* One byte at a time: nothing after the line may be consumed here. */
+        ssize_t n = read(s->stdout_fd, line + len, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(n);
+        if (n == 0) {
+            line[len] = '\0';
+            if (server_wait(s, 2000) && WIFEXITED(s->status))
+                FAIL("server exited with code %d before listening (stdout: \"%s\")",
+                     WEXITSTATUS(s->status), line);
+            FAIL("server closed stdout before listening (stdout: \"%s\")", line);
+        }
+        len += (size_t)n;
+    }
+    line[len - 1] = '\0';
+}
+
+void server_start(const char *ritual_path, const char *const extra_args[], rlim_t nofile,
+                  struct server *out)
+{
+    server_start_at(ritual_path, "127.0.0.1:0", extra_args, nofile, out);
+}
+
+void server_start_at(const char *ritual_path, const char *listen, const char *const extra_args[],
+                     rlim_t nofile, struct server *out)
+{
+    memset(out, 0, sizeof *out);
+    out->stdout_fd = -1;
+
+    const char *argv[64];
+    int argc = 0;
+    argv[argc++] = ritual_path;
+    argv[argc++] = "echo";
+    argv[argc++] = "--listen";
+    argv[argc++] = listen;
+    for (int i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+        ASSERT_LT(argc, 62);
+        argv[argc++] = extra_args[i];
+    }
+    argv[argc] = NULL;
+
+    snprintf(out->stderr_path, sizeof out->stderr_path, "/tmp/ritual-test-stderr-XXXXXX");
+    int err_fd = SYSCHECK(mkostemp(out->stderr_path, O_CLOEXEC));
+    int out_pipe[2];
+    SYSCHECK(pipe2(out_pipe, O_CLOEXEC));
+    int null_fd = SYSCHECK(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    pid_t parent = getpid();
+
+    pid_t pid = SYSCHECK(fork());
+    if (pid == 0) {
+        /* The child: only async-signal-safe calls until exec. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        if (dup2(null_fd, 0) < 0 || dup2(out_pipe[1], 1) < 0 || dup2(err_fd, 2) < 0)
+            _exit(127);
+        if (nofile != 0) {
+            struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+                static const char msg[] = "test: setrlimit(RLIMIT_NOFILE) failed\n";
+                (void)!write(2, msg, sizeof msg - 1);
+                _exit(127);
+            }
+        }
+        execv(ritual_path, (char *const *)argv);
+        static const char msg[] = "test: execv of the ritual binary failed\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(127);
+    }
+
+    close(err_fd);
+    close(null_fd);
+    close(out_pipe[1]);
+    out->pid = pid;
+    out->stdout_fd = out_pipe[0];
+    remember_server(out);
+
+    char line[256];
+    read_listening_line(out, line, sizeof line);
+    static const char prefix[] = "listening on ";
+    if (strncmp(line, prefix, sizeof prefix - 1) != 0)
+        FAIL("server's first stdout line is \"%s\", expected \"listening on HOST:PORT\"", line);
+    const char *address = line + sizeof prefix - 1;
+    if (strlen(address) >= sizeof out->address)
+        FAIL("server printed \"%s\": address too long", line);
+    memcpy(out->address, address, strlen(address) + 1);
+
+    /* HOST must be the requested one, PORT a number (the requested one, if any). */
+    const char *want_colon = strrchr(listen, ':');
+    const char *got_colon = strrchr(out->address, ':');
+    ASSERT(want_colon != NULL);
+    if (got_colon == NULL || got_colon - out->address != want_colon - listen ||
+        strncmp(out->address, listen, (size_t)(want_colon - listen)) != 0)
+        FAIL("server printed \"%s\", expected \"listening on %.*s:PORT\"", line,
+             (int)(want_colon - listen), listen);
+    char *end;
+    long port = strtol(got_colon + 1, &end, 10);
+    if (*end != '\0' || end == got_colon + 1 || port <= 0 || port > 65535)
+        FAIL("server printed \"%s\": bad port", line);
+    long want_port = strtol(want_colon + 1, NULL, 10);
+    if (want_port != 0)
+        ASSERT_EQ(port, want_port);
+    out->port = (int)port;
+}
+
+/* Waits up to timeout_ms for the child to exit; returns 1 with *status set
+ * if it did, 0 if it is still running. */
+static int wait_child(pid_t pid, int timeout_ms, int *status)
+{
+    uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(r);
+        if (r == pid)
+            return 1;
+        if (now_ms() >= deadline)
+            return 0;
+        sleep_ms(5);
+    }
+}
+
+int server_wait(struct server *s, int timeout_ms)
+{
+    if (!s->exited && wait_child(s->pid, timeout_ms, &s->status))
+        s->exited = 1;
+    return s->exited;
+}
+
+int server_stop(struct server *s)
+{
+    if (!s->exited)
+        SYSCHECK(kill(s->pid, SIGTERM));
+    if (!server_wait(s, 15000))
+        FAIL("server (pid %d) still running 15 s after SIGTERM", (int)s->pid);
+    return s->status;
+}
+
+/* Whatever the server wrote on stdout after its first line (must be nothing). */
+static size_t read_rest_of_stdout(struct server *s, char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        struct pollfd p = {.fd = s->stdout_fd, .events = POLLIN};
+        int r = poll(&p, 1, 1000);
+        if (r < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(r);
+        if (r == 0)
+            break; /* a grandchild holds the pipe open; enough */
+        ssize_t n = read(s->stdout_fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(n);
+        if (n == 0 || (len += (size_t)n) + 1 >= cap)
+            break;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+void server_expect_exit(struct server *s, int code)
+{
+    server_stop(s);
+
+    if (!WIFEXITED(s->status)) {
+        if (WIFSIGNALED(s->status))
+            FAIL("server was killed by signal %d (%s), expected exit code %d", WTERMSIG(s->status),
+                 strsignal(WTERMSIG(s->status)), code);
+        FAIL("server ended with wait status 0x%x, expected exit code %d", s->status, code);
+    }
+    if (WEXITSTATUS(s->status) != code)
+        FAIL("server exited with code %d, expected %d", WEXITSTATUS(s->status), code);
+
+    size_t len;
+    char *text = read_file(s->stderr_path, &len);
+    ASSERT(text != NULL);
+    static const char *const reports[] = {"AddressSanitizer", "LeakSanitizer", "runtime error",
+                                          "ThreadSanitizer"};
+    for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++)
+        if (memmem(text, len, reports[i], strlen(reports[i])) != NULL)
+            FAIL("the server's stderr holds a sanitizer report (\"%s\")", reports[i]);
+    free(text);
+
+    char rest[4096];
+    if (read_rest_of_stdout(s, rest, sizeof rest) != 0)
+        FAIL("server printed more than its \"listening on\" line on stdout: \"%s\"", rest);
+
+    forget_server(s);
+    close(s->stdout_fd);
+    s->stdout_fd = -1;
+    unlink(s->stderr_path);
+}
+
+void server_expect_clean_exit(struct server *s)
+{
+    server_expect_exit(s, 0);
+}
+
+/* ------------------------------------------------------------- commands */
+
+void run_command(const char *const argv[], int timeout_ms, struct cmd_result *r)
+{
+    memset(r, 0, sizeof *r);
+    int out_pipe[2], err_pipe[2];
+    SYSCHECK(pipe2(out_pipe, O_CLOEXEC));
+    SYSCHECK(pipe2(err_pipe, O_CLOEXEC));
+    int null_fd = SYSCHECK(open("/dev/null", O_RDONLY | O_CLOEXEC));
+
+    pid_t pid = SYSCHECK(fork());
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        signal(SIGPIPE, SIG_DFL);
+        if (dup2(null_fd, 0) < 0 || dup2(out_pipe[1], 1) < 0 || dup2(err_pipe[1], 2) < 0)
+            _exit(127);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(null_fd);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+
+    struct pollfd p[2] = {{.fd = out_pipe[0], .events = POLLIN},
+                          {.fd = err_pipe[0], .events = POLLIN}};
+    char *bufs[2] = {r->out, r->err};
+    size_t *lens[2] = {&r->out_len, &r->err_len};
+    size_t caps[2] = {sizeof r->out, sizeof r->err};
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    int open_pipes = 2;
+    while (open_pipes > 0) {
+        int64_t left = (int64_t)deadline - (int64_t)now_ms();
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            FAIL("%s %s...: still running after %d ms", argv[0], argv[1] ? argv[1] : "",
+                 timeout_ms);
+        }
+        int n = poll(p, 2, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(n);
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || p[i].revents == 0)
+                continue;
+            char chunk[4096];
+            ssize_t got = read(p[i].fd, chunk, sizeof chunk);
+            if (got < 0 && errno == EINTR)
+                continue;
+            SYSCHECK(got);
+            if (got == 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                open_pipes--;
+                continue;
+            }
+            size_t room = caps[i] - 1 - *lens[i];
+            size_t keep = (size_t)got < room ? (size_t)got : room;
+            memcpy(bufs[i] + *lens[i], chunk, keep);
+            *lens[i] += keep;
+        }
+    }
+    r->out[r->out_len] = '\0';
+    r->err[r->err_len] = '\0';
+
+    int status;
+    if (!wait_child(pid, (int)((int64_t)deadline - (int64_t)now_ms()), &status)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        FAIL("%s: closed its output but did not exit", argv[0]);
+    }
+    r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+int count_lines(const char *text)
+{
+    int lines = 0;
+    for (const char *p = text; *p != '\0'; p++)
+        if (*p == '\n' || p[1] == '\0')
+            lines++;
+    return lines;
+}
+
+/* --------------------------------------------------------------- sockets */
+
+static struct sockaddr_in loopback(int port)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sa;
+}
+
+static int tcp_socket(int nonblocking)
+{
+    int fd = SYSCHECK(
+        socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
+    int one = 1;
+    SYSCHECK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one));
+    return fd;
+}
+
+int tcp_try_connect(int port)
+{
+    int fd = tcp_socket(0);
+    struct sockaddr_in sa = loopback(port);
+    int r;
+    do
+        r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int tcp_connect(int port)
+{
+    int fd = tcp_try_connect(port);
+    if (fd < 0)
+        FAIL("connect 127.0.0.1:%d: %s", port, strerror(-fd));
+    return fd;
+}
+
+int tcp_connect_start(int port)
+{
+    int fd = tcp_socket(1);
+    struct sockaddr_in sa = loopback(port);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
+        FAIL("connect 127.0.0.1:%d: %s", port, strerror(errno));
+    return fd;
+}
+
+int tcp_socket_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    SYSCHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len));
+    return err;
+}
+
+size_t connect_many(int port, int *fds, size_t n, int timeout_ms)
+{
+    struct pollfd *p = calloc(n, sizeof *p);
+    ASSERT(p != NULL);
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = tcp_connect_start(port);
+        p[i].fd = fds[i];
+        p[i].events = POLLOUT;
+    }
+    size_t done = 0;
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (done < n) {
+        int64_t left = (int64_t)deadline - (int64_t)now_ms();
+        if (left <= 0)
+            break;
+        int r = poll(p, n, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(r);
+        for (size_t i = 0; i < n; i++) {
+            if (p[i].fd < 0 || p[i].revents == 0)
+                continue;
+            int err = tcp_socket_error(fds[i]);
+            if (err != 0)
+                FAIL("connection %zu of %zu to port %d failed: %s", i, n, port, strerror(err));
+            p[i].fd = -1; /* connected: poll ignores negative fds */
+            done++;
+        }
+    }
+    free(p);
+    return done;
+}
+
+void set_nonblocking(int fd, int on)
+{
+    int flags = SYSCHECK(fcntl(fd, F_GETFL));
+    flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+    SYSCHECK(fcntl(fd, F_SETFL, flags));
+}
+
+/* Waits for `events` on fd until the deadline; returns 0 on timeout. */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+    for (;;) {
+        int64_t left = (int64_t)deadline - (int64_t)now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(r);
+        if (r > 0)
+            return 1;
+    }
+}
+
+void send_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    size_t sent = 0;
+    uint64_t deadline = now_ms() + 10000;
+    while (sent < n) {
+        ssize_t w = send(fd, p + sent, n - sent, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN) {
+            if (!wait_fd(fd, POLLOUT, deadline))
+                FAIL("send: %zu of %zu bytes sent, then no room for 10 s", sent, n);
+            continue;
+        }
+        if (w < 0)
+            FAIL("send (%zu of %zu bytes sent): %s", sent, n, strerror(errno));
+        sent += (size_t)w;
+    }
+}
+
+void recv_exact(int fd, void *buf, size_t n, int timeout_ms)
+{
+    char *p = buf;
+    size_t got = 0;
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (got < n) {
+        if (!wait_fd(fd, POLLIN, deadline))
+            FAIL("recv: %zu of %zu bytes within %d ms", got, n, timeout_ms);
+        ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r < 0)
+            FAIL("recv (%zu of %zu bytes received): %s", got, n, strerror(errno));
+        if (r == 0)
+            FAIL("recv: end of stream after %zu of %zu bytes", got, n);
+        got += (size_t)r;
+    }
+}
+
+void expect_eof(int fd, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (!wait_fd(fd, POLLIN, deadline))
+            FAIL("no end of stream within %d ms", timeout_ms);
+        char c;
+        ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r < 0)
+            FAIL("recv: %s (expected an orderly end of stream)", strerror(errno));
+        if (r > 0)
+            FAIL("recv: got data (0x%02x), expected end of stream", (unsigned char)c);
+        return;
+    }
+}
+
+void echo_roundtrip(int fd, const void *msg, size_t n, int timeout_ms)
+{
+    char *back = malloc(n ? n : 1);
+    ASSERT(back != NULL);
+    send_all(fd, msg, n);
+    recv_exact(fd, back, n, timeout_ms);
+    if (memcmp(back, msg, n) != 0)
+        FAIL("echo of %zu bytes differs from what was sent", n);
+    free(back);
+}
+
+int socket_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    SYSCHECK(getsockname(fd, (struct sockaddr *)&ss, &len));
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* ------------------------------------------------ processes and the clock */
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    SYSCHECK(clock_gettime(CLOCK_MONOTONIC, &ts));
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* Reads /proc/PID/stat and returns a pointer just after the last ')': the
+ * command name may hold spaces and parentheses. */
+static const char *proc_stat_fields(pid_t pid, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = SYSCHECK(open(path, O_RDONLY | O_CLOEXEC));
+    ssize_t n = SYSCHECK(read(fd, buf, cap - 1));
+    close(fd);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    if (paren == NULL)
+        FAIL("%s: unexpected format", path);
+    return paren + 1;
+}
+
+long proc_cpu_ticks(pid_t pid)
+{
+    char buf[1024];
+    const char *p = proc_stat_fields(pid, buf, sizeof buf);
+    /* After ')': state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt
+     * majflt cmajflt utime(14) stime(15). */
+    char state;
+    unsigned long utime, stime;
+    if (sscanf(p, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &utime, &stime) !=
+        3)
+        FAIL("/proc/%d/stat: cannot parse utime and stime", (int)pid);
+    return (long)(utime + stime);
+}
+
+char proc_state(pid_t pid)
+{
+    char buf[1024];
+    const char *p = proc_stat_fields(pid, buf, sizeof buf);
+    char state;
+    if (sscanf(p, " %c", &state) != 1)
+        FAIL("/proc/%d/stat: cannot parse the state", (int)pid);
+    return state;
+}
+
+long proc_status_kb(pid_t pid, const char *field)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    size_t len;
+    char *text = read_file(path, &len);
+    if (text == NULL)
+        FAIL("%s: %s", path, strerror(errno));
+    size_t flen = strlen(field);
+    long kb = -1;
+    for (char *line = text; line != NULL && *line != '\0';) {
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
+            kb = strtol(line + flen + 1, NULL, 10);
+            break;
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    free(text);
+    if (kb < 0)
+        FAIL("%s: no %s field", path, field);
+    return kb;
+}
+
+long proc_rss_kb(pid_t pid)
+{
+    return proc_status_kb(pid, "VmRSS");
+}
+
+double proc_cpu_percent(pid_t pid, int window_ms, long *ticks)
+{
+    long before = proc_cpu_ticks(pid);
+    uint64_t start = now_ms();
+    sleep_ms(window_ms);
+    long used = proc_cpu_ticks(pid) - before;
+    uint64_t elapsed = now_ms() - start;
+    if (ticks != NULL)
+        *ticks = used;
+    return 100.0 * (double)used / (double)sysconf(_SC_CLK_TCK) / ((double)elapsed / 1000.0);
+}
+
+rlim_t raise_nofile_up_to(rlim_t want, rlim_t need)
+{
+    struct rlimit rl;
+    SYSCHECK(getrlimit(RLIMIT_NOFILE, &rl));
+    if (rl.rlim_cur >= want)
+        return rl.rlim_cur;
+    struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max > want ? rl.rlim_max : want};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+        return want;
+    /* Without CAP_SYS_RESOURCE the hard limit is as far as we go. */
+    if (errno != EPERM || rl.rlim_max < need)
+        FAIL("setrlimit(RLIMIT_NOFILE, %llu): %s (hard limit %llu, need %llu)",
+             (unsigned long long)want, strerror(errno), (unsigned long long)rl.rlim_max,
+             (unsigned long long)need);
+    rl.rlim_cur = rl.rlim_max;
+    SYSCHECK(setrlimit(RLIMIT_NOFILE, &rl));
+    return rl.rlim_cur;
+}
+
+void raise_nofile(rlim_t n)
+{
+    raise_nofile_up_to(n, n);
+}
+
+/* ------------------------------------------------------------- payloads */
+
+void prng_seed(struct prng *r, uint64_t seed)
+{
+    r->state = seed ? seed : 0x9E3779B97F4A7C15ull;
+}
+
+uint64_t prng_next(struct prng *r)
+{
+    uint64_t x = r->state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+uint64_t prng_range(struct prng *r, uint64_t lo, uint64_t hi)
+{
+    return lo + prng_next(r) % (hi - lo + 1);
+}
+
+void prng_fill(struct prng *r, void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        uint64_t v = prng_next(r);
+        size_t k = n < sizeof v ? n : sizeof v;
+        memcpy(p, &v, k);
+        p += k;
+        n -= k;
+    }
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+void pattern_fill(uint64_t seed, uint64_t offset, void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    uint64_t key = splitmix64(seed);
+    while (n > 0) {
+        uint64_t word = splitmix64(key ^ (offset / 8));
+        unsigned char bytes[8];
+        memcpy(bytes, &word, sizeof bytes);
+        size_t skip = (size_t)(offset % 8);
+        size_t k = 8 - skip < n ? 8 - skip : n;
+        memcpy(p, bytes + skip, k);
+        p += k;
+        n -= k;
+        offset += k;
+    }
+}
+
+size_t pattern_mismatch(uint64_t seed, uint64_t offset, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    unsigned char expect[16384];
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done < sizeof expect ? n - done : sizeof expect;
+        pattern_fill(seed, offset + done, expect, k);
+        if (memcmp(expect, p + done, k) != 0) {
+            for (size_t i = 0; i < k; i++)
+                if (expect[i] != p[done + i])
+                    return done + i;
+        }
+        done += k;
+    }
+    return n;
+}
