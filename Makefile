@@ -5,6 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
+FORMAT_FILES = include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch] examples/*.c
 
 .PHONY: all build run test test-build test-asan install format format-check clean
 
@@ -32,10 +33,10 @@ install: build
 	cmake --install $(BUILD)
 
 format:
-	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch]
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run --Werror include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch]
+	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
