@@ -643,6 +643,68 @@ void echo_roundtrip(int fd, const void *msg, size_t n, int timeout_ms)
     free(back);
 }
 
+#define ECHO_MANY_LEN 32
+
+static void echo_many_message(size_t id, char msg[ECHO_MANY_LEN])
+{
+    char text[64];
+    snprintf(text, sizeof text, "client %08zu of a crowd.........", id);
+    memcpy(msg, text, ECHO_MANY_LEN);
+}
+
+uint64_t echo_many(const int *fds, size_t n, size_t first_id, int timeout_ms)
+{
+    struct pollfd *p = calloc(n, sizeof *p);
+    char(*back)[ECHO_MANY_LEN] = calloc(n, sizeof *back);
+    size_t *got = calloc(n, sizeof *got);
+    if (!p || !back || !got)
+        FAIL("echo_many: out of memory");
+    for (size_t k = 0; k < n; k++) {
+        char msg[ECHO_MANY_LEN];
+        echo_many_message(first_id + k, msg);
+        send_all(fds[k], msg, ECHO_MANY_LEN);
+        p[k].fd = fds[k];
+        p[k].events = POLLIN;
+    }
+    size_t served = 0;
+    uint64_t start = now_ms(), deadline = start + (uint64_t)timeout_ms;
+    while (served < n) {
+        int64_t left = (int64_t)deadline - (int64_t)now_ms();
+        if (left <= 0)
+            FAIL("clients %zu..%zu: only %zu of %zu echoes within %d ms", first_id,
+                 first_id + n - 1, served, n, timeout_ms);
+        int r = poll(p, (nfds_t)n, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(r);
+        for (size_t k = 0; k < n; k++) {
+            if (p[k].fd < 0 || p[k].revents == 0)
+                continue;
+            ssize_t got_now = recv(fds[k], back[k] + got[k], ECHO_MANY_LEN - got[k], MSG_DONTWAIT);
+            if (got_now < 0 && errno == EAGAIN)
+                continue;
+            if (got_now < 0)
+                FAIL("client %zu: recv: %s", first_id + k, strerror(errno));
+            if (got_now == 0)
+                FAIL("client %zu: end of stream after %zu bytes", first_id + k, got[k]);
+            got[k] += (size_t)got_now;
+            if (got[k] == ECHO_MANY_LEN) {
+                char msg[ECHO_MANY_LEN];
+                echo_many_message(first_id + k, msg);
+                if (memcmp(msg, back[k], ECHO_MANY_LEN) != 0)
+                    FAIL("client %zu: echo \"%.32s\" differs from \"%.32s\"", first_id + k, back[k],
+                         msg);
+                p[k].fd = -1; /* done: poll ignores negative fds */
+                served++;
+            }
+        }
+    }
+    free(p);
+    free(back);
+    free(got);
+    return now_ms() - start;
+}
+
 int socket_port(int fd)
 {
     struct sockaddr_storage ss;

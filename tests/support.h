@@ -165,6 +165,11 @@ void expect_eof(int fd, int timeout_ms);
 /* Sends msg and expects the same bytes back within timeout_ms. */
 void echo_roundtrip(int fd, const void *msg, size_t n, int timeout_ms);
 
+/* Each of fds[0..n) sends a 32-byte message of its own (numbered from
+ * `first_id`) and must get exactly it back; all within timeout_ms. Returns
+ * the milliseconds that took. */
+uint64_t echo_many(const int *fds, size_t n, size_t first_id, int timeout_ms);
+
 /* The port a bound socket listens on. */
 int socket_port(int fd);
 

@@ -16,19 +16,8 @@
 #include <unistd.h>
 
 #define MAX_CLIENTS 2000
-#define MSG_LEN 16
 
 static int fds[MAX_CLIENTS];
-static struct pollfd p[MAX_CLIENTS];
-static size_t got[MAX_CLIENTS];
-static char back[MAX_CLIENTS][MSG_LEN];
-
-static void message_for(int i, char msg[MSG_LEN])
-{
-    char text[32];
-    snprintf(text, sizeof text, "client %06d...", i);
-    memcpy(msg, text, MSG_LEN);
-}
 
 static void wait_for_state(pid_t pid, char want)
 {
@@ -73,48 +62,9 @@ int main(int argc, char **argv)
 
     SYSCHECK(kill(s.pid, SIGCONT));
 
-    /* Every client sends its own 16 bytes and must get exactly them back. */
-    for (int i = 0; i < clients; i++) {
-        char msg[MSG_LEN];
-        message_for(i, msg);
-        send_all(fds[i], msg, MSG_LEN);
-        p[i].fd = fds[i];
-        p[i].events = POLLIN;
-    }
-    int served = 0;
-    start = now_ms();
-    uint64_t deadline = start + 30000;
-    while (served < clients) {
-        int64_t left = (int64_t)deadline - (int64_t)now_ms();
-        if (left <= 0)
-            FAIL("only %d of %d clients served within 30 s", served, clients);
-        int r = poll(p, (nfds_t)clients, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        SYSCHECK(r);
-        for (int i = 0; i < clients; i++) {
-            if (p[i].fd < 0 || p[i].revents == 0)
-                continue;
-            ssize_t n = recv(fds[i], back[i] + got[i], MSG_LEN - got[i], 0);
-            if (n < 0 && errno == EAGAIN)
-                continue;
-            if (n < 0)
-                FAIL("client %d: recv: %s", i, strerror(errno));
-            if (n == 0)
-                FAIL("client %d: end of stream after %zu bytes", i, got[i]);
-            got[i] += (size_t)n;
-            if (got[i] == MSG_LEN) {
-                char msg[MSG_LEN];
-                message_for(i, msg);
-                if (memcmp(msg, back[i], MSG_LEN) != 0)
-                    FAIL("client %d: echo \"%.16s\" differs from \"%.16s\"", i, back[i], msg);
-                p[i].fd = -1;
-                served++;
-            }
-        }
-    }
-    note("all %d clients served in %llu ms after SIGCONT", served,
-         (unsigned long long)(now_ms() - start));
+    /* Every client sends its own message and must get exactly it back. */
+    uint64_t took = echo_many(fds, (size_t)clients, 0, 30000);
+    note("all %d clients served in %llu ms after SIGCONT", clients, (unsigned long long)took);
 
     for (int i = 0; i < clients; i++)
         close(fds[i]);

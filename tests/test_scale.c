@@ -13,65 +13,9 @@
 
 #define CONNS 10000
 #define BATCH 500
-#define MSG_LEN 32
 #define NOFILE 25000
 
 static int fds[CONNS];
-
-static void message_for(int i, char msg[MSG_LEN])
-{
-    char text[64];
-    snprintf(text, sizeof text, "connection %05d of a crowd......", i);
-    memcpy(msg, text, MSG_LEN);
-}
-
-/* Connections [first, first + n) each send their message and must get it back. */
-static void round_trips(int first, int n)
-{
-    static struct pollfd p[BATCH];
-    static char back[BATCH][MSG_LEN];
-    static size_t got[BATCH];
-    for (int k = 0; k < n; k++) {
-        char msg[MSG_LEN];
-        message_for(first + k, msg);
-        send_all(fds[first + k], msg, MSG_LEN);
-        p[k].fd = fds[first + k];
-        p[k].events = POLLIN;
-        got[k] = 0;
-    }
-    int served = 0;
-    uint64_t deadline = now_ms() + 20000;
-    while (served < n) {
-        int64_t left = (int64_t)deadline - (int64_t)now_ms();
-        if (left <= 0)
-            FAIL("connections %d..%d: only %d of %d echoes within 20 s", first, first + n - 1,
-                 served, n);
-        int r = poll(p, (nfds_t)n, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        SYSCHECK(r);
-        for (int k = 0; k < n; k++) {
-            if (p[k].fd < 0 || p[k].revents == 0)
-                continue;
-            ssize_t got_now = recv(p[k].fd, back[k] + got[k], MSG_LEN - got[k], MSG_DONTWAIT);
-            if (got_now < 0 && errno == EAGAIN)
-                continue;
-            if (got_now < 0)
-                FAIL("connection %d: recv: %s", first + k, strerror(errno));
-            if (got_now == 0)
-                FAIL("connection %d: end of stream after %zu bytes", first + k, got[k]);
-            got[k] += (size_t)got_now;
-            if (got[k] == MSG_LEN) {
-                char msg[MSG_LEN];
-                message_for(first + k, msg);
-                if (memcmp(msg, back[k], MSG_LEN) != 0)
-                    FAIL("connection %d: echo differs", first + k);
-                p[k].fd = -1;
-                served++;
-            }
-        }
-    }
-}
 
 int main(int argc, char **argv)
 {
@@ -93,7 +37,7 @@ int main(int argc, char **argv)
         if (connected != BATCH)
             FAIL("connections %d..%d: only %zu of %d connects completed within 10 s", first,
                  first + BATCH - 1, connected, BATCH);
-        round_trips(first, BATCH);
+        echo_many(fds + first, BATCH, (size_t)first, 20000);
     }
     long rss_after = proc_rss_kb(s.pid);
     note("%d connections open, one round trip each, in %llu ms", CONNS,
