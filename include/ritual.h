@@ -131,7 +131,8 @@ RITUAL_API void ritual_log(ritual_loop *loop, ritual_log_level level, const char
 
 /* Called by the loop for each connection. Only `on_data` is required. */
 typedef struct ritual_conn_callbacks {
-    /* A connection was accepted. Set its data pointer here. */
+    /* A connection was accepted (or, outbound, connected). Set its data
+     * pointer here. */
     void (*on_open)(ritual_conn *conn);
     /* Bytes arrived. `bytes` holds everything received and not yet consumed.
      * Return how many leading bytes you consumed; the rest stays buffered and
@@ -205,7 +206,7 @@ RITUAL_API size_t ritual_conn_write_queued(const ritual_conn *conn);
 
 RITUAL_API ritual_loop *ritual_conn_loop(const ritual_conn *conn);
 
-/* The listener that accepted the connection. */
+/* The listener that accepted the connection; NULL for an outbound one. */
 RITUAL_API ritual_listener *ritual_conn_listener(const ritual_conn *conn);
 
 /* The socket, for getsockopt and the like; do not read, write or close it. */
@@ -214,6 +215,24 @@ RITUAL_API int ritual_conn_fd(const ritual_conn *conn);
 /* Writes the peer's address ("127.0.0.1:5555", "[::1]:5555") into `buf`.
  * Returns 0 or a negative errno. */
 RITUAL_API int ritual_conn_peer(const ritual_conn *conn, char *buf, size_t len);
+
+/* ------------------------------------------------- outbound connections */
+
+typedef struct ritual_connect_options {
+    ritual_conn_options conn;
+    uint64_t timeout_ms; /* give up on the handshake after this; default 10 s */
+    void *data;          /* the connection's data pointer from the start */
+} ritual_connect_options;
+
+/* Connects to `address` ("HOST:PORT" as for ritual_listen; HOST may not be
+ * `*`) without blocking. on_open runs once the handshake completes; if it
+ * fails, on_close runs instead with the reason (-ECONNREFUSED, -ETIMEDOUT,
+ * ...) and on_open never does. Writes before on_open are queued. `options`
+ * may be NULL; `callbacks` is copied. Returns the connection, or NULL with
+ * `err` filled if the connect could not even start. */
+RITUAL_API ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
+                                       const ritual_connect_options *options,
+                                       const ritual_conn_callbacks *callbacks, ritual_error *err);
 
 /* ------------------------------------------------------------ listeners */
 

@@ -27,20 +27,47 @@
 #define IOV_BATCH 64
 #define INBUF_MIN 4096
 
+#define DEFAULT_READ_BUFFER (64 * 1024)
+#define DEFAULT_HIGH_WATERMARK (1024 * 1024)
+#define DEFAULT_WRITE_LIMIT (64 * 1024 * 1024)
+#define DEFAULT_CLOSE_TIMEOUT_MS 10000
+
+void ritual__conn_options_defaults(ritual_conn_options *o)
+{
+    if (!o->close_timeout_ms)
+        o->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT_MS;
+    if (!o->read_buffer_size)
+        o->read_buffer_size = DEFAULT_READ_BUFFER;
+    if (o->read_buffer_size > UINT32_MAX / 2)
+        o->read_buffer_size = UINT32_MAX / 2;
+    if (!o->write_high_watermark)
+        o->write_high_watermark = DEFAULT_HIGH_WATERMARK;
+    if (!o->write_low_watermark || o->write_low_watermark > o->write_high_watermark)
+        o->write_low_watermark = o->write_high_watermark / 4;
+    if (!o->write_limit)
+        o->write_limit = DEFAULT_WRITE_LIMIT;
+    if (o->write_limit < o->write_high_watermark)
+        o->write_limit = o->write_high_watermark;
+    if (o->idle_timeout_ms > UINT32_MAX)
+        o->idle_timeout_ms = UINT32_MAX;
+}
+
 static inline const ritual_conn_options *opts(const ritual_conn *conn)
 {
-    return &conn->listener->conn_opts;
+    return &conn->profile->opts;
 }
 
 static inline const ritual_conn_callbacks *cbs(const ritual_conn *conn)
 {
-    return &conn->listener->cbs;
+    return &conn->profile->cbs;
 }
 
 static unsigned wanted_events(const ritual_conn *conn)
 {
     if (conn->flags & CONN_LINGERING)
         return RITUAL_IO_READ;
+    if (conn->flags & CONN_CONNECTING)
+        return RITUAL_IO_WRITE; /* writable: the handshake finished, or failed */
     unsigned events = conn->out_len ? RITUAL_IO_WRITE : 0;
     if (!(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING)))
         events |= RITUAL_IO_READ;
@@ -59,6 +86,8 @@ static void update_interest(ritual_conn *conn)
 /* When the connection's timer must next look at it; 0 for never. */
 static uint64_t deadline(const ritual_conn *conn)
 {
+    if (conn->flags & CONN_CONNECTING)
+        return conn->last_active + conn->profile->connect_timeout_ms * RITUAL_NS_PER_MS;
     if (conn->flags & (CONN_CLOSING | CONN_LINGERING))
         return conn->last_active + opts(conn)->close_timeout_ms * RITUAL_NS_PER_MS;
     if (conn->idle_ms)
@@ -147,7 +176,8 @@ static void conn_recycle(ritual_loop *loop, ritual_conn *conn)
     loop->conn_free_count++;
 }
 
-ritual_conn *ritual__conn_open(ritual_loop *loop, ritual_listener *listener, int fd)
+ritual_conn *ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profile, int fd,
+                               bool connecting)
 {
     ritual_conn *conn = conn_alloc(loop);
     if (!conn) {
@@ -158,19 +188,21 @@ ritual_conn *ritual__conn_open(ritual_loop *loop, ritual_listener *listener, int
     conn->io.fd = fd;
     conn->io.kind = RITUAL_IO_CONN;
     conn->loop = loop;
-    conn->listener = listener;
-    conn->idle_ms = (uint32_t)listener->conn_opts.idle_timeout_ms;
+    conn->profile = profile;
+    conn->idle_ms = (uint32_t)profile->opts.idle_timeout_ms;
     conn->last_active = loop->now;
+    if (connecting)
+        conn->flags |= CONN_CONNECTING;
     ritual__timer_node_init(&conn->timer, RITUAL_TIMER_CONN);
 
     int one = 1;
     /* Small writes go out at once: latency matters more than packet count
      * for the request/response traffic servers carry. Failure is harmless. */
-    if (!listener->conn_opts.nagle)
+    if (!profile->opts.nagle)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
     int rc = ritual__io_set(loop, &conn->io, wanted_events(conn));
-    if (rc == 0 && conn->idle_ms)
+    if (rc == 0 && deadline(conn))
         rc = ritual__timer_node_schedule(loop, &conn->timer, deadline(conn));
     if (rc < 0) {
         ritual_log(loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(rc));
@@ -180,12 +212,14 @@ ritual_conn *ritual__conn_open(ritual_loop *loop, ritual_listener *listener, int
         conn_recycle(loop, conn);
         return NULL;
     }
-    listener->refs++;
-    listener->conns++;
+    if (profile->listener) {
+        profile->listener->refs++;
+        profile->listener->conns++;
+    }
     loop->conn_count++;
     ritual_list_add_tail(&loop->conns, &conn->link);
-    if (listener->cbs.on_open)
-        listener->cbs.on_open(conn);
+    if (!connecting && profile->cbs.on_open)
+        profile->cbs.on_open(conn);
     return conn;
 }
 
@@ -207,7 +241,8 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
     ritual_list_del(&conn->link);
     ritual_list_add_tail(&loop->closed, &conn->link);
     loop->conn_count--;
-    ritual__listener_conn_closed(conn->listener);
+    if (conn->profile->listener)
+        ritual__listener_conn_closed(conn->profile->listener);
     ritual__loop_check_drained(loop);
 }
 
@@ -216,10 +251,13 @@ void ritual__conns_reap(ritual_loop *loop)
     while (!ritual_list_empty(&loop->closed)) {
         ritual_conn *conn = container_of(loop->closed.next, ritual_conn, link);
         ritual_list_del(&conn->link);
-        ritual_listener *listener = conn->listener;
-        if (listener->cbs.on_close)
-            listener->cbs.on_close(conn, conn->close_reason);
-        ritual__listener_unref(listener);
+        const struct ritual_conn_profile *profile = conn->profile;
+        if (profile->cbs.on_close)
+            profile->cbs.on_close(conn, conn->close_reason);
+        if (profile->listener)
+            ritual__listener_unref(profile->listener);
+        else
+            free((void *)profile); /* an outbound connection's own */
         conn_recycle(loop, conn);
     }
 }
@@ -296,7 +334,9 @@ void ritual__conn_timer_fired(ritual_conn *conn)
         schedule_timer(conn, due); /* there was activity: look again later */
         return;
     }
-    if (conn->flags & CONN_LINGERING) {
+    if (conn->flags & CONN_CONNECTING) {
+        ritual__conn_terminate(conn, -ETIMEDOUT);
+    } else if (conn->flags & CONN_LINGERING) {
         ritual__conn_terminate(conn, conn->close_reason);
     } else if (conn->flags & CONN_CLOSING) {
         abort_with(conn, -ETIMEDOUT); /* the peer stopped reading our last bytes */
@@ -384,7 +424,7 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
         return 0;
 
     size_t sent = 0;
-    if (conn->out_len == 0) {
+    if (conn->out_len == 0 && !(conn->flags & CONN_CONNECTING)) {
         ssize_t n = iovcnt == 1 ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
                                 : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
         if (n < 0 && errno == EINTR)
@@ -592,10 +632,37 @@ static void socket_error(ritual_conn *conn)
     ritual__conn_terminate(conn, -err);
 }
 
+/* The outbound handshake finished: connected, or refused. */
+static void connect_done(ritual_conn *conn)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(conn->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        ritual__conn_terminate(conn, -err);
+        return;
+    }
+    conn->flags &= ~CONN_CONNECTING;
+    conn->last_active = conn->loop->now;
+    schedule_timer(conn, deadline(conn));
+    update_interest(conn);
+    if (!(conn->flags & CONN_CLOSED) && cbs(conn)->on_open)
+        cbs(conn)->on_open(conn);
+}
+
 void ritual__conn_ready(ritual_conn *conn, unsigned events)
 {
     if (conn->flags & CONN_CLOSED)
         return;
+    if (conn->flags & CONN_CONNECTING) {
+        if (!(events & (RITUAL_IO_WRITE | RITUAL_IO_ERROR)))
+            return;
+        connect_done(conn);
+        if (conn->flags & (CONN_CLOSED | CONN_CONNECTING))
+            return;
+        events = RITUAL_IO_WRITE; /* flush what was written while connecting */
+    }
     if ((events & (RITUAL_IO_WRITE | RITUAL_IO_ERROR)) && conn->out_len) {
         flush(conn);
         if (conn->flags & CONN_CLOSED)
@@ -666,7 +733,7 @@ ritual_loop *ritual_conn_loop(const ritual_conn *conn)
 
 ritual_listener *ritual_conn_listener(const ritual_conn *conn)
 {
-    return conn->listener;
+    return conn->profile->listener;
 }
 
 int ritual_conn_fd(const ritual_conn *conn)

@@ -144,14 +144,27 @@ void ritual__buffers_free(ritual_loop *loop);
 /* ------------------------------------------------------------ connections */
 
 enum {
-    CONN_PAUSED = 1u << 0,    /* the user paused reading */
-    CONN_OVER_HIGH = 1u << 1, /* write queue passed the high watermark */
-    CONN_EOF = 1u << 2,       /* the peer sent FIN */
-    CONN_CLOSING = 1u << 3,   /* close requested: flushing */
-    CONN_LINGERING = 1u << 4, /* FIN sent; reading and discarding */
-    CONN_CLOSED = 1u << 5,    /* fd closed; on_close pending */
-    CONN_REDELIVER = 1u << 6, /* resumed with input left: hand it over again */
+    CONN_PAUSED = 1u << 0,     /* the user paused reading */
+    CONN_OVER_HIGH = 1u << 1,  /* write queue passed the high watermark */
+    CONN_EOF = 1u << 2,        /* the peer sent FIN */
+    CONN_CLOSING = 1u << 3,    /* close requested: flushing */
+    CONN_LINGERING = 1u << 4,  /* FIN sent; reading and discarding */
+    CONN_CLOSED = 1u << 5,     /* fd closed; on_close pending */
+    CONN_REDELIVER = 1u << 6,  /* resumed with input left: hand it over again */
+    CONN_CONNECTING = 1u << 7, /* outbound, waiting for the handshake */
 };
+
+/* What a connection runs on: callbacks and options, shared by all the
+ * connections of a listener, or owned by one outbound connection. */
+struct ritual_conn_profile {
+    ritual_conn_callbacks cbs;
+    ritual_conn_options opts;
+    ritual_listener *listener;   /* NULL for an outbound connection */
+    uint64_t connect_timeout_ms; /* outbound only */
+};
+
+/* Fills in the defaults of zero fields. */
+void ritual__conn_options_defaults(ritual_conn_options *o);
 
 struct ritual_conn {
     struct ritual_io io;
@@ -164,7 +177,7 @@ struct ritual_conn {
     struct ritual_chunk *out_head, *out_tail;
     size_t out_len;
     ritual_loop *loop;
-    ritual_listener *listener;
+    const struct ritual_conn_profile *profile;
     void *data;
     uint64_t last_active; /* ns: last read or write progress; start of lingering */
     struct ritual_timer_node timer;
@@ -174,8 +187,11 @@ struct ritual_conn {
  * only while they hold bytes. */
 _Static_assert(sizeof(struct ritual_conn) == 128, "ritual_conn changed size: make it a decision");
 
-/* Sets up an accepted socket as a connection; the fd is closed on failure. */
-ritual_conn *ritual__conn_open(ritual_loop *loop, ritual_listener *listener, int fd);
+/* Sets up a socket as a connection: accepted, or `connecting` outbound (then
+ * on_open waits for the handshake). On failure the fd is closed and NULL
+ * returned, with no callback called. */
+ritual_conn *ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profile, int fd,
+                               bool connecting);
 void ritual__conn_ready(ritual_conn *conn, unsigned events);
 void ritual__conn_timer_fired(ritual_conn *conn);
 /* Closes the socket now, without flushing, reporting `reason`. */
@@ -188,8 +204,7 @@ void ritual__conns_reap(ritual_loop *loop);
 struct ritual_listener {
     struct ritual_io io;
     ritual_loop *loop;
-    ritual_conn_callbacks cbs;
-    ritual_conn_options conn_opts;
+    struct ritual_conn_profile profile;
     void *data;
     unsigned max_conns;
     size_t conns;

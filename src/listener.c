@@ -17,11 +17,6 @@
 #define EMFILE_BACKOFF_MIN_NS (50 * RITUAL_NS_PER_MS)
 #define EMFILE_BACKOFF_MAX_NS (1000 * RITUAL_NS_PER_MS)
 
-#define DEFAULT_READ_BUFFER (64 * 1024)
-#define DEFAULT_HIGH_WATERMARK (1024 * 1024)
-#define DEFAULT_WRITE_LIMIT (64 * 1024 * 1024)
-#define DEFAULT_CLOSE_TIMEOUT_MS 10000
-
 /* net.core.somaxconn is the kernel's cap on any backlog: asking for it gets
  * the largest queue the administrator allows, not the 5 of old examples. */
 static int system_backlog(void)
@@ -35,26 +30,6 @@ static int system_backlog(void)
         fclose(f);
     }
     return backlog;
-}
-
-static void conn_options_defaults(ritual_conn_options *o)
-{
-    if (!o->close_timeout_ms)
-        o->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT_MS;
-    if (!o->read_buffer_size)
-        o->read_buffer_size = DEFAULT_READ_BUFFER;
-    if (o->read_buffer_size > UINT32_MAX / 2)
-        o->read_buffer_size = UINT32_MAX / 2;
-    if (!o->write_high_watermark)
-        o->write_high_watermark = DEFAULT_HIGH_WATERMARK;
-    if (!o->write_low_watermark || o->write_low_watermark > o->write_high_watermark)
-        o->write_low_watermark = o->write_high_watermark / 4;
-    if (!o->write_limit)
-        o->write_limit = DEFAULT_WRITE_LIMIT;
-    if (o->write_limit < o->write_high_watermark)
-        o->write_limit = o->write_high_watermark;
-    if (o->idle_timeout_ms > UINT32_MAX)
-        o->idle_timeout_ms = UINT32_MAX;
 }
 
 /* socket + options + bind + listen; returns the fd or a negative errno with
@@ -137,9 +112,9 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
     if (rc == 0 && getsockname(fd, (struct sockaddr *)&l->addr, &len) < 0)
         rc = -errno;
     if (rc == 0) {
-        l->conn_opts = options->conn;
-        conn_options_defaults(&l->conn_opts);
-        rc = ritual__loop_reserve_rbuf(loop, l->conn_opts.read_buffer_size);
+        l->profile.opts = options->conn;
+        ritual__conn_options_defaults(&l->profile.opts);
+        rc = ritual__loop_reserve_rbuf(loop, l->profile.opts.read_buffer_size);
     }
     if (rc == 0) {
         l->io.fd = fd;
@@ -155,7 +130,8 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
         return NULL;
     }
     l->loop = loop;
-    l->cbs = *callbacks;
+    l->profile.cbs = *callbacks;
+    l->profile.listener = l;
     l->data = options->data;
     l->max_conns = options->max_conns;
     l->refs = 1;
@@ -240,7 +216,7 @@ void ritual__listener_ready(ritual_listener *l, unsigned events)
                 l->emfile_backoff_ns = 0;
                 ritual_log(l->loop, RITUAL_LOG_INFO, "accept: descriptors available again");
             }
-            ritual__conn_open(l->loop, l, fd);
+            ritual__conn_open(l->loop, &l->profile, fd, false);
             continue;
         }
         switch (errno) {

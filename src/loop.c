@@ -193,8 +193,9 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
         ritual_conn *conn = container_of(pending.next, ritual_conn, link);
         ritual_list_del(&conn->link);
         ritual_list_add_tail(&loop->conns, &conn->link);
-        if (conn->listener->cbs.on_shutdown && !(conn->flags & (CONN_CLOSING | CONN_LINGERING)))
-            conn->listener->cbs.on_shutdown(conn);
+        if (conn->profile->cbs.on_shutdown &&
+            !(conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CONNECTING)))
+            conn->profile->cbs.on_shutdown(conn);
     }
     if (drain_ms == 0 && loop->conn_count > 0)
         ritual__loop_drain_deadline(loop);

@@ -1,0 +1,78 @@
+/* connect.c - outbound connections: a non-blocking connect whose handshake
+ * completes in the loop (EINPROGRESS, then writable, then SO_ERROR). From
+ * then on an outbound connection is like an accepted one. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
+                            const ritual_connect_options *options,
+                            const ritual_conn_callbacks *callbacks, ritual_error *err)
+{
+    ritual_connect_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!options)
+        options = &defaults;
+    if (!callbacks || !callbacks->on_data) {
+        ritual__error_set(err, -EINVAL, "connect %s: on_data callback is required",
+                          address ? address : "(null)");
+        return NULL;
+    }
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    bool any_host;
+    if (ritual__address_parse(address, &addr, &addr_len, &any_host, err) < 0)
+        return NULL;
+    if (any_host) {
+        ritual__error_set(err, -EINVAL, "connect %s: name a host to connect to", address);
+        return NULL;
+    }
+
+    struct ritual_conn_profile *profile = calloc(1, sizeof *profile);
+    if (!profile) {
+        ritual__error_set(err, -ENOMEM, "connect %s", address);
+        return NULL;
+    }
+    profile->cbs = *callbacks;
+    profile->opts = options->conn;
+    ritual__conn_options_defaults(&profile->opts);
+    profile->connect_timeout_ms =
+        options->timeout_ms ? options->timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    int rc = ritual__loop_reserve_rbuf(loop, profile->opts.read_buffer_size);
+    if (rc < 0) {
+        free(profile);
+        ritual__error_set(err, rc, "connect %s", address);
+        return NULL;
+    }
+
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        free(profile);
+        ritual__error_set(err, -errno, "socket %s", address);
+        return NULL;
+    }
+    /* Even a connect that succeeds at once is reported from the loop, so
+     * on_open never runs before ritual_connect has returned. */
+    if (connect(fd, (struct sockaddr *)&addr, addr_len) < 0 && errno != EINPROGRESS &&
+        errno != EINTR) {
+        int e = -errno;
+        close(fd);
+        free(profile);
+        ritual__error_set(err, e, "connect %s", address);
+        return NULL;
+    }
+    ritual_conn *conn = ritual__conn_open(loop, profile, fd, true);
+    if (!conn) {
+        free(profile);
+        ritual__error_set(err, -ENOMEM, "connect %s", address);
+        return NULL;
+    }
+    conn->data = options->data;
+    return conn;
+}
