@@ -4,5 +4,6 @@
 #define RITUAL_COMMANDS_H
 
 int echo_main(int argc, char **argv);
+int bench_main(int argc, char **argv);
 
 #endif

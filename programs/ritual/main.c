@@ -10,6 +10,7 @@ static const char main_usage[] =
     "\n"
     "Commands:\n"
     "  echo      echo server: every byte comes back (ritual echo --help)\n"
+    "  bench     load generator with latency percentiles (ritual bench --help)\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -23,6 +24,7 @@ static const struct {
     int (*main)(int argc, char **argv);
 } commands[] = {
     {"echo", echo_main},
+    {"bench", bench_main},
 };
 
 int main(int argc, char **argv)

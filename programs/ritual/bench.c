@@ -1,0 +1,439 @@
+/* bench.c - `ritual bench WORKLOAD`: options, one loop per thread, the
+ * measured window, and the report (text or JSON). */
+#include "bench.h"
+#include "cli.h"
+#include "commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char bench_usage[] =
+    "Usage: ritual bench echo --connect HOST:PORT [options]\n"
+    "\n"
+    "Load an echo server and measure it: every byte sent must come back, in order.\n"
+    "\n"
+    "Options:\n"
+    "  --connect HOST:PORT   the server (required)\n"
+    "  --connections N       connections in all (default 100)\n"
+    "  --duration SECONDS    length of the measured run (default 10)\n"
+    "  --size BYTES          message size, K/M suffixes allowed (default 64)\n"
+    "  --pipeline D          closed loop: messages in flight per connection (default 1)\n"
+    "  --rate R              open loop instead: R messages per second in all, latency\n"
+    "                        counted from when each message was due\n"
+    "  --threads T           threads, each with its own loop (default 1)\n"
+    "  --timeout SECONDS     a message unanswered this long is an error (default 10)\n"
+    "  --json                print one JSON object instead of the text report\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Exit status: 0 if there was no error, 1 if any (connect, reset, timeout, a wrong\n"
+    "byte), 2 on a usage error.\n";
+
+uint64_t bench_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void bench_note_error(struct bench_thread *t, const char *fmt, ...)
+{
+    if (t->first_error[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->first_error, sizeof t->first_error, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------ one thread */
+
+/* CPU time of the calling thread: the generator's own cost, in the window. */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_stop(ritual_timer *timer, void *data)
+{
+    struct bench_thread *t = data;
+    (void)timer;
+    t->end_ns = bench_clock_ns();
+    if (t->running)
+        t->cpu_ns = thread_cpu_ns() - t->cpu_ns;
+    else
+        t->cpu_ns = 0;
+    t->running = false;
+    t->ended = true;
+    ritual_timer_stop(t->tick_timer);
+    ritual_timer_stop(t->check_timer);
+    /* Close every connection politely (each echo server closes on our FIN);
+     * give up on stragglers after a second. */
+    ritual_loop_shutdown(t->loop, 1000);
+}
+
+static void on_tick(ritual_timer *timer, void *data)
+{
+    (void)timer;
+    bench_echo_tick(data);
+}
+
+static void on_check(ritual_timer *timer, void *data)
+{
+    (void)timer;
+    bench_echo_check(data);
+}
+
+void bench_conn_settled(struct bench_thread *t)
+{
+    if (++t->settled < t->nconns)
+        return;
+    /* Every connection is up (or failed): the measured window opens. */
+    size_t open = ritual_loop_conn_count(t->loop);
+    t->start_ns = bench_clock_ns();
+    if (open == 0) {
+        on_stop(t->stop_timer, t);
+        return;
+    }
+    t->running = true;
+    t->cpu_ns = thread_cpu_ns();
+    ritual_timer_start(t->stop_timer, (uint64_t)(t->cfg->duration_s * 1000), 0);
+    ritual_timer_start(t->check_timer, 1000, 1000);
+    if (t->cfg->rate > 0) {
+        t->step_ns = 1e9 * t->cfg->threads / t->cfg->rate;
+        ritual_timer_start(t->tick_timer, 1, 1);
+    }
+    bench_echo_window_opened(t);
+}
+
+static void *thread_main(void *arg)
+{
+    struct bench_thread *t = arg;
+    ritual_error err;
+    ritual_loop_options lo = {.log_level = RITUAL_LOG_ERROR};
+    t->loop = ritual_loop_new(&lo, &err);
+    if (!t->loop) {
+        bench_note_error(t, "%s", err.message);
+        t->errors.connect += t->nconns;
+        return NULL;
+    }
+    t->stop_timer = ritual_timer_new(t->loop, on_stop, t);
+    t->tick_timer = ritual_timer_new(t->loop, on_tick, t);
+    t->check_timer = ritual_timer_new(t->loop, on_check, t);
+    if (!t->stop_timer || !t->tick_timer || !t->check_timer || bench_echo_start_thread(t) < 0) {
+        bench_note_error(t, "out of memory");
+        t->errors.connect += t->nconns;
+    } else if (!t->ended) {
+        ritual_loop_run(t->loop);
+    }
+    if (!t->end_ns)
+        t->end_ns = bench_clock_ns();
+    ritual_loop_free(t->loop); /* frees the timers too */
+    bench_echo_stop_thread(t);
+    return NULL;
+}
+
+/* --------------------------------------------------------------- report */
+
+struct totals {
+    struct histogram hist;
+    struct bench_errors errors;
+    uint64_t messages, bytes;
+    double seconds; /* the longest window */
+    double rate;    /* sum over threads of messages / window */
+    uint64_t cpu_us;
+    const char *first_error;
+};
+
+static uint64_t error_count(const struct bench_errors *e)
+{
+    return e->connect + e->reset + e->timeout + e->verify + e->overload;
+}
+
+static void print_text(const struct bench_config *cfg, const struct totals *tot)
+{
+    const struct histogram *h = &tot->hist;
+    printf("ritual bench echo: %s, %u connection%s, %u thread%s, %zu-byte messages, ", cfg->target,
+           cfg->connections, cfg->connections == 1 ? "" : "s", cfg->threads,
+           cfg->threads == 1 ? "" : "s", cfg->size);
+    if (cfg->rate > 0)
+        printf("open loop at %.0f/s\n", cfg->rate);
+    else
+        printf("closed loop, pipeline %u\n", cfg->pipeline);
+    printf("  messages  %llu in %.2f s: %.0f/s, %.2f MB/s\n", (unsigned long long)tot->messages,
+           tot->seconds, tot->rate, tot->rate * (double)cfg->size / 1e6);
+    printf("  latency   p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us  "
+           "(mean %.1f us)\n",
+           hist_percentile(h, 50) / 1e3, hist_percentile(h, 90) / 1e3, hist_percentile(h, 99) / 1e3,
+           hist_percentile(h, 99.9) / 1e3, (h->count ? h->max : 0) / 1e3, hist_mean(h) / 1e3);
+    const struct bench_errors *e = &tot->errors;
+    printf("  errors    connect %llu  reset %llu  timeout %llu  verify %llu  overload %llu\n",
+           (unsigned long long)e->connect, (unsigned long long)e->reset,
+           (unsigned long long)e->timeout, (unsigned long long)e->verify,
+           (unsigned long long)e->overload);
+    if (tot->first_error)
+        printf("  first     %s\n", tot->first_error);
+    if (tot->messages)
+        printf("  cpu       %.3f us per message (this generator, in the window)\n",
+               (double)tot->cpu_us / (double)tot->messages);
+}
+
+static void print_json(const struct bench_config *cfg, const struct totals *tot)
+{
+    const struct histogram *h = &tot->hist;
+    const struct bench_errors *e = &tot->errors;
+    printf("{\"workload\":\"echo\",\"target\":\"%s\",\"connections\":%u,\"threads\":%u,"
+           "\"size\":%zu,\"pipeline\":%u,\"rate\":",
+           cfg->target, cfg->connections, cfg->threads, cfg->size, cfg->pipeline);
+    if (cfg->rate > 0)
+        printf("%.0f", cfg->rate);
+    else
+        printf("null");
+    printf(",\"duration_s\":%.3f,\"messages\":%llu,\"bytes\":%llu,\"messages_per_s\":%.1f,"
+           "\"bytes_per_s\":%.1f,",
+           tot->seconds, (unsigned long long)tot->messages, (unsigned long long)tot->bytes,
+           tot->rate, tot->rate * (double)cfg->size);
+    printf("\"latency_us\":{\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
+           "\"p999\":%.3f,\"max\":%.3f},",
+           (h->count ? h->min : 0) / 1e3, hist_mean(h) / 1e3, hist_percentile(h, 50) / 1e3,
+           hist_percentile(h, 90) / 1e3, hist_percentile(h, 99) / 1e3,
+           hist_percentile(h, 99.9) / 1e3, (h->count ? h->max : 0) / 1e3);
+    printf("\"errors\":{\"connect\":%llu,\"reset\":%llu,\"timeout\":%llu,\"verify\":%llu,"
+           "\"overload\":%llu,\"total\":%llu},",
+           (unsigned long long)e->connect, (unsigned long long)e->reset,
+           (unsigned long long)e->timeout, (unsigned long long)e->verify,
+           (unsigned long long)e->overload, (unsigned long long)error_count(e));
+    printf("\"client_cpu_us\":%llu,\"client_cpu_us_per_msg\":%.4f}\n",
+           (unsigned long long)tot->cpu_us,
+           tot->messages ? (double)tot->cpu_us / (double)tot->messages : 0.0);
+}
+
+/* ------------------------------------------------------------- options */
+
+enum {
+    OPT_CONNECT = 256,
+    OPT_CONNS,
+    OPT_DURATION,
+    OPT_SIZE,
+    OPT_PIPELINE,
+    OPT_RATE,
+    OPT_THREADS,
+    OPT_TIMEOUT,
+    OPT_JSON
+};
+
+static int parse_args(int argc, char **argv, struct bench_config *cfg)
+{
+    static const struct option options[] = {
+        {"connect", required_argument, NULL, OPT_CONNECT},
+        {"connections", required_argument, NULL, OPT_CONNS},
+        {"duration", required_argument, NULL, OPT_DURATION},
+        {"size", required_argument, NULL, OPT_SIZE},
+        {"pipeline", required_argument, NULL, OPT_PIPELINE},
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        fputs(bench_usage, stdout);
+        return -1;
+    }
+    if (argc < 2 || argv[1][0] == '-')
+        return cli_usage_error("bench", "name a workload: ritual bench echo ...");
+    cfg->workload = argv[1];
+    if (strcmp(cfg->workload, "echo") != 0)
+        return cli_usage_error("bench", "unknown workload '%s' (there is: echo)", cfg->workload);
+    argc--, argv++;
+
+    unsigned long n;
+    uint64_t ms;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case OPT_CONNECT:
+            cfg->target = optarg;
+            break;
+        case OPT_CONNS:
+            if (cli_parse_uint(optarg, 1000000, &n) < 0 || n == 0)
+                return cli_usage_error("bench",
+                                       "--connections: '%s' is not a number from 1 to "
+                                       "1000000",
+                                       optarg);
+            cfg->connections = (unsigned)n;
+            break;
+        case OPT_DURATION:
+            if (cli_parse_seconds(optarg, &ms) < 0 || ms == 0)
+                return cli_usage_error("bench",
+                                       "--duration: '%s' is not a positive number of "
+                                       "seconds",
+                                       optarg);
+            cfg->duration_s = (double)ms / 1000;
+            break;
+        case OPT_SIZE:
+            if (cli_parse_size(optarg, &cfg->size) < 0 || cfg->size == 0 || cfg->size > (64u << 20))
+                return cli_usage_error("bench", "--size: '%s' is not a size from 1 to 64M", optarg);
+            break;
+        case OPT_PIPELINE:
+            if (cli_parse_uint(optarg, 4096, &n) < 0 || n == 0)
+                return cli_usage_error("bench", "--pipeline: '%s' is not a number from 1 to 4096",
+                                       optarg);
+            cfg->pipeline = (unsigned)n;
+            break;
+        case OPT_RATE:
+            if (cli_parse_uint(optarg, 100000000, &n) < 0 || n == 0)
+                return cli_usage_error("bench",
+                                       "--rate: '%s' is not a positive number of "
+                                       "messages per second",
+                                       optarg);
+            cfg->rate = (double)n;
+            break;
+        case OPT_THREADS:
+            if (cli_parse_uint(optarg, 256, &n) < 0 || n == 0)
+                return cli_usage_error("bench", "--threads: '%s' is not a number from 1 to 256",
+                                       optarg);
+            cfg->threads = (unsigned)n;
+            break;
+        case OPT_TIMEOUT:
+            if (cli_parse_seconds(optarg, &cfg->timeout_ms) < 0 || cfg->timeout_ms == 0)
+                return cli_usage_error("bench",
+                                       "--timeout: '%s' is not a positive number of "
+                                       "seconds",
+                                       optarg);
+            break;
+        case OPT_JSON:
+            cfg->json = true;
+            break;
+        case 'h':
+            fputs(bench_usage, stdout);
+            return -1;
+        default:
+            return cli_getopt_error("bench", c, argv, optind);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+    if (!cfg->target)
+        return cli_usage_error("bench", "--connect HOST:PORT is required");
+    ritual_error err;
+    if (ritual_address_parse(cfg->target, NULL, NULL, &err) < 0)
+        return cli_usage_error("bench", "--connect: %s", err.message);
+    if (cfg->rate > 0 && cfg->pipeline > 1)
+        return cli_usage_error("bench", "--pipeline is for the closed loop; --rate sets the "
+                                        "open loop's pace");
+    if (cfg->threads > cfg->connections)
+        cfg->threads = cfg->connections;
+    return 0;
+}
+
+/* --------------------------------------------------------------- main */
+
+static void raise_fd_limit(unsigned want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want + 64) {
+        rl.rlim_cur = rl.rlim_max < want + 64 ? rl.rlim_max : want + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* One line a second on stderr, when a person is watching. */
+static void progress(struct bench_thread *threads, unsigned n, double elapsed, uint64_t *last)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += atomic_load_explicit(&threads[i].messages, memory_order_relaxed);
+    fprintf(stderr, "  %4.0f s  %10.0f msg/s\n", elapsed, (double)(total - *last));
+    *last = total;
+}
+
+int bench_main(int argc, char **argv)
+{
+    struct bench_config cfg = {
+        .connections = 100,
+        .threads = 1,
+        .pipeline = 1,
+        .size = 64,
+        .duration_s = 10,
+        .timeout_ms = 10000,
+    };
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc != 0)
+        return rc < 0 ? EXIT_OK : rc;
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(cfg.connections);
+    if (bench_echo_prepare(&cfg) < 0)
+        return cli_runtime_error("bench: out of memory");
+
+    struct bench_thread *threads = calloc(cfg.threads, sizeof *threads);
+    if (!threads)
+        return cli_runtime_error("bench: out of memory");
+    unsigned first = 0;
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        struct bench_thread *t = &threads[i];
+        t->cfg = &cfg;
+        t->index = i;
+        t->nconns = cfg.connections / cfg.threads + (i < cfg.connections % cfg.threads);
+        t->first_id = first;
+        first += t->nconns;
+        hist_init(&t->hist);
+        int e = pthread_create(&t->tid, NULL, thread_main, t);
+        if (e != 0)
+            return cli_runtime_error("bench: pthread_create: %s", strerror(e));
+    }
+    if (isatty(STDERR_FILENO) && !cfg.json) {
+        uint64_t last = 0;
+        for (double s = 1; s < cfg.duration_s + 0.5; s++) {
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+            progress(threads, cfg.threads, s, &last);
+        }
+    }
+    struct totals tot;
+    memset(&tot, 0, sizeof tot);
+    hist_init(&tot.hist);
+    for (unsigned i = 0; i < cfg.threads; i++) {
+        struct bench_thread *t = &threads[i];
+        pthread_join(t->tid, NULL);
+        hist_merge(&tot.hist, &t->hist);
+        tot.messages += t->messages;
+        tot.bytes += t->bytes;
+        tot.cpu_us += t->cpu_ns / 1000;
+        double secs =
+            t->start_ns && t->end_ns > t->start_ns ? (double)(t->end_ns - t->start_ns) / 1e9 : 0;
+        if (secs > tot.seconds)
+            tot.seconds = secs;
+        if (secs > 0)
+            tot.rate += (double)t->messages / secs;
+        tot.errors.connect += t->errors.connect;
+        tot.errors.reset += t->errors.reset;
+        tot.errors.timeout += t->errors.timeout;
+        tot.errors.verify += t->errors.verify;
+        tot.errors.overload += t->errors.overload;
+        if (!tot.first_error && t->first_error[0])
+            tot.first_error = t->first_error;
+    }
+    if (cfg.json)
+        print_json(&cfg, &tot);
+    else
+        print_text(&cfg, &tot);
+    fflush(stdout);
+    if (tot.first_error && cfg.json)
+        fprintf(stderr, "ritual: bench: %s\n", tot.first_error);
+    free(threads);
+    bench_echo_cleanup();
+    return error_count(&tot.errors) ? EXIT_RUNTIME : EXIT_OK;
+}
