@@ -289,6 +289,11 @@ RITUAL_API ritual_timer *ritual_timer_new(ritual_loop *loop, ritual_timer_cb cb,
  * earlier, then every `repeat_ms` if that is nonzero. Returns 0, or -ENOMEM. */
 RITUAL_API int ritual_timer_start(ritual_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms);
 
+/* As ritual_timer_start, in microseconds. The loop waits with nanosecond
+ * timeouts (epoll_pwait2) where the kernel has them, so short timers are
+ * kept to within the kernel's timer slack (50 us by default). */
+RITUAL_API int ritual_timer_start_us(ritual_timer *timer, uint64_t timeout_us, uint64_t repeat_us);
+
 RITUAL_API void ritual_timer_stop(ritual_timer *timer);
 
 /* Returns 1 if the timer is started and will fire, else 0. */

@@ -115,8 +115,9 @@ void ritual__timer_node_init(struct ritual_timer_node *node, uint32_t kind);
 int ritual__timer_node_schedule(ritual_loop *loop, struct ritual_timer_node *node,
                                 uint64_t deadline);
 void ritual__timer_node_cancel(ritual_loop *loop, struct ritual_timer_node *node);
-/* Milliseconds until the earliest deadline (rounded up), or -1 if none. */
-int ritual__timers_next_timeout(ritual_loop *loop);
+/* Nanoseconds from the iteration's clock to the earliest deadline (0 if it
+ * has passed), or -1 if there is no timer. */
+int64_t ritual__timers_next_timeout(ritual_loop *loop);
 void ritual__timers_run(ritual_loop *loop);
 void ritual__timers_free(ritual_loop *loop);
 
@@ -248,9 +249,9 @@ struct ritual_backend_ops {
     int (*set)(ritual_loop *loop, struct ritual_io *io, unsigned events);
     /* The fd is about to be closed. */
     void (*forget)(ritual_loop *loop, struct ritual_io *io);
-    /* Waits up to timeout_ms (-1: forever) and dispatches what is ready
-     * through ritual__io_ready. Returns 0 or a negative errno. */
-    int (*poll)(ritual_loop *loop, int timeout_ms);
+    /* Waits up to timeout_ns (-1: forever; never less) and dispatches what
+     * is ready through ritual__io_ready. Returns 0 or a negative errno. */
+    int (*poll)(ritual_loop *loop, int64_t timeout_ns);
 };
 
 extern const struct ritual_backend_ops ritual__backend_epoll;

@@ -112,16 +112,12 @@ int ritual__timer_node_schedule(ritual_loop *loop, struct ritual_timer_node *nod
     return 0;
 }
 
-int ritual__timers_next_timeout(ritual_loop *loop)
+int64_t ritual__timers_next_timeout(ritual_loop *loop)
 {
     if (loop->heap_len == 0)
         return -1;
     uint64_t deadline = loop->heap[0]->deadline;
-    if (deadline <= loop->now)
-        return 0;
-    /* Round up: a timer must never fire early. */
-    uint64_t ms = (deadline - loop->now + RITUAL_NS_PER_MS - 1) / RITUAL_NS_PER_MS;
-    return ms > 86400000 ? 86400000 : (int)ms;
+    return deadline <= loop->now ? 0 : (int64_t)(deadline - loop->now);
 }
 
 static void user_timer_fired(ritual_loop *loop, ritual_timer *timer)
@@ -188,13 +184,18 @@ ritual_timer *ritual_timer_new(ritual_loop *loop, ritual_timer_cb cb, void *data
     return timer;
 }
 
-int ritual_timer_start(ritual_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms)
+int ritual_timer_start_us(ritual_timer *timer, uint64_t timeout_us, uint64_t repeat_us)
 {
     /* Read the clock now rather than use the iteration's cached time, which
      * may be older than this call: the deadline must not come early. */
-    uint64_t deadline = ritual__clock_ns() + timeout_ms * RITUAL_NS_PER_MS;
-    timer->repeat_ns = repeat_ms * RITUAL_NS_PER_MS;
+    uint64_t deadline = ritual__clock_ns() + timeout_us * 1000u;
+    timer->repeat_ns = repeat_us * 1000u;
     return ritual__timer_node_schedule(timer->loop, &timer->node, deadline);
+}
+
+int ritual_timer_start(ritual_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms)
+{
+    return ritual_timer_start_us(timer, timeout_ms * 1000u, repeat_ms * 1000u);
 }
 
 void ritual_timer_stop(ritual_timer *timer)

@@ -6,6 +6,7 @@
 #include "../internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 
 struct epoll_state {
     int epfd;
+    bool no_pwait2; /* the kernel predates epoll_pwait2 (5.11): wait in ms */
     struct epoll_event events[EPOLL_BATCH];
 };
 
@@ -22,6 +24,7 @@ static int epoll_init(ritual_loop *loop)
     struct epoll_state *st = malloc(sizeof *st);
     if (!st)
         return -ENOMEM;
+    st->no_pwait2 = false;
     st->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (st->epfd < 0) {
         int e = -errno;
@@ -71,13 +74,30 @@ static void epoll_forget(ritual_loop *loop, struct ritual_io *io)
     io->registered = 0;
 }
 
-static int epoll_poll(ritual_loop *loop, int timeout_ms)
+static int wait_for_events(struct epoll_state *st, int64_t timeout_ns)
+{
+    if (!st->no_pwait2) {
+        struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
+                              .tv_nsec = timeout_ns % 1000000000};
+        int n = epoll_pwait2(st->epfd, st->events, EPOLL_BATCH, timeout_ns < 0 ? NULL : &ts, NULL);
+        /* ENOSYS: an old kernel; EPERM: a seccomp filter that predates it. */
+        if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+            return n;
+        st->no_pwait2 = true;
+    }
+    /* Round up: waking early would make a timer fire early. */
+    int64_t ms = timeout_ns < 0 ? -1 : (timeout_ns + 999999) / 1000000;
+    return epoll_wait(st->epfd, st->events, EPOLL_BATCH, ms > INT_MAX ? INT_MAX : (int)ms);
+}
+
+static int epoll_poll(ritual_loop *loop, int64_t timeout_ns)
 {
     struct epoll_state *st = loop->backend_data;
-    int n = epoll_wait(st->epfd, st->events, EPOLL_BATCH, timeout_ms);
+    int n = wait_for_events(st, timeout_ns);
+    int err = n < 0 ? errno : 0;
     loop->now = ritual__clock_ns();
     if (n < 0)
-        return errno == EINTR ? 0 : -errno;
+        return err == EINTR ? 0 : -err;
     for (int i = 0; i < n; i++) {
         uint32_t e = st->events[i].events;
         unsigned ready = ((e & EPOLLIN) ? RITUAL_IO_READ : 0u) |
