@@ -13,3 +13,10 @@ if(NOT RITUAL_SANITIZE)
   set_tests_properties(install PROPERTIES TIMEOUT 60 LABELS library)
 endif()
 ritual_library_test(lib_connect 30)
+
+# The bench's histogram, compiled from the program's source.
+add_executable(test_histogram test_histogram.c ${PROJECT_SOURCE_DIR}/programs/ritual/histogram.c)
+target_include_directories(test_histogram PRIVATE ${PROJECT_SOURCE_DIR}/programs/ritual)
+target_link_libraries(test_histogram PRIVATE ritual_testsupport m)
+add_test(NAME histogram COMMAND test_histogram)
+set_tests_properties(histogram PROPERTIES TIMEOUT 30 LABELS library ENVIRONMENT "${RITUAL_TEST_ENV}")

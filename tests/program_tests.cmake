@@ -13,3 +13,11 @@ ritual_program_test(max_conns 30) # test_max_conns.c is the library engineer's
 # Heavy on CPU, memory or descriptors: alone, so their figures mean something.
 ritual_program_test(backpressure 120 RUN_SERIAL TRUE)
 ritual_program_test(scale 120 RUN_SERIAL TRUE)
+
+# ritual bench: a 2-second smoke run against ritual echo (zero errors, the
+# JSON shape), a corrupting server caught, and a server stall in the p99.
+ritual_program_test(bench_smoke 60)
+ritual_program_test(bench_verify 60)
+ritual_program_test(bench_stall 60)
+target_link_libraries(test_bench_verify PRIVATE Threads::Threads)
+target_link_libraries(test_bench_stall PRIVATE Threads::Threads)
