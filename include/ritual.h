@@ -106,7 +106,8 @@ RITUAL_API void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms);
 
 /* Installs SIGINT and SIGTERM handlers on the loop: the first signal starts
  * `ritual_loop_shutdown(loop, drain_ms)`, a second one stops the loop at once,
- * and `ritual_loop_run` then returns -ECANCELED. Returns 0 or a negative errno. */
+ * and `ritual_loop_run` then returns -ECANCELED. Calling it again only changes
+ * drain_ms. Returns 0 or a negative errno. */
 RITUAL_API int ritual_loop_shutdown_on_signals(ritual_loop *loop, uint64_t drain_ms);
 
 /* Frees the loop and everything still attached to it: open connections are
@@ -209,7 +210,8 @@ RITUAL_API ritual_loop *ritual_conn_loop(const ritual_conn *conn);
 /* The listener that accepted the connection; NULL for an outbound one. */
 RITUAL_API ritual_listener *ritual_conn_listener(const ritual_conn *conn);
 
-/* The socket, for getsockopt and the like; do not read, write or close it. */
+/* The socket, for getsockopt and the like; do not read, write, close or dup
+ * it (the loop relies on close() removing it from the epoll set). */
 RITUAL_API int ritual_conn_fd(const ritual_conn *conn);
 
 /* Writes the peer's address ("127.0.0.1:5555", "[::1]:5555") into `buf`.

@@ -87,11 +87,11 @@ static void update_interest(ritual_conn *conn)
 static uint64_t deadline(const ritual_conn *conn)
 {
     if (conn->flags & CONN_CONNECTING)
-        return conn->last_active + conn->profile->connect_timeout_ms * RITUAL_NS_PER_MS;
+        return conn->last_active + ritual__ms_to_ns(conn->profile->connect_timeout_ms);
     if (conn->flags & (CONN_CLOSING | CONN_LINGERING))
-        return conn->last_active + opts(conn)->close_timeout_ms * RITUAL_NS_PER_MS;
+        return conn->last_active + ritual__ms_to_ns(opts(conn)->close_timeout_ms);
     if (conn->idle_ms)
-        return conn->last_active + conn->idle_ms * RITUAL_NS_PER_MS;
+        return conn->last_active + ritual__ms_to_ns(conn->idle_ms);
     return 0;
 }
 
@@ -109,9 +109,11 @@ static void schedule_timer(ritual_conn *conn, uint64_t when)
 
 /* ---------------------------------------------------------------- buffers */
 
+/* Drops the connection's input buffer, unless on_data is reading it right
+ * now: then deliver() drops it when the callback returns. */
 static void release_input(ritual_conn *conn)
 {
-    if (conn->in) {
+    if (conn->in && !(conn->flags & CONN_DELIVERING)) {
         ritual__inbuf_put(conn->loop, conn->in, conn->in_size);
         conn->in = NULL;
         conn->in_len = conn->in_size = 0;
@@ -176,21 +178,23 @@ static void conn_recycle(ritual_loop *loop, ritual_conn *conn)
     loop->conn_free_count++;
 }
 
-ritual_conn *ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profile, int fd,
-                               bool connecting)
+int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profile, int fd,
+                      bool connecting, ritual_conn **out)
 {
+    *out = NULL;
     ritual_conn *conn = conn_alloc(loop);
     if (!conn) {
-        ritual_log(loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(-ENOMEM));
         close(fd);
-        return NULL;
+        return -ENOMEM;
     }
     conn->io.fd = fd;
     conn->io.kind = RITUAL_IO_CONN;
     conn->loop = loop;
     conn->profile = profile;
     conn->idle_ms = (uint32_t)profile->opts.idle_timeout_ms;
-    conn->last_active = loop->now;
+    /* An outbound connection may be made outside the loop, long after the
+     * iteration's clock was read: its timeout counts from now. */
+    conn->last_active = connecting ? ritual__clock_ns() : loop->now;
     if (connecting)
         conn->flags |= CONN_CONNECTING;
     ritual__timer_node_init(&conn->timer, RITUAL_TIMER_CONN);
@@ -205,12 +209,11 @@ ritual_conn *ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profi
     if (rc == 0 && deadline(conn))
         rc = ritual__timer_node_schedule(loop, &conn->timer, deadline(conn));
     if (rc < 0) {
-        ritual_log(loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(rc));
         ritual__timer_node_cancel(loop, &conn->timer);
         loop->backend->forget(loop, &conn->io);
         close(fd);
         conn_recycle(loop, conn);
-        return NULL;
+        return rc;
     }
     if (profile->listener) {
         profile->listener->refs++;
@@ -218,9 +221,10 @@ ritual_conn *ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profi
     }
     loop->conn_count++;
     ritual_list_add_tail(&loop->conns, &conn->link);
+    *out = conn;
     if (!connecting && profile->cbs.on_open)
         profile->cbs.on_open(conn);
-    return conn;
+    return 0;
 }
 
 /* --------------------------------------------------------------- closing */
@@ -252,6 +256,7 @@ void ritual__conns_reap(ritual_loop *loop)
         ritual_conn *conn = container_of(loop->closed.next, ritual_conn, link);
         ritual_list_del(&conn->link);
         const struct ritual_conn_profile *profile = conn->profile;
+        release_input(conn); /* kept if it closed during its own on_data */
         if (profile->cbs.on_close)
             profile->cbs.on_close(conn, conn->close_reason);
         if (profile->listener)
@@ -283,11 +288,20 @@ static void begin_close(ritual_conn *conn, int reason)
 {
     if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
         return;
+    if ((conn->flags & CONN_CONNECTING) && conn->out_len == 0) {
+        ritual__conn_terminate(conn, reason); /* nothing to say: just drop it */
+        return;
+    }
     conn->flags |= CONN_CLOSING;
     conn->flags &= ~CONN_REDELIVER;
     conn->close_reason = reason;
-    conn->last_active = conn->loop->now;
+    conn->last_active = ritual__clock_ns(); /* may be called outside the loop */
     release_input(conn);
+    if (conn->flags & CONN_CONNECTING) {
+        /* Queued bytes go out once connected; the FIN follows them. */
+        schedule_timer(conn, deadline(conn));
+        return;
+    }
     if (conn->out_len == 0) {
         finish_close(conn);
         return;
@@ -320,11 +334,17 @@ void ritual__conn_timer_fired(ritual_conn *conn)
 {
     ritual_loop *loop = conn->loop;
     if (conn->flags & CONN_REDELIVER) {
+        if (conn->flags & CONN_OVER_HIGH) {
+            /* flush() hands it over once the queue drains; meanwhile the
+             * idle deadline still applies. */
+            schedule_timer(conn, deadline(conn));
+            return;
+        }
         conn->flags &= ~CONN_REDELIVER;
         if (conn->in_len && !(conn->flags & (CONN_PAUSED | CONN_CLOSING | CONN_LINGERING))) {
             deliver(conn, conn->in, conn->in_len);
-            if (conn->flags & CONN_CLOSED)
-                return;
+            if (conn->flags & (CONN_CLOSED | CONN_REDELIVER))
+                return; /* closed, or paused and resumed again: already rescheduled */
         }
     }
     uint64_t due = deadline(conn);
@@ -491,7 +511,9 @@ static void flush(ritual_conn *conn)
     bool drained = false;
     if ((conn->flags & CONN_OVER_HIGH) && conn->out_len <= opts(conn)->write_low_watermark) {
         conn->flags &= ~CONN_OVER_HIGH;
-        drained = true;
+        drained = !(conn->flags & CONN_CLOSING);
+        if (conn->flags & CONN_REDELIVER)
+            schedule_timer(conn, conn->loop->now + 1);
     }
     if (conn->out_len == 0 && (conn->flags & CONN_CLOSING)) {
         finish_close(conn);
@@ -507,11 +529,15 @@ static void flush(ritual_conn *conn)
 /* Hands `len` bytes at `bytes` to the user; keeps what was not consumed. */
 static void deliver(ritual_conn *conn, const char *bytes, size_t len)
 {
+    conn->flags |= CONN_DELIVERING;
     size_t used = cbs(conn)->on_data(conn, bytes, len);
+    conn->flags &= ~CONN_DELIVERING;
     if (used > len)
         used = len;
-    if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))
+    if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING)) {
+        release_input(conn); /* deferred while the callback held it */
         return;
+    }
     size_t left = len - used;
     if (bytes != conn->in) {
         /* From the shared buffer: keep the remainder in our own. */
@@ -647,8 +673,14 @@ static void connect_done(ritual_conn *conn)
     conn->last_active = conn->loop->now;
     schedule_timer(conn, deadline(conn));
     update_interest(conn);
-    if (!(conn->flags & CONN_CLOSED) && cbs(conn)->on_open)
+    if (conn->flags & (CONN_CLOSED | CONN_CLOSING))
+        return; /* closed by the user before it connected: no on_open */
+    if (cbs(conn)->on_open)
         cbs(conn)->on_open(conn);
+    /* Connected during a drain: it is told like the others were. */
+    if (conn->loop->shutting_down && cbs(conn)->on_shutdown &&
+        !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING)))
+        cbs(conn)->on_shutdown(conn);
 }
 
 void ritual__conn_ready(ritual_conn *conn, unsigned events)
@@ -697,16 +729,18 @@ void ritual_conn_resume(ritual_conn *conn)
         /* Hand the buffered input over again from the loop, not from inside
          * this call: the caller may be in the middle of anything. */
         conn->flags |= CONN_REDELIVER;
-        schedule_timer(conn, conn->loop->now);
+        /* Just after the iteration's clock, so that it runs in the next
+         * iteration rather than again in the timer run under way. */
+        schedule_timer(conn, conn->loop->now + 1);
     }
 }
 
 void ritual_conn_set_idle_timeout(ritual_conn *conn, uint64_t ms)
 {
     conn->idle_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-    if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))
-        return;
-    conn->last_active = conn->loop->now;
+    if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING | CONN_CONNECTING))
+        return; /* applies from on_open on */
+    conn->last_active = ritual__clock_ns();
     if (!(conn->flags & CONN_REDELIVER))
         schedule_timer(conn, deadline(conn));
 }

@@ -24,6 +24,10 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
                           address ? address : "(null)");
         return NULL;
     }
+    if (loop->freeing) {
+        ritual__error_set(err, -ESHUTDOWN, "connect %s", address ? address : "(null)");
+        return NULL;
+    }
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool any_host;
@@ -67,10 +71,11 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
         ritual__error_set(err, e, "connect %s", address);
         return NULL;
     }
-    ritual_conn *conn = ritual__conn_open(loop, profile, fd, true);
-    if (!conn) {
+    ritual_conn *conn;
+    rc = ritual__conn_open(loop, profile, fd, true, &conn);
+    if (rc < 0) {
         free(profile);
-        ritual__error_set(err, -ENOMEM, "connect %s", address);
+        ritual__error_set(err, rc, "connect %s", address);
         return NULL;
     }
     conn->data = options->data;

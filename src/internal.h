@@ -153,6 +153,7 @@ enum {
     CONN_CLOSED = 1u << 5,     /* fd closed; on_close pending */
     CONN_REDELIVER = 1u << 6,  /* resumed with input left: hand it over again */
     CONN_CONNECTING = 1u << 7, /* outbound, waiting for the handshake */
+    CONN_DELIVERING = 1u << 8, /* inside on_data: `in` must outlive the call */
 };
 
 /* What a connection runs on: callbacks and options, shared by all the
@@ -189,10 +190,10 @@ struct ritual_conn {
 _Static_assert(sizeof(struct ritual_conn) == 128, "ritual_conn changed size: make it a decision");
 
 /* Sets up a socket as a connection: accepted, or `connecting` outbound (then
- * on_open waits for the handshake). On failure the fd is closed and NULL
- * returned, with no callback called. */
-ritual_conn *ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profile, int fd,
-                               bool connecting);
+ * on_open waits for the handshake). Returns 0, or a negative errno after
+ * closing the fd without calling any callback. */
+int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profile, int fd,
+                      bool connecting, ritual_conn **out);
 void ritual__conn_ready(ritual_conn *conn, unsigned events);
 void ritual__conn_timer_fired(ritual_conn *conn);
 /* Closes the socket now, without flushing, reporting `reason`. */
@@ -276,6 +277,9 @@ struct ritual_loop {
     /* shared read buffer: every connection reads here first */
     char *rbuf;
     size_t rbuf_size;
+    char *rbuf_retired; /* replaced while on_data may hold it: freed at iteration end */
+    bool freeing;       /* in ritual_loop_free: no new connections or listeners */
+    bool signals_installed;
 
     struct ritual_timer_node **heap;
     uint32_t heap_len, heap_cap;
@@ -305,6 +309,12 @@ struct ritual_loop {
 };
 
 uint64_t ritual__clock_ns(void);
+/* Milliseconds (or microseconds) to nanoseconds, saturating far beyond any
+ * real deadline instead of wrapping into the past. */
+uint64_t ritual__ms_to_ns(uint64_t ms);
+uint64_t ritual__us_to_ns(uint64_t us);
+/* Frees a read buffer retired during the iteration. */
+void ritual__loop_end_iteration(ritual_loop *loop);
 /* Makes sure the shared read buffer holds at least `size` bytes. */
 int ritual__loop_reserve_rbuf(ritual_loop *loop, size_t size);
 /* The loop is shutting down and a connection just closed. */

@@ -84,6 +84,10 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
                           address ? address : "(null)");
         return NULL;
     }
+    if (loop->freeing) {
+        ritual__error_set(err, -ESHUTDOWN, "listen %s", address ? address : "(null)");
+        return NULL;
+    }
 
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -176,8 +180,11 @@ static void pause_for_fds(ritual_listener *l, int error)
         ritual_log(loop, RITUAL_LOG_WARN, "accept %s: %s; pausing accepts until a descriptor frees",
                    where, ritual_strerror(error));
         l->emfile_backoff_ns = EMFILE_BACKOFF_MIN_NS;
-    } else if (l->emfile_backoff_ns < EMFILE_BACKOFF_MAX_NS) {
-        l->emfile_backoff_ns *= 2; /* still short: wait longer before the next try */
+    } else {
+        /* Still short: wait longer before the next try, up to the cap. */
+        l->emfile_backoff_ns = l->emfile_backoff_ns * 2 < EMFILE_BACKOFF_MAX_NS
+                                   ? l->emfile_backoff_ns * 2
+                                   : EMFILE_BACKOFF_MAX_NS;
     }
     l->emfile_paused = true;
     if (ritual__timer_node_schedule(loop, &l->retry_timer, loop->now + l->emfile_backoff_ns) < 0)
@@ -216,7 +223,10 @@ void ritual__listener_ready(ritual_listener *l, unsigned events)
                 l->emfile_backoff_ns = 0;
                 ritual_log(l->loop, RITUAL_LOG_INFO, "accept: descriptors available again");
             }
-            ritual__conn_open(l->loop, &l->profile, fd, false);
+            ritual_conn *conn;
+            int rc = ritual__conn_open(l->loop, &l->profile, fd, false, &conn);
+            if (rc < 0)
+                ritual_log(l->loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(rc));
             continue;
         }
         switch (errno) {

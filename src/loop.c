@@ -73,12 +73,30 @@ int ritual__loop_reserve_rbuf(ritual_loop *loop, size_t size)
 {
     if (size <= loop->rbuf_size)
         return 0;
-    char *buf = realloc(loop->rbuf, size);
+    if (loop->freeing)
+        return -ESHUTDOWN;
+    char *buf = malloc(size);
     if (!buf)
         return -ENOMEM;
+    /* A listener or connection made inside on_data must not pull the
+     * buffer the callback is reading from under it: the old one lives on
+     * until the iteration ends. (A second swap in the same iteration frees
+     * the intermediate buffer, which no callback has seen.) */
+    if (!loop->rbuf_retired)
+        loop->rbuf_retired = loop->rbuf;
+    else
+        free(loop->rbuf);
     loop->rbuf = buf;
     loop->rbuf_size = size;
     return 0;
+}
+
+void ritual__loop_end_iteration(ritual_loop *loop)
+{
+    ritual__conns_reap(loop);
+    ritual__listeners_reap(loop);
+    free(loop->rbuf_retired);
+    loop->rbuf_retired = NULL;
 }
 
 void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events)
@@ -118,12 +136,12 @@ int ritual_loop_run(ritual_loop *loop)
             break;
         }
         ritual__timers_run(loop);
-        ritual__conns_reap(loop);
-        ritual__listeners_reap(loop);
+        ritual__loop_end_iteration(loop);
     }
     loop->stopping = false;
     if (rc == 0 && loop->forced)
         rc = -ECANCELED;
+    loop->forced = false;
     return rc;
 }
 
@@ -153,6 +171,7 @@ void ritual__loop_check_drained(ritual_loop *loop)
 {
     if (loop->shutting_down && loop->conn_count == 0) {
         ritual__timer_node_cancel(loop, &loop->shutdown_timer);
+        loop->shutting_down = false; /* done: a later shutdown starts afresh */
         loop->stopping = true;
     }
 }
@@ -163,12 +182,13 @@ void ritual__loop_drain_deadline(ritual_loop *loop)
                loop->conn_count, loop->conn_count == 1 ? "" : "s");
     while (!ritual_list_empty(&loop->conns))
         ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
+    loop->shutting_down = false;
     loop->stopping = true;
 }
 
 void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
 {
-    uint64_t deadline = ritual__clock_ns() + drain_ms * RITUAL_NS_PER_MS;
+    uint64_t deadline = ritual__clock_ns() + ritual__ms_to_ns(drain_ms);
     if (loop->shutting_down) {
         if (deadline < loop->shutdown_timer.deadline)
             ritual__timer_node_schedule(loop, &loop->shutdown_timer, deadline);
@@ -208,12 +228,15 @@ void ritual_loop_free(ritual_loop *loop)
 {
     if (!loop)
         return;
+    /* on_close callbacks may try to reconnect or listen again: refused now. */
+    loop->freeing = true;
     while (!ritual_list_empty(&loop->listeners))
         ritual_listener_close(container_of(loop->listeners.next, ritual_listener, link));
-    while (!ritual_list_empty(&loop->conns))
-        ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
-    ritual__conns_reap(loop);
-    ritual__listeners_reap(loop);
+    do {
+        while (!ritual_list_empty(&loop->conns))
+            ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
+        ritual__loop_end_iteration(loop); /* on_close, and the listeners' memory */
+    } while (!ritual_list_empty(&loop->conns) || !ritual_list_empty(&loop->closed));
     while (loop->conn_free) {
         ritual_conn *next = loop->conn_free->data;
         free(loop->conn_free);

@@ -150,10 +150,18 @@ static void on_stop_signal(ritual_signal *sig, int signum, void *data)
 int ritual_loop_shutdown_on_signals(ritual_loop *loop, uint64_t drain_ms)
 {
     static const int signums[] = {SIGINT, SIGTERM};
+    ritual_signal *installed[2] = {NULL, NULL};
     ritual_error err;
-    loop->signal_drain_ms = drain_ms;
-    for (size_t i = 0; i < sizeof signums / sizeof signums[0]; i++)
-        if (!ritual_signal_new(loop, signums[i], on_stop_signal, NULL, &err))
+    loop->signal_drain_ms = drain_ms; /* a second call only updates the deadline */
+    if (loop->signals_installed)
+        return 0;
+    for (size_t i = 0; i < 2; i++) {
+        installed[i] = ritual_signal_new(loop, signums[i], on_stop_signal, NULL, &err);
+        if (!installed[i]) {
+            ritual_signal_free(installed[0]);
             return err.code;
+        }
+    }
+    loop->signals_installed = true;
     return 0;
 }

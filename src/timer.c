@@ -20,6 +20,18 @@ uint64_t ritual__clock_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+#define FAR_FUTURE_NS (UINT64_MAX / 4) /* ~146 years past boot */
+
+uint64_t ritual__us_to_ns(uint64_t us)
+{
+    return us > FAR_FUTURE_NS / 1000 ? FAR_FUTURE_NS : us * 1000;
+}
+
+uint64_t ritual__ms_to_ns(uint64_t ms)
+{
+    return ms > FAR_FUTURE_NS / RITUAL_NS_PER_MS ? FAR_FUTURE_NS : ms * RITUAL_NS_PER_MS;
+}
+
 static void heap_place(ritual_loop *loop, uint32_t i, struct ritual_timer_node *node)
 {
     loop->heap[i] = node;
@@ -188,14 +200,16 @@ int ritual_timer_start_us(ritual_timer *timer, uint64_t timeout_us, uint64_t rep
 {
     /* Read the clock now rather than use the iteration's cached time, which
      * may be older than this call: the deadline must not come early. */
-    uint64_t deadline = ritual__clock_ns() + timeout_us * 1000u;
-    timer->repeat_ns = repeat_us * 1000u;
+    uint64_t deadline = ritual__clock_ns() + ritual__us_to_ns(timeout_us);
+    timer->repeat_ns = ritual__us_to_ns(repeat_us);
     return ritual__timer_node_schedule(timer->loop, &timer->node, deadline);
 }
 
 int ritual_timer_start(ritual_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms)
 {
-    return ritual_timer_start_us(timer, timeout_ms * 1000u, repeat_ms * 1000u);
+    uint64_t cap = FAR_FUTURE_NS / 1000000;
+    return ritual_timer_start_us(timer, timeout_ms > cap ? FAR_FUTURE_NS / 1000 : timeout_ms * 1000,
+                                 repeat_ms > cap ? FAR_FUTURE_NS / 1000 : repeat_ms * 1000);
 }
 
 void ritual_timer_stop(ritual_timer *timer)

@@ -20,3 +20,4 @@ target_include_directories(test_histogram PRIVATE ${PROJECT_SOURCE_DIR}/programs
 target_link_libraries(test_histogram PRIVATE ritual_testsupport m)
 add_test(NAME histogram COMMAND test_histogram)
 set_tests_properties(histogram PROPERTIES TIMEOUT 30 LABELS library ENVIRONMENT "${RITUAL_TEST_ENV}")
+ritual_library_test(lib_reentrancy 60)
