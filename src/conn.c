@@ -562,13 +562,14 @@ static void deliver(ritual_conn *conn, const char *bytes, size_t len)
 static void peer_eof(ritual_conn *conn)
 {
     conn->flags |= CONN_EOF;
-    update_interest(conn);
-    if (conn->flags & CONN_CLOSED)
-        return;
-    if (cbs(conn)->on_eof)
-        cbs(conn)->on_eof(conn);
-    else
+    if (!cbs(conn)->on_eof) {
+        /* Usually closes at once: no epoll_ctl for a socket about to go. */
         ritual_conn_close(conn);
+        return;
+    }
+    update_interest(conn); /* stop reading: the socket would stay readable */
+    if (!(conn->flags & CONN_CLOSED))
+        cbs(conn)->on_eof(conn);
 }
 
 static void read_input(ritual_conn *conn)
