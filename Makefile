@@ -2,12 +2,14 @@
 # runs every test in a normal build (gcc) and again under ASan+UBSan (clang).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+BENCH_BUILD ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
-FORMAT_FILES = include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch] examples/*.c
+FORMAT_FILES = include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch] examples/*.c \
+               bench/*/*.c
 
-.PHONY: all build run test test-build test-asan install format format-check clean
+.PHONY: all build run test bench install format format-check clean
 
 all: build
 
@@ -29,6 +31,13 @@ test: build $(ASAN_BUILD)/CMakeCache.txt
 	@echo "== tests (clang, ASan+UBSan) =="
 	cd $(ASAN_BUILD) && ctest $(CTEST_ARGS)
 
+# The short benchmark (under 5 minutes); `bench/run --full --build build-bench`
+# runs the whole matrix. Results go to docs/bench/.
+bench:
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRITUAL_BENCH=ON >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS)
+	bench/run --build $(BENCH_BUILD)
+
 install: build
 	cmake --install $(BUILD)
 
@@ -39,4 +48,4 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)

@@ -121,9 +121,13 @@ static void accept_all(int lfd)
             die("accept4");
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-        if (fd >= max_fds || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
-            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        if (fd >= max_fds) { /* only if RLIMIT_NOFILE was raised after start */
+            if (close(fd) < 0)
+                fprintf(stderr, "epoll_echo: close: %s\n", strerror(errno));
+        } else if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
+                   epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             drop(fd);
+        }
     }
 }
 

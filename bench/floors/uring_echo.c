@@ -48,7 +48,7 @@ static unsigned blen[BUF_COUNT]; /* bytes received into each buffer */
 static int bnext[BUF_COUNT];     /* next buffer in its connection's FIFO */
 static struct conn *conns;       /* by fd */
 static int max_fds, starved = NONE;
-static int returned; /* buffers given back this turn, published at its end */
+static int returned;  /* buffers given back this turn, published at its end */
 static unsigned seen; /* CQEs handled this turn, not yet advanced */
 
 static void die(const char *what, int err)
@@ -72,33 +72,41 @@ static int parse_listen(int argc, char **argv, struct sockaddr_in *sa)
     return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-static struct io_uring_sqe *get_sqe(int fd, int op)
+/* The next free SQE; the caller preps it, then tags it for its CQE. */
+static struct io_uring_sqe *get_sqe(void)
 {
     struct io_uring_sqe *sqe;
     while (!(sqe = io_uring_get_sqe(&ring))) { /* SQ full (rare): submit mid-turn */
-        io_uring_cq_advance(&ring, seen);       /* and free the CQ slots handled so far */
+        io_uring_cq_advance(&ring, seen);      /* and free the CQ slots handled so far */
         seen = 0;
         int rc = io_uring_submit(&ring);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
             die("io_uring_submit", -rc);
     }
-    io_uring_sqe_set_data64(sqe, (uint64_t)fd << 2 | (uint64_t)op);
     return sqe;
+}
+
+static void tag(struct io_uring_sqe *sqe, int fd, int op)
+{
+    io_uring_sqe_set_data64(sqe, (uint64_t)fd << 2 | (uint64_t)op);
 }
 
 static void arm_recv(int fd)
 {
-    struct io_uring_sqe *sqe = get_sqe(fd, OP_RECV);
+    struct io_uring_sqe *sqe = get_sqe();
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
+    tag(sqe, fd, OP_RECV);
 }
 
 static void send_head(int fd)
 {
     struct conn *c = &conns[fd];
-    io_uring_prep_send(get_sqe(fd, OP_SEND), fd, bufs + (size_t)c->head * BUF_SIZE + c->off,
-                       blen[c->head] - c->off, MSG_NOSIGNAL);
+    struct io_uring_sqe *sqe = get_sqe();
+    io_uring_prep_send(sqe, fd, bufs + (size_t)c->head * BUF_SIZE + c->off, blen[c->head] - c->off,
+                       MSG_NOSIGNAL);
+    tag(sqe, fd, OP_SEND);
 }
 
 static void give_back(int bid)
@@ -113,12 +121,18 @@ static void close_if_idle(int fd)
         fprintf(stderr, "uring_echo: close: %s\n", strerror(errno));
 }
 
+static void arm_accept(int lfd)
+{
+    struct io_uring_sqe *sqe = get_sqe();
+    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, 0);
+    tag(sqe, lfd, OP_ACCEPT);
+}
+
 static void on_accept(int lfd, int res, unsigned flags)
 {
     int one = 1;
-    if (!(flags & IORING_CQE_F_MORE)) { /* the multishot accept ended: re-arm it */
-        io_uring_prep_multishot_accept(get_sqe(lfd, OP_ACCEPT), lfd, NULL, NULL, 0);
-    }
+    if (!(flags & IORING_CQE_F_MORE)) /* the multishot accept ended: re-arm it */
+        arm_accept(lfd);
     if (res < 0) /* ECONNABORTED, EMFILE, ...: this one is lost, the next may do */
         return;
     if (res >= max_fds || setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
@@ -269,8 +283,10 @@ int main(int argc, char **argv)
     if (getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)
         die("getsockname", errno);
     setup_ring();
-    io_uring_prep_multishot_accept(get_sqe(lfd, OP_ACCEPT), lfd, NULL, NULL, 0);
-    io_uring_prep_read(get_sqe(sfd, OP_SIGNAL), sfd, &si, sizeof si, 0);
+    arm_accept(lfd);
+    struct io_uring_sqe *sqe = get_sqe();
+    io_uring_prep_read(sqe, sfd, &si, sizeof si, 0);
+    tag(sqe, sfd, OP_SIGNAL);
     if (!inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof addr) ||
         printf("listening on %s:%d\n", addr, ntohs(sa.sin_port)) < 0 || fflush(stdout) == EOF)
         die("stdout", errno);

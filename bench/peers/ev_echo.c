@@ -20,11 +20,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define UNUSED __attribute__((unused))
+
 enum { BUF_SIZE = 65536 };
 
 struct conn {
-    ev_io io;      /* first: the watcher is the connection */
-    char *pending; /* allocated on the first short write, kept until close */
+    ev_io io;        /* first: the watcher is the connection */
+    char *pending;   /* allocated on the first short write, kept until close */
     size_t off, len; /* len > 0: waiting for EV_WRITE to send pending[off, off + len) */
 };
 
@@ -81,7 +83,7 @@ static void conn_flush(struct ev_loop *loop, struct conn *c)
         conn_watch(loop, c, EV_READ);
 }
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+static void on_io(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 {
     struct conn *c = (struct conn *)w;
     if (c->len) {
@@ -111,7 +113,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     conn_watch(loop, c, EV_WRITE); /* stop reading until the rest is out */
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 {
     for (;;) {
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
@@ -135,7 +137,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+static void on_signal(struct ev_loop *loop, ev_signal *w UNUSED, int revents UNUSED)
 {
     ev_break(loop, EVBREAK_ALL);
 }
