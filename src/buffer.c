@@ -39,18 +39,18 @@ void ritual__chunk_put(ritual_loop *loop, struct ritual_chunk *chunk)
 }
 
 /* Free input buffers are linked through their first bytes. */
-char *ritual__inbuf_get(ritual_loop *loop, size_t size)
+void *ritual__inbuf_get(ritual_loop *loop, size_t size)
 {
     if (size == INBUF_POOLED_SIZE && loop->inbuf_free) {
         char **buf = loop->inbuf_free;
         loop->inbuf_free = (char **)*buf;
         loop->inbuf_free_count--;
-        return (char *)buf;
+        return buf;
     }
     return malloc(size);
 }
 
-void ritual__inbuf_put(ritual_loop *loop, char *buf, size_t size)
+void ritual__inbuf_put(ritual_loop *loop, void *buf, size_t size)
 {
     if (size != INBUF_POOLED_SIZE || loop->inbuf_free_count >= INBUF_FREE_MAX) {
         free(buf);

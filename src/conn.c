@@ -25,7 +25,9 @@
 
 #define READS_PER_WAKEUP 16 /* fairness: then let other connections run */
 #define IOV_BATCH 64
-#define INBUF_MIN 4096
+#define INBUF_ALLOC_MIN 4096 /* one page, header included; the pooled size */
+#define INBUF_HEADER offsetof(struct ritual_inbuf, data)
+#define CONN_BLOCK 64 /* connection structs are carved from blocks of this many */
 
 #define DEFAULT_READ_BUFFER (64 * 1024)
 #define DEFAULT_HIGH_WATERMARK (1024 * 1024)
@@ -46,10 +48,35 @@ void ritual__conn_options_defaults(ritual_conn_options *o)
         o->write_low_watermark = o->write_high_watermark / 4;
     if (!o->write_limit)
         o->write_limit = DEFAULT_WRITE_LIMIT;
+    if (o->write_limit > (size_t)1 << 31)
+        o->write_limit = (size_t)1 << 31; /* out_len is 32 bits */
+    if (o->write_high_watermark > o->write_limit)
+        o->write_high_watermark = o->write_limit;
+    if (o->write_low_watermark > o->write_high_watermark)
+        o->write_low_watermark = o->write_high_watermark / 4;
     if (o->write_limit < o->write_high_watermark)
         o->write_limit = o->write_high_watermark;
-    if (o->idle_timeout_ms > UINT32_MAX)
-        o->idle_timeout_ms = UINT32_MAX;
+    if (o->idle_timeout_ms > RITUAL_TIMEOUT_MAX_MS)
+        o->idle_timeout_ms = RITUAL_TIMEOUT_MAX_MS;
+    if (o->close_timeout_ms > RITUAL_TIMEOUT_MAX_MS)
+        o->close_timeout_ms = RITUAL_TIMEOUT_MAX_MS;
+}
+
+static inline ritual_loop *conn_loop(const ritual_conn *conn)
+{
+    return conn->profile->loop;
+}
+
+/* A clock reading as a tick, rounded up: a deadline counted from it can
+ * only come late, never early. */
+static inline uint32_t tick_of(uint64_t ns)
+{
+    return (uint32_t)((ns + RITUAL_NS_PER_MS - 1) / RITUAL_NS_PER_MS);
+}
+
+static inline void stamp_activity(ritual_conn *conn)
+{
+    conn->last_active = tick_of(conn_loop(conn)->now);
 }
 
 static inline const ritual_conn_options *opts(const ritual_conn *conn)
@@ -78,21 +105,30 @@ static void update_interest(ritual_conn *conn)
 {
     if (conn->flags & CONN_CLOSED)
         return;
-    int rc = ritual__io_set(conn->loop, &conn->io, wanted_events(conn));
+    int rc = ritual__io_set(conn_loop(conn), &conn->io, wanted_events(conn));
     if (rc < 0)
         ritual__conn_terminate(conn, rc);
 }
 
-/* When the connection's timer must next look at it; 0 for never. */
+/* When the connection's timer must next look at it (ns, monotonic); 0 for
+ * never. The 32-bit tick of the deadline is placed next to the loop's clock:
+ * timeouts are below 2^31 ms, so the difference cannot wrap. */
 static uint64_t deadline(const ritual_conn *conn)
 {
+    uint32_t timeout_ms;
     if (conn->flags & CONN_CONNECTING)
-        return conn->last_active + ritual__ms_to_ns(conn->profile->connect_timeout_ms);
-    if (conn->flags & (CONN_CLOSING | CONN_LINGERING))
-        return conn->last_active + ritual__ms_to_ns(opts(conn)->close_timeout_ms);
-    if (conn->idle_ms)
-        return conn->last_active + ritual__ms_to_ns(conn->idle_ms);
-    return 0;
+        timeout_ms = (uint32_t)conn->profile->connect_timeout_ms;
+    else if (conn->flags & (CONN_CLOSING | CONN_LINGERING))
+        timeout_ms = (uint32_t)opts(conn)->close_timeout_ms;
+    else if (conn->idle_ms)
+        timeout_ms = conn->idle_ms;
+    else
+        return 0;
+    uint64_t now_ms = conn_loop(conn)->now / RITUAL_NS_PER_MS;
+    int64_t ahead = (int32_t)(conn->last_active + timeout_ms - (uint32_t)now_ms);
+    if (ahead <= 0)
+        return conn_loop(conn)->now; /* due */
+    return (now_ms + (uint64_t)ahead) * RITUAL_NS_PER_MS;
 }
 
 static void deliver(ritual_conn *conn, const char *bytes, size_t len);
@@ -100,10 +136,10 @@ static void deliver(ritual_conn *conn, const char *bytes, size_t len);
 static void schedule_timer(ritual_conn *conn, uint64_t when)
 {
     if (!when) {
-        ritual__timer_node_cancel(conn->loop, &conn->timer);
+        ritual__timer_node_cancel(conn_loop(conn), &conn->timer);
         return;
     }
-    if (ritual__timer_node_schedule(conn->loop, &conn->timer, when) < 0)
+    if (ritual__timer_node_schedule(conn_loop(conn), &conn->timer, when) < 0)
         ritual__conn_terminate(conn, -ENOMEM);
 }
 
@@ -114,59 +150,83 @@ static void schedule_timer(ritual_conn *conn, uint64_t when)
 static void release_input(ritual_conn *conn)
 {
     if (conn->in && !(conn->flags & CONN_DELIVERING)) {
-        ritual__inbuf_put(conn->loop, conn->in, conn->in_size);
+        ritual__inbuf_put(conn_loop(conn), conn->in, INBUF_HEADER + conn->in->size);
         conn->in = NULL;
-        conn->in_len = conn->in_size = 0;
     }
 }
 
 static void release_output(ritual_conn *conn)
 {
-    while (conn->out_head) {
-        struct ritual_chunk *next = conn->out_head->next;
-        ritual__chunk_put(conn->loop, conn->out_head);
-        conn->out_head = next;
+    struct ritual_chunk *tail = conn->out_tail;
+    if (tail) {
+        struct ritual_chunk *c = tail->next;
+        for (;;) {
+            struct ritual_chunk *next = c->next;
+            ritual__chunk_put(conn_loop(conn), c);
+            if (c == tail)
+                break;
+            c = next;
+        }
     }
     conn->out_tail = NULL;
     conn->out_len = 0;
 }
 
-/* Gives the connection an input buffer of at least `need` bytes holding its
- * current input. Returns 0 or -ENOMEM. */
+static inline uint32_t in_len(const ritual_conn *conn)
+{
+    return conn->in ? conn->in->len : 0;
+}
+
+/* Gives the connection an input buffer for at least `need` bytes, keeping
+ * what it holds. Returns 0 or -ENOMEM. */
 static int reserve_input(ritual_conn *conn, size_t need)
 {
-    size_t size = INBUF_MIN;
-    while (size < need)
-        size *= 2;
-    if (size > opts(conn)->read_buffer_size)
-        size = opts(conn)->read_buffer_size > need ? opts(conn)->read_buffer_size : need;
-    if (conn->in && conn->in_size >= size)
+    size_t alloc = INBUF_ALLOC_MIN;
+    while (alloc - INBUF_HEADER < need)
+        alloc *= 2;
+    size_t max = opts(conn)->read_buffer_size;
+    if (alloc - INBUF_HEADER > max)
+        alloc = INBUF_HEADER + (max > need ? max : need);
+    if (conn->in && conn->in->size >= alloc - INBUF_HEADER)
         return 0;
-    char *buf = ritual__inbuf_get(conn->loop, size);
+    struct ritual_inbuf *buf = ritual__inbuf_get(conn_loop(conn), alloc);
     if (!buf)
         return -ENOMEM;
+    buf->size = (uint32_t)(alloc - INBUF_HEADER);
+    buf->len = 0;
     if (conn->in) {
-        memcpy(buf, conn->in, conn->in_len);
-        ritual__inbuf_put(conn->loop, conn->in, conn->in_size);
+        buf->len = conn->in->len;
+        memcpy(buf->data, conn->in->data, buf->len);
+        ritual__inbuf_put(conn_loop(conn), conn->in, INBUF_HEADER + conn->in->size);
     }
     conn->in = buf;
-    conn->in_size = (uint32_t)size;
     return 0;
 }
 
 /* --------------------------------------------------------------- opening */
 
+/* Connection structs come from blocks of CONN_BLOCK, so each costs its 80
+ * bytes and no allocator header; the blocks go back with the loop. */
+struct conn_block {
+    void *next;
+    ritual_conn conns[CONN_BLOCK];
+};
+
 static ritual_conn *conn_alloc(ritual_loop *loop)
 {
-    ritual_conn *conn = loop->conn_free;
-    if (conn) {
-        loop->conn_free = conn->data;
-        loop->conn_free_count--;
-    } else {
-        conn = malloc(sizeof *conn);
-        if (!conn)
+    if (!loop->conn_free) {
+        struct conn_block *block = malloc(sizeof *block);
+        if (!block)
             return NULL;
+        block->next = loop->conn_blocks;
+        loop->conn_blocks = block;
+        for (int i = CONN_BLOCK - 1; i >= 0; i--) {
+            block->conns[i].data = loop->conn_free;
+            loop->conn_free = &block->conns[i];
+        }
     }
+    ritual_conn *conn = loop->conn_free;
+    loop->conn_free = conn->data;
     memset(conn, 0, sizeof *conn);
     return conn;
 }
@@ -175,7 +235,16 @@ static void conn_recycle(ritual_loop *loop, ritual_conn *conn)
 {
     conn->data = loop->conn_free;
     loop->conn_free = conn;
-    loop->conn_free_count++;
+}
+
+void ritual__conns_free_blocks(ritual_loop *loop)
+{
+    while (loop->conn_blocks) {
+        struct conn_block *next = ((struct conn_block *)loop->conn_blocks)->next;
+        free(loop->conn_blocks);
+        loop->conn_blocks = next;
+    }
+    loop->conn_free = NULL;
 }
 
 int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profile, int fd,
@@ -189,12 +258,11 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
     }
     conn->io.fd = fd;
     conn->io.kind = RITUAL_IO_CONN;
-    conn->loop = loop;
     conn->profile = profile;
     conn->idle_ms = (uint32_t)profile->opts.idle_timeout_ms;
     /* An outbound connection may be made outside the loop, long after the
      * iteration's clock was read: its timeout counts from now. */
-    conn->last_active = connecting ? ritual__clock_ns() : loop->now;
+    conn->last_active = tick_of(connecting ? ritual__clock_ns() : loop->now);
     if (connecting)
         conn->flags |= CONN_CONNECTING;
     ritual__timer_node_init(&conn->timer, RITUAL_TIMER_CONN);
@@ -233,9 +301,9 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
 {
     if (conn->flags & CONN_CLOSED)
         return;
-    ritual_loop *loop = conn->loop;
+    ritual_loop *loop = conn_loop(conn);
     conn->flags |= CONN_CLOSED;
-    conn->close_reason = reason;
+    conn->close_reason = (int16_t)reason;
     ritual__timer_node_cancel(loop, &conn->timer);
     loop->backend->forget(loop, &conn->io);
     close(conn->io.fd); /* on Linux the fd is released even if close reports EINTR */
@@ -279,7 +347,7 @@ static void finish_close(ritual_conn *conn)
         return;
     }
     conn->flags = (conn->flags & ~CONN_CLOSING) | CONN_LINGERING;
-    conn->last_active = conn->loop->now; /* lingering is bounded from here */
+    stamp_activity(conn); /* lingering is bounded from here */
     update_interest(conn);
     schedule_timer(conn, deadline(conn));
 }
@@ -294,8 +362,8 @@ static void begin_close(ritual_conn *conn, int reason)
     }
     conn->flags |= CONN_CLOSING;
     conn->flags &= ~CONN_REDELIVER;
-    conn->close_reason = reason;
-    conn->last_active = ritual__clock_ns(); /* may be called outside the loop */
+    conn->close_reason = (int16_t)reason;
+    conn->last_active = tick_of(ritual__clock_ns()); /* may be called outside the loop */
     release_input(conn);
     if (conn->flags & CONN_CONNECTING) {
         /* Queued bytes go out once connected; the FIN follows them. */
@@ -332,7 +400,7 @@ void ritual_conn_abort(ritual_conn *conn)
 
 void ritual__conn_timer_fired(ritual_conn *conn)
 {
-    ritual_loop *loop = conn->loop;
+    ritual_loop *loop = conn_loop(conn);
     if (conn->flags & CONN_REDELIVER) {
         if (conn->flags & CONN_OVER_HIGH) {
             /* flush() hands it over once the queue drains; meanwhile the
@@ -341,8 +409,8 @@ void ritual__conn_timer_fired(ritual_conn *conn)
             return;
         }
         conn->flags &= ~CONN_REDELIVER;
-        if (conn->in_len && !(conn->flags & (CONN_PAUSED | CONN_CLOSING | CONN_LINGERING))) {
-            deliver(conn, conn->in, conn->in_len);
+        if (in_len(conn) && !(conn->flags & (CONN_PAUSED | CONN_CLOSING | CONN_LINGERING))) {
+            deliver(conn, conn->in->data, conn->in->len);
             if (conn->flags & (CONN_CLOSED | CONN_REDELIVER))
                 return; /* closed, or paused and resumed again: already rescheduled */
         }
@@ -383,13 +451,12 @@ static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, 
         while (len > 0) {
             struct ritual_chunk *tail = conn->out_tail;
             if (!tail || tail->end == sizeof tail->data) {
-                struct ritual_chunk *chunk = ritual__chunk_get(conn->loop);
+                struct ritual_chunk *chunk = ritual__chunk_get(conn_loop(conn));
                 if (!chunk)
                     return -ENOMEM;
+                chunk->next = tail ? tail->next : chunk; /* the head, or itself */
                 if (tail)
                     tail->next = chunk;
-                else
-                    conn->out_head = chunk;
                 conn->out_tail = tail = chunk;
             }
             size_t n = sizeof tail->data - tail->end;
@@ -397,7 +464,7 @@ static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, 
                 n = len;
             memcpy(tail->data + tail->end, p, n);
             tail->end += (uint32_t)n;
-            conn->out_len += n;
+            conn->out_len += (uint32_t)n;
             p += n;
             len -= n;
         }
@@ -407,20 +474,21 @@ static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, 
 
 static void drop_sent(ritual_conn *conn, size_t n)
 {
-    conn->out_len -= n;
+    conn->out_len -= (uint32_t)n;
     while (n > 0) {
-        struct ritual_chunk *head = conn->out_head;
+        struct ritual_chunk *tail = conn->out_tail, *head = tail->next;
         size_t avail = head->end - head->start;
         if (n < avail) {
             head->start += (uint32_t)n;
             return;
         }
         n -= avail;
-        conn->out_head = head->next;
-        ritual__chunk_put(conn->loop, head);
+        if (head == tail)
+            conn->out_tail = NULL;
+        else
+            tail->next = head->next;
+        ritual__chunk_put(conn_loop(conn), head);
     }
-    if (!conn->out_head)
-        conn->out_tail = NULL;
 }
 
 static ssize_t send_iov(int fd, const struct iovec *iov, int iovcnt)
@@ -459,11 +527,11 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
         }
         sent = (size_t)n;
         if (n > 0)
-            conn->last_active = conn->loop->now;
+            stamp_activity(conn);
         if (sent == total)
             return 0;
     }
-    if (conn->out_len + (total - sent) > opts(conn)->write_limit) {
+    if ((size_t)conn->out_len + (total - sent) > opts(conn)->write_limit) {
         ritual__conn_terminate(conn, -ENOBUFS);
         return -ENOBUFS;
     }
@@ -490,10 +558,13 @@ static void flush(ritual_conn *conn)
         struct iovec iov[IOV_BATCH];
         int n = 0;
         size_t batch = 0;
-        for (struct ritual_chunk *c = conn->out_head; c && n < IOV_BATCH; c = c->next, n++) {
+        struct ritual_chunk *c = conn->out_tail->next; /* the head */
+        for (; n < IOV_BATCH; c = c->next) {
             iov[n].iov_base = c->data + c->start;
             iov[n].iov_len = c->end - c->start;
-            batch += iov[n].iov_len;
+            batch += iov[n++].iov_len;
+            if (c == conn->out_tail)
+                break;
         }
         ssize_t sent = send_iov(conn->io.fd, iov, n);
         if (sent < 0) {
@@ -502,7 +573,7 @@ static void flush(ritual_conn *conn)
             ritual__conn_terminate(conn, -errno);
             return;
         }
-        conn->last_active = conn->loop->now;
+        stamp_activity(conn);
         drop_sent(conn, (size_t)sent);
         if ((size_t)sent < batch)
             break;
@@ -513,7 +584,7 @@ static void flush(ritual_conn *conn)
         conn->flags &= ~CONN_OVER_HIGH;
         drained = !(conn->flags & CONN_CLOSING);
         if (conn->flags & CONN_REDELIVER)
-            schedule_timer(conn, conn->loop->now + 1);
+            schedule_timer(conn, conn_loop(conn)->now + 1);
     }
     if (conn->out_len == 0 && (conn->flags & CONN_CLOSING)) {
         finish_close(conn);
@@ -539,7 +610,7 @@ static void deliver(ritual_conn *conn, const char *bytes, size_t len)
         return;
     }
     size_t left = len - used;
-    if (bytes != conn->in) {
+    if (!conn->in || bytes != conn->in->data) {
         /* From the shared buffer: keep the remainder in our own. */
         if (left == 0)
             return;
@@ -547,15 +618,15 @@ static void deliver(ritual_conn *conn, const char *bytes, size_t len)
             ritual__conn_terminate(conn, -ENOMEM);
             return;
         }
-        memcpy(conn->in, bytes + used, left);
-        conn->in_len = (uint32_t)left;
+        memcpy(conn->in->data, bytes + used, left);
+        conn->in->len = (uint32_t)left;
         return;
     }
     if (left == 0) {
         release_input(conn);
     } else if (used > 0) {
-        memmove(conn->in, conn->in + used, left);
-        conn->in_len = (uint32_t)left;
+        memmove(conn->in->data, conn->in->data + used, left);
+        conn->in->len = (uint32_t)left;
     }
 }
 
@@ -574,7 +645,7 @@ static void peer_eof(ritual_conn *conn)
 
 static void read_input(ritual_conn *conn)
 {
-    ritual_loop *loop = conn->loop;
+    ritual_loop *loop = conn_loop(conn);
     size_t max = opts(conn)->read_buffer_size;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
         if (conn->flags &
@@ -582,32 +653,35 @@ static void read_input(ritual_conn *conn)
             return;
         char *dst;
         size_t room;
-        if (conn->in_len == 0) {
+        struct ritual_inbuf *in = conn->in;
+        if (!in) {
             dst = loop->rbuf;
             room = max;
         } else {
             /* Grow while the buffer is mostly full and may still grow. */
-            if (conn->in_size - conn->in_len < INBUF_MIN / 2 && conn->in_size < max &&
-                reserve_input(conn, (size_t)conn->in_size * 2) < 0) {
-                ritual__conn_terminate(conn, -ENOMEM);
-                return;
+            if (in->size - in->len < INBUF_ALLOC_MIN / 2 && in->size < max) {
+                if (reserve_input(conn, (size_t)in->size * 2) < 0) {
+                    ritual__conn_terminate(conn, -ENOMEM);
+                    return;
+                }
+                in = conn->in;
             }
-            if (conn->in_len >= max) {
+            if (in->len >= max) {
                 /* Full, and the user consumed nothing: it can never progress. */
                 ritual__conn_terminate(conn, -ENOBUFS);
                 return;
             }
-            dst = conn->in + conn->in_len;
-            room = (conn->in_size < max ? conn->in_size : max) - conn->in_len;
+            dst = in->data + in->len;
+            room = (in->size < max ? in->size : max) - in->len;
         }
         ssize_t n = recv(conn->io.fd, dst, room, 0);
         if (n > 0) {
-            conn->last_active = loop->now;
-            if (dst == loop->rbuf) {
+            stamp_activity(conn);
+            if (!in) {
                 deliver(conn, dst, (size_t)n);
             } else {
-                conn->in_len += (uint32_t)n;
-                deliver(conn, conn->in, conn->in_len);
+                in->len += (uint32_t)n;
+                deliver(conn, in->data, in->len);
             }
             if ((size_t)n < room)
                 return; /* drained, most likely; level-triggered epoll says if not */
@@ -630,7 +704,7 @@ static void read_input(ritual_conn *conn)
  * read yet. The time spent here is bounded by close_timeout_ms. */
 static void linger_read(ritual_conn *conn)
 {
-    ritual_loop *loop = conn->loop;
+    ritual_loop *loop = conn_loop(conn);
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
         ssize_t n = recv(conn->io.fd, loop->rbuf, loop->rbuf_size, 0);
         if (n > 0)
@@ -671,7 +745,7 @@ static void connect_done(ritual_conn *conn)
         return;
     }
     conn->flags &= ~CONN_CONNECTING;
-    conn->last_active = conn->loop->now;
+    stamp_activity(conn);
     schedule_timer(conn, deadline(conn));
     update_interest(conn);
     if (conn->flags & (CONN_CLOSED | CONN_CLOSING))
@@ -679,7 +753,7 @@ static void connect_done(ritual_conn *conn)
     if (cbs(conn)->on_open)
         cbs(conn)->on_open(conn);
     /* Connected during a drain: it is told like the others were. */
-    if (conn->loop->shutting_down && cbs(conn)->on_shutdown &&
+    if (conn_loop(conn)->shutting_down && cbs(conn)->on_shutdown &&
         !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING)))
         cbs(conn)->on_shutdown(conn);
 }
@@ -726,22 +800,22 @@ void ritual_conn_resume(ritual_conn *conn)
         return;
     conn->flags &= ~CONN_PAUSED;
     update_interest(conn);
-    if (conn->in_len && !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
+    if (in_len(conn) && !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
         /* Hand the buffered input over again from the loop, not from inside
          * this call: the caller may be in the middle of anything. */
         conn->flags |= CONN_REDELIVER;
         /* Just after the iteration's clock, so that it runs in the next
          * iteration rather than again in the timer run under way. */
-        schedule_timer(conn, conn->loop->now + 1);
+        schedule_timer(conn, conn_loop(conn)->now + 1);
     }
 }
 
 void ritual_conn_set_idle_timeout(ritual_conn *conn, uint64_t ms)
 {
-    conn->idle_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    conn->idle_ms = ms > RITUAL_TIMEOUT_MAX_MS ? RITUAL_TIMEOUT_MAX_MS : (uint32_t)ms;
     if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING | CONN_CONNECTING))
         return; /* applies from on_open on */
-    conn->last_active = ritual__clock_ns();
+    conn->last_active = tick_of(ritual__clock_ns());
     if (!(conn->flags & CONN_REDELIVER))
         schedule_timer(conn, deadline(conn));
 }
@@ -763,7 +837,7 @@ size_t ritual_conn_write_queued(const ritual_conn *conn)
 
 ritual_loop *ritual_conn_loop(const ritual_conn *conn)
 {
-    return conn->loop;
+    return conn_loop(conn);
 }
 
 ritual_listener *ritual_conn_listener(const ritual_conn *conn)

@@ -44,10 +44,13 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
         return NULL;
     }
     profile->cbs = *callbacks;
+    profile->loop = loop;
     profile->opts = options->conn;
     ritual__conn_options_defaults(&profile->opts);
     profile->connect_timeout_ms =
         options->timeout_ms ? options->timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    if (profile->connect_timeout_ms > RITUAL_TIMEOUT_MAX_MS)
+        profile->connect_timeout_ms = RITUAL_TIMEOUT_MAX_MS;
     int rc = ritual__loop_reserve_rbuf(loop, profile->opts.read_buffer_size);
     if (rc < 0) {
         free(profile);

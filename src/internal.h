@@ -90,14 +90,20 @@ struct ritual_io {
 
 /* ----------------------------------------------------------------- timers */
 
-/* A node in the loop's timer heap. `index` is its slot, UINT32_MAX when it
- * is not in the heap. The owner is found by `kind` and container_of. */
+/* What an object embeds to be in the loop's timer heap: its slot there
+ * (UINT32_MAX when not scheduled). The owner is found by `kind` and
+ * container_of. The deadline lives in the heap entry, next to the other
+ * deadlines the heap compares, so the owner carries only 8 bytes. */
 enum ritual_timer_kind { RITUAL_TIMER_USER = 1, RITUAL_TIMER_CONN, RITUAL_TIMER_LOOP };
 
 struct ritual_timer_node {
-    uint64_t deadline; /* ns, monotonic */
     uint32_t index;
     uint32_t kind;
+};
+
+struct ritual_heap_entry {
+    uint64_t deadline; /* ns, monotonic */
+    struct ritual_timer_node *node;
 };
 
 struct ritual_timer {
@@ -136,10 +142,10 @@ struct ritual_chunk {
 struct ritual_chunk *ritual__chunk_get(ritual_loop *loop);
 void ritual__chunk_put(ritual_loop *loop, struct ritual_chunk *chunk);
 
-/* A connection's own input buffer exists only while it holds bytes the user
- * has not consumed yet. */
-char *ritual__inbuf_get(ritual_loop *loop, size_t size);
-void ritual__inbuf_put(ritual_loop *loop, char *buf, size_t size);
+/* A connection's own input buffer (struct ritual_inbuf, `size` bytes in all,
+ * header included). 4 KiB ones are recycled. */
+void *ritual__inbuf_get(ritual_loop *loop, size_t size);
+void ritual__inbuf_put(ritual_loop *loop, void *buf, size_t size);
 void ritual__buffers_free(ritual_loop *loop);
 
 /* ------------------------------------------------------------ connections */
@@ -161,6 +167,7 @@ enum {
 struct ritual_conn_profile {
     ritual_conn_callbacks cbs;
     ritual_conn_options opts;
+    ritual_loop *loop;
     ritual_listener *listener;   /* NULL for an outbound connection */
     uint64_t connect_timeout_ms; /* outbound only */
 };
@@ -168,26 +175,34 @@ struct ritual_conn_profile {
 /* Fills in the defaults of zero fields. */
 void ritual__conn_options_defaults(ritual_conn_options *o);
 
+/* A connection's own input: exists only while it holds unconsumed bytes. */
+struct ritual_inbuf {
+    uint32_t len;  /* bytes held */
+    uint32_t size; /* capacity of data */
+    char data[];
+};
+
+/* Timeouts are kept in 32-bit millisecond ticks of the monotonic clock and
+ * compared modulo 2^32, so every timeout is capped below 2^31 ms (24 days). */
+#define RITUAL_TIMEOUT_MAX_MS 0x7fffffffu
+
 struct ritual_conn {
-    struct ritual_io io;
-    uint32_t flags;
-    uint32_t in_len;  /* bytes held in `in` */
-    uint32_t in_size; /* capacity of `in` */
-    int close_reason;
-    uint32_t idle_ms; /* 0: no idle timeout */
-    char *in;         /* NULL while no input is left unconsumed */
-    struct ritual_chunk *out_head, *out_tail;
-    size_t out_len;
-    ritual_loop *loop;
+    struct ritual_io io; /* fd and registered interest */
+    uint16_t flags;
+    int16_t close_reason; /* 0 or a negative errno */
+    uint32_t idle_ms;     /* 0: no idle timeout */
+    struct ritual_timer_node timer;
+    uint32_t out_len;     /* bytes queued */
+    uint32_t last_active; /* tick of the last progress (rounded up); start of lingering */
     const struct ritual_conn_profile *profile;
     void *data;
-    uint64_t last_active; /* ns: last read or write progress; start of lingering */
-    struct ritual_timer_node timer;
-    struct ritual_list link; /* in loop->conns while open, loop->closed after */
+    struct ritual_inbuf *in;       /* NULL while nothing is left unconsumed */
+    struct ritual_chunk *out_tail; /* the queue is circular: out_tail->next is its head */
+    struct ritual_list link;       /* in loop->conns while open, loop->closed after */
 };
-/* Two cache lines, plus nothing while idle: input and output buffers exist
- * only while they hold bytes. */
-_Static_assert(sizeof(struct ritual_conn) == 128, "ritual_conn changed size: make it a decision");
+/* 80 bytes, plus nothing while idle: input and output buffers exist only
+ * while they hold bytes, and the heap holds 16 bytes for a pending timeout. */
+_Static_assert(sizeof(struct ritual_conn) == 80, "ritual_conn changed size: make it a decision");
 
 /* Sets up a socket as a connection: accepted, or `connecting` outbound (then
  * on_open waits for the handshake). Returns 0, or a negative errno after
@@ -200,6 +215,8 @@ void ritual__conn_timer_fired(ritual_conn *conn);
 void ritual__conn_terminate(ritual_conn *conn, int reason);
 /* Calls on_close and frees the connections closed during this iteration. */
 void ritual__conns_reap(ritual_loop *loop);
+/* Returns the memory of every connection struct; none may be in use. */
+void ritual__conns_free_blocks(ritual_loop *loop);
 
 /* -------------------------------------------------------------- listeners */
 
@@ -281,15 +298,16 @@ struct ritual_loop {
     bool freeing;       /* in ritual_loop_free: no new connections or listeners */
     bool signals_installed;
 
-    struct ritual_timer_node **heap;
+    struct ritual_heap_entry *heap;
     uint32_t heap_len, heap_cap;
     struct ritual_timer_node shutdown_timer;
+    uint64_t shutdown_deadline;
 
     struct ritual_list conns;  /* open connections */
     struct ritual_list closed; /* closed this iteration, awaiting on_close */
     size_t conn_count;
     ritual_conn *conn_free; /* recycled connection structs, linked by `data` */
-    size_t conn_free_count;
+    void *conn_blocks;      /* where they were carved from, freed with the loop */
 
     struct ritual_chunk *chunk_free;
     size_t chunk_free_count;

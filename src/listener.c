@@ -135,6 +135,7 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
     }
     l->loop = loop;
     l->profile.cbs = *callbacks;
+    l->profile.loop = loop;
     l->profile.listener = l;
     l->data = options->data;
     l->max_conns = options->max_conns;

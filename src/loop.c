@@ -190,8 +190,10 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
 {
     uint64_t deadline = ritual__clock_ns() + ritual__ms_to_ns(drain_ms);
     if (loop->shutting_down) {
-        if (deadline < loop->shutdown_timer.deadline)
+        if (deadline < loop->shutdown_deadline) {
+            loop->shutdown_deadline = deadline;
             ritual__timer_node_schedule(loop, &loop->shutdown_timer, deadline);
+        }
         return;
     }
     loop->shutting_down = true;
@@ -201,6 +203,7 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
         ritual_log(loop, RITUAL_LOG_INFO,
                    "shutting down: draining %zu connection%s for up to %.1f s", loop->conn_count,
                    loop->conn_count == 1 ? "" : "s", (double)drain_ms / 1000);
+    loop->shutdown_deadline = deadline;
     if (ritual__timer_node_schedule(loop, &loop->shutdown_timer, deadline) < 0)
         drain_ms = 0; /* no way to enforce a deadline: do not wait at all */
 
@@ -237,11 +240,7 @@ void ritual_loop_free(ritual_loop *loop)
             ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
         ritual__loop_end_iteration(loop); /* on_close, and the listeners' memory */
     } while (!ritual_list_empty(&loop->conns) || !ritual_list_empty(&loop->closed));
-    while (loop->conn_free) {
-        ritual_conn *next = loop->conn_free->data;
-        free(loop->conn_free);
-        loop->conn_free = next;
-    }
+    ritual__conns_free_blocks(loop);
     ritual__signals_free(loop);
     ritual__timers_free(loop);
     ritual__buffers_free(loop);

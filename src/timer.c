@@ -32,46 +32,45 @@ uint64_t ritual__ms_to_ns(uint64_t ms)
     return ms > FAR_FUTURE_NS / RITUAL_NS_PER_MS ? FAR_FUTURE_NS : ms * RITUAL_NS_PER_MS;
 }
 
-static void heap_place(ritual_loop *loop, uint32_t i, struct ritual_timer_node *node)
+static void heap_place(ritual_loop *loop, uint32_t i, struct ritual_heap_entry entry)
 {
-    loop->heap[i] = node;
-    node->index = i;
+    loop->heap[i] = entry;
+    entry.node->index = i;
 }
 
 static void sift_up(ritual_loop *loop, uint32_t i)
 {
-    struct ritual_timer_node *node = loop->heap[i];
+    struct ritual_heap_entry entry = loop->heap[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (loop->heap[parent]->deadline <= node->deadline)
+        if (loop->heap[parent].deadline <= entry.deadline)
             break;
         heap_place(loop, i, loop->heap[parent]);
         i = parent;
     }
-    heap_place(loop, i, node);
+    heap_place(loop, i, entry);
 }
 
 static void sift_down(ritual_loop *loop, uint32_t i)
 {
-    struct ritual_timer_node *node = loop->heap[i];
+    struct ritual_heap_entry entry = loop->heap[i];
     for (;;) {
         uint32_t child = 2 * i + 1;
         if (child >= loop->heap_len)
             break;
         if (child + 1 < loop->heap_len &&
-            loop->heap[child + 1]->deadline < loop->heap[child]->deadline)
+            loop->heap[child + 1].deadline < loop->heap[child].deadline)
             child++;
-        if (node->deadline <= loop->heap[child]->deadline)
+        if (entry.deadline <= loop->heap[child].deadline)
             break;
         heap_place(loop, i, loop->heap[child]);
         i = child;
     }
-    heap_place(loop, i, node);
+    heap_place(loop, i, entry);
 }
 
 void ritual__timer_node_init(struct ritual_timer_node *node, uint32_t kind)
 {
-    node->deadline = 0;
     node->index = NOT_IN_HEAP;
     node->kind = kind;
 }
@@ -82,11 +81,11 @@ void ritual__timer_node_cancel(ritual_loop *loop, struct ritual_timer_node *node
     if (i == NOT_IN_HEAP)
         return;
     node->index = NOT_IN_HEAP;
-    struct ritual_timer_node *last = loop->heap[--loop->heap_len];
+    struct ritual_heap_entry last = loop->heap[--loop->heap_len];
     if (i == loop->heap_len)
         return;
     heap_place(loop, i, last);
-    if (i > 0 && loop->heap[(i - 1) / 2]->deadline > last->deadline)
+    if (i > 0 && loop->heap[(i - 1) / 2].deadline > last.deadline)
         sift_up(loop, i);
     else
         sift_down(loop, i);
@@ -95,7 +94,7 @@ void ritual__timer_node_cancel(ritual_loop *loop, struct ritual_timer_node *node
 static int heap_grow(ritual_loop *loop)
 {
     uint32_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    struct ritual_timer_node **heap = realloc(loop->heap, cap * sizeof *heap);
+    struct ritual_heap_entry *heap = realloc(loop->heap, cap * sizeof *heap);
     if (!heap)
         return -ENOMEM;
     loop->heap = heap;
@@ -107,8 +106,8 @@ int ritual__timer_node_schedule(ritual_loop *loop, struct ritual_timer_node *nod
                                 uint64_t deadline)
 {
     if (node->index != NOT_IN_HEAP) {
-        uint64_t old = node->deadline;
-        node->deadline = deadline;
+        uint64_t old = loop->heap[node->index].deadline;
+        loop->heap[node->index].deadline = deadline;
         if (deadline < old)
             sift_up(loop, node->index);
         else
@@ -117,8 +116,7 @@ int ritual__timer_node_schedule(ritual_loop *loop, struct ritual_timer_node *nod
     }
     if (loop->heap_len == loop->heap_cap && heap_grow(loop) < 0)
         return -ENOMEM;
-    node->deadline = deadline;
-    heap_place(loop, loop->heap_len, node);
+    heap_place(loop, loop->heap_len, (struct ritual_heap_entry){deadline, node});
     loop->heap_len++;
     sift_up(loop, node->index);
     return 0;
@@ -128,16 +126,16 @@ int64_t ritual__timers_next_timeout(ritual_loop *loop)
 {
     if (loop->heap_len == 0)
         return -1;
-    uint64_t deadline = loop->heap[0]->deadline;
+    uint64_t deadline = loop->heap[0].deadline;
     return deadline <= loop->now ? 0 : (int64_t)(deadline - loop->now);
 }
 
-static void user_timer_fired(ritual_loop *loop, ritual_timer *timer)
+static void user_timer_fired(ritual_loop *loop, ritual_timer *timer, uint64_t deadline)
 {
     if (timer->repeat_ns) {
         /* Keep the period exact; if the loop fell behind, skip the missed
          * periods rather than firing in a burst. */
-        uint64_t next = timer->node.deadline + timer->repeat_ns;
+        uint64_t next = deadline + timer->repeat_ns;
         if (next <= loop->now)
             next = loop->now + timer->repeat_ns;
         /* Cannot fail: the node's slot was freed just before. */
@@ -152,12 +150,13 @@ void ritual__timers_run(ritual_loop *loop)
      * callback for "now" waits for the next iteration, so a zero repeat
      * cannot starve I/O. */
     uint64_t now = loop->now;
-    while (loop->heap_len > 0 && loop->heap[0]->deadline <= now) {
-        struct ritual_timer_node *node = loop->heap[0];
+    while (loop->heap_len > 0 && loop->heap[0].deadline <= now) {
+        struct ritual_heap_entry due = loop->heap[0];
+        struct ritual_timer_node *node = due.node;
         ritual__timer_node_cancel(loop, node);
         switch (node->kind) {
         case RITUAL_TIMER_USER:
-            user_timer_fired(loop, container_of(node, ritual_timer, node));
+            user_timer_fired(loop, container_of(node, ritual_timer, node), due.deadline);
             break;
         case RITUAL_TIMER_CONN:
             ritual__conn_timer_fired(container_of(node, ritual_conn, timer));

@@ -101,7 +101,8 @@ int main(void)
 
     /* State worth freeing is there. */
     ASSERT(quiet_conn != NULL);
-    ASSERT_EQ(quiet_conn->in_len, 7);
+    ASSERT(quiet_conn->in != NULL);
+    ASSERT_EQ(quiet_conn->in->len, 7);
     ASSERT_EQ(ritual_loop_conn_count(loop), 2);
     ASSERT_GT(ritual_listener_conn_count(l2), 0);
     note("flooded %zu bytes; echo queue holds some of them", f.sent);
