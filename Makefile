@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
 FORMAT_FILES = include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch] examples/*.c \
-               bench/*/*.c
+               bench/*.h bench/*/*.c
 
 .PHONY: all build run test bench install format format-check clean
 

@@ -133,3 +133,15 @@ int ritual_address_parse(const char *address, struct sockaddr_storage *out, sock
     bool any_host;
     return ritual__address_parse(address, out ? out : &tmp, len ? len : &tmp_len, &any_host, err);
 }
+
+int ritual__endpoint_prepare(ritual_loop *loop, const char *verb, const char *address,
+                             const ritual_conn_callbacks *callbacks, struct sockaddr_storage *addr,
+                             socklen_t *len, bool *any_host, ritual_error *err)
+{
+    const char *shown = address ? address : "(null)";
+    if (!callbacks || !callbacks->on_data)
+        return ritual__error_set(err, -EINVAL, "%s %s: on_data callback is required", verb, shown);
+    if (loop->freeing)
+        return ritual__error_set(err, -ESHUTDOWN, "%s %s", verb, shown);
+    return ritual__address_parse(address, addr, len, any_host, err);
+}

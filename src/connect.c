@@ -19,19 +19,11 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
     memset(&defaults, 0, sizeof defaults);
     if (!options)
         options = &defaults;
-    if (!callbacks || !callbacks->on_data) {
-        ritual__error_set(err, -EINVAL, "connect %s: on_data callback is required",
-                          address ? address : "(null)");
-        return NULL;
-    }
-    if (loop->freeing) {
-        ritual__error_set(err, -ESHUTDOWN, "connect %s", address ? address : "(null)");
-        return NULL;
-    }
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool any_host;
-    if (ritual__address_parse(address, &addr, &addr_len, &any_host, err) < 0)
+    if (ritual__endpoint_prepare(loop, "connect", address, callbacks, &addr, &addr_len, &any_host,
+                                 err) < 0)
         return NULL;
     if (any_host) {
         ritual__error_set(err, -EINVAL, "connect %s: name a host to connect to", address);

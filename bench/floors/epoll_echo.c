@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../listen_arg.h"
+
 enum { BUF_SIZE = 65536, MAX_EVENTS = 1024 };
 
 struct pending {
@@ -37,21 +39,6 @@ static void die(const char *what)
 {
     fprintf(stderr, "epoll_echo: %s: %s\n", what, strerror(errno));
     exit(1);
-}
-
-static int parse_listen(int argc, char **argv, struct sockaddr_in *sa)
-{
-    char host[INET_ADDRSTRLEN], *end;
-    const char *colon = argc == 3 && !strcmp(argv[1], "--listen") ? strrchr(argv[2], ':') : NULL;
-    if (!colon || colon == argv[2] || (size_t)(colon - argv[2]) >= sizeof host)
-        return -1;
-    memcpy(host, argv[2], (size_t)(colon - argv[2]));
-    host[colon - argv[2]] = '\0';
-    long port = strtol(colon + 1, &end, 10);
-    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return -1;
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
 static void drop(int fd)

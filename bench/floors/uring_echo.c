@@ -30,6 +30,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../listen_arg.h"
+
 enum { BUF_SIZE = 16384, BUF_COUNT = 4096, BGID = 0, NONE = -1 };
 enum { OP_ACCEPT, OP_RECV, OP_SEND, OP_SIGNAL }; /* low 2 bits of user_data; fd above */
 
@@ -55,21 +57,6 @@ static void die(const char *what, int err)
 {
     fprintf(stderr, "uring_echo: %s: %s\n", what, strerror(err));
     exit(1);
-}
-
-static int parse_listen(int argc, char **argv, struct sockaddr_in *sa)
-{
-    char host[INET_ADDRSTRLEN], *end;
-    const char *colon = argc == 3 && !strcmp(argv[1], "--listen") ? strrchr(argv[2], ':') : NULL;
-    if (!colon || colon == argv[2] || (size_t)(colon - argv[2]) >= sizeof host)
-        return -1;
-    memcpy(host, argv[2], (size_t)(colon - argv[2]));
-    host[colon - argv[2]] = '\0';
-    long port = strtol(colon + 1, &end, 10);
-    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return -1;
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
 /* The next free SQE; the caller preps it, then tags it for its CQE. */

@@ -20,26 +20,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../listen_arg.h"
+
 #define UNUSED __attribute__((unused))
 
 enum { READ_SIZE = 65536, HIGH_WATER = 4 * READ_SIZE };
 
 static struct event_base *base; /* static: what is left at exit stays reachable */
-
-static int parse_listen(int argc, char **argv, struct sockaddr_in *sa)
-{
-    char host[INET_ADDRSTRLEN], *end;
-    const char *colon = argc == 3 && !strcmp(argv[1], "--listen") ? strrchr(argv[2], ':') : NULL;
-    if (!colon || colon == argv[2] || (size_t)(colon - argv[2]) >= sizeof host)
-        return -1;
-    memcpy(host, argv[2], (size_t)(colon - argv[2]));
-    host[colon - argv[2]] = '\0';
-    long port = strtol(colon + 1, &end, 10);
-    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return -1;
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
 
 static void on_event(struct bufferevent *bev, short what, void *arg);
 

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "../listen_arg.h"
+
 #define UNUSED __attribute__((unused))
 
 enum { BUF_SIZE = 65536 };
@@ -22,21 +24,6 @@ struct conn {
     uv_write_t req;
     char *pending; /* the unsent rest of a read; allocated on the first short write */
 };
-
-static int parse_listen(int argc, char **argv, struct sockaddr_in *sa)
-{
-    char host[INET_ADDRSTRLEN], *end;
-    const char *colon = argc == 3 && !strcmp(argv[1], "--listen") ? strrchr(argv[2], ':') : NULL;
-    if (!colon || colon == argv[2] || (size_t)(colon - argv[2]) >= sizeof host)
-        return -1;
-    memcpy(host, argv[2], (size_t)(colon - argv[2]));
-    host[colon - argv[2]] = '\0';
-    long port = strtol(colon + 1, &end, 10);
-    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return -1;
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
 
 static void on_alloc(uv_handle_t *handle UNUSED, size_t suggested UNUSED, uv_buf_t *buf)
 {
