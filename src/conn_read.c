@@ -1,0 +1,156 @@
+/* conn_read.c - a connection's input. Every connection reads into the loop's
+ * one shared buffer, and on_data usually consumes it all; only a remainder is
+ * copied into a buffer of the connection's own, which exists just while it
+ * holds bytes. */
+#include "conn.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Gives the connection an input buffer for at least `need` bytes, keeping
+ * what it holds. Returns 0 or -ENOMEM. */
+int ritual__conn_reserve_input(ritual_conn *conn, size_t need)
+{
+    size_t alloc = INBUF_ALLOC_MIN;
+    while (alloc - INBUF_HEADER < need)
+        alloc *= 2;
+    size_t max = opts(conn)->read_buffer_size;
+    if (alloc - INBUF_HEADER > max)
+        alloc = INBUF_HEADER + (max > need ? max : need);
+    if (conn->in && conn->in->size >= alloc - INBUF_HEADER)
+        return 0;
+    struct ritual_inbuf *buf = ritual__inbuf_get(conn_loop(conn), alloc);
+    if (!buf)
+        return -ENOMEM;
+    buf->size = (uint32_t)(alloc - INBUF_HEADER);
+    buf->len = 0;
+    if (conn->in) {
+        buf->len = conn->in->len;
+        memcpy(buf->data, conn->in->data, buf->len);
+        ritual__inbuf_put(conn_loop(conn), conn->in, INBUF_HEADER + conn->in->size);
+    }
+    conn->in = buf;
+    return 0;
+}
+
+/* Hands `len` bytes at `bytes` to the user; keeps what was not consumed. */
+void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len)
+{
+    conn->flags |= CONN_DELIVERING;
+    size_t used = cbs(conn)->on_data(conn, bytes, len);
+    conn->flags &= ~CONN_DELIVERING;
+    if (used > len)
+        used = len;
+    if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING)) {
+        ritual__conn_release_input(conn); /* deferred while the callback held it */
+        return;
+    }
+    size_t left = len - used;
+    if (!conn->in || bytes != conn->in->data) {
+        /* From the shared buffer: keep the remainder in our own. */
+        if (left == 0)
+            return;
+        if (ritual__conn_reserve_input(conn, left) < 0) {
+            ritual__conn_terminate(conn, -ENOMEM);
+            return;
+        }
+        memcpy(conn->in->data, bytes + used, left);
+        conn->in->len = (uint32_t)left;
+        return;
+    }
+    if (left == 0) {
+        ritual__conn_release_input(conn);
+    } else if (used > 0) {
+        memmove(conn->in->data, conn->in->data + used, left);
+        conn->in->len = (uint32_t)left;
+    }
+}
+
+static void peer_eof(ritual_conn *conn)
+{
+    conn->flags |= CONN_EOF;
+    if (!cbs(conn)->on_eof) {
+        /* Usually closes at once: no epoll_ctl for a socket about to go. */
+        ritual_conn_close(conn);
+        return;
+    }
+    ritual__conn_update_interest(conn); /* stop reading: the socket would stay readable */
+    if (!(conn->flags & CONN_CLOSED))
+        cbs(conn)->on_eof(conn);
+}
+
+void ritual__conn_read(ritual_conn *conn)
+{
+    ritual_loop *loop = conn_loop(conn);
+    size_t max = opts(conn)->read_buffer_size;
+    for (int round = 0; round < READS_PER_WAKEUP; round++) {
+        if (conn->flags &
+            (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+            return;
+        char *dst;
+        size_t room;
+        struct ritual_inbuf *in = conn->in;
+        if (!in) {
+            dst = loop->rbuf;
+            room = max;
+        } else {
+            /* Grow while the buffer is mostly full and may still grow. */
+            if (in->size - in->len < INBUF_ALLOC_MIN / 2 && in->size < max) {
+                if (ritual__conn_reserve_input(conn, (size_t)in->size * 2) < 0) {
+                    ritual__conn_terminate(conn, -ENOMEM);
+                    return;
+                }
+                in = conn->in;
+            }
+            if (in->len >= max) {
+                /* Full, and the user consumed nothing: it can never progress. */
+                ritual__conn_terminate(conn, -ENOBUFS);
+                return;
+            }
+            dst = in->data + in->len;
+            room = (in->size < max ? in->size : max) - in->len;
+        }
+        ssize_t n = recv(conn->io.fd, dst, room, 0);
+        if (n > 0) {
+            stamp_activity(conn);
+            if (!in) {
+                ritual__conn_deliver(conn, dst, (size_t)n);
+            } else {
+                in->len += (uint32_t)n;
+                ritual__conn_deliver(conn, in->data, in->len);
+            }
+            if ((size_t)n < room)
+                return; /* drained, most likely; level-triggered epoll says if not */
+            continue;
+        }
+        if (n == 0) {
+            peer_eof(conn);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            ritual__conn_terminate(conn, -errno);
+        return;
+    }
+}
+
+/* After our FIN: read and discard until the peer's FIN, then close. Closing
+ * with unread input would send RST and could destroy data the peer has not
+ * read yet. The time spent here is bounded by close_timeout_ms. */
+void ritual__conn_linger_read(ritual_conn *conn)
+{
+    ritual_loop *loop = conn_loop(conn);
+    for (int round = 0; round < READS_PER_WAKEUP; round++) {
+        ssize_t n = recv(conn->io.fd, loop->rbuf, loop->rbuf_size, 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        ritual__conn_terminate(conn, conn->close_reason);
+        return;
+    }
+}
