@@ -1,7 +1,9 @@
 # Thin wrapper around CMake. `make` builds, `make run` serves, `make test`
-# runs every test in a normal build (gcc) and again under ASan+UBSan (clang).
+# runs every test in a normal build (gcc), then under ThreadSanitizer and under
+# ASan+UBSan (clang), each in a build directory of its own.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 BENCH_BUILD ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
@@ -24,10 +26,17 @@ $(ASAN_BUILD)/CMakeCache.txt:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
 	    -DRITUAL_SANITIZE=address,undefined >/dev/null
 
-test: build $(ASAN_BUILD)/CMakeCache.txt
+$(TSAN_BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+	    -DRITUAL_SANITIZE=thread >/dev/null
+
+test: build $(ASAN_BUILD)/CMakeCache.txt $(TSAN_BUILD)/CMakeCache.txt
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
 	@echo "== tests (gcc, RelWithDebInfo) =="
 	cd $(BUILD) && ctest $(CTEST_ARGS)
+	@echo "== tests (clang, ThreadSanitizer) =="
+	cd $(TSAN_BUILD) && ctest $(CTEST_ARGS)
 	@echo "== tests (clang, ASan+UBSan) =="
 	cd $(ASAN_BUILD) && ctest $(CTEST_ARGS)
 
@@ -48,4 +57,4 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(BENCH_BUILD)

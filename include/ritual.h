@@ -115,6 +115,16 @@ RITUAL_API int ritual_loop_shutdown_on_signals(ritual_loop *loop, uint64_t drain
  * signal handles are freed. Pointers to them are invalid afterwards. */
 RITUAL_API void ritual_loop_free(ritual_loop *loop);
 
+typedef void (*ritual_post_fn)(ritual_loop *loop, void *arg);
+
+/* Asks the loop to call fn(loop, arg) on its own thread, soon: the one
+ * function that may be called from any thread. Calls posted from one thread
+ * run in the order they were posted; each runs exactly once (calls still
+ * queued when the loop is freed run inside ritual_loop_free).
+ * Returns 0, -ENOMEM, or -ESHUTDOWN once ritual_loop_free has begun; no
+ * thread may post once ritual_loop_free has returned. */
+RITUAL_API int ritual_loop_post(ritual_loop *loop, ritual_post_fn fn, void *arg);
+
 /* Milliseconds on the monotonic clock, as of the start of this iteration. */
 RITUAL_API uint64_t ritual_loop_now(const ritual_loop *loop);
 

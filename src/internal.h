@@ -75,6 +75,7 @@ enum ritual_io_kind {
     RITUAL_IO_CONN = 1,
     RITUAL_IO_LISTENER,
     RITUAL_IO_SIGNAL,
+    RITUAL_IO_WAKEUP,
 };
 
 /* The head of every object the backend watches. `events` is the interest
@@ -255,6 +256,14 @@ struct ritual_signal {
 void ritual__signals_ready(ritual_loop *loop);
 void ritual__signals_free(ritual_loop *loop);
 
+/* ------------------------------------------------------ cross-thread posts */
+
+struct ritual_posts;
+int ritual__posts_init(ritual_loop *loop);
+void ritual__posts_ready(ritual_loop *loop);
+/* Runs what is still queued, then frees; later posts get -ESHUTDOWN. */
+void ritual__posts_free(ritual_loop *loop);
+
 /* ---------------------------------------------------------------- backend */
 
 /* What every backend provides: a small table, in the manner of Redis ae. */
@@ -318,6 +327,8 @@ struct ritual_loop {
     struct ritual_list dead_listeners; /* freed at the end of the iteration */
     struct ritual_list timers;         /* user timers, freed with the loop */
 
+    struct ritual_io wakeup_io; /* eventfd written by ritual_loop_post */
+    struct ritual_posts *posts;
     struct ritual_io signal_io; /* signalfd, fd -1 until a signal is watched */
     sigset_t signal_mask;
     ritual_signal *signals;

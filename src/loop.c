@@ -65,6 +65,13 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
         free(loop);
         return NULL;
     }
+    rc = ritual__posts_init(loop);
+    if (rc < 0) {
+        ritual__error_set(err, rc, "eventfd");
+        backend->destroy(loop);
+        free(loop);
+        return NULL;
+    }
     ignore_sigpipe_if_default();
     return loop;
 }
@@ -110,6 +117,9 @@ void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events)
         break;
     case RITUAL_IO_SIGNAL:
         ritual__signals_ready(loop);
+        break;
+    case RITUAL_IO_WAKEUP:
+        ritual__posts_ready(loop);
         break;
     }
 }
@@ -241,6 +251,7 @@ void ritual_loop_free(ritual_loop *loop)
         ritual__loop_end_iteration(loop); /* on_close, and the listeners' memory */
     } while (!ritual_list_empty(&loop->conns) || !ritual_list_empty(&loop->closed));
     ritual__conns_free_blocks(loop);
+    ritual__posts_free(loop);
     ritual__signals_free(loop);
     ritual__timers_free(loop);
     ritual__buffers_free(loop);

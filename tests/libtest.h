@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 static inline ritual_loop *lt_loop(void)
@@ -34,15 +35,14 @@ static inline ritual_listener *lt_listen(ritual_loop *loop, const ritual_listen_
 static inline void lt_watchdog_fired(ritual_timer *t, void *data)
 {
     (void)t;
-    FAIL("watchdog: the loop did not stop within %d ms", *(int *)data);
+    FAIL("watchdog: the loop did not stop within %d ms", (int)(intptr_t)data);
 }
 
 /* Runs the loop until stopped; fails the test if that takes over timeout_ms. */
 static inline void lt_run(ritual_loop *loop, int timeout_ms)
 {
-    static int limit; /* the watchdog's message only; tests are single-process */
-    limit = timeout_ms;
-    ritual_timer *watchdog = ritual_timer_new(loop, lt_watchdog_fired, &limit);
+    ritual_timer *watchdog =
+        ritual_timer_new(loop, lt_watchdog_fired, (void *)(intptr_t)timeout_ms);
     ASSERT(watchdog != NULL);
     ASSERT_EQ(ritual_timer_start(watchdog, (uint64_t)timeout_ms, 0), 0);
     ASSERT_EQ(ritual_loop_run(loop), 0);
