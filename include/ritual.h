@@ -96,7 +96,8 @@ RITUAL_API int ritual_loop_run(ritual_loop *loop);
  * from any callback of this loop (not from another thread). */
 RITUAL_API void ritual_loop_stop(ritual_loop *loop);
 
-/* Graceful shutdown: closes every listener (no new connections), lets open
+/* Graceful shutdown: accepts what the kernel already queued on each listener,
+ * then closes it (no new connections; none already completed is reset), lets open
  * connections carry on for up to `drain_ms` milliseconds, and calls each
  * connection's `on_shutdown` so a protocol can close idle ones. The loop stops
  * when the last connection has closed, or at the deadline, when the remaining
@@ -124,6 +125,17 @@ typedef void (*ritual_post_fn)(ritual_loop *loop, void *arg);
  * Returns 0, -ENOMEM, or -ESHUTDOWN once ritual_loop_free has begun; no
  * thread may post once ritual_loop_free has returned. */
 RITUAL_API int ritual_loop_post(ritual_loop *loop, ritual_post_fn fn, void *arg);
+
+/* What a loop has done, readable from any thread without a lock (each
+ * counter is written by the loop's thread only). */
+typedef struct ritual_loop_stats {
+    uint64_t accepted;      /* connections accepted or connected so far */
+    uint64_t conns;         /* connections open now */
+    uint64_t bytes_read;    /* received from peers */
+    uint64_t bytes_written; /* handed to the kernel for peers */
+} ritual_loop_stats;
+
+RITUAL_API void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats *out);
 
 /* Milliseconds on the monotonic clock, as of the start of this iteration. */
 RITUAL_API uint64_t ritual_loop_now(const ritual_loop *loop);
@@ -254,8 +266,15 @@ RITUAL_API ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
 RITUAL_API int ritual_address_parse(const char *address, struct sockaddr_storage *out,
                                     socklen_t *len, ritual_error *err);
 
+enum {
+    /* SO_REUSEPORT: several sockets (loops, processes) listen on one port
+     * and the kernel spreads new connections over them. */
+    RITUAL_LISTEN_REUSEPORT = 1u << 0,
+};
+
 typedef struct ritual_listen_options {
     int backlog;              /* default: net.core.somaxconn */
+    unsigned flags;           /* RITUAL_LISTEN_* */
     unsigned max_conns;       /* stop accepting at this many; 0: no limit */
     ritual_conn_options conn; /* for every accepted connection */
     void *data;               /* see ritual_listener_data */
@@ -289,6 +308,64 @@ RITUAL_API size_t ritual_listener_conn_count(const ritual_listener *listener);
 /* Stops accepting and closes the listening socket. Connections it accepted
  * stay open; the listener's memory goes with the last of them. */
 RITUAL_API void ritual_listener_close(ritual_listener *listener);
+
+/* --------------------------------------------------------------- servers */
+
+/* A server runs one loop per worker thread; each worker owns the
+ * connections it accepts, so nothing on the data path is shared or locked. */
+typedef struct ritual_server ritual_server;
+
+typedef enum ritual_accept_mode {
+    /* A listening socket per worker with SO_REUSEPORT: the kernel hashes each
+     * connection to one worker. Even spread, no thundering herd. */
+    RITUAL_ACCEPT_REUSEPORT = 0,
+    /* One listening socket in every worker's epoll with EPOLLEXCLUSIVE: the
+     * kernel wakes one waiting worker, the one that waited last. */
+    RITUAL_ACCEPT_SHARED,
+} ritual_accept_mode;
+
+typedef struct ritual_server_options {
+    unsigned workers; /* default: the number of online CPUs */
+    ritual_accept_mode accept_mode;
+    int pin;                  /* nonzero: pin worker i to CPU i (modulo the CPUs) */
+    ritual_loop_options loop; /* for every worker's loop */
+} ritual_server_options;
+
+/* Creates the server and its workers' loops (threads start in run).
+ * Returns NULL with `err` filled on failure. */
+RITUAL_API ritual_server *ritual_server_new(const ritual_server_options *options,
+                                            ritual_error *err);
+
+/* Listens on `address` in every worker (see ritual_listen; max_conns counts
+ * per worker). Call before ritual_server_run. Returns worker 0's listener,
+ * whose address tells the port when 0 was asked, or NULL with `err` filled. */
+RITUAL_API ritual_listener *ritual_server_listen(ritual_server *server, const char *address,
+                                                 const ritual_listen_options *options,
+                                                 const ritual_conn_callbacks *callbacks,
+                                                 ritual_error *err);
+
+/* Runs every worker on a thread of its own and returns when all have
+ * stopped: 0, -ECANCELED after ritual_server_stop, or a loop's error. */
+RITUAL_API int ritual_server_run(ritual_server *server);
+
+/* Any thread: every worker stops accepting (taking what the kernel already
+ * queued) and drains its connections for up to drain_ms. */
+RITUAL_API void ritual_server_shutdown(ritual_server *server, uint64_t drain_ms);
+
+/* Any thread: every worker stops at once; ritual_server_run returns -ECANCELED. */
+RITUAL_API void ritual_server_stop(ritual_server *server);
+
+/* SIGINT/SIGTERM: the first drains (ritual_server_shutdown), a second
+ * stops. Call from the thread that will call ritual_server_run. */
+RITUAL_API int ritual_server_shutdown_on_signals(ritual_server *server, uint64_t drain_ms);
+
+RITUAL_API unsigned ritual_server_workers(const ritual_server *server);
+
+/* Worker `index`'s loop (NULL if out of range), e.g. for ritual_loop_stats_get. */
+RITUAL_API ritual_loop *ritual_server_loop(const ritual_server *server, unsigned index);
+
+/* Frees the server and its loops; call after ritual_server_run returned. */
+RITUAL_API void ritual_server_free(ritual_server *server);
 
 /* --------------------------------------------------------------- timers */
 

@@ -219,6 +219,8 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
         profile->listener->conns++;
     }
     loop->conn_count++;
+    ritual__stat_add(&loop->stat_accepted, 1);
+    ritual__stat_add(&loop->stat_conns, 1);
     ritual_list_add_tail(&loop->conns, &conn->link);
     *out = conn;
     if (!connecting && profile->cbs.on_open)
@@ -244,6 +246,7 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
     ritual_list_del(&conn->link);
     ritual_list_add_tail(&loop->closed, &conn->link);
     loop->conn_count--;
+    ritual__stat_add(&loop->stat_conns, UINT64_MAX); /* minus one */
     if (conn->profile->listener)
         ritual__listener_conn_closed(conn->profile->listener);
     ritual__loop_check_drained(loop);

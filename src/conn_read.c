@@ -114,6 +114,7 @@ void ritual__conn_read(ritual_conn *conn)
         ssize_t n = recv(conn->io.fd, dst, room, 0);
         if (n > 0) {
             stamp_activity(conn);
+            ritual__stat_add(&loop->stat_read, (uint64_t)n);
             if (!in) {
                 ritual__conn_deliver(conn, dst, (size_t)n);
             } else {

@@ -100,8 +100,10 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
             n = 0;
         }
         sent = (size_t)n;
-        if (n > 0)
+        if (n > 0) {
             stamp_activity(conn);
+            ritual__stat_add(&conn_loop(conn)->stat_written, (uint64_t)n);
+        }
         if (sent == total)
             return 0;
     }
@@ -148,6 +150,7 @@ void ritual__conn_flush(ritual_conn *conn)
             return;
         }
         stamp_activity(conn);
+        ritual__stat_add(&conn_loop(conn)->stat_written, (uint64_t)sent);
         drop_sent(conn, (size_t)sent);
         if ((size_t)sent < batch)
             break;

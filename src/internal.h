@@ -8,6 +8,7 @@
 #include "ritual.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,7 +87,7 @@ struct ritual_io {
     uint8_t kind;
     uint8_t events;
     uint8_t registered;
-    uint8_t pad;
+    uint8_t exclusive; /* one listening socket shared by several loops: EPOLLEXCLUSIVE */
 };
 
 /* ----------------------------------------------------------------- timers */
@@ -237,6 +238,17 @@ struct ritual_listener {
     struct ritual_list link; /* loop->listeners, then loop->dead_listeners */
 };
 
+/* Opens the listening socket for `address` (the ritual, checked at every
+ * step). Returns the fd or a negative errno with `err` filled. */
+int ritual__listen_socket(ritual_loop *loop, const char *address,
+                          const ritual_listen_options *options,
+                          const ritual_conn_callbacks *callbacks, ritual_error *err);
+/* Makes a listener of `fd` on `loop`, taking the fd (closed on failure). */
+ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusive,
+                                         const ritual_listen_options *options,
+                                         const ritual_conn_callbacks *callbacks, ritual_error *err);
+/* Accepts what the kernel already queued, then closes (a graceful shutdown). */
+void ritual__listener_drain_and_close(ritual_listener *listener);
 void ritual__listener_ready(ritual_listener *listener, unsigned events);
 void ritual__listener_conn_closed(ritual_listener *listener);
 void ritual__listener_retry_fired(ritual_listener *listener);
@@ -327,6 +339,9 @@ struct ritual_loop {
     struct ritual_list dead_listeners; /* freed at the end of the iteration */
     struct ritual_list timers;         /* user timers, freed with the loop */
 
+    /* ritual_loop_stats: written by this loop's thread only, read anywhere */
+    _Atomic uint64_t stat_accepted, stat_conns, stat_read, stat_written;
+
     struct ritual_io wakeup_io; /* eventfd written by ritual_loop_post */
     struct ritual_posts *posts;
     struct ritual_io signal_io; /* signalfd, fd -1 until a signal is watched */
@@ -336,6 +351,13 @@ struct ritual_loop {
     int signals_seen; /* for ritual_loop_shutdown_on_signals */
     uint64_t signal_drain_ms;
 };
+
+/* A counter with one writer: a plain add, published for readers elsewhere. */
+static inline void ritual__stat_add(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
 
 uint64_t ritual__clock_ns(void);
 /* Milliseconds (or microseconds) to nanoseconds, saturating far beyond any

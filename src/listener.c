@@ -35,7 +35,7 @@ static int system_backlog(void)
 /* socket + options + bind + listen; returns the fd or a negative errno with
  * `err` naming the call and the address. */
 static int open_listening_socket(const struct sockaddr_storage *addr, bool any_host, int backlog,
-                                 ritual_error *err)
+                                 bool reuseport, ritual_error *err)
 {
     char where[80];
     socklen_t len =
@@ -48,6 +48,9 @@ static int open_listening_socket(const struct sockaddr_storage *addr, bool any_h
     int one = 1, zero = 0;
     /* A restart must bind while old connections sit in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto fail_setsockopt;
+    /* Several sockets on one port, the kernel spreading connections over them. */
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
         goto fail_setsockopt;
     /* "All addresses" on [::] takes IPv4 too, whatever the sysctl default. */
     if (any_host && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0)
@@ -71,23 +74,20 @@ fail_setsockopt : {
 }
 }
 
-ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
-                               const ritual_listen_options *options,
-                               const ritual_conn_callbacks *callbacks, ritual_error *err)
+int ritual__listen_socket(ritual_loop *loop, const char *address,
+                          const ritual_listen_options *options,
+                          const ritual_conn_callbacks *callbacks, ritual_error *err)
 {
-    ritual_listen_options defaults;
-    memset(&defaults, 0, sizeof defaults);
-    if (!options)
-        options = &defaults;
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool any_host;
-    if (ritual__endpoint_prepare(loop, "listen", address, callbacks, &addr, &addr_len, &any_host,
-                                 err) < 0)
-        return NULL;
+    int rc = ritual__endpoint_prepare(loop, "listen", address, callbacks, &addr, &addr_len,
+                                      &any_host, err);
+    if (rc < 0)
+        return rc;
     int backlog = options->backlog > 0 ? options->backlog : system_backlog();
-
-    int fd = open_listening_socket(&addr, any_host, backlog, err);
+    bool reuseport = options->flags & RITUAL_LISTEN_REUSEPORT;
+    int fd = open_listening_socket(&addr, any_host, backlog, reuseport, err);
     if (fd == -EAFNOSUPPORT && any_host) {
         /* No IPv6 in this kernel: all IPv4 addresses it is. */
         struct sockaddr_in *sin = (struct sockaddr_in *)&addr;
@@ -96,11 +96,15 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
         sin->sin_family = AF_INET;
         sin->sin_port = port;
         sin->sin_addr.s_addr = htonl(INADDR_ANY);
-        fd = open_listening_socket(&addr, false, backlog, err);
+        fd = open_listening_socket(&addr, false, backlog, reuseport, err);
     }
-    if (fd < 0)
-        return NULL;
+    return fd;
+}
 
+ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusive,
+                                         const ritual_listen_options *options,
+                                         const ritual_conn_callbacks *callbacks, ritual_error *err)
+{
     ritual_listener *l = calloc(1, sizeof *l);
     socklen_t len = sizeof l->addr;
     int rc = l ? 0 : -ENOMEM;
@@ -114,11 +118,13 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
     if (rc == 0) {
         l->io.fd = fd;
         l->io.kind = RITUAL_IO_LISTENER;
+        l->io.exclusive = exclusive;
         rc = ritual__io_set(loop, &l->io, RITUAL_IO_READ);
     }
     if (rc < 0) {
-        char where[80];
-        ritual__address_format((const struct sockaddr *)&addr, where, sizeof where);
+        char where[80] = "?";
+        if (l)
+            ritual__address_format((const struct sockaddr *)&l->addr, where, sizeof where);
         ritual__error_set(err, rc, "listen %s", where);
         close(fd);
         free(l);
@@ -136,9 +142,23 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
     if (ritual__log_enabled(loop, RITUAL_LOG_DEBUG)) {
         char where[80];
         ritual_listener_address(l, where, sizeof where);
-        ritual_log(loop, RITUAL_LOG_DEBUG, "listening on %s (backlog %d)", where, backlog);
+        ritual_log(loop, RITUAL_LOG_DEBUG, "listening on %s", where);
     }
     return l;
+}
+
+ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
+                               const ritual_listen_options *options,
+                               const ritual_conn_callbacks *callbacks, ritual_error *err)
+{
+    ritual_listen_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!options)
+        options = &defaults;
+    int fd = ritual__listen_socket(loop, address, options, callbacks, err);
+    if (fd < 0)
+        return NULL;
+    return ritual__listener_attach(loop, fd, false, options, callbacks, err);
 }
 
 /* ------------------------------------------------------------------ accept */
@@ -273,6 +293,26 @@ void ritual__listeners_reap(ritual_loop *loop)
         ritual_list_del(&l->link);
         free(l);
     }
+}
+
+void ritual__listener_drain_and_close(ritual_listener *l)
+{
+    /* Connections the kernel completed are in our queue: take them before
+     * closing, or close() would reset them. With SO_REUSEPORT this is what
+     * keeps a worker's shutdown from dropping the clients hashed to it. */
+    while (!l->closed && !l->emfile_paused && !at_max_conns(l)) {
+        int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break;
+        }
+        ritual_conn *conn;
+        int rc = ritual__conn_open(l->loop, &l->profile, fd, false, &conn);
+        if (rc < 0)
+            ritual_log(l->loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(rc));
+    }
+    ritual_listener_close(l);
 }
 
 void ritual_listener_close(ritual_listener *l)

@@ -126,7 +126,8 @@ void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events)
 
 int ritual__io_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
 {
-    if (io->registered && io->events == events)
+    /* An exclusive entry with no interest is no entry at all. */
+    if (io->events == events && (io->registered || (io->exclusive && events == 0)))
         return 0;
     int rc = loop->backend->set(loop, io, events);
     if (rc == 0)
@@ -163,6 +164,14 @@ void ritual_loop_stop(ritual_loop *loop)
 uint64_t ritual_loop_now(const ritual_loop *loop)
 {
     return loop->now / RITUAL_NS_PER_MS;
+}
+
+void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats *out)
+{
+    out->accepted = atomic_load_explicit(&loop->stat_accepted, memory_order_relaxed);
+    out->conns = atomic_load_explicit(&loop->stat_conns, memory_order_relaxed);
+    out->bytes_read = atomic_load_explicit(&loop->stat_read, memory_order_relaxed);
+    out->bytes_written = atomic_load_explicit(&loop->stat_written, memory_order_relaxed);
 }
 
 size_t ritual_loop_conn_count(const ritual_loop *loop)
@@ -208,7 +217,7 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
     }
     loop->shutting_down = true;
     while (!ritual_list_empty(&loop->listeners))
-        ritual_listener_close(container_of(loop->listeners.next, ritual_listener, link));
+        ritual__listener_drain_and_close(container_of(loop->listeners.next, ritual_listener, link));
     if (loop->conn_count > 0)
         ritual_log(loop, RITUAL_LOG_INFO,
                    "shutting down: draining %zu connection%s for up to %.1f s", loop->conn_count,

@@ -51,9 +51,31 @@ static uint32_t to_epoll(unsigned events)
            ((events & RITUAL_IO_WRITE) ? EPOLLOUT : 0u);
 }
 
+/* A listening socket shared by several loops is registered in each with
+ * EPOLLEXCLUSIVE, so one connection wakes one loop, not all of them. The
+ * kernel refuses EPOLL_CTL_MOD on such an entry: a change is a delete and
+ * an add, and no interest is no entry. */
+static int epoll_set_exclusive(struct epoll_state *st, struct ritual_io *io, unsigned events)
+{
+    if (io->registered) {
+        if (epoll_ctl(st->epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0)
+            return -errno;
+        io->registered = 0;
+    }
+    if (events == 0)
+        return 0;
+    struct epoll_event ev = {.events = to_epoll(events) | EPOLLEXCLUSIVE, .data.ptr = io};
+    if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0)
+        return -errno;
+    io->registered = 1;
+    return 0;
+}
+
 static int epoll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
 {
     struct epoll_state *st = loop->backend_data;
+    if (io->exclusive)
+        return epoll_set_exclusive(st, io, events);
     /* An fd stays registered even with no interest: the kernel still reports
      * errors and hang-ups for it, which is how a reset on a paused or
      * half-closed connection is noticed. */
@@ -67,10 +89,13 @@ static int epoll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
 
 static void epoll_forget(ritual_loop *loop, struct ritual_io *io)
 {
-    /* close() removes the fd from the epoll set; we never dup or fork
-     * without exec (all fds are CLOEXEC), so no stale registration remains
-     * and the EPOLL_CTL_DEL system call can be saved. */
-    (void)loop;
+    /* close() removes the fd from the epoll set once no other descriptor
+     * refers to the socket; connections are never dup'ed (all fds are
+     * CLOEXEC), so for them the EPOLL_CTL_DEL system call is saved. A shared
+     * listening socket has a dup per loop and must be removed by hand. */
+    struct epoll_state *st = loop->backend_data;
+    if (io->exclusive && io->registered)
+        (void)epoll_ctl(st->epfd, EPOLL_CTL_DEL, io->fd, NULL);
     io->registered = 0;
 }
 

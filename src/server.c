@@ -1,0 +1,260 @@
+/* server.c - one loop per core: a server runs N loops on N threads. Each
+ * worker owns the connections it accepted; nothing on the data path is
+ * shared or locked. Workers listen either on sockets of their own with
+ * SO_REUSEPORT (the kernel hashes each new connection to one of them) or on
+ * one shared socket registered in every worker with EPOLLEXCLUSIVE. They are
+ * told to shut down through ritual_loop_post. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct worker {
+    ritual_server *server;
+    unsigned index;
+    ritual_loop *loop;
+    pthread_t thread;
+    bool started;
+    int rc;
+};
+
+struct ritual_server {
+    unsigned nworkers;
+    struct worker *workers;
+    ritual_accept_mode accept_mode;
+    bool pin;
+    uint64_t drain_ms; /* for the signal handlers */
+    atomic_int signals_seen;
+    atomic_bool forced;
+};
+
+static unsigned online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+ritual_server *ritual_server_new(const ritual_server_options *options, ritual_error *err)
+{
+    ritual_server_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!options)
+        options = &defaults;
+    if (options->accept_mode != RITUAL_ACCEPT_REUSEPORT &&
+        options->accept_mode != RITUAL_ACCEPT_SHARED) {
+        ritual__error_set(err, -EINVAL, "server: unknown accept mode %d",
+                          (int)options->accept_mode);
+        return NULL;
+    }
+    ritual_server *srv = calloc(1, sizeof *srv);
+    unsigned n = options->workers ? options->workers : online_cpus();
+    struct worker *workers = srv ? calloc(n, sizeof *workers) : NULL;
+    if (!workers) {
+        free(srv);
+        ritual__error_set(err, -ENOMEM, "server");
+        return NULL;
+    }
+    srv->nworkers = n;
+    srv->workers = workers;
+    srv->accept_mode = options->accept_mode;
+    srv->pin = options->pin;
+    for (unsigned i = 0; i < n; i++) {
+        workers[i].server = srv;
+        workers[i].index = i;
+        workers[i].loop = ritual_loop_new(&options->loop, err);
+        if (!workers[i].loop) {
+            ritual_server_free(srv);
+            return NULL;
+        }
+    }
+    return srv;
+}
+
+unsigned ritual_server_workers(const ritual_server *srv)
+{
+    return srv->nworkers;
+}
+
+ritual_loop *ritual_server_loop(const ritual_server *srv, unsigned index)
+{
+    return index < srv->nworkers ? srv->workers[index].loop : NULL;
+}
+
+/* ------------------------------------------------------------- listening */
+
+/* SO_REUSEPORT: a socket per worker, all on the port the first one got. */
+static ritual_listener *listen_reuseport(ritual_server *srv, const char *address,
+                                         const ritual_listen_options *options,
+                                         const ritual_conn_callbacks *callbacks, ritual_error *err)
+{
+    ritual_listen_options opts = *options;
+    opts.flags |= RITUAL_LISTEN_REUSEPORT;
+    ritual_listener *first = ritual_listen(srv->workers[0].loop, address, &opts, callbacks, err);
+    if (!first)
+        return NULL;
+    char bound[80]; /* "[::]:0" becomes "[::]:41234" for the others */
+    ritual_listener_address(first, bound, sizeof bound);
+    for (unsigned i = 1; i < srv->nworkers; i++)
+        if (!ritual_listen(srv->workers[i].loop, bound, &opts, callbacks, err))
+            return NULL; /* the listeners made so far go with the loops */
+    return first;
+}
+
+/* One socket, a descriptor of it per worker, each registered exclusively. */
+static ritual_listener *listen_shared(ritual_server *srv, const char *address,
+                                      const ritual_listen_options *options,
+                                      const ritual_conn_callbacks *callbacks, ritual_error *err)
+{
+    int fd = ritual__listen_socket(srv->workers[0].loop, address, options, callbacks, err);
+    if (fd < 0)
+        return NULL;
+    ritual_listener *first = NULL;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        int own = i + 1 < srv->nworkers ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
+        if (own < 0) {
+            ritual__error_set(err, -errno, "listen %s: dup", address);
+            close(fd);
+            return NULL;
+        }
+        ritual_listener *l =
+            ritual__listener_attach(srv->workers[i].loop, own, true, options, callbacks, err);
+        if (!l) {
+            if (own != fd)
+                close(fd);
+            return NULL;
+        }
+        if (!first)
+            first = l;
+    }
+    return first;
+}
+
+ritual_listener *ritual_server_listen(ritual_server *srv, const char *address,
+                                      const ritual_listen_options *options,
+                                      const ritual_conn_callbacks *callbacks, ritual_error *err)
+{
+    ritual_listen_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!options)
+        options = &defaults;
+    if (srv->accept_mode == RITUAL_ACCEPT_SHARED)
+        return listen_shared(srv, address, options, callbacks, err);
+    return listen_reuseport(srv, address, options, callbacks, err);
+}
+
+/* -------------------------------------------------------------- running */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    if (w->server->pin) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->index % online_cpus(), &set);
+        int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        if (rc != 0)
+            ritual_log(w->loop, RITUAL_LOG_WARN, "worker %u: pin to CPU %u: %s", w->index,
+                       w->index % online_cpus(), strerror(rc));
+    }
+    w->rc = ritual_loop_run(w->loop);
+    return NULL;
+}
+
+int ritual_server_run(ritual_server *srv)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        int e = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+        if (e != 0) {
+            ritual_log(srv->workers[0].loop, RITUAL_LOG_ERROR, "worker %u: pthread_create: %s", i,
+                       strerror(e));
+            rc = -e;
+            ritual_server_shutdown(srv, 0);
+            break;
+        }
+        srv->workers[i].started = true;
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (!srv->workers[i].started)
+            continue;
+        pthread_join(srv->workers[i].thread, NULL);
+        srv->workers[i].started = false;
+        if (rc == 0 && srv->workers[i].rc < 0 && srv->workers[i].rc != -ECANCELED)
+            rc = srv->workers[i].rc;
+    }
+    if (rc == 0 && atomic_load(&srv->forced))
+        rc = -ECANCELED;
+    return rc;
+}
+
+static void post_shutdown(ritual_loop *loop, void *arg)
+{
+    ritual_loop_shutdown(loop, (uint64_t)(uintptr_t)arg);
+}
+
+static void post_stop(ritual_loop *loop, void *arg)
+{
+    (void)arg;
+    ritual_loop_stop(loop);
+}
+
+void ritual_server_shutdown(ritual_server *srv, uint64_t drain_ms)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        ritual_loop_post(srv->workers[i].loop, post_shutdown, (void *)(uintptr_t)drain_ms);
+}
+
+void ritual_server_stop(ritual_server *srv)
+{
+    atomic_store(&srv->forced, true);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        ritual_loop_post(srv->workers[i].loop, post_stop, NULL);
+}
+
+/* First SIGINT/SIGTERM: every worker drains. Second: every worker stops. */
+static void on_server_signal(ritual_signal *sig, int signum, void *data)
+{
+    ritual_server *srv = data;
+    (void)sig;
+    if (atomic_fetch_add(&srv->signals_seen, 1) == 0) {
+        ritual_log(srv->workers[0].loop, RITUAL_LOG_INFO,
+                   "SIG%s: shutting down %u worker%s (send it again to stop at once)",
+                   sigabbrev_np(signum), srv->nworkers, srv->nworkers == 1 ? "" : "s");
+        ritual_server_shutdown(srv, srv->drain_ms);
+        return;
+    }
+    ritual_log(srv->workers[0].loop, RITUAL_LOG_WARN, "SIG%s again: stopping now",
+               sigabbrev_np(signum));
+    ritual_server_stop(srv);
+}
+
+int ritual_server_shutdown_on_signals(ritual_server *srv, uint64_t drain_ms)
+{
+    static const int signums[] = {SIGINT, SIGTERM};
+    ritual_error err;
+    srv->drain_ms = drain_ms;
+    /* Worker 0 reads the signalfd; the signals are blocked in this thread,
+     * so the workers, started from it, inherit the mask. */
+    for (size_t i = 0; i < 2; i++)
+        if (!ritual_signal_new(srv->workers[0].loop, signums[i], on_server_signal, srv, &err))
+            return err.code;
+    return 0;
+}
+
+void ritual_server_free(ritual_server *srv)
+{
+    if (!srv)
+        return;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        ritual_loop_free(srv->workers[i].loop);
+    free(srv->workers);
+    free(srv);
+}
