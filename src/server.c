@@ -29,6 +29,10 @@ struct worker {
 struct ritual_server {
     unsigned nworkers;
     struct worker *workers;
+    /* Runs in the thread that calls ritual_server_run: it reads the signals
+     * and learns when workers have stopped, so it outlives every worker. */
+    ritual_loop *control;
+    unsigned running;
     ritual_accept_mode accept_mode;
     bool pin;
     uint64_t drain_ms; /* for the signal handlers */
@@ -64,6 +68,12 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
     }
     srv->nworkers = n;
     srv->workers = workers;
+    srv->control = ritual_loop_new(&options->loop, err);
+    if (!srv->control) {
+        free(workers);
+        free(srv);
+        return NULL;
+    }
     srv->accept_mode = options->accept_mode;
     srv->pin = options->pin;
     for (unsigned i = 0; i < n; i++) {
@@ -152,6 +162,13 @@ ritual_listener *ritual_server_listen(ritual_server *srv, const char *address,
 
 /* -------------------------------------------------------------- running */
 
+static void worker_stopped(ritual_loop *control, void *arg)
+{
+    ritual_server *srv = arg;
+    if (--srv->running == 0)
+        ritual_loop_stop(control);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -165,23 +182,29 @@ static void *worker_main(void *arg)
                        w->index % online_cpus(), strerror(rc));
     }
     w->rc = ritual_loop_run(w->loop);
+    ritual_loop_post(w->server->control, worker_stopped, w->server);
     return NULL;
 }
 
 int ritual_server_run(ritual_server *srv)
 {
     int rc = 0;
+    srv->running = 0;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         int e = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
         if (e != 0) {
-            ritual_log(srv->workers[0].loop, RITUAL_LOG_ERROR, "worker %u: pthread_create: %s", i,
+            ritual_log(srv->control, RITUAL_LOG_ERROR, "worker %u: pthread_create: %s", i,
                        strerror(e));
             rc = -e;
-            ritual_server_shutdown(srv, 0);
+            ritual_server_stop(srv);
             break;
         }
         srv->workers[i].started = true;
+        srv->running++;
     }
+    /* Signals and word of stopped workers arrive here, until none runs. */
+    if (srv->running > 0)
+        ritual_loop_run(srv->control);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         if (!srv->workers[i].started)
             continue;
@@ -225,14 +248,13 @@ static void on_server_signal(ritual_signal *sig, int signum, void *data)
     ritual_server *srv = data;
     (void)sig;
     if (atomic_fetch_add(&srv->signals_seen, 1) == 0) {
-        ritual_log(srv->workers[0].loop, RITUAL_LOG_INFO,
+        ritual_log(srv->control, RITUAL_LOG_INFO,
                    "SIG%s: shutting down %u worker%s (send it again to stop at once)",
                    sigabbrev_np(signum), srv->nworkers, srv->nworkers == 1 ? "" : "s");
         ritual_server_shutdown(srv, srv->drain_ms);
         return;
     }
-    ritual_log(srv->workers[0].loop, RITUAL_LOG_WARN, "SIG%s again: stopping now",
-               sigabbrev_np(signum));
+    ritual_log(srv->control, RITUAL_LOG_WARN, "SIG%s again: stopping now", sigabbrev_np(signum));
     ritual_server_stop(srv);
 }
 
@@ -241,10 +263,10 @@ int ritual_server_shutdown_on_signals(ritual_server *srv, uint64_t drain_ms)
     static const int signums[] = {SIGINT, SIGTERM};
     ritual_error err;
     srv->drain_ms = drain_ms;
-    /* Worker 0 reads the signalfd; the signals are blocked in this thread,
-     * so the workers, started from it, inherit the mask. */
+    /* The control loop reads the signalfd; the signals are blocked in this
+     * thread, so the workers, started from it, inherit the mask. */
     for (size_t i = 0; i < 2; i++)
-        if (!ritual_signal_new(srv->workers[0].loop, signums[i], on_server_signal, srv, &err))
+        if (!ritual_signal_new(srv->control, signums[i], on_server_signal, srv, &err))
             return err.code;
     return 0;
 }
@@ -255,6 +277,7 @@ void ritual_server_free(ritual_server *srv)
         return;
     for (unsigned i = 0; i < srv->nworkers; i++)
         ritual_loop_free(srv->workers[i].loop);
+    ritual_loop_free(srv->control);
     free(srv->workers);
     free(srv);
 }

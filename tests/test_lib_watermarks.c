@@ -32,9 +32,19 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     return len;
 }
 
+/* Small kernel buffers on both ends, so the client stalls well before it has
+ * sent everything, however far this kernel would autotune them. */
+static void small_buffers(int fd)
+{
+    int size = 64 * 1024;
+    SYSCHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size));
+    SYSCHECK(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size));
+}
+
 static void on_open(ritual_conn *conn)
 {
     server_conn = conn;
+    small_buffers(ritual_conn_fd(conn));
 }
 
 static void on_drain(ritual_conn *conn)
@@ -49,6 +59,7 @@ static void *client(void *arg)
 {
     (void)arg;
     int fd = tcp_connect(port);
+    small_buffers(fd);
     set_nonblocking(fd, 1);
     static char out[64 * 1024], in[64 * 1024];
     size_t sent = 0, received = 0;

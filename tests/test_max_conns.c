@@ -10,7 +10,7 @@ int main(int argc, char **argv)
 {
     const char *ritual = test_init(argc, argv);
     struct server s;
-    const char *const args[] = {"--max-conns", "2", NULL};
+    const char *const args[] = {"--max-conns", "2", "--workers", "1", NULL};
     server_start(ritual, args, 0, &s);
 
     int a = tcp_connect(s.port);

@@ -91,10 +91,13 @@ static int refused(int port)
     return 0;
 }
 
-static void drain_streams(const char *ritual)
+static void drain_streams(const char *ritual, const char *workers)
 {
     struct server s;
-    server_start(ritual, (const char *const[]){"--drain-timeout", "10", NULL}, 0, &s);
+    note("%s worker(s)", workers);
+    memset(clients, 0, sizeof clients);
+    server_start(ritual, (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL},
+                 0, &s);
     for (int i = 0; i < CLIENTS; i++) {
         clients[i].fd = tcp_connect(s.port);
         set_nonblocking(clients[i].fd, 1);
@@ -161,10 +164,11 @@ static void drain_streams(const char *ritual)
         close(clients[i].fd);
 }
 
-static void second_signal(const char *ritual)
+static void second_signal(const char *ritual, const char *workers)
 {
     struct server s;
-    server_start(ritual, (const char *const[]){"--drain-timeout", "10", NULL}, 0, &s);
+    server_start(ritual, (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL},
+                 0, &s);
     int fd = tcp_connect(s.port);
     echo_roundtrip(fd, "idle from now on", 16, 5000);
 
@@ -192,7 +196,10 @@ int main(int argc, char **argv)
 {
     const char *ritual = test_init(argc, argv);
     raise_nofile(CLIENTS + 256);
-    drain_streams(ritual);
-    second_signal(ritual);
+    /* One loop, then four workers: SIGTERM under load drains every one. */
+    drain_streams(ritual, "1");
+    drain_streams(ritual, "4");
+    second_signal(ritual, "1");
+    second_signal(ritual, "4");
     return 0;
 }

@@ -17,8 +17,15 @@ static const char echo_usage[] =
     "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7000);\n"
     "                           HOST is an IPv4 address, [IPv6], localhost, or * for\n"
     "                           all addresses; PORT 0 picks a free port\n"
+    "  --workers N              loops on threads of their own (default: the number of\n"
+    "                           online CPUs); 1 runs a single loop\n"
+    "  --accept-mode MODE       reuseport: a listening socket per worker, the kernel\n"
+    "                           spreads connections (default); shared: one socket,\n"
+    "                           EPOLLEXCLUSIVE (uneven: the last worker to wait wins)\n"
+    "  --pin                    pin worker i to CPU i\n"
     "  --backlog N              pending-connection queue (default: net.core.somaxconn)\n"
-    "  --max-conns N            stop accepting at N open connections (default: no limit)\n"
+    "  --max-conns N            stop accepting at N open connections, N/workers per\n"
+    "                           worker (default: no limit)\n"
     "  --idle-timeout SECONDS   close connections idle this long; 0 never (default 300)\n"
     "  --buffer-size BYTES      read size and per-connection input limit, K/M suffixes\n"
     "                           allowed (default 64K)\n"
@@ -32,6 +39,7 @@ static const char echo_usage[] =
 
 struct echo_config {
     const char *listen;
+    ritual_server_options server;
     ritual_listen_options listen_opts;
     uint64_t drain_ms;
     ritual_log_level log_level;
@@ -44,7 +52,18 @@ static size_t echo_on_data(ritual_conn *conn, const char *bytes, size_t len)
     return len;
 }
 
-enum { OPT_LISTEN = 256, OPT_BACKLOG, OPT_MAX_CONNS, OPT_IDLE, OPT_BUFFER, OPT_DRAIN, OPT_LOG };
+enum {
+    OPT_LISTEN = 256,
+    OPT_BACKLOG,
+    OPT_MAX_CONNS,
+    OPT_IDLE,
+    OPT_BUFFER,
+    OPT_DRAIN,
+    OPT_LOG,
+    OPT_WORKERS,
+    OPT_ACCEPT_MODE,
+    OPT_PIN,
+};
 
 static int parse_args(int argc, char **argv, struct echo_config *cfg)
 {
@@ -56,6 +75,9 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         {"buffer-size", required_argument, NULL, OPT_BUFFER},
         {"drain-timeout", required_argument, NULL, OPT_DRAIN},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"accept-mode", required_argument, NULL, OPT_ACCEPT_MODE},
+        {"pin", no_argument, NULL, OPT_PIN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -99,6 +121,24 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
                 return cli_usage_error(
                     "echo", "--log-level: '%s' is not error, warn, info or debug", optarg);
             break;
+        case OPT_WORKERS:
+            if (cli_parse_uint(optarg, 1024, &n) < 0 || n == 0)
+                return cli_usage_error("echo", "--workers: '%s' is not a number from 1 to 1024",
+                                       optarg);
+            cfg->server.workers = (unsigned)n;
+            break;
+        case OPT_ACCEPT_MODE:
+            if (strcmp(optarg, "reuseport") == 0)
+                cfg->server.accept_mode = RITUAL_ACCEPT_REUSEPORT;
+            else if (strcmp(optarg, "shared") == 0)
+                cfg->server.accept_mode = RITUAL_ACCEPT_SHARED;
+            else
+                return cli_usage_error("echo", "--accept-mode: '%s' is not reuseport or shared",
+                                       optarg);
+            break;
+        case OPT_PIN:
+            cfg->server.pin = 1;
+            break;
         case 'h':
             fputs(echo_usage, stdout);
             return -1;
@@ -127,19 +167,23 @@ int echo_main(int argc, char **argv)
         return rc < 0 ? EXIT_OK : rc;
 
     ritual_error err;
-    ritual_loop_options loop_opts = {.log_level = cfg.log_level};
-    ritual_loop *loop = ritual_loop_new(&loop_opts, &err);
-    if (!loop)
+    cfg.server.loop.log_level = cfg.log_level;
+    ritual_server *server = ritual_server_new(&cfg.server, &err);
+    if (!server)
         return cli_runtime_error("%s", err.message);
-    rc = ritual_loop_shutdown_on_signals(loop, cfg.drain_ms);
+    unsigned workers = ritual_server_workers(server);
+    if (cfg.listen_opts.max_conns) /* the limit is for the whole server */
+        cfg.listen_opts.max_conns = (cfg.listen_opts.max_conns + workers - 1) / workers;
+    rc = ritual_server_shutdown_on_signals(server, cfg.drain_ms);
     if (rc < 0) {
-        ritual_loop_free(loop);
+        ritual_server_free(server);
         return cli_runtime_error("signals: %s", ritual_strerror(rc));
     }
     const ritual_conn_callbacks callbacks = {.on_data = echo_on_data};
-    ritual_listener *listener = ritual_listen(loop, cfg.listen, &cfg.listen_opts, &callbacks, &err);
+    ritual_listener *listener =
+        ritual_server_listen(server, cfg.listen, &cfg.listen_opts, &callbacks, &err);
     if (!listener) {
-        ritual_loop_free(loop);
+        ritual_server_free(server);
         return cli_runtime_error("%s", err.message);
     }
     char where[80];
@@ -147,8 +191,8 @@ int echo_main(int argc, char **argv)
     printf("listening on %s\n", where);
     fflush(stdout);
 
-    rc = ritual_loop_run(loop);
-    ritual_loop_free(loop);
+    rc = ritual_server_run(server);
+    ritual_server_free(server);
     if (rc == -ECANCELED)
         return EXIT_RUNTIME; /* stopped by a second signal: connections were cut */
     if (rc < 0)
