@@ -110,8 +110,12 @@ static ritual_listener *listen_reuseport(ritual_server *srv, const char *address
     ritual_listener *first = ritual_listen(srv->workers[0].loop, address, &opts, callbacks, err);
     if (!first)
         return NULL;
-    char bound[80]; /* "[::]:0" becomes "[::]:41234" for the others */
-    ritual_listener_address(first, bound, sizeof bound);
+    /* The others bind the same host on the port the first one got ("*:0"
+     * becomes "*:41234", so they get the same dual-stack socket options). */
+    char bound[300];
+    const char *colon = strrchr(address, ':');
+    snprintf(bound, sizeof bound, "%.*s:%d", (int)(colon - address), address,
+             ritual_listener_port(first));
     for (unsigned i = 1; i < srv->nworkers; i++)
         if (!ritual_listen(srv->workers[i].loop, bound, &opts, callbacks, err))
             return NULL; /* the listeners made so far go with the loops */
