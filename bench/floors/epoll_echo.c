@@ -4,7 +4,8 @@
  * common path is exactly epoll_wait -> read -> write. A short write (rare) parks
  * the rest in a per-fd buffer and waits for EPOLLOUT instead of EPOLLIN.
  *
- * Usage: epoll_echo --listen HOST:PORT   (HOST an IPv4 literal; PORT 0: any) */
+ * Usage: epoll_echo --listen HOST:PORT [--reuseport]   (HOST an IPv4 literal; PORT
+ * 0: any; --reuseport: SO_REUSEPORT, so that several processes can share the port) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -124,9 +125,9 @@ int main(int argc, char **argv)
     socklen_t salen = sizeof sa;
     struct rlimit rl;
     sigset_t sigs;
-    int one = 1;
-    if (parse_listen(argc, argv, &sa) < 0) {
-        fprintf(stderr, "usage: %s --listen HOST:PORT\n", argv[0]);
+    int one = 1, reuseport;
+    if (parse_listen_opt(argc, argv, &sa, &reuseport) < 0) {
+        fprintf(stderr, "usage: %s --listen HOST:PORT [--reuseport]\n", argv[0]);
         return 2;
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -144,6 +145,8 @@ int main(int argc, char **argv)
         die("signalfd/socket/epoll_create1");
     if (setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         die("setsockopt SO_REUSEADDR");
+    if (reuseport && setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
     if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0)
         die(argv[2]);
     if (listen(lfd, SOMAXCONN) < 0 || getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)

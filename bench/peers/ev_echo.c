@@ -4,7 +4,8 @@
  * switches from EV_READ to EV_WRITE, so a connection that does not read stops
  * being read from. ev_signal turns SIGTERM/SIGINT into a clean exit.
  *
- * Usage: ev_echo --listen HOST:PORT   (HOST an IPv4 literal; PORT 0: any) */
+ * Usage: ev_echo --listen HOST:PORT [--reuseport]   (HOST an IPv4 literal; PORT 0:
+ * any; --reuseport: SO_REUSEPORT, so that several processes can share the port) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -134,9 +135,9 @@ int main(int argc, char **argv)
     struct sockaddr_in sa;
     socklen_t salen = sizeof sa;
     char addr[INET_ADDRSTRLEN];
-    int one = 1;
-    if (parse_listen(argc, argv, &sa) < 0) {
-        fprintf(stderr, "usage: %s --listen HOST:PORT\n", argv[0]);
+    int one = 1, reuseport;
+    if (parse_listen_opt(argc, argv, &sa, &reuseport) < 0) {
+        fprintf(stderr, "usage: %s --listen HOST:PORT [--reuseport]\n", argv[0]);
         return 2;
     }
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) /* a write to a closed peer gets EPIPE */
@@ -151,6 +152,8 @@ int main(int argc, char **argv)
         die("socket");
     if (setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         die("setsockopt SO_REUSEADDR");
+    if (reuseport && setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
     if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0)
         die(argv[2]);
     if (listen(lfd, SOMAXCONN) < 0 || getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)

@@ -5,7 +5,8 @@
  * connection stops being read from until its output drains; at EOF it closes
  * once what it owes is sent. evsignal turns SIGTERM/SIGINT into a clean exit.
  *
- * Usage: event_echo --listen HOST:PORT   (HOST an IPv4 literal; PORT 0: any) */
+ * Usage: event_echo --listen HOST:PORT [--reuseport]   (HOST an IPv4 literal; PORT
+ * 0: any; --reuseport: SO_REUSEPORT, so that several processes can share the port) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -101,8 +102,9 @@ int main(int argc, char **argv)
     struct sockaddr_in sa;
     socklen_t salen = sizeof sa;
     char addr[INET_ADDRSTRLEN];
-    if (parse_listen(argc, argv, &sa) < 0) {
-        fprintf(stderr, "usage: %s --listen HOST:PORT\n", argv[0]);
+    int reuseport;
+    if (parse_listen_opt(argc, argv, &sa, &reuseport) < 0) {
+        fprintf(stderr, "usage: %s --listen HOST:PORT [--reuseport]\n", argv[0]);
         return 2;
     }
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) { /* a write to a closed peer gets EPIPE */
@@ -113,11 +115,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "event_echo: event_base_new failed\n");
         return 1;
     }
-    /* REUSEABLE is SO_REUSEADDR; libevent makes the listener and accepted sockets
-     * non-blocking. */
+    /* REUSEABLE is SO_REUSEADDR, REUSEABLE_PORT SO_REUSEPORT; libevent makes the
+     * listener and accepted sockets non-blocking. */
+    unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+                     (reuseport ? LEV_OPT_REUSEABLE_PORT : 0);
     struct evconnlistener *listener = evconnlistener_new_bind(
-        base, on_accept, NULL, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-        SOMAXCONN, (struct sockaddr *)&sa, sizeof sa);
+        base, on_accept, NULL, flags, SOMAXCONN, (struct sockaddr *)&sa, sizeof sa);
     if (!listener) {
         fprintf(stderr, "event_echo: %s: %s\n", argv[2], strerror(errno));
         return 1;

@@ -4,13 +4,18 @@
  * is done with it on return). uv_try_write sends at once; only a remainder is
  * copied into the connection's own buffer for a uv_write, and reading stops
  * until that write completes. uv_signal turns SIGTERM/SIGINT into a clean exit.
+ * libuv 1.44 has no UV_TCP_REUSEPORT, so for --reuseport the listening socket is
+ * made and bound here with SO_REUSEPORT and handed to libuv with uv_tcp_open.
  *
- * Usage: uv_echo --listen HOST:PORT   (HOST an IPv4 literal; PORT 0: any) */
+ * Usage: uv_echo --listen HOST:PORT [--reuseport]   (HOST an IPv4 literal; PORT
+ * 0: any; --reuseport: SO_REUSEPORT, so that several processes can share the port) */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "../listen_arg.h"
@@ -107,6 +112,20 @@ static void on_signal(uv_signal_t *sig, int signum UNUSED)
     uv_stop(sig->loop);
 }
 
+/* A socket bound to sa with SO_REUSEADDR and SO_REUSEPORT, for uv_tcp_open;
+ * returns it, or a negative errno (which is libuv's error code on Linux). */
+static int bind_reuseport(const struct sockaddr_in *sa)
+{
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        bind(fd, (const struct sockaddr *)sa, sizeof *sa) < 0)
+        return -errno; /* the process exits on any error: fd goes with it */
+    return fd;
+}
+
 static void close_any(uv_handle_t *handle, void *arg UNUSED)
 {
     if (!uv_is_closing(handle))
@@ -116,12 +135,12 @@ static void close_any(uv_handle_t *handle, void *arg UNUSED)
 int main(int argc, char **argv)
 {
     struct sockaddr_in sa;
-    int salen = sizeof sa, rc;
+    int salen = sizeof sa, rc, reuseport;
     uv_tcp_t server;
     uv_signal_t term, intr;
     char addr[INET_ADDRSTRLEN];
-    if (parse_listen(argc, argv, &sa) < 0) {
-        fprintf(stderr, "usage: %s --listen HOST:PORT\n", argv[0]);
+    if (parse_listen_opt(argc, argv, &sa, &reuseport) < 0) {
+        fprintf(stderr, "usage: %s --listen HOST:PORT [--reuseport]\n", argv[0]);
         return 2;
     }
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) { /* a write to a closed peer gets EPIPE */
@@ -129,9 +148,11 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_t *loop = uv_default_loop();
-    /* uv_tcp_bind sets SO_REUSEADDR; libuv sockets are non-blocking. */
-    if ((rc = uv_tcp_init(loop, &server)) < 0 ||
-        (rc = uv_tcp_bind(&server, (const struct sockaddr *)&sa, 0)) < 0 ||
+    /* uv_tcp_bind sets SO_REUSEADDR; libuv sockets (uv_tcp_open's too) are
+     * non-blocking. */
+    if ((rc = uv_tcp_init(loop, &server)) < 0 || (rc = reuseport ? bind_reuseport(&sa) : 0) < 0 ||
+        (rc = reuseport ? uv_tcp_open(&server, rc)
+                        : uv_tcp_bind(&server, (const struct sockaddr *)&sa, 0)) < 0 ||
         (rc = uv_listen((uv_stream_t *)&server, SOMAXCONN, on_connection)) < 0 ||
         (rc = uv_tcp_getsockname(&server, (struct sockaddr *)&sa, &salen)) < 0 ||
         (rc = uv_signal_init(loop, &term)) < 0 || (rc = uv_signal_init(loop, &intr)) < 0 ||
