@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Fills sa from argv, and *reuseport (0 or 1) if reuseport is not NULL;
  * returns 0, or -1 if the arguments are not exactly --listen HOST:PORT,
@@ -32,6 +33,30 @@ static inline int parse_listen_opt(int argc, char **argv, struct sockaddr_in *sa
     if (!colon[1] || *end || port < 0 || port > 65535)
         return -1;
     return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+/* The listening ritual, for the servers that make their own socket: a
+ * close-on-exec socket (non-blocking unless `blocking`), SO_REUSEADDR, and
+ * SO_REUSEPORT if asked, bound to sa; then, if backlog > 0, listen and the
+ * real port read back into sa. Returns the fd, or -1 with errno set and
+ * *failed naming the call that failed ("bind", ...). */
+static inline int listen_socket(struct sockaddr_in *sa, int reuseport, int backlog, int blocking,
+                                const char **failed)
+{
+    int one = 1;
+    socklen_t len = sizeof *sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (blocking ? 0 : SOCK_NONBLOCK), 0);
+    if (fd < 0)
+        return *failed = "socket", -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0))
+        return *failed = "setsockopt", -1; /* the process exits on any error: fd goes with it */
+    if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) < 0)
+        return *failed = "bind", -1;
+    if (backlog > 0 &&
+        (listen(fd, backlog) < 0 || getsockname(fd, (struct sockaddr *)sa, &len) < 0))
+        return *failed = "listen", -1;
+    return fd;
 }
 
 /* The plain form, for servers that cannot share a port: --listen HOST:PORT only. */

@@ -122,10 +122,9 @@ static void accept_all(int lfd)
 int main(int argc, char **argv)
 {
     struct sockaddr_in sa;
-    socklen_t salen = sizeof sa;
     struct rlimit rl;
     sigset_t sigs;
-    int one = 1, reuseport;
+    int reuseport;
     if (parse_listen_opt(argc, argv, &sa, &reuseport) < 0) {
         fprintf(stderr, "usage: %s --listen HOST:PORT [--reuseport]\n", argv[0]);
         return 2;
@@ -140,17 +139,12 @@ int main(int argc, char **argv)
         sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         die("signals");
     int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (sfd < 0 || lfd < 0 || (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
-        die("signalfd/socket/epoll_create1");
-    if (setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-        die("setsockopt SO_REUSEADDR");
-    if (reuseport && setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-        die("setsockopt SO_REUSEPORT");
-    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0)
-        die(argv[2]);
-    if (listen(lfd, SOMAXCONN) < 0 || getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)
-        die("listen");
+    if (sfd < 0 || (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        die("signalfd/epoll_create1");
+    const char *failed;
+    int lfd = listen_socket(&sa, reuseport, SOMAXCONN, 0, &failed);
+    if (lfd < 0)
+        die(strcmp(failed, "bind") ? failed : argv[2]);
     struct epoll_event lev = {.events = EPOLLIN, .data.fd = lfd};
     struct epoll_event sev = {.events = EPOLLIN, .data.fd = sfd};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &sev) < 0)

@@ -133,9 +133,8 @@ static void on_signal(struct ev_loop *loop, ev_signal *w UNUSED, int revents UNU
 int main(int argc, char **argv)
 {
     struct sockaddr_in sa;
-    socklen_t salen = sizeof sa;
     char addr[INET_ADDRSTRLEN];
-    int one = 1, reuseport;
+    int reuseport;
     if (parse_listen_opt(argc, argv, &sa, &reuseport) < 0) {
         fprintf(stderr, "usage: %s --listen HOST:PORT [--reuseport]\n", argv[0]);
         return 2;
@@ -147,17 +146,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "ev_echo: ev_default_loop failed\n");
         return 1;
     }
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const char *failed;
+    int lfd = listen_socket(&sa, reuseport, SOMAXCONN, 0, &failed);
     if (lfd < 0)
-        die("socket");
-    if (setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-        die("setsockopt SO_REUSEADDR");
-    if (reuseport && setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-        die("setsockopt SO_REUSEPORT");
-    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0)
-        die(argv[2]);
-    if (listen(lfd, SOMAXCONN) < 0 || getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)
-        die("listen");
+        die(strcmp(failed, "bind") ? failed : argv[2]);
 
     ev_io accept_w;
     ev_signal term_w, int_w;

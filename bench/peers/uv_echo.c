@@ -114,16 +114,11 @@ static void on_signal(uv_signal_t *sig, int signum UNUSED)
 
 /* A socket bound to sa with SO_REUSEADDR and SO_REUSEPORT, for uv_tcp_open;
  * returns it, or a negative errno (which is libuv's error code on Linux). */
-static int bind_reuseport(const struct sockaddr_in *sa)
+static int bind_reuseport(struct sockaddr_in *sa)
 {
-    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-        bind(fd, (const struct sockaddr *)sa, sizeof *sa) < 0)
-        return -errno; /* the process exits on any error: fd goes with it */
-    return fd;
+    const char *failed;
+    int fd = listen_socket(sa, 1, 0, 1, &failed);
+    return fd < 0 ? -errno : fd;
 }
 
 static void close_any(uv_handle_t *handle, void *arg UNUSED)
