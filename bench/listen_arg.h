@@ -7,6 +7,7 @@
 #define RITUAL_BENCH_LISTEN_ARG_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,6 +58,25 @@ static inline int listen_socket(struct sockaddr_in *sa, int reuseport, int backl
         (listen(fd, backlog) < 0 || getsockname(fd, (struct sockaddr *)sa, &len) < 0))
         return *failed = "listen", -1;
     return fd;
+}
+
+/* The next connection from a non-blocking listener, non-blocking itself.
+ * Returns its fd; -1 when there is none for now (EAGAIN, or out of
+ * descriptors or memory: the listener stays ready and is retried next turn);
+ * -2 on any other error, with errno set. Transient errors are retried. */
+static inline int accept_next(int lfd)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EAGAIN || errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM)
+            return -1;
+        return -2;
+    }
 }
 
 /* The plain form, for servers that cannot share a port: --listen HOST:PORT only. */

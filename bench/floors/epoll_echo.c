@@ -99,15 +99,11 @@ static void flush(int fd, struct pending *p)
 static void accept_all(int lfd)
 {
     for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EAGAIN || errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM)
-                return; /* out of fds: the listener stays ready; retried next turn */
+        int fd = accept_next(lfd), one = 1;
+        if (fd == -1)
+            return; /* none for now, or out of fds: retried next turn */
+        if (fd < 0)
             die("accept4");
-        }
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
         if (fd >= max_fds) { /* only if RLIMIT_NOFILE was raised after start */
             if (close(fd) < 0)

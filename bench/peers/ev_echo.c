@@ -104,15 +104,11 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents UNUSED)
 {
     for (;;) {
-        int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EAGAIN || errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM)
-                return; /* out of fds: the listener stays ready; retried next turn */
+        int fd = accept_next(w->fd), one = 1;
+        if (fd == -1)
+            return; /* none for now, or out of fds: retried next turn */
+        if (fd < 0)
             die("accept4");
-        }
         struct conn *c = calloc(1, sizeof *c);
         if (!c || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
             free(c);
