@@ -1,4 +1,4 @@
-# Thin wrapper around CMake. `make` builds, `make run` serves, `make test`
+# Thin wrapper around CMake. `make` builds, `make run` serves www/, `make test`
 # runs every test in a normal build (gcc), then under ThreadSanitizer and under
 # ASan+UBSan (clang), each in a build directory of its own.
 BUILD      ?= build
@@ -19,8 +19,9 @@ build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# Serves the demo site in www/ on http://127.0.0.1:8080/ (Ctrl-C stops it).
 run: build
-	./$(BUILD)/ritual echo --listen 127.0.0.1:7000
+	./$(BUILD)/ritual http --listen 127.0.0.1:8080 --root www --access-log -
 
 $(ASAN_BUILD)/CMakeCache.txt:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \

@@ -159,7 +159,8 @@ typedef struct ritual_conn_callbacks {
     void (*on_open)(ritual_conn *conn);
     /* Bytes arrived. `bytes` holds everything received and not yet consumed.
      * Return how many leading bytes you consumed; the rest stays buffered and
-     * is handed over again, with more, on the next call. A connection whose
+     * is handed over again, with more, on the next call (or, if reading was
+     * held back by the high watermark, once the queue drains). A connection whose
      * buffer is full (read_buffer_size) and consumes nothing is closed with
      * -ENOBUFS. */
     size_t (*on_data)(ritual_conn *conn, const char *bytes, size_t len);
@@ -204,6 +205,17 @@ RITUAL_API int ritual_write(ritual_conn *conn, const void *data, size_t len);
 /* As ritual_write for several pieces, sent with one system call. */
 RITUAL_API int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt);
 
+/* Queues `len` bytes of the file `fd` from `offset`, after what is already
+ * queued; they are sent with sendfile(2), never copied through user space.
+ * `release(arg)` (may be NULL) runs exactly once, when the bytes are sent or
+ * dropped (the connection closed); keep the fd open until then. While a file
+ * segment is queued the connection counts as over its high watermark, so
+ * reading waits until it has gone out. Returns 0, -EPIPE if the connection
+ * is closing or closed, -ENOMEM, or a send error (the connection is then
+ * closed); a file shorter than promised closes the connection with -EIO. */
+RITUAL_API int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
+                                 void (*release)(void *arg), void *arg);
+
 /* Closes gracefully: no more on_data; queued output is flushed, then a FIN
  * is sent and the connection closes once the peer closes too (or after
  * close_timeout_ms). on_close follows with reason 0. Idempotent. */
@@ -224,7 +236,7 @@ RITUAL_API void ritual_conn_set_idle_timeout(ritual_conn *conn, uint64_t ms);
 RITUAL_API void ritual_conn_set_data(ritual_conn *conn, void *data);
 RITUAL_API void *ritual_conn_data(const ritual_conn *conn);
 
-/* Bytes queued and not yet accepted by the kernel. */
+/* Bytes queued and not yet accepted by the kernel, file segments included. */
 RITUAL_API size_t ritual_conn_write_queued(const ritual_conn *conn);
 
 RITUAL_API ritual_loop *ritual_conn_loop(const ritual_conn *conn);
@@ -304,6 +316,15 @@ RITUAL_API void *ritual_listener_data(const ritual_listener *listener);
 
 /* Open connections accepted by this listener. */
 RITUAL_API size_t ritual_listener_conn_count(const ritual_listener *listener);
+
+/* Hands `fd`, a connected stream socket (TCP, or one end of a socketpair),
+ * to the listener as if it had accepted it: the connection runs on the
+ * listener's callbacks and options (on_open runs before this returns). The
+ * socket is made non-blocking and belongs to the library from here on, also
+ * on failure, when it is closed. For sockets accepted elsewhere (handed over
+ * by a supervisor) and for tests and fuzzers. Returns 0, -EINVAL if the
+ * listener is closed, or a negative errno. */
+RITUAL_API int ritual_listener_adopt(ritual_listener *listener, int fd);
 
 /* Stops accepting and closes the listening socket. Connections it accepted
  * stay open; the listener's memory goes with the last of them. */

@@ -59,7 +59,7 @@ static unsigned wanted_events(const ritual_conn *conn)
         return RITUAL_IO_READ;
     if (conn->flags & CONN_CONNECTING)
         return RITUAL_IO_WRITE; /* writable: the handshake finished, or failed */
-    unsigned events = conn->out_len ? RITUAL_IO_WRITE : 0;
+    unsigned events = conn->out_tail ? RITUAL_IO_WRITE : 0;
     if (!(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING)))
         events |= RITUAL_IO_READ;
     return events;
@@ -119,19 +119,20 @@ void ritual__conn_release_input(ritual_conn *conn)
 
 static void release_output(ritual_conn *conn)
 {
-    struct ritual_chunk *tail = conn->out_tail;
+    struct ritual_outq *tail = conn->out_tail;
     if (tail) {
-        struct ritual_chunk *c = tail->next;
+        struct ritual_outq *q = tail->next;
         for (;;) {
-            struct ritual_chunk *next = c->next;
-            ritual__chunk_put(conn_loop(conn), c);
-            if (c == tail)
+            struct ritual_outq *next = q->next;
+            ritual__outq_put(conn, q);
+            if (q == tail)
                 break;
-            c = next;
+            q = next;
         }
     }
     conn->out_tail = NULL;
     conn->out_len = 0;
+    conn->flags &= ~CONN_FILE_QUEUED;
 }
 
 /* --------------------------------------------------------------- opening */
@@ -290,7 +291,7 @@ static void begin_close(ritual_conn *conn, int reason)
 {
     if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
         return;
-    if ((conn->flags & CONN_CONNECTING) && conn->out_len == 0) {
+    if ((conn->flags & CONN_CONNECTING) && !conn->out_tail) {
         ritual__conn_terminate(conn, reason); /* nothing to say: just drop it */
         return;
     }
@@ -304,7 +305,7 @@ static void begin_close(ritual_conn *conn, int reason)
         ritual__conn_schedule(conn, deadline(conn));
         return;
     }
-    if (conn->out_len == 0) {
+    if (!conn->out_tail) {
         ritual__conn_finish_close(conn);
         return;
     }
@@ -419,7 +420,7 @@ void ritual__conn_ready(ritual_conn *conn, unsigned events)
             return;
         events = RITUAL_IO_WRITE; /* flush what was written while connecting */
     }
-    if ((events & (RITUAL_IO_WRITE | RITUAL_IO_ERROR)) && conn->out_len) {
+    if ((events & (RITUAL_IO_WRITE | RITUAL_IO_ERROR)) && conn->out_tail) {
         ritual__conn_flush(conn);
         if (conn->flags & CONN_CLOSED)
             return;
@@ -481,7 +482,18 @@ void *ritual_conn_data(const ritual_conn *conn)
 
 size_t ritual_conn_write_queued(const ritual_conn *conn)
 {
-    return conn->out_len;
+    size_t queued = conn->out_len;
+    if (conn->flags & CONN_FILE_QUEUED) {
+        const struct ritual_outq *q = conn->out_tail;
+        do {
+            q = q->next;
+            if (ritual__outq_is_file(q)) {
+                uint64_t left = ((const struct ritual_file_chunk *)q)->remaining;
+                queued = left > SIZE_MAX - queued ? SIZE_MAX : queued + (size_t)left;
+            }
+        } while (q != conn->out_tail);
+    }
+    return queued;
 }
 
 ritual_loop *ritual_conn_loop(const ritual_conn *conn)

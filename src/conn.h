@@ -57,5 +57,8 @@ void ritual__conn_linger_read(ritual_conn *conn);
 
 /* conn_write.c */
 void ritual__conn_flush(ritual_conn *conn);
+/* Returns a node of the output queue to its free list (a file segment's
+ * release callback runs). */
+void ritual__outq_put(ritual_conn *conn, struct ritual_outq *q);
 
 #endif

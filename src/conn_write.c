@@ -1,13 +1,24 @@
 /* conn_write.c - a connection's output. ritual_write sends at once when
  * nothing is queued; only what the kernel did not take is copied into chunks,
  * and the queue is flushed with sendmsg when the socket is writable again.
+ * ritual_write_file queues a file segment between chunks, sent with sendfile.
  * Watermarks turn a slow reader into paused reading, not unbounded memory. */
 #include "conn.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+
+static void outq_append(ritual_conn *conn, struct ritual_outq *q)
+{
+    struct ritual_outq *tail = conn->out_tail;
+    q->next = tail ? tail->next : q; /* the head, or itself */
+    if (tail)
+        tail->next = q;
+    conn->out_tail = q;
+}
 
 /* Copies iov into the queue, skipping the first `skip` bytes. */
 static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, size_t skip)
@@ -23,20 +34,20 @@ static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, 
         len -= skip;
         skip = 0;
         while (len > 0) {
-            struct ritual_chunk *tail = conn->out_tail;
-            if (!tail || tail->end == sizeof tail->data) {
+            struct ritual_outq *tail = conn->out_tail;
+            if (!tail || ritual__outq_is_file(tail) || tail->end == sizeof(struct ritual_chunk)
+                                                                         - sizeof *tail) {
                 struct ritual_chunk *chunk = ritual__chunk_get(conn_loop(conn));
                 if (!chunk)
                     return -ENOMEM;
-                chunk->next = tail ? tail->next : chunk; /* the head, or itself */
-                if (tail)
-                    tail->next = chunk;
-                conn->out_tail = tail = chunk;
+                outq_append(conn, &chunk->q);
+                tail = &chunk->q;
             }
-            size_t n = sizeof tail->data - tail->end;
+            struct ritual_chunk *chunk = (struct ritual_chunk *)tail;
+            size_t n = sizeof chunk->data - tail->end;
             if (n > len)
                 n = len;
-            memcpy(tail->data + tail->end, p, n);
+            memcpy(chunk->data + tail->end, p, n);
             tail->end += (uint32_t)n;
             conn->out_len += (uint32_t)n;
             p += n;
@@ -46,33 +57,94 @@ static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, 
     return 0;
 }
 
+void ritual__outq_put(ritual_conn *conn, struct ritual_outq *q)
+{
+    if (ritual__outq_is_file(q)) {
+        struct ritual_file_chunk *file = (struct ritual_file_chunk *)q;
+        if (file->release)
+            file->release(file->arg);
+        ritual__file_chunk_put(conn_loop(conn), file);
+    } else {
+        ritual__chunk_put(conn_loop(conn), (struct ritual_chunk *)q);
+    }
+}
+
+/* Takes the head node off the queue and frees it. */
+static void pop_head(ritual_conn *conn)
+{
+    struct ritual_outq *tail = conn->out_tail, *head = tail->next;
+    if (head == tail)
+        conn->out_tail = NULL;
+    else
+        tail->next = head->next;
+    if (ritual__outq_is_file(head)) {
+        /* Another file segment may still be queued: look (queues are short). */
+        conn->flags &= ~CONN_FILE_QUEUED;
+        for (struct ritual_outq *q = conn->out_tail ? head->next : NULL; q; q = q->next) {
+            if (ritual__outq_is_file(q)) {
+                conn->flags |= CONN_FILE_QUEUED;
+                break;
+            }
+            if (q == conn->out_tail)
+                break;
+        }
+    }
+    ritual__outq_put(conn, head);
+}
+
+/* Drops `n` sent bytes from the memory chunks at the head of the queue. */
 static void drop_sent(ritual_conn *conn, size_t n)
 {
     conn->out_len -= (uint32_t)n;
     while (n > 0) {
-        struct ritual_chunk *tail = conn->out_tail, *head = tail->next;
+        struct ritual_outq *head = conn->out_tail->next;
         size_t avail = head->end - head->start;
         if (n < avail) {
             head->start += (uint32_t)n;
             return;
         }
         n -= avail;
-        if (head == tail)
-            conn->out_tail = NULL;
-        else
-            tail->next = head->next;
-        ritual__chunk_put(conn_loop(conn), head);
+        pop_head(conn);
     }
 }
 
-static ssize_t send_iov(int fd, const struct iovec *iov, int iovcnt)
+static void count_sent(ritual_conn *conn, size_t n)
+{
+    stamp_activity(conn);
+    ritual__stat_add(&conn_loop(conn)->stat_written, (uint64_t)n);
+}
+
+static ssize_t send_iov(int fd, const struct iovec *iov, int iovcnt, int more)
 {
     struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     ssize_t n;
     do
-        n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | more);
     while (n < 0 && errno == EINTR);
     return n;
+}
+
+/* Sends from the file segment until it is done or the socket is full.
+ * Returns 1 when done, 0 when the socket pushed back, or a negative errno
+ * (-EIO if the file ended early: the promised length cannot be kept). */
+static int send_file(ritual_conn *conn, struct ritual_file_chunk *file)
+{
+    while (file->remaining > 0) {
+        off_t off = (off_t)file->offset;
+        size_t want = file->remaining > 0x7ffff000u ? 0x7ffff000u : (size_t)file->remaining;
+        ssize_t n = sendfile(conn->io.fd, file->fd, &off, want);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? 0 : -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        file->offset += (uint64_t)n;
+        file->remaining -= (uint64_t)n;
+        count_sent(conn, (size_t)n);
+    }
+    return 1;
 }
 
 int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
@@ -86,9 +158,9 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
         return 0;
 
     size_t sent = 0;
-    if (conn->out_len == 0 && !(conn->flags & CONN_CONNECTING)) {
+    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
         ssize_t n = iovcnt == 1 ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
-                                : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+                                : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, 0);
         if (n < 0 && errno == EINTR)
             n = 0;
         if (n < 0) {
@@ -100,10 +172,8 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
             n = 0;
         }
         sent = (size_t)n;
-        if (n > 0) {
-            stamp_activity(conn);
-            ritual__stat_add(&conn_loop(conn)->stat_written, (uint64_t)n);
-        }
+        if (n > 0)
+            count_sent(conn, sent);
         if (sent == total)
             return 0;
     }
@@ -127,43 +197,108 @@ int ritual_write(ritual_conn *conn, const void *data, size_t len)
     return ritual_writev(conn, &iov, 1);
 }
 
+int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
+                      void (*release)(void *arg), void *arg)
+{
+    int rc = 0;
+    if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+        rc = -EPIPE;
+    if (rc < 0 || len == 0) {
+        if (release)
+            release(arg);
+        return rc;
+    }
+    struct ritual_file_chunk *file = ritual__file_chunk_get(conn_loop(conn));
+    if (!file) {
+        if (release)
+            release(arg);
+        ritual__conn_terminate(conn, -ENOMEM);
+        return -ENOMEM;
+    }
+    file->fd = fd;
+    file->offset = offset;
+    file->remaining = len;
+    file->release = release;
+    file->arg = arg;
+    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
+        rc = send_file(conn, file);
+        if (rc != 0) { /* done, or failed */
+            ritual__outq_put(conn, &file->q);
+            if (rc < 0)
+                ritual__conn_terminate(conn, rc);
+            return rc < 0 ? rc : 0;
+        }
+    }
+    outq_append(conn, &file->q);
+    /* A file being sent counts as over the high watermark: reading waits
+     * until it is out, so a peer cannot queue file after file unread. */
+    conn->flags |= CONN_FILE_QUEUED | CONN_OVER_HIGH;
+    ritual__conn_update_interest(conn);
+    return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
+}
+
+/* Sends a run of memory chunks from the head of the queue, up to the next
+ * file segment. Returns 1 if all of them went, 0 if the kernel pushed back,
+ * or a negative errno. */
+static int send_chunks(ritual_conn *conn)
+{
+    struct iovec iov[IOV_BATCH];
+    int n = 0;
+    size_t batch = 0;
+    struct ritual_outq *q = conn->out_tail->next; /* the head */
+    for (; n < IOV_BATCH && !ritual__outq_is_file(q); q = q->next) {
+        iov[n].iov_base = ((struct ritual_chunk *)q)->data + q->start;
+        iov[n].iov_len = q->end - q->start;
+        batch += iov[n++].iov_len;
+        if (q == conn->out_tail)
+            break;
+    }
+    /* Headers before a file: let the kernel put them in one packet with
+     * the file's first bytes. */
+    int more = ritual__outq_is_file(q) ? MSG_MORE : 0;
+    ssize_t sent = send_iov(conn->io.fd, iov, n, more);
+    if (sent < 0)
+        return errno == EAGAIN ? 0 : -errno;
+    count_sent(conn, (size_t)sent);
+    drop_sent(conn, (size_t)sent);
+    return (size_t)sent == batch;
+}
+
 /* Sends queued output until the kernel pushes back. */
 void ritual__conn_flush(ritual_conn *conn)
 {
-    while (conn->out_len > 0) {
-        struct iovec iov[IOV_BATCH];
-        int n = 0;
-        size_t batch = 0;
-        struct ritual_chunk *c = conn->out_tail->next; /* the head */
-        for (; n < IOV_BATCH; c = c->next) {
-            iov[n].iov_base = c->data + c->start;
-            iov[n].iov_len = c->end - c->start;
-            batch += iov[n++].iov_len;
-            if (c == conn->out_tail)
-                break;
+    while (conn->out_tail) {
+        struct ritual_outq *head = conn->out_tail->next;
+        int rc;
+        if (ritual__outq_is_file(head)) {
+            rc = send_file(conn, (struct ritual_file_chunk *)head);
+            if (rc == 1)
+                pop_head(conn);
+        } else {
+            rc = send_chunks(conn);
         }
-        ssize_t sent = send_iov(conn->io.fd, iov, n);
-        if (sent < 0) {
-            if (errno == EAGAIN)
-                break;
-            ritual__conn_terminate(conn, -errno);
+        if (rc < 0) {
+            ritual__conn_terminate(conn, rc);
             return;
         }
-        stamp_activity(conn);
-        ritual__stat_add(&conn_loop(conn)->stat_written, (uint64_t)sent);
-        drop_sent(conn, (size_t)sent);
-        if ((size_t)sent < batch)
+        if (rc == 0)
             break;
     }
 
     bool drained = false;
-    if ((conn->flags & CONN_OVER_HIGH) && conn->out_len <= opts(conn)->write_low_watermark) {
+    if ((conn->flags & CONN_OVER_HIGH) && !(conn->flags & CONN_FILE_QUEUED) &&
+        conn->out_len <= opts(conn)->write_low_watermark) {
         conn->flags &= ~CONN_OVER_HIGH;
         drained = !(conn->flags & CONN_CLOSING);
+        if (in_len(conn) && !(conn->flags & CONN_CLOSING)) {
+            /* Input left unconsumed while reading was held back: hand it
+             * over again even if the peer sends nothing more. */
+            conn->flags |= CONN_REDELIVER;
+        }
         if (conn->flags & CONN_REDELIVER)
             ritual__conn_schedule(conn, conn_loop(conn)->now + 1);
     }
-    if (conn->out_len == 0 && (conn->flags & CONN_CLOSING)) {
+    if (!conn->out_tail && (conn->flags & CONN_CLOSING)) {
         ritual__conn_finish_close(conn);
         return;
     }

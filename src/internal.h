@@ -131,18 +131,41 @@ void ritual__timers_free(ritual_loop *loop);
 
 /* ---------------------------------------------------------------- buffers */
 
-/* Output is queued in fixed-size chunks drawn from a per-loop free list. */
+/* A connection's output queue is a circular list of nodes: memory chunks of
+ * a fixed size drawn from a per-loop free list, and file segments sent with
+ * sendfile. Both begin with this head. */
 #define RITUAL_CHUNK_SIZE (16 * 1024)
+#define RITUAL_OUTQ_FILE UINT32_MAX /* `end` of a file segment */
+
+struct ritual_outq {
+    struct ritual_outq *next;
+    uint32_t start; /* memory: first unsent byte */
+    uint32_t end;   /* memory: one past the last queued byte; or RITUAL_OUTQ_FILE */
+};
 
 struct ritual_chunk {
-    struct ritual_chunk *next;
-    uint32_t start; /* first unsent byte */
-    uint32_t end;   /* one past the last queued byte */
-    char data[RITUAL_CHUNK_SIZE - 16];
+    struct ritual_outq q;
+    char data[RITUAL_CHUNK_SIZE - sizeof(struct ritual_outq)];
 };
+
+struct ritual_file_chunk {
+    struct ritual_outq q;
+    int fd;
+    uint64_t offset;    /* next byte to send */
+    uint64_t remaining; /* bytes left to send */
+    void (*release)(void *arg);
+    void *arg;
+};
+
+static inline bool ritual__outq_is_file(const struct ritual_outq *q)
+{
+    return q->end == RITUAL_OUTQ_FILE;
+}
 
 struct ritual_chunk *ritual__chunk_get(ritual_loop *loop);
 void ritual__chunk_put(ritual_loop *loop, struct ritual_chunk *chunk);
+struct ritual_file_chunk *ritual__file_chunk_get(ritual_loop *loop);
+void ritual__file_chunk_put(ritual_loop *loop, struct ritual_file_chunk *file);
 
 /* A connection's own input buffer (struct ritual_inbuf, `size` bytes in all,
  * header included). 4 KiB ones are recycled. */
@@ -162,6 +185,7 @@ enum {
     CONN_REDELIVER = 1u << 6,  /* resumed with input left: hand it over again */
     CONN_CONNECTING = 1u << 7, /* outbound, waiting for the handshake */
     CONN_DELIVERING = 1u << 8, /* inside on_data: `in` must outlive the call */
+    CONN_FILE_QUEUED = 1u << 9, /* the output queue holds a file segment */
 };
 
 /* What a connection runs on: callbacks and options, shared by all the
@@ -194,12 +218,12 @@ struct ritual_conn {
     int16_t close_reason; /* 0 or a negative errno */
     uint32_t idle_ms;     /* 0: no idle timeout */
     struct ritual_timer_node timer;
-    uint32_t out_len;     /* bytes queued */
+    uint32_t out_len;     /* bytes queued in memory chunks (not files) */
     uint32_t last_active; /* tick of the last progress (rounded up); start of lingering */
     const struct ritual_conn_profile *profile;
     void *data;
     struct ritual_inbuf *in;       /* NULL while nothing is left unconsumed */
-    struct ritual_chunk *out_tail; /* the queue is circular: out_tail->next is its head */
+    struct ritual_outq *out_tail; /* the queue is circular: out_tail->next is its head */
     struct ritual_list link;       /* in loop->conns while open, loop->closed after */
 };
 /* 80 bytes, plus nothing while idle: input and output buffers exist only
@@ -330,8 +354,10 @@ struct ritual_loop {
     ritual_conn *conn_free; /* recycled connection structs, linked by `data` */
     void *conn_blocks;      /* where they were carved from, freed with the loop */
 
-    struct ritual_chunk *chunk_free;
+    struct ritual_chunk *chunk_free; /* linked through q.next */
     size_t chunk_free_count;
+    struct ritual_file_chunk *file_chunk_free;
+    size_t file_chunk_free_count;
     char **inbuf_free; /* free 4 KiB input buffers, linked through their first bytes */
     size_t inbuf_free_count;
 
@@ -350,7 +376,19 @@ struct ritual_loop {
     bool signals_dispatching;
     int signals_seen; /* for ritual_loop_shutdown_on_signals */
     uint64_t signal_drain_ms;
+
+    struct ritual_cleanup *cleanups; /* run by ritual_loop_free */
 };
+
+/* Something layered on the loop (the HTTP server) that must be freed with
+ * it: runs in ritual_loop_free once every connection has closed. */
+struct ritual_cleanup {
+    void (*fn)(void *arg);
+    void *arg;
+    struct ritual_cleanup *next;
+};
+/* Returns 0 or -ENOMEM. */
+int ritual__loop_on_free(ritual_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* A counter with one writer: a plain add, published for readers elsewhere. */
 static inline void ritual__stat_add(_Atomic uint64_t *counter, uint64_t n)

@@ -246,6 +246,18 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
 
 /* -------------------------------------------------------------------- free */
 
+int ritual__loop_on_free(ritual_loop *loop, void (*fn)(void *arg), void *arg)
+{
+    struct ritual_cleanup *c = malloc(sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->fn = fn;
+    c->arg = arg;
+    c->next = loop->cleanups;
+    loop->cleanups = c;
+    return 0;
+}
+
 void ritual_loop_free(ritual_loop *loop)
 {
     if (!loop)
@@ -259,6 +271,12 @@ void ritual_loop_free(ritual_loop *loop)
             ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
         ritual__loop_end_iteration(loop); /* on_close, and the listeners' memory */
     } while (!ritual_list_empty(&loop->conns) || !ritual_list_empty(&loop->closed));
+    while (loop->cleanups) {
+        struct ritual_cleanup *c = loop->cleanups;
+        loop->cleanups = c->next;
+        c->fn(c->arg);
+        free(c);
+    }
     ritual__conns_free_blocks(loop);
     ritual__posts_free(loop);
     ritual__signals_free(loop);

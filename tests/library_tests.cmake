@@ -23,3 +23,5 @@ set_tests_properties(histogram PROPERTIES TIMEOUT 30 LABELS library ENVIRONMENT 
 ritual_library_test(lib_reentrancy 60)
 ritual_library_test(lib_post 60)
 ritual_library_test(lib_server 120)
+ritual_library_test(http_parser 120)
+ritual_library_test(lib_sendfile 60)

@@ -1,5 +1,6 @@
 /* bench.c - `ritual bench WORKLOAD`: options, one loop per thread, the
- * measured window, and the report (text or JSON). */
+ * measured window, and the report (text or JSON). A workload (echo, http) is
+ * a table of hooks into the threads' lives. */
 #include "bench.h"
 #include "cli.h"
 #include "commands.h"
@@ -18,15 +19,21 @@
 
 static const char bench_usage[] =
     "Usage: ritual bench echo --connect HOST:PORT [options]\n"
+    "       ritual bench http --connect HOST:PORT [--url PATH]... [options]\n"
     "\n"
-    "Load an echo server and measure it: every byte sent must come back, in order.\n"
+    "Load a server and measure it. echo: every byte sent must come back, in order.\n"
+    "http: keep-alive GET requests, the URLs taking turns; every response is parsed\n"
+    "and its body read, and must have a 2xx status.\n"
     "\n"
     "Options:\n"
     "  --connect HOST:PORT   the server (required)\n"
     "  --connections N       connections in all (default 100)\n"
     "  --duration SECONDS    length of the measured run (default 10)\n"
-    "  --size BYTES          message size, K/M suffixes allowed (default 64)\n"
-    "  --pipeline D          closed loop: messages in flight per connection (default 1)\n"
+    "  --size BYTES          echo: message size, K/M suffixes allowed (default 64)\n"
+    "  --url PATH            http: a request target such as /index.html; repeat it for\n"
+    "                        more, used round-robin (default /)\n"
+    "  --pipeline D          closed loop: messages (requests) in flight per connection\n"
+    "                        (default 1)\n"
     "  --rate R              open loop instead: R messages per second in all, latency\n"
     "                        counted from when each message was due\n"
     "  --threads T           threads, each with its own loop (default 1)\n"
@@ -35,7 +42,30 @@ static const char bench_usage[] =
     "  -h, --help            show this help\n"
     "\n"
     "Exit status: 0 if there was no error, 1 if any (connect, reset, timeout, a wrong\n"
-    "byte), 2 on a usage error.\n";
+    "byte; for http a malformed response or a status other than 2xx), 2 on a usage\n"
+    "error.\n";
+
+/* What a workload supplies: the hooks of bench.h, by name. */
+struct workload {
+    const char *name;
+    int (*prepare)(const struct bench_config *cfg);
+    int (*start_thread)(struct bench_thread *t);
+    void (*window_opened)(struct bench_thread *t);
+    void (*tick)(struct bench_thread *t);
+    void (*check)(struct bench_thread *t);
+    void (*stop_thread)(struct bench_thread *t);
+    void (*cleanup)(void);
+};
+
+static const struct workload workloads[] = {
+    {"echo", bench_echo_prepare, bench_echo_start_thread, bench_echo_window_opened, bench_echo_tick,
+     bench_echo_check, bench_echo_stop_thread, bench_echo_cleanup},
+    {"http", bench_http_prepare, bench_http_start_thread, bench_http_window_opened, bench_http_tick,
+     bench_http_check, bench_http_stop_thread, bench_http_cleanup},
+};
+
+/* The one chosen by the command line, set before any thread starts. */
+static const struct workload *workload;
 
 uint64_t bench_clock_ns(void)
 {
@@ -88,7 +118,7 @@ static void on_stop(ritual_timer *timer, void *data)
 static void on_tick(ritual_timer *timer, void *data)
 {
     struct bench_thread *t = data;
-    bench_echo_tick(t);
+    workload->tick(t);
     if (!t->running)
         return;
     uint64_t due = t->start_ns + (uint64_t)((double)t->next_k * t->step_ns);
@@ -100,7 +130,7 @@ static void on_tick(ritual_timer *timer, void *data)
 static void on_check(ritual_timer *timer, void *data)
 {
     (void)timer;
-    bench_echo_check(data);
+    workload->check(data);
 }
 
 void bench_conn_settled(struct bench_thread *t)
@@ -122,7 +152,7 @@ void bench_conn_settled(struct bench_thread *t)
         t->step_ns = 1e9 * t->cfg->threads / t->cfg->rate;
         ritual_timer_start_us(t->tick_timer, 0, 0);
     }
-    bench_echo_window_opened(t);
+    workload->window_opened(t);
 }
 
 static void *thread_main(void *arg)
@@ -139,7 +169,7 @@ static void *thread_main(void *arg)
     t->stop_timer = ritual_timer_new(t->loop, on_stop, t);
     t->tick_timer = ritual_timer_new(t->loop, on_tick, t);
     t->check_timer = ritual_timer_new(t->loop, on_check, t);
-    if (!t->stop_timer || !t->tick_timer || !t->check_timer || bench_echo_start_thread(t) < 0) {
+    if (!t->stop_timer || !t->tick_timer || !t->check_timer || workload->start_thread(t) < 0) {
         bench_note_error(t, "out of memory");
         t->errors.connect += t->nconns;
     } else if (!t->ended) {
@@ -148,7 +178,7 @@ static void *thread_main(void *arg)
     if (!t->end_ns)
         t->end_ns = bench_clock_ns();
     ritual_loop_free(t->loop); /* frees the timers too */
-    bench_echo_stop_thread(t);
+    workload->stop_thread(t);
     return NULL;
 }
 
@@ -161,46 +191,144 @@ struct totals {
     double seconds; /* the longest window */
     double rate;    /* sum over threads of messages / window */
     uint64_t cpu_us;
+    uint64_t status_class[6]; /* http */
+    uint64_t reconnects;      /* http */
     const char *first_error;
 };
 
 static uint64_t error_count(const struct bench_errors *e)
 {
-    return e->connect + e->reset + e->timeout + e->verify + e->overload;
+    return e->connect + e->reset + e->timeout + e->verify + e->overload + e->protocol + e->status;
+}
+
+/* Bytes per second: the measured rate times the bytes of an average message. */
+static double byte_rate(const struct totals *tot)
+{
+    return tot->messages ? tot->rate * (double)tot->bytes / (double)tot->messages : 0;
 }
 
 static void print_text(const struct bench_config *cfg, const struct totals *tot)
 {
     const struct histogram *h = &tot->hist;
-    printf("ritual bench echo: %s, %u connection%s, %u thread%s, %zu-byte messages, ", cfg->target,
+    bool http = strcmp(cfg->workload, "http") == 0;
+    const char *unit = http ? "request" : "message";
+    printf("ritual bench %s: %s, %u connection%s, %u thread%s, ", cfg->workload, cfg->target,
            cfg->connections, cfg->connections == 1 ? "" : "s", cfg->threads,
-           cfg->threads == 1 ? "" : "s", cfg->size);
+           cfg->threads == 1 ? "" : "s");
+    if (http)
+        printf("%u URL%s (%s%s), ", cfg->nurls, cfg->nurls == 1 ? "" : "s", cfg->urls[0],
+               cfg->nurls > 1 ? " ..." : "");
+    else
+        printf("%zu-byte messages, ", cfg->size);
     if (cfg->rate > 0)
         printf("open loop at %.0f/s\n", cfg->rate);
     else
         printf("closed loop, pipeline %u\n", cfg->pipeline);
-    printf("  messages  %llu in %.2f s: %.0f/s, %.2f MB/s\n", (unsigned long long)tot->messages,
-           tot->seconds, tot->rate, tot->rate * (double)cfg->size / 1e6);
+    printf("  %ss  %llu in %.2f s: %.0f/s, %.2f MB/s\n", unit, (unsigned long long)tot->messages,
+           tot->seconds, tot->rate, (http ? byte_rate(tot) : tot->rate * (double)cfg->size) / 1e6);
     printf("  latency   p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us  "
            "(mean %.1f us)\n",
            hist_percentile(h, 50) / 1e3, hist_percentile(h, 90) / 1e3, hist_percentile(h, 99) / 1e3,
            hist_percentile(h, 99.9) / 1e3, (h->count ? h->max : 0) / 1e3, hist_mean(h) / 1e3);
     const struct bench_errors *e = &tot->errors;
-    printf("  errors    connect %llu  reset %llu  timeout %llu  verify %llu  overload %llu\n",
-           (unsigned long long)e->connect, (unsigned long long)e->reset,
-           (unsigned long long)e->timeout, (unsigned long long)e->verify,
-           (unsigned long long)e->overload);
+    if (http) {
+        const uint64_t *c = tot->status_class;
+        printf("  status    2xx %llu  3xx %llu  4xx %llu  5xx %llu  other %llu\n",
+               (unsigned long long)c[2], (unsigned long long)c[3], (unsigned long long)c[4],
+               (unsigned long long)c[5], (unsigned long long)(c[0] + c[1]));
+        printf("  errors    connect %llu  reset %llu  timeout %llu  protocol %llu  status %llu  "
+               "overload %llu\n",
+               (unsigned long long)e->connect, (unsigned long long)e->reset,
+               (unsigned long long)e->timeout, (unsigned long long)e->protocol,
+               (unsigned long long)e->status, (unsigned long long)e->overload);
+        if (tot->reconnects)
+            printf("  reconnects %llu (the server closed after Connection: close)\n",
+                   (unsigned long long)tot->reconnects);
+    } else {
+        printf("  errors    connect %llu  reset %llu  timeout %llu  verify %llu  overload %llu\n",
+               (unsigned long long)e->connect, (unsigned long long)e->reset,
+               (unsigned long long)e->timeout, (unsigned long long)e->verify,
+               (unsigned long long)e->overload);
+    }
     if (tot->first_error)
         printf("  first     %s\n", tot->first_error);
     if (tot->messages)
-        printf("  cpu       %.3f us per message (this generator, in the window)\n",
-               (double)tot->cpu_us / (double)tot->messages);
+        printf("  cpu       %.3f us per %s (this generator, in the window)\n",
+               (double)tot->cpu_us / (double)tot->messages, unit);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void print_json_string(const char *text)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static void print_json_latency(const struct histogram *h)
+{
+    printf("\"latency_us\":{\"min\":%.3f,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
+           "\"p999\":%.3f,\"max\":%.3f},",
+           (h->count ? h->min : 0) / 1e3, hist_mean(h) / 1e3, hist_percentile(h, 50) / 1e3,
+           hist_percentile(h, 90) / 1e3, hist_percentile(h, 99) / 1e3,
+           hist_percentile(h, 99.9) / 1e3, (h->count ? h->max : 0) / 1e3);
+}
+
+/* The http report: "requests" where echo says "messages", statuses, and the
+ * errors that HTTP can have. */
+static void print_json_http(const struct bench_config *cfg, const struct totals *tot)
+{
+    const struct bench_errors *e = &tot->errors;
+    const uint64_t *c = tot->status_class;
+    printf("{\"workload\":\"http\",\"target\":");
+    print_json_string(cfg->target);
+    printf(",\"connections\":%u,\"threads\":%u,\"pipeline\":%u,\"rate\":", cfg->connections,
+           cfg->threads, cfg->pipeline);
+    if (cfg->rate > 0)
+        printf("%.0f", cfg->rate);
+    else
+        printf("null");
+    printf(",\"urls\":[");
+    for (unsigned i = 0; i < cfg->nurls; i++) {
+        if (i)
+            putchar(',');
+        print_json_string(cfg->urls[i]);
+    }
+    printf("],\"duration_s\":%.3f,\"requests\":%llu,\"bytes\":%llu,\"requests_per_s\":%.1f,"
+           "\"bytes_per_s\":%.1f,",
+           tot->seconds, (unsigned long long)tot->messages, (unsigned long long)tot->bytes,
+           tot->rate, byte_rate(tot));
+    print_json_latency(&tot->hist);
+    printf("\"status\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu,"
+           "\"other\":%llu},",
+           (unsigned long long)c[1], (unsigned long long)c[2], (unsigned long long)c[3],
+           (unsigned long long)c[4], (unsigned long long)c[5], (unsigned long long)c[0]);
+    printf("\"errors\":{\"connect\":%llu,\"reset\":%llu,\"timeout\":%llu,\"protocol\":%llu,"
+           "\"status\":%llu,\"overload\":%llu,\"total\":%llu},\"reconnects\":%llu,",
+           (unsigned long long)e->connect, (unsigned long long)e->reset,
+           (unsigned long long)e->timeout, (unsigned long long)e->protocol,
+           (unsigned long long)e->status, (unsigned long long)e->overload,
+           (unsigned long long)error_count(e), (unsigned long long)tot->reconnects);
+    printf("\"client_cpu_us\":%llu,\"client_cpu_us_per_req\":%.4f}\n",
+           (unsigned long long)tot->cpu_us,
+           tot->messages ? (double)tot->cpu_us / (double)tot->messages : 0.0);
 }
 
 static void print_json(const struct bench_config *cfg, const struct totals *tot)
 {
     const struct histogram *h = &tot->hist;
     const struct bench_errors *e = &tot->errors;
+    if (strcmp(cfg->workload, "http") == 0) {
+        print_json_http(cfg, tot);
+        return;
+    }
     printf("{\"workload\":\"echo\",\"target\":\"%s\",\"connections\":%u,\"threads\":%u,"
            "\"size\":%zu,\"pipeline\":%u,\"rate\":",
            cfg->target, cfg->connections, cfg->threads, cfg->size, cfg->pipeline);
@@ -238,6 +366,7 @@ enum {
     OPT_RATE,
     OPT_THREADS,
     OPT_TIMEOUT,
+    OPT_URL,
     OPT_JSON
 };
 
@@ -252,6 +381,7 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
         {"rate", required_argument, NULL, OPT_RATE},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"url", required_argument, NULL, OPT_URL},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -263,9 +393,17 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
     if (argc < 2 || argv[1][0] == '-')
         return cli_usage_error("bench", "name a workload: ritual bench echo ...");
     cfg->workload = argv[1];
-    if (strcmp(cfg->workload, "echo") != 0)
-        return cli_usage_error("bench", "unknown workload '%s' (there is: echo)", cfg->workload);
+    for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
+        if (strcmp(cfg->workload, workloads[i].name) == 0)
+            workload = &workloads[i];
+    if (!workload)
+        return cli_usage_error("bench", "unknown workload '%s' (there are: echo, http)",
+                               cfg->workload);
+    bool http = strcmp(workload->name, "http") == 0, sized = false;
     argc--, argv++;
+    /* --url may repeat: room for every argument, at most. */
+    if (http && !(cfg->urls = calloc((size_t)argc + 1, sizeof *cfg->urls)))
+        return cli_runtime_error("bench: out of memory");
 
     unsigned long n;
     uint64_t ms;
@@ -293,6 +431,7 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
             cfg->duration_s = (double)ms / 1000;
             break;
         case OPT_SIZE:
+            sized = true;
             if (cli_parse_size(optarg, &cfg->size) < 0 || cfg->size == 0 || cfg->size > (64u << 20))
                 return cli_usage_error("bench", "--size: '%s' is not a size from 1 to 64M", optarg);
             break;
@@ -323,6 +462,16 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
                                        "seconds",
                                        optarg);
             break;
+        case OPT_URL:
+            if (!http)
+                return cli_usage_error("bench", "--url is for the http workload");
+            if (optarg[0] != '/' || strlen(optarg) > 8000 || strpbrk(optarg, " \t\r\n"))
+                return cli_usage_error("bench",
+                                       "--url: '%s' is not a path starting with / (no "
+                                       "spaces, at most 8000 bytes)",
+                                       optarg);
+            cfg->urls[cfg->nurls++] = optarg;
+            break;
         case OPT_JSON:
             cfg->json = true;
             break;
@@ -343,6 +492,10 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
     if (cfg->rate > 0 && cfg->pipeline > 1)
         return cli_usage_error("bench", "--pipeline is for the closed loop; --rate sets the "
                                         "open loop's pace");
+    if (http && sized)
+        return cli_usage_error("bench", "--size is for the echo workload");
+    if (http && cfg->nurls == 0)
+        cfg->urls[cfg->nurls++] = "/";
     if (cfg->threads > cfg->connections)
         cfg->threads = cfg->connections;
     return 0;
@@ -362,10 +515,11 @@ static void raise_fd_limit(unsigned want)
 /* One line a second on stderr, when a person is watching. */
 static void progress(struct bench_thread *threads, unsigned n, double elapsed, uint64_t *last)
 {
+    const char *unit = strcmp(workload->name, "http") == 0 ? "req" : "msg";
     uint64_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += atomic_load_explicit(&threads[i].messages, memory_order_relaxed);
-    fprintf(stderr, "  %4.0f s  %10.0f msg/s\n", elapsed, (double)(total - *last));
+    fprintf(stderr, "  %4.0f s  %10.0f %s/s\n", elapsed, (double)(total - *last), unit);
     *last = total;
 }
 
@@ -380,11 +534,13 @@ int bench_main(int argc, char **argv)
         .timeout_ms = 10000,
     };
     int rc = parse_args(argc, argv, &cfg);
-    if (rc != 0)
+    if (rc != 0) {
+        free(cfg.urls);
         return rc < 0 ? EXIT_OK : rc;
+    }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(cfg.connections);
-    if (bench_echo_prepare(&cfg) < 0)
+    if (workload->prepare(&cfg) < 0)
         return cli_runtime_error("bench: out of memory");
 
     struct bench_thread *threads = calloc(cfg.threads, sizeof *threads);
@@ -432,6 +588,11 @@ int bench_main(int argc, char **argv)
         tot.errors.timeout += t->errors.timeout;
         tot.errors.verify += t->errors.verify;
         tot.errors.overload += t->errors.overload;
+        tot.errors.protocol += t->errors.protocol;
+        tot.errors.status += t->errors.status;
+        for (int k = 0; k < 6; k++)
+            tot.status_class[k] += t->status_class[k];
+        tot.reconnects += t->reconnects;
         if (!tot.first_error && t->first_error[0])
             tot.first_error = t->first_error;
     }
@@ -443,6 +604,7 @@ int bench_main(int argc, char **argv)
     if (tot.first_error && cfg.json)
         fprintf(stderr, "ritual: bench: %s\n", tot.first_error);
     free(threads);
-    bench_echo_cleanup();
+    workload->cleanup();
+    free(cfg.urls);
     return error_count(&tot.errors) ? EXIT_RUNTIME : EXIT_OK;
 }

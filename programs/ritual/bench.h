@@ -1,6 +1,6 @@
 /* bench.h - `ritual bench`: a load generator built on libritual. The shared
  * part (options, threads, the measured window, the report) lives in bench.c;
- * a workload (echo now, http later) supplies the connection callbacks. */
+ * a workload (echo, http) supplies the connection callbacks. */
 #ifndef RITUAL_BENCH_H
 #define RITUAL_BENCH_H
 
@@ -14,12 +14,14 @@
 #include <stdint.h>
 
 struct bench_config {
-    const char *workload; /* "echo" */
+    const char *workload; /* "echo" or "http" */
     const char *target;   /* HOST:PORT */
+    const char **urls;    /* http: request targets, used round-robin */
+    unsigned nurls;
     unsigned connections;
     unsigned threads;
     unsigned pipeline; /* closed loop: messages in flight per connection */
-    size_t size;       /* bytes per message */
+    size_t size;       /* echo: bytes per message */
     double duration_s;
     double rate;         /* open loop: messages per second in total; 0: closed loop */
     uint64_t timeout_ms; /* a message unanswered this long is an error */
@@ -32,6 +34,8 @@ struct bench_errors {
     uint64_t timeout;  /* messages unanswered for timeout_ms */
     uint64_t verify;   /* a byte came back that was not the byte sent */
     uint64_t overload; /* open loop: too many messages in flight to keep sending */
+    uint64_t protocol; /* http: a malformed or unexpected response */
+    uint64_t status;   /* http: a response whose status is not 2xx */
 };
 
 struct bench_conn;
@@ -58,6 +62,8 @@ struct bench_thread {
     struct bench_errors errors;
     _Atomic uint64_t messages; /* answered in the window; read by the progress line */
     uint64_t bytes;
+    uint64_t status_class[6]; /* http: responses in the window by status / 100 (0: other) */
+    uint64_t reconnects;      /* http: connections the server closed as it said it would */
     char first_error[256];
     pthread_t tid;
 };
@@ -77,6 +83,15 @@ void bench_echo_tick(struct bench_thread *t);  /* open loop: send what is due */
 void bench_echo_check(struct bench_thread *t); /* once a second: timeouts */
 void bench_echo_stop_thread(struct bench_thread *t);
 void bench_echo_cleanup(void);
+
+/* The http workload (bench_http.c), the same hooks. */
+int bench_http_prepare(const struct bench_config *cfg);
+int bench_http_start_thread(struct bench_thread *t);
+void bench_http_window_opened(struct bench_thread *t);
+void bench_http_tick(struct bench_thread *t);
+void bench_http_check(struct bench_thread *t);
+void bench_http_stop_thread(struct bench_thread *t);
+void bench_http_cleanup(void);
 
 int bench_main(int argc, char **argv);
 

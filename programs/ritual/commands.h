@@ -4,6 +4,7 @@
 #define RITUAL_COMMANDS_H
 
 int echo_main(int argc, char **argv);
+int http_main(int argc, char **argv);
 int bench_main(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@ static const char main_usage[] =
     "\n"
     "Commands:\n"
     "  echo      echo server: every byte comes back (ritual echo --help)\n"
+    "  http      static file server over HTTP/1.1 (ritual http --help)\n"
     "  bench     load generator with latency percentiles (ritual bench --help)\n"
     "\n"
     "Options:\n"
@@ -17,13 +18,15 @@ static const char main_usage[] =
     "  --version      show the version\n"
     "\n"
     "Example:\n"
-    "  ritual echo --listen 127.0.0.1:7000\n";
+    "  ritual echo --listen 127.0.0.1:7000\n"
+    "  ritual http --listen 127.0.0.1:8080 --root www\n";
 
 static const struct {
     const char *name;
     int (*main)(int argc, char **argv);
 } commands[] = {
     {"echo", echo_main},
+    {"http", http_main},
     {"bench", bench_main},
 };
 

@@ -1,0 +1,236 @@
+/* ritual_http.h - HTTP/1.1 on libritual.
+ *
+ * Two layers, usable apart:
+ *   - a parser in the picohttpparser mould: pure functions over a caller's
+ *     buffer, incremental, zero-copy, no allocation, no knowledge of sockets;
+ *   - a server: keep-alive, pipelining (every complete request of one read is
+ *     answered, in order, with one write), 100-continue, HTTP/1.0, HEAD, a
+ *     cached Date header, timeouts, and strict handling of bad input. A user
+ *     registers one handler and answers each request with ritual_http_respond.
+ *
+ * Errors are HTTP statuses: a parse that fails returns minus the status to
+ * answer with (-400, -414, -431, -501, -505), so the caller needs no table.
+ */
+#ifndef RITUAL_HTTP_H
+#define RITUAL_HTTP_H
+
+#include "ritual.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --------------------------------------------------------------- parser */
+
+/* The head is not complete yet: call again with more bytes. */
+#define RITUAL_HTTP_PARTIAL (-1)
+
+typedef struct ritual_http_header {
+    const char *name; /* as received; compare case-insensitively */
+    size_t name_len;
+    const char *value; /* leading and trailing whitespace removed */
+    size_t value_len;
+} ritual_http_header;
+
+/* Builds a header from two string literals. */
+#define RITUAL_HTTP_HEADER(name, value)                                                            \
+    ((ritual_http_header){(name), sizeof(name) - 1, (value), sizeof(value) - 1})
+
+/* How the body of a message is framed (RFC 9112 section 6). */
+typedef enum ritual_http_body {
+    RITUAL_HTTP_BODY_NONE = 0, /* no body */
+    RITUAL_HTTP_BODY_LENGTH,   /* Content-Length bytes */
+    RITUAL_HTTP_BODY_CHUNKED,  /* Transfer-Encoding: chunked */
+    RITUAL_HTTP_BODY_UNTIL_CLOSE, /* responses only: read until the server closes */
+} ritual_http_body;
+
+enum {
+    RITUAL_HTTP_CONN_CLOSE = 1u << 0,      /* Connection: close */
+    RITUAL_HTTP_CONN_KEEP_ALIVE = 1u << 1, /* Connection: keep-alive */
+    RITUAL_HTTP_EXPECT_CONTINUE = 1u << 2, /* Expect: 100-continue */
+    RITUAL_HTTP_HAS_HOST = 1u << 3,        /* a Host header was present */
+};
+
+typedef struct ritual_http_limits {
+    size_t max_request_line; /* bytes, CRLF excluded: longer is 414; default 8192 */
+    size_t max_head;         /* request line and headers: longer is 431; default 32768 */
+} ritual_http_limits;
+
+/* One parsed request head. Pointers point into the parsed buffer. */
+typedef struct ritual_http_request {
+    const char *method;
+    size_t method_len;
+    const char *target; /* the request-target, raw (still percent-encoded) */
+    size_t target_len;
+    int minor_version; /* HTTP/1.x: 0 or 1 */
+    /* In: `headers` points to `num_headers` slots. Out: the count used.
+     * More headers than slots is -431. */
+    ritual_http_header *headers;
+    size_t num_headers;
+    ritual_http_body body;
+    uint64_t content_length; /* when body is RITUAL_HTTP_BODY_LENGTH */
+    unsigned flags;          /* RITUAL_HTTP_* above */
+} ritual_http_request;
+
+/* Parses a request head from buf[0..len).
+ * Returns the length of the head (through the empty line; leading empty
+ * lines are skipped and counted), RITUAL_HTTP_PARTIAL if it is not complete,
+ * or minus the status to answer:
+ *   -400 malformed syntax, bare CR or LF, whitespace before a colon, obsolete
+ *        line folding, control characters, invalid method, target or header
+ *        name, missing (HTTP/1.1) or repeated Host, Content-Length that is
+ *        not a number, overflows, or repeats, Content-Length together with
+ *        Transfer-Encoding, a Transfer-Encoding whose last coding is not
+ *        chunked, or Transfer-Encoding in an HTTP/1.0 request;
+ *   -414 request line longer than limits->max_request_line;
+ *   -431 head longer than limits->max_head, or more headers than slots;
+ *   -501 a transfer coding other than chunked (before a final chunked);
+ *   -505 an HTTP version other than 1.x.
+ * A request split at any byte parses exactly as the whole does. `limits` may
+ * be NULL for the defaults. `last_len` is the length given in the previous
+ * call for the same request (0 the first time): bytes already known not to
+ * end the head are not scanned again. */
+RITUAL_API int ritual_http_parse_request(const char *buf, size_t len, ritual_http_request *req,
+                                         const ritual_http_limits *limits, size_t last_len);
+
+/* One parsed response head (for clients and load generators). */
+typedef struct ritual_http_response {
+    int status;
+    int minor_version;
+    const char *reason;
+    size_t reason_len;
+    ritual_http_header *headers; /* in: slots, as for requests */
+    size_t num_headers;          /* in: slot count; out: used */
+    ritual_http_body body;
+    uint64_t content_length;
+    unsigned flags; /* RITUAL_HTTP_CONN_* */
+} ritual_http_response;
+
+/* Parses a response head. `head_request` nonzero: the response answers a
+ * HEAD request, so it has no body whatever its headers say (1xx, 204 and
+ * 304 have none either). Returns as ritual_http_parse_request (a malformed
+ * response is -400). */
+RITUAL_API int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response *res,
+                                          int head_request, size_t last_len);
+
+/* State of a chunked body decoder; zero it before the first call. */
+typedef struct ritual_http_chunked {
+    uint64_t remaining; /* data bytes left in the current chunk */
+    unsigned state;
+    unsigned count; /* bytes in the current size line or trailer section */
+} ritual_http_chunked;
+
+/* Decodes chunked framing from buf[0..len) without copying. Returns the
+ * number of bytes consumed (>= 0) and points *data at the body bytes found
+ * among them (*data_len, possibly 0; at most one run per call, so call again
+ * while bytes remain), or -400 for malformed framing or a chunk size that
+ * overflows. Chunk extensions and trailers are read and discarded.
+ * ritual_http_chunked_done tells when the last chunk and trailers are in. */
+RITUAL_API long ritual_http_chunked_decode(ritual_http_chunked *dec, const char *buf, size_t len,
+                                           const char **data, size_t *data_len);
+RITUAL_API int ritual_http_chunked_done(const ritual_http_chunked *dec);
+
+/* Finds a header by name (case-insensitive); NULL if absent. */
+RITUAL_API const ritual_http_header *ritual_http_find_header(const ritual_http_header *headers,
+                                                             size_t count, const char *name);
+
+/* The reason phrase of a status ("Not Found"), "Unknown" for others. */
+RITUAL_API const char *ritual_http_reason(int status);
+
+/* --------------------------------------------------------------- server */
+
+/* One request and its answer. Valid from the handler call until the
+ * response is complete (ritual_http_respond*), which may be later than the
+ * handler's return: the connection then waits, and requests pipelined
+ * behind it are answered after it, in order. */
+typedef struct ritual_http_exchange ritual_http_exchange;
+
+typedef void (*ritual_http_handler)(ritual_http_exchange *ex, void *data);
+
+/* One line for the access log: everything the common/combined log formats
+ * need. Called after each response is queued. */
+typedef struct ritual_http_log_entry {
+    ritual_conn *conn; /* the connection (its loop tells which worker) */
+    const ritual_http_request *req;
+    const char *peer; /* "127.0.0.1:5555" */
+    int status;
+    uint64_t body_bytes;   /* response body length */
+    int64_t unix_time;     /* when the request head was complete */
+} ritual_http_log_entry;
+typedef void (*ritual_http_log_fn)(const ritual_http_log_entry *entry, void *data);
+
+typedef struct ritual_http_options {
+    ritual_http_handler handler; /* required */
+    void *data;                  /* passed to handler and log */
+    ritual_http_log_fn log;      /* optional access log */
+    ritual_http_limits limits;
+    size_t max_headers;             /* default 100 */
+    uint64_t max_body;              /* bytes; larger is 413; default 1 MiB */
+    unsigned max_requests;          /* per connection, then close; default 10000 */
+    uint64_t header_timeout_ms;     /* from a request's first byte to its
+                                       empty line: then 408; default 10 s */
+    uint64_t body_timeout_ms;       /* between body reads; default 60 s */
+    uint64_t keepalive_timeout_ms;  /* idle between requests; default 75 s */
+    uint64_t send_timeout_ms;       /* a response making no progress; default 60 s */
+    const char *server_name;        /* Server header; default "ritual" */
+    ritual_conn_options conn;       /* buffers and watermarks */
+    int backlog;
+    unsigned listen_flags; /* RITUAL_LISTEN_* */
+    unsigned max_conns;
+} ritual_http_options;
+
+/* Serves HTTP on `address` in `loop` (see ritual_listen). `options` is
+ * copied. Returns the listener, or NULL with `err` filled. */
+RITUAL_API ritual_listener *ritual_http_listen(ritual_loop *loop, const char *address,
+                                               const ritual_http_options *options,
+                                               ritual_error *err);
+
+/* The same for every worker of a server (max_conns counts per worker). */
+RITUAL_API ritual_listener *ritual_http_server_listen(ritual_server *server, const char *address,
+                                                      const ritual_http_options *options,
+                                                      ritual_error *err);
+
+/* The request being answered; its body, if it had one, is complete. */
+RITUAL_API const ritual_http_request *ritual_http_exchange_request(const ritual_http_exchange *ex);
+RITUAL_API const char *ritual_http_exchange_body(const ritual_http_exchange *ex, size_t *len);
+RITUAL_API ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex);
+
+/* Answers with `status`, `headers` and `body` (copied; may be NULL when len
+ * is 0). The layer adds Date, Server, Content-Length and, when the
+ * connection will close, Connection: close; for HEAD it sends no body.
+ * A header whose name is NULL is raw text, copied as is: whole lines, each
+ * ending in CRLF (a block of headers prepared once and reused).
+ * Returns 0 or a negative errno (the connection is gone: nothing to do). */
+RITUAL_API int ritual_http_respond(ritual_http_exchange *ex, int status,
+                                   const ritual_http_header *headers, size_t num_headers,
+                                   const void *body, size_t len);
+
+/* Answers with `len` bytes of file `fd` from `offset`, sent with sendfile
+ * (no copy through user space). `release(arg)` runs once the bytes are sent
+ * or dropped; the fd must stay open until then. Returns as ritual_http_respond;
+ * release runs in every case. */
+RITUAL_API int ritual_http_respond_file(ritual_http_exchange *ex, int status,
+                                        const ritual_http_header *headers, size_t num_headers,
+                                        int fd, uint64_t offset, uint64_t len,
+                                        void (*release)(void *arg), void *arg);
+
+/* Answers with an error status and a short text body; `close` nonzero also
+ * closes the connection after it. */
+RITUAL_API int ritual_http_respond_error(ritual_http_exchange *ex, int status, int close);
+
+/* Formats `unix_time` as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT")
+ * into out[30] (29 characters and a NUL). */
+RITUAL_API void ritual_http_date(int64_t unix_time, char out[30]);
+
+/* Parses an IMF-fixdate (and the two obsolete forms RFC 9110 allows).
+ * Returns 0 with *out set, or -1. */
+RITUAL_API int ritual_http_parse_date(const char *text, size_t len, int64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RITUAL_HTTP_H */

@@ -1,0 +1,317 @@
+/* http.c - `ritual http`: a static file server on the library's HTTP layer.
+ * This file is the command line and the set-up; files.c answers requests. */
+#include "cli.h"
+#include "commands.h"
+#include "http_app.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char http_usage[] =
+    "Usage: ritual http --root DIR [options]\n"
+    "\n"
+    "Serve the files under DIR over HTTP/1.1 (GET and HEAD).\n"
+    "\n"
+    "Options:\n"
+    "  --listen HOST:PORT          address to listen on (default 127.0.0.1:8080);\n"
+    "                              PORT 0 picks a free port\n"
+    "  --root DIR                  the document root (required); nothing outside it\n"
+    "                              is reachable, by any path, escape or symlink\n"
+    "  --index NAME                file served for a directory (default index.html)\n"
+    "  --autoindex                 list directories that have no index file\n"
+    "                              (default: 403 Forbidden)\n"
+    "  --mime FILE                 more types from a mime.types file (/etc/mime.types)\n"
+    "  --access-log FILE|-         log each request in the combined format to FILE,\n"
+    "                              or - for stdout (default: no access log)\n"
+    "  --workers N                 loops on threads of their own (default: the number\n"
+    "                              of online CPUs)\n"
+    "  --backend NAME              auto or epoll (default auto)\n"
+    "  --header-timeout SECONDS    a request head must arrive within this (default 10)\n"
+    "  --keepalive-timeout SECONDS close idle keep-alive connections (default 75)\n"
+    "  --body-timeout SECONDS      longest wait between body reads (default 60)\n"
+    "  --send-timeout SECONDS      close a client that reads nothing for this long\n"
+    "                              (default 60)\n"
+    "  --max-requests N            requests per connection, then close (default 10000)\n"
+    "  --max-conns N               stop accepting at N open connections (default: no\n"
+    "                              limit)\n"
+    "  --drain-timeout SECONDS     on SIGTERM/SIGINT, let responses finish for up to\n"
+    "                              this long (default 10); a second signal stops at once\n"
+    "  --pin                       pin worker i to CPU i\n"
+    "  --log-level LEVEL           error, warn, info or debug (default info)\n"
+    "  -h, --help                  show this help\n"
+    "\n"
+    "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
+    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n";
+
+struct http_cli {
+    const char *listen;
+    const char *root;
+    const char *index;
+    const char *mime;
+    const char *access_log;
+    bool autoindex;
+    uint64_t drain_ms;
+    ritual_server_options server;
+    ritual_http_options http;
+};
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_ROOT,
+    OPT_INDEX,
+    OPT_AUTOINDEX,
+    OPT_MIME,
+    OPT_ACCESS_LOG,
+    OPT_WORKERS,
+    OPT_BACKEND,
+    OPT_HEADER_TIMEOUT,
+    OPT_KEEPALIVE_TIMEOUT,
+    OPT_BODY_TIMEOUT,
+    OPT_SEND_TIMEOUT,
+    OPT_MAX_REQUESTS,
+    OPT_MAX_CONNS,
+    OPT_DRAIN,
+    OPT_PIN,
+    OPT_LOG,
+};
+
+static int parse_timeout(const char *name, const char *text, uint64_t *ms)
+{
+    if (cli_parse_seconds(text, ms) < 0 || *ms == 0)
+        return cli_usage_error("http", "%s: '%s' is not a positive number of seconds", name,
+                               text);
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct http_cli *cfg)
+{
+    static const struct option options[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"root", required_argument, NULL, OPT_ROOT},
+        {"index", required_argument, NULL, OPT_INDEX},
+        {"autoindex", no_argument, NULL, OPT_AUTOINDEX},
+        {"mime", required_argument, NULL, OPT_MIME},
+        {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+        {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
+        {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
+        {"send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT},
+        {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
+        {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+        {"pin", no_argument, NULL, OPT_PIN},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    unsigned long n;
+    int c, rc = 0;
+    opterr = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            cfg->listen = optarg;
+            break;
+        case OPT_ROOT:
+            cfg->root = optarg;
+            break;
+        case OPT_INDEX:
+            if (!optarg[0] || strchr(optarg, '/') || strcmp(optarg, ".") == 0 ||
+                strcmp(optarg, "..") == 0)
+                return cli_usage_error("http", "--index: '%s' is not a file name", optarg);
+            cfg->index = optarg;
+            break;
+        case OPT_AUTOINDEX:
+            cfg->autoindex = true;
+            break;
+        case OPT_MIME:
+            cfg->mime = optarg;
+            break;
+        case OPT_ACCESS_LOG:
+            cfg->access_log = optarg;
+            break;
+        case OPT_WORKERS:
+            if (cli_parse_uint(optarg, 1024, &n) < 0 || n == 0)
+                return cli_usage_error("http", "--workers: '%s' is not a number from 1 to 1024",
+                                       optarg);
+            cfg->server.workers = (unsigned)n;
+            break;
+        case OPT_BACKEND:
+            if (strcmp(optarg, "auto") == 0)
+                cfg->server.loop.backend = RITUAL_BACKEND_AUTO;
+            else if (strcmp(optarg, "epoll") == 0)
+                cfg->server.loop.backend = RITUAL_BACKEND_EPOLL;
+            else
+                return cli_usage_error("http", "--backend: '%s' is not auto or epoll", optarg);
+            break;
+        case OPT_HEADER_TIMEOUT:
+            rc = parse_timeout("--header-timeout", optarg, &cfg->http.header_timeout_ms);
+            break;
+        case OPT_KEEPALIVE_TIMEOUT:
+            rc = parse_timeout("--keepalive-timeout", optarg, &cfg->http.keepalive_timeout_ms);
+            break;
+        case OPT_BODY_TIMEOUT:
+            rc = parse_timeout("--body-timeout", optarg, &cfg->http.body_timeout_ms);
+            break;
+        case OPT_SEND_TIMEOUT:
+            rc = parse_timeout("--send-timeout", optarg, &cfg->http.send_timeout_ms);
+            break;
+        case OPT_MAX_REQUESTS:
+            if (cli_parse_uint(optarg, 1u << 30, &n) < 0 || n == 0)
+                return cli_usage_error("http", "--max-requests: '%s' is not a positive number",
+                                       optarg);
+            cfg->http.max_requests = (unsigned)n;
+            break;
+        case OPT_MAX_CONNS:
+            if (cli_parse_uint(optarg, 1u << 30, &n) < 0)
+                return cli_usage_error("http", "--max-conns: '%s' is not a number", optarg);
+            cfg->http.max_conns = (unsigned)n;
+            break;
+        case OPT_DRAIN:
+            if (cli_parse_seconds(optarg, &cfg->drain_ms) < 0)
+                return cli_usage_error("http", "--drain-timeout: '%s' is not a number of seconds",
+                                       optarg);
+            break;
+        case OPT_PIN:
+            cfg->server.pin = 1;
+            break;
+        case OPT_LOG:
+            if (cli_parse_log_level(optarg, &cfg->server.loop.log_level) < 0)
+                return cli_usage_error(
+                    "http", "--log-level: '%s' is not error, warn, info or debug", optarg);
+            break;
+        case 'h':
+            fputs(http_usage, stdout);
+            return -1;
+        default:
+            return cli_getopt_error("http", c, argv, optind);
+        }
+    }
+    if (rc != 0)
+        return rc;
+    if (optind < argc)
+        return cli_usage_error("http", "unexpected argument '%s'", argv[optind]);
+    if (!cfg->root)
+        return cli_usage_error("http", "--root DIR is required");
+    ritual_error err;
+    if (ritual_address_parse(cfg->listen, NULL, NULL, &err) < 0)
+        return cli_usage_error("http", "--listen: %s", err.message);
+    return 0;
+}
+
+/* Opens the root, the MIME table and the log: everything that can fail on
+ * the operator's input, before anything listens. */
+static int app_open(struct http_cli *cfg, struct http_app *app, int *log_fd)
+{
+    char msg[512];
+    app->root_fd = open(cfg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (app->root_fd < 0)
+        return cli_runtime_error("--root %s: %s", cfg->root, strerror(errno));
+    app->mime = mime_table_new(cfg->mime, msg, sizeof msg);
+    if (!app->mime)
+        return cli_runtime_error("%s", msg);
+    app->index = cfg->index;
+    app->autoindex = cfg->autoindex;
+    *log_fd = -1;
+    if (cfg->access_log) {
+        if (strcmp(cfg->access_log, "-") == 0)
+            *log_fd = STDOUT_FILENO;
+        else
+            *log_fd = open(cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (*log_fd < 0)
+            return cli_runtime_error("--access-log %s: %s", cfg->access_log, strerror(errno));
+    }
+    return 0;
+}
+
+static void app_close(struct http_app *app, int log_fd)
+{
+    for (unsigned i = 0; app->workers && i < app->nworkers; i++) {
+        file_cache_free(app->workers[i].cache);
+        access_log_free(app->workers[i].log);
+    }
+    free(app->workers);
+    mime_table_free(app->mime);
+    if (app->root_fd >= 0)
+        close(app->root_fd);
+    if (log_fd > STDOUT_FILENO)
+        close(log_fd);
+}
+
+static int app_workers(struct http_app *app, ritual_server *server, int log_fd)
+{
+    app->nworkers = ritual_server_workers(server);
+    app->workers = calloc(app->nworkers, sizeof *app->workers);
+    if (!app->workers)
+        return cli_runtime_error("out of memory");
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        struct http_worker *w = &app->workers[i];
+        w->loop = ritual_server_loop(server, i);
+        w->cache = file_cache_new(app->root_fd, app->mime, app->index);
+        if (!w->cache)
+            return cli_runtime_error("out of memory");
+        if (log_fd >= 0 && !(w->log = access_log_new(w->loop, log_fd)))
+            return cli_runtime_error("out of memory");
+    }
+    return 0;
+}
+
+int http_main(int argc, char **argv)
+{
+    struct http_cli cfg = {
+        .listen = "127.0.0.1:8080",
+        .index = "index.html",
+        .drain_ms = 10 * 1000,
+        .server.loop.log_level = RITUAL_LOG_INFO,
+    };
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc != 0)
+        return rc < 0 ? EXIT_OK : rc;
+
+    struct http_app app = {.root_fd = -1};
+    int log_fd = -1;
+    ritual_server *server = NULL;
+    rc = app_open(&cfg, &app, &log_fd);
+    ritual_error err;
+    if (rc == 0 && !(server = ritual_server_new(&cfg.server, &err)))
+        rc = cli_runtime_error("%s", err.message);
+    if (rc == 0)
+        rc = app_workers(&app, server, log_fd);
+    if (rc == 0 && (rc = ritual_server_shutdown_on_signals(server, cfg.drain_ms)) < 0)
+        rc = cli_runtime_error("signals: %s", ritual_strerror(rc));
+    ritual_listener *listener = NULL;
+    if (rc == 0) {
+        unsigned workers = ritual_server_workers(server);
+        if (cfg.http.max_conns) /* the limit is for the whole server */
+            cfg.http.max_conns = (cfg.http.max_conns + workers - 1) / workers;
+        cfg.http.handler = files_handle;
+        cfg.http.data = &app;
+        if (log_fd >= 0)
+            cfg.http.log = access_log_write;
+        listener = ritual_http_server_listen(server, cfg.listen, &cfg.http, &err);
+        if (!listener)
+            rc = cli_runtime_error("%s", err.message);
+    }
+    if (rc == 0) {
+        char where[80];
+        ritual_listener_address(listener, where, sizeof where);
+        printf("listening on %s\n", where);
+        fflush(stdout);
+        rc = ritual_server_run(server);
+        if (rc == -ECANCELED)
+            rc = EXIT_RUNTIME; /* stopped by a second signal: responses were cut */
+        else if (rc < 0)
+            rc = cli_runtime_error("event loop: %s", ritual_strerror(rc));
+    }
+    ritual_server_free(server);
+    app_close(&app, log_fd);
+    return rc;
+}

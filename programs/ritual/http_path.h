@@ -1,0 +1,23 @@
+/* http_path.h - turning a request-target into a path under the document
+ * root: percent-decoding and dot-segment removal, with nothing touching the
+ * file system. Pure, so the tests can throw every traversal trick at it. */
+#ifndef RITUAL_HTTP_PATH_H
+#define RITUAL_HTTP_PATH_H
+
+#include <stddef.h>
+
+/* Decodes the path of `target` (origin-form "/a/b?q" or absolute-form
+ * "http://host/a/b") into `out`: percent-decoded, "." and ".." segments
+ * resolved, repeated slashes merged. The result starts with '/', ends with
+ * '/' if the target's path did, and is NUL-terminated.
+ * Returns its length, or -1 for a target that must be answered with 400: not
+ * a path, a bad or %00 escape, a ".." above the root, or longer than
+ * out_size - 1. *query is set to the target's "?..." part (or "" ). */
+long http_path_decode(const char *target, size_t len, char *out, size_t out_size,
+                      const char **query, size_t *query_len);
+
+/* Percent-encodes `name` for use in a URL path (RFC 3986 unreserved and
+ * "/" pass as they are). Returns the length written, or -1 if out is too small. */
+long http_path_encode(const char *name, size_t len, char *out, size_t out_size);
+
+#endif

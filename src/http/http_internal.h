@@ -1,0 +1,120 @@
+/* http_internal.h - what the HTTP server's files share: the per-loop site,
+ * the per-connection state and the exchange. Private to the library.
+ *
+ * Layers: server.c (connection state machine, timeouts) -> response.c
+ * (formatting and the output stage) -> parser.c (pure) and the core. */
+#ifndef RITUAL_HTTP_INTERNAL_H
+#define RITUAL_HTTP_INTERNAL_H
+
+#include "../internal.h"
+#include "ritual_http.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Options shared, read-only, by the sites of every worker. */
+struct http_config {
+    ritual_http_options opts; /* defaults filled in */
+    unsigned refs;            /* one per site */
+    unsigned nsites;
+    struct http_site **sites;
+};
+
+/* Per loop: what connections of one listener on one loop share. */
+struct http_site {
+    struct http_config *config;
+    const ritual_http_options *opts;
+    ritual_loop *loop;
+
+    /* Responses of one on_data call are staged here and sent with one write
+     * when it returns. `stage_conn` owns what is staged. */
+    char *stage;
+    size_t stage_len, stage_cap;
+    struct http_conn *stage_conn;
+
+    /* Headers of a request being parsed synchronously. */
+    ritual_http_header *headers;
+
+    /* Date header, formatted once per second of the realtime clock. */
+    int64_t date_sec;
+    char date[30];
+
+    /* Connections waiting for a request head, oldest deadline first (every
+     * deadline is now + the same timeout, so appending keeps the order). */
+    struct ritual_list waiting;
+    ritual_timer *header_timer;
+
+    struct http_conn *free_conns; /* recycled, linked by next_free */
+    struct ritual_list all_conns; /* every http_conn allocated, for the loop's free */
+};
+
+/* A request answered after its handler returned, and a body that arrived
+ * over several reads, live in a buffer of their own: the head bytes copied
+ * and parsed again there, then the decoded body. */
+struct http_owned {
+    size_t head_len; /* bytes of head at data */
+    size_t body_len; /* decoded body bytes after the head */
+    size_t cap;
+    ritual_http_header *headers; /* max_headers slots, after data */
+    char data[];
+};
+
+struct ritual_http_exchange {
+    struct http_conn *hc;
+    ritual_http_request req;
+    const char *body;
+    size_t body_len;
+    int64_t unix_time;
+    bool responded;
+    bool head_method;
+    bool keep_alive; /* the request allows the connection to stay open */
+};
+
+enum http_state {
+    HTTP_IDLE = 0, /* between requests (or none yet) */
+    HTTP_BODY,     /* head parsed; its body is arriving into `owned` */
+    HTTP_WAITING,  /* a handler has not answered yet */
+};
+
+struct http_conn {
+    ritual_conn *conn; /* NULL once closed (then only a waiting exchange keeps us) */
+    struct http_site *site;
+    uint8_t state;
+    bool in_delivery;    /* inside on_data: responses are staged, not sent */
+    bool close_after;    /* answer with Connection: close, then close */
+    bool got_bytes;      /* any byte has arrived on this connection */
+    bool sent_continue;  /* 100 Continue went out for the current request */
+    bool eof;            /* the peer finished sending */
+    bool held;           /* complete requests left in the buffer: output is full */
+    uint32_t idle_ms;    /* the idle timeout last set on the connection */
+    unsigned requests;   /* answered on this connection */
+    size_t last_len;     /* bytes of an incomplete head already scanned */
+    uint64_t deadline_ms;     /* header deadline while on site->waiting */
+    struct ritual_list wait;  /* in site->waiting (empty when not) */
+    struct ritual_list all;   /* in site->all_conns */
+    struct http_conn *next_free;
+    /* HTTP_BODY: where the body stands */
+    struct http_owned *owned;
+    uint64_t body_left;  /* Content-Length bytes still to come */
+    ritual_http_chunked chunked;
+    ritual_http_body body_kind;
+    struct ritual_http_exchange ex; /* the current exchange */
+};
+
+/* response.c */
+void http_date_refresh(struct http_site *site);
+/* Sends what is staged for stage_conn. */
+void http_stage_flush(struct http_site *site);
+/* Takes the stage for `hc`: flushes another connection's staged bytes. */
+void http_stage_claim(struct http_site *site, struct http_conn *hc);
+/* Answers `status` with a short text body (closing after it if asked) when
+ * no exchange exists yet (a request that did not parse). */
+void http_respond_early(struct http_conn *hc, int status, bool close);
+/* Sends "HTTP/1.1 100 Continue". */
+void http_send_continue(struct http_conn *hc);
+
+/* server.c */
+/* The exchange's response is complete: account for it and go on. */
+void http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes);
+
+#endif

@@ -1,0 +1,289 @@
+/* response.c - formatting responses and the output stage. Every response of
+ * one on_data call is appended to the site's stage and the stage goes out
+ * with one write when the call returns, so a batch of pipelined requests
+ * costs one system call. Bodies up to STAGE_BODY_MAX are copied into the
+ * stage; larger ones and files are written after it. */
+#include "http_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STAGE_BODY_MAX (16 * 1024) /* larger bodies are written, not copied */
+#define STAGE_FLUSH_AT (64 * 1024) /* send the stage mid-batch beyond this */
+
+void http_date_refresh(struct http_site *site)
+{
+    struct timespec ts;
+    /* The coarse clock is a memory read; a second's precision is all the
+     * Date header has. */
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
+        return;
+    if ((int64_t)ts.tv_sec != site->date_sec) {
+        site->date_sec = (int64_t)ts.tv_sec;
+        ritual_http_date(site->date_sec, site->date);
+    }
+}
+
+void http_stage_flush(struct http_site *site)
+{
+    struct http_conn *hc = site->stage_conn;
+    size_t len = site->stage_len;
+    site->stage_len = 0;
+    if (!hc || len == 0 || !hc->conn)
+        return;
+    ritual_write(hc->conn, site->stage, len); /* a failure closes the connection */
+}
+
+void http_stage_claim(struct http_site *site, struct http_conn *hc)
+{
+    if (site->stage_conn != hc) {
+        http_stage_flush(site);
+        site->stage_conn = hc;
+    }
+}
+
+/* Room for `n` more bytes in the stage. Returns 0 or -ENOMEM. */
+static int stage_reserve(struct http_site *site, size_t n)
+{
+    if (site->stage_len + n <= site->stage_cap)
+        return 0;
+    if (site->stage_len > 0 && site->stage_len >= STAGE_FLUSH_AT) {
+        http_stage_flush(site);
+        if (n <= site->stage_cap)
+            return 0;
+    }
+    size_t cap = site->stage_cap ? site->stage_cap : 4096;
+    while (cap < site->stage_len + n)
+        cap *= 2;
+    char *stage = realloc(site->stage, cap);
+    if (!stage)
+        return -ENOMEM;
+    site->stage = stage;
+    site->stage_cap = cap;
+    return 0;
+}
+
+static char *put(char *p, const void *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LITERAL(p, s) put((p), (s), sizeof(s) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* 1xx, 204 and 304 carry no body and no Content-Length. */
+static bool status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+/* Stages the head. `headers` with a NULL name are raw lines, already ending
+ * in CRLF (a cached block of headers). Returns 0 or -ENOMEM. */
+static int stage_head(struct http_conn *hc, int status, const ritual_http_header *headers,
+                      size_t num_headers, uint64_t content_length, bool close, bool http10)
+{
+    struct http_site *site = hc->site;
+    const char *reason = ritual_http_reason(status);
+    size_t reason_len = strlen(reason);
+    const char *server = site->opts->server_name;
+    size_t server_len = strlen(server);
+    size_t need = 64 + reason_len + 38 + server_len + 40 + 40;
+    for (size_t i = 0; i < num_headers; i++)
+        need += headers[i].name_len + headers[i].value_len + 4;
+    if (stage_reserve(site, need) < 0)
+        return -ENOMEM;
+
+    char *p = site->stage + site->stage_len;
+    if (status < 100 || status > 999)
+        status = 500;
+    p = PUT_LITERAL(p, "HTTP/1.1 ");
+    *p++ = (char)('0' + status / 100);
+    *p++ = (char)('0' + status / 10 % 10);
+    *p++ = (char)('0' + status % 10);
+    *p++ = ' ';
+    p = put(p, reason, reason_len);
+    p = PUT_LITERAL(p, "\r\nDate: ");
+    p = put(p, site->date, 29);
+    p = PUT_LITERAL(p, "\r\nServer: ");
+    p = put(p, server, server_len);
+    p = PUT_LITERAL(p, "\r\n");
+    for (size_t i = 0; i < num_headers; i++) {
+        if (!headers[i].name) {
+            p = put(p, headers[i].value, headers[i].value_len);
+            continue;
+        }
+        p = put(p, headers[i].name, headers[i].name_len);
+        p = PUT_LITERAL(p, ": ");
+        p = put(p, headers[i].value, headers[i].value_len);
+        p = PUT_LITERAL(p, "\r\n");
+    }
+    if (status_has_body(status)) {
+        p = PUT_LITERAL(p, "Content-Length: ");
+        p = put_u64(p, content_length);
+        p = PUT_LITERAL(p, "\r\n");
+    }
+    if (close)
+        p = PUT_LITERAL(p, "Connection: close\r\n");
+    else if (http10)
+        p = PUT_LITERAL(p, "Connection: keep-alive\r\n");
+    p = PUT_LITERAL(p, "\r\n");
+    site->stage_len = (size_t)(p - site->stage);
+    return 0;
+}
+
+/* Outside on_data nothing else will send the stage: send it now. */
+static void flush_unless_delivering(struct http_conn *hc)
+{
+    if (!hc->in_delivery)
+        http_stage_flush(hc->site);
+}
+
+static bool will_close(const struct http_conn *hc, const struct ritual_http_exchange *ex)
+{
+    return hc->close_after || !ex->keep_alive;
+}
+
+/* A response for a request that is already answered, or whose connection
+ * is gone. Returns 0 to go on, or a negative errno. */
+static int check_exchange(ritual_http_exchange *ex)
+{
+    if (ex->responded)
+        return -EALREADY;
+    struct http_conn *hc = ex->hc;
+    if (!hc->conn) {
+        http_exchange_done(hc, 0, 0); /* frees what the closed connection kept */
+        return -EPIPE;
+    }
+    http_stage_claim(hc->site, hc);
+    return 0;
+}
+
+int ritual_http_respond(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
+                        size_t num_headers, const void *body, size_t len)
+{
+    int rc = check_exchange(ex);
+    if (rc < 0)
+        return rc;
+    struct http_conn *hc = ex->hc;
+    struct http_site *site = hc->site;
+    bool send_body = !ex->head_method && status_has_body(status) && len > 0;
+    rc = stage_head(hc, status, headers, num_headers, len, will_close(hc, ex),
+                    ex->req.minor_version == 0);
+    if (rc == 0 && send_body) {
+        if (len <= STAGE_BODY_MAX && stage_reserve(site, len) == 0) {
+            memcpy(site->stage + site->stage_len, body, len);
+            site->stage_len += len;
+        } else {
+            http_stage_flush(site);
+            rc = ritual_write(hc->conn, body, len);
+        }
+    }
+    if (rc == -ENOMEM)
+        ritual_conn_abort(hc->conn);
+    flush_unless_delivering(hc);
+    http_exchange_done(hc, status, send_body ? len : 0);
+    return rc < 0 ? rc : 0;
+}
+
+int ritual_http_respond_file(ritual_http_exchange *ex, int status,
+                             const ritual_http_header *headers, size_t num_headers, int fd,
+                             uint64_t offset, uint64_t len, void (*release)(void *arg), void *arg)
+{
+    int rc = check_exchange(ex);
+    if (rc < 0) {
+        if (release)
+            release(arg);
+        return rc;
+    }
+    struct http_conn *hc = ex->hc;
+    rc = stage_head(hc, status, headers, num_headers, len, will_close(hc, ex),
+                    ex->req.minor_version == 0);
+    bool send_body = !ex->head_method && status_has_body(status) && len > 0;
+    if (rc == 0 && send_body) {
+        http_stage_flush(hc->site);
+        rc = ritual_write_file(hc->conn, fd, offset, len, release, arg);
+    } else if (release) {
+        release(arg);
+    }
+    if (rc == -ENOMEM)
+        ritual_conn_abort(hc->conn);
+    flush_unless_delivering(hc);
+    http_exchange_done(hc, status, send_body ? len : 0);
+    return rc < 0 ? rc : 0;
+}
+
+/* "404 Not Found\n" */
+static size_t error_body(int status, char *buf, size_t size)
+{
+    const char *reason = ritual_http_reason(status);
+    size_t n = strlen(reason);
+    if (n + 6 > size)
+        n = size - 6;
+    buf[0] = (char)('0' + status / 100 % 10);
+    buf[1] = (char)('0' + status / 10 % 10);
+    buf[2] = (char)('0' + status % 10);
+    buf[3] = ' ';
+    memcpy(buf + 4, reason, n);
+    buf[4 + n] = '\n';
+    return n + 5;
+}
+
+static const ritual_http_header text_plain[] = {
+    RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8"),
+};
+
+int ritual_http_respond_error(ritual_http_exchange *ex, int status, int close)
+{
+    if (close && !ex->responded)
+        ex->hc->close_after = true;
+    char body[64];
+    size_t len = error_body(status, body, sizeof body);
+    return ritual_http_respond(ex, status, text_plain, 1, body, len);
+}
+
+void http_respond_early(struct http_conn *hc, int status, bool close)
+{
+    if (!hc->conn)
+        return;
+    if (close)
+        hc->close_after = true;
+    http_stage_claim(hc->site, hc);
+    char body[64];
+    size_t len = error_body(status, body, sizeof body);
+    if (stage_head(hc, status, text_plain, 1, len, hc->close_after, false) == 0 &&
+        stage_reserve(hc->site, len) == 0) {
+        memcpy(hc->site->stage + hc->site->stage_len, body, len);
+        hc->site->stage_len += len;
+    }
+    flush_unless_delivering(hc);
+    if (!hc->in_delivery && hc->close_after && hc->conn)
+        ritual_conn_close(hc->conn);
+}
+
+void http_send_continue(struct http_conn *hc)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    http_stage_claim(hc->site, hc);
+    if (stage_reserve(hc->site, sizeof line - 1) == 0) {
+        memcpy(hc->site->stage + hc->site->stage_len, line, sizeof line - 1);
+        hc->site->stage_len += sizeof line - 1;
+    }
+    /* The client waits for it before sending the body: send it now. */
+    http_stage_flush(hc->site);
+    hc->sent_continue = true;
+}

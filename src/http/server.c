@@ -1,0 +1,629 @@
+/* server.c - HTTP/1.1 connections on libritual: a small state machine per
+ * connection (between requests, receiving a body, waiting for a handler),
+ * keep-alive and pipelining, and the timeouts that keep slow or silent
+ * clients from holding a connection forever.
+ *
+ * A request that arrives whole in one read is handled in place: the parser
+ * points into the library's buffer and nothing is copied. Only a body that
+ * spans reads, or a request whose handler answers later, is copied into a
+ * buffer of its own (struct http_owned). */
+#include "http_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- idle */
+
+static void set_idle(struct http_conn *hc, uint64_t ms)
+{
+    if (hc->conn && hc->idle_ms != ms) {
+        hc->idle_ms = (uint32_t)ms;
+        ritual_conn_set_idle_timeout(hc->conn, ms);
+    }
+}
+
+/* ------------------------------------------------------- header deadline */
+
+static void wait_start(struct http_conn *hc)
+{
+    if (!ritual_list_empty(&hc->wait))
+        return;
+    struct http_site *site = hc->site;
+    hc->deadline_ms = ritual_loop_now(site->loop) + site->opts->header_timeout_ms;
+    bool first = ritual_list_empty(&site->waiting);
+    ritual_list_add_tail(&site->waiting, &hc->wait);
+    if (first)
+        ritual_timer_start(site->header_timer, site->opts->header_timeout_ms, 0);
+}
+
+static void wait_stop(struct http_conn *hc)
+{
+    if (!ritual_list_empty(&hc->wait))
+        ritual_list_del(&hc->wait);
+}
+
+/* Every deadline is the same timeout after its start, so the list is in
+ * deadline order and the timer only ever needs its head. */
+static void header_timer_fired(ritual_timer *timer, void *data)
+{
+    struct http_site *site = data;
+    uint64_t now = ritual_loop_now(site->loop);
+    while (!ritual_list_empty(&site->waiting)) {
+        struct http_conn *hc = container_of(site->waiting.next, struct http_conn, wait);
+        if (hc->deadline_ms > now) {
+            ritual_timer_start(timer, hc->deadline_ms - now, 0);
+            return;
+        }
+        wait_stop(hc);
+        if (hc->last_len > 0)
+            http_respond_early(hc, 408, true); /* a head begun and never finished */
+        else
+            ritual_conn_close(hc->conn); /* nothing asked: nothing to answer */
+    }
+}
+
+/* ------------------------------------------------------------- requests */
+
+static bool is_head(const ritual_http_request *req)
+{
+    return req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+}
+
+static void owned_free(struct http_conn *hc)
+{
+    if (hc->owned) {
+        free(hc->owned->headers);
+        free(hc->owned);
+        hc->owned = NULL;
+    }
+}
+
+/* Copies a head (and room for `body_cap` body bytes) into a buffer of the
+ * connection's own. Returns 0 or -ENOMEM. */
+static int owned_new(struct http_conn *hc, const char *head, size_t head_len, size_t body_cap)
+{
+    struct http_owned *o = malloc(sizeof *o + head_len + body_cap);
+    ritual_http_header *headers = calloc(hc->site->opts->max_headers, sizeof *headers);
+    if (!o || !headers) {
+        free(o);
+        free(headers);
+        return -ENOMEM;
+    }
+    memcpy(o->data, head, head_len);
+    o->head_len = head_len;
+    o->body_len = 0;
+    o->cap = head_len + body_cap;
+    o->headers = headers;
+    hc->owned = o;
+    return 0;
+}
+
+static int owned_append(struct http_conn *hc, const char *p, size_t n)
+{
+    struct http_owned *o = hc->owned;
+    if (o->head_len + o->body_len + n > o->cap) {
+        size_t cap = o->cap * 2;
+        if (cap < o->head_len + o->body_len + n)
+            cap = o->head_len + o->body_len + n;
+        struct http_owned *grown = realloc(o, sizeof *o + cap);
+        if (!grown)
+            return -ENOMEM;
+        grown->cap = cap;
+        hc->owned = o = grown;
+    }
+    memcpy(o->data + o->head_len + o->body_len, p, n);
+    o->body_len += n;
+    return 0;
+}
+
+/* Parses the owned head again so the request points into the owned copy. */
+static void reparse_owned(struct http_conn *hc)
+{
+    struct http_owned *o = hc->owned;
+    hc->ex.req.headers = o->headers;
+    hc->ex.req.num_headers = hc->site->opts->max_headers;
+    ritual_http_parse_request(o->data, o->head_len, &hc->ex.req, &hc->site->opts->limits, 0);
+    hc->ex.body = o->data + o->head_len;
+    hc->ex.body_len = o->body_len;
+}
+
+static bool keep_alive_allowed(const struct http_conn *hc, const ritual_http_request *req)
+{
+    if (req->flags & RITUAL_HTTP_CONN_CLOSE)
+        return false;
+    if (req->minor_version == 0 && !(req->flags & RITUAL_HTTP_CONN_KEEP_ALIVE))
+        return false;
+    return hc->requests + 1 < hc->site->opts->max_requests;
+}
+
+/* Runs the handler for the request in hc->ex. `head`/`head_len` are the raw
+ * head (for a copy if the handler answers later). */
+static void dispatch(struct http_conn *hc, const char *head, size_t head_len)
+{
+    struct ritual_http_exchange *ex = &hc->ex;
+    ex->hc = hc;
+    ex->responded = false;
+    ex->head_method = is_head(&ex->req);
+    ex->keep_alive = keep_alive_allowed(hc, &ex->req);
+    ex->unix_time = hc->site->date_sec;
+    hc->site->opts->handler(ex, hc->site->opts->data);
+    if (ex->responded || !hc->conn)
+        return;
+    /* Answered later: the request must outlive the read buffer. */
+    if (!hc->owned) {
+        if (owned_new(hc, head, head_len, ex->body_len) < 0) {
+            ritual_conn_abort(hc->conn);
+            return;
+        }
+        if (ex->body_len > 0)
+            owned_append(hc, ex->body, ex->body_len); /* fits: reserved above */
+        reparse_owned(hc);
+    }
+    hc->state = HTTP_WAITING;
+    ritual_conn_pause(hc->conn);
+}
+
+void http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes)
+{
+    struct ritual_http_exchange *ex = &hc->ex;
+    struct http_site *site = hc->site;
+    ex->responded = true;
+    if (!hc->conn) { /* answered after the connection closed */
+        owned_free(hc);
+        hc->state = HTTP_IDLE;
+        ritual_list_del(&hc->all);
+        hc->next_free = site->free_conns;
+        site->free_conns = hc;
+        return;
+    }
+    hc->requests++;
+    if (site->opts->log) {
+        char peer[64] = "-";
+        ritual_conn_peer(hc->conn, peer, sizeof peer);
+        ritual_http_log_entry entry = {hc->conn, &ex->req, peer, status, body_bytes, ex->unix_time};
+        site->opts->log(&entry, site->opts->data);
+    }
+    if (!ex->keep_alive)
+        hc->close_after = true;
+    if (hc->state == HTTP_WAITING) {
+        owned_free(hc);
+        hc->state = HTTP_IDLE;
+        if (hc->close_after || hc->eof)
+            ritual_conn_close(hc->conn);
+        else
+            ritual_conn_resume(hc->conn); /* pipelined requests are handed over again */
+        return;
+    }
+    if (!hc->in_delivery && hc->close_after)
+        ritual_conn_close(hc->conn);
+}
+
+/* A head has arrived whose body is still coming: copy both into an owned
+ * buffer and consume them. Returns the bytes consumed. */
+static size_t begin_body(struct http_conn *hc, const char *p, size_t n, size_t head_len)
+{
+    const ritual_http_request *req = &hc->ex.req;
+    size_t cap = req->body == RITUAL_HTTP_BODY_LENGTH ? (size_t)req->content_length : 4096;
+    if (owned_new(hc, p, head_len, cap) < 0) {
+        ritual_conn_abort(hc->conn);
+        return n;
+    }
+    hc->body_kind = req->body;
+    hc->body_left = req->content_length;
+    memset(&hc->chunked, 0, sizeof hc->chunked);
+    hc->sent_continue = false;
+    hc->state = HTTP_BODY;
+    if (req->flags & RITUAL_HTTP_EXPECT_CONTINUE)
+        http_send_continue(hc);
+    set_idle(hc, hc->site->opts->body_timeout_ms);
+    return head_len;
+}
+
+static void finish_body(struct http_conn *hc)
+{
+    hc->state = HTTP_IDLE;
+    reparse_owned(hc);
+    dispatch(hc, NULL, 0);
+    if (hc->state != HTTP_WAITING)
+        owned_free(hc);
+}
+
+/* Body bytes for the request in HTTP_BODY. Returns the bytes consumed. */
+static size_t feed_body(struct http_conn *hc, const char *p, size_t n)
+{
+    const ritual_http_options *o = hc->site->opts;
+    if (hc->body_kind == RITUAL_HTTP_BODY_LENGTH) {
+        size_t take = n < hc->body_left ? n : (size_t)hc->body_left;
+        owned_append(hc, p, take); /* fits: the buffer was sized for it */
+        hc->body_left -= take;
+        if (hc->body_left == 0)
+            finish_body(hc);
+        return take;
+    }
+    size_t used = 0;
+    while (used < n && !ritual_http_chunked_done(&hc->chunked)) {
+        const char *data;
+        size_t data_len;
+        long r = ritual_http_chunked_decode(&hc->chunked, p + used, n - used, &data, &data_len);
+        if (r < 0) {
+            http_respond_early(hc, 400, true);
+            return n;
+        }
+        if (data_len > 0) {
+            if (hc->owned->body_len + data_len > o->max_body) {
+                http_respond_early(hc, 413, true);
+                return n;
+            }
+            if (owned_append(hc, data, data_len) < 0) {
+                ritual_conn_abort(hc->conn);
+                return n;
+            }
+        }
+        used += (size_t)r;
+        if (r == 0)
+            break;
+    }
+    if (ritual_http_chunked_done(&hc->chunked))
+        finish_body(hc);
+    return used;
+}
+
+/* Handles the request at p[0..n). Returns the bytes consumed, 0 if the head
+ * is not complete yet. */
+static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
+{
+    struct http_site *site = hc->site;
+    const ritual_http_options *o = site->opts;
+    ritual_http_request *req = &hc->ex.req;
+    req->headers = site->headers;
+    req->num_headers = o->max_headers;
+    int rc = ritual_http_parse_request(p, n, req, &o->limits, hc->last_len);
+    if (rc == RITUAL_HTTP_PARTIAL) {
+        hc->last_len = n;
+        wait_start(hc);
+        return 0;
+    }
+    wait_stop(hc);
+    hc->last_len = 0;
+    if (rc < 0) {
+        http_respond_early(hc, -rc, true);
+        return n;
+    }
+    size_t head_len = (size_t)rc;
+    hc->ex.body = NULL;
+    hc->ex.body_len = 0;
+    if (req->body == RITUAL_HTTP_BODY_NONE) {
+        dispatch(hc, p, head_len);
+        return head_len;
+    }
+    if (req->body == RITUAL_HTTP_BODY_LENGTH && req->content_length > o->max_body) {
+        http_respond_early(hc, 413, true);
+        return n;
+    }
+    if (req->body == RITUAL_HTTP_BODY_LENGTH && n - head_len >= req->content_length) {
+        hc->ex.body = p + head_len; /* all here: zero-copy */
+        hc->ex.body_len = (size_t)req->content_length;
+        dispatch(hc, p, head_len + hc->ex.body_len);
+        return head_len + (size_t)req->content_length;
+    }
+    return begin_body(hc, p, n, head_len);
+}
+
+/* Enough is queued for this connection: leave the rest of its pipeline in
+ * the library's buffer; it is handed over again once the queue drains. */
+static bool output_full(const struct http_conn *hc)
+{
+    return ritual_conn_write_queued(hc->conn) > hc->site->opts->conn.write_high_watermark;
+}
+
+static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
+{
+    struct http_conn *hc = ritual_conn_data(conn);
+    struct http_site *site = hc->site;
+    if (hc->state == HTTP_WAITING)
+        return 0;
+    hc->in_delivery = true;
+    hc->got_bytes = true;
+    hc->held = false;
+    http_stage_claim(site, hc);
+    http_date_refresh(site);
+    size_t pos = 0;
+    while (pos < len && hc->conn && !hc->close_after && hc->state != HTTP_WAITING) {
+        size_t used;
+        if (hc->state == HTTP_BODY) {
+            used = feed_body(hc, bytes + pos, len - pos);
+        } else {
+            if (output_full(hc)) {
+                hc->held = true;
+                break;
+            }
+            used = handle_request(hc, bytes + pos, len - pos);
+        }
+        if (used == 0)
+            break;
+        pos += used;
+    }
+    hc->in_delivery = false;
+    http_stage_flush(site);
+    if (hc->state == HTTP_WAITING)
+        return pos;
+    if (hc->close_after || (hc->eof && !hc->held && hc->state == HTTP_IDLE)) {
+        ritual_conn_close(conn);
+        return pos;
+    }
+    if (hc->state == HTTP_BODY)
+        set_idle(hc, site->opts->body_timeout_ms);
+    else if (ritual_conn_write_queued(conn) > 0)
+        set_idle(hc, site->opts->send_timeout_ms);
+    else
+        set_idle(hc, site->opts->keepalive_timeout_ms);
+    return pos;
+}
+
+/* ----------------------------------------------------------- connections */
+
+static struct http_site *site_of(ritual_conn *conn)
+{
+    struct http_config *cfg = ritual_listener_data(ritual_conn_listener(conn));
+    ritual_loop *loop = ritual_conn_loop(conn);
+    for (unsigned i = 0; i < cfg->nsites; i++)
+        if (cfg->sites[i]->loop == loop)
+            return cfg->sites[i];
+    return NULL;
+}
+
+static void on_open(ritual_conn *conn)
+{
+    struct http_site *site = site_of(conn);
+    struct http_conn *hc = site ? site->free_conns : NULL;
+    if (hc) {
+        site->free_conns = hc->next_free;
+    } else if (site) {
+        hc = malloc(sizeof *hc);
+    }
+    if (!hc) {
+        ritual_conn_abort(conn);
+        return;
+    }
+    memset(hc, 0, sizeof *hc);
+    hc->conn = conn;
+    hc->site = site;
+    ritual_list_init(&hc->wait);
+    ritual_list_add_tail(&site->all_conns, &hc->all);
+    ritual_conn_set_data(conn, hc);
+    set_idle(hc, site->opts->keepalive_timeout_ms);
+    wait_start(hc); /* the first request has the header timeout too */
+}
+
+static void on_eof(ritual_conn *conn)
+{
+    struct http_conn *hc = ritual_conn_data(conn);
+    hc->eof = true;
+    /* Answer what was asked before the FIN; a half-sent request never ends. */
+    if (hc->state == HTTP_WAITING || hc->held)
+        return;
+    ritual_conn_close(conn);
+}
+
+static void on_drain(ritual_conn *conn)
+{
+    struct http_conn *hc = ritual_conn_data(conn);
+    if (hc->state == HTTP_IDLE && ritual_conn_write_queued(conn) == 0)
+        set_idle(hc, hc->site->opts->keepalive_timeout_ms);
+}
+
+static void on_shutdown(ritual_conn *conn)
+{
+    struct http_conn *hc = ritual_conn_data(conn);
+    hc->close_after = true; /* the response under way says Connection: close */
+    if (hc->state == HTTP_IDLE && hc->last_len == 0 && !hc->held &&
+        ritual_conn_write_queued(conn) == 0)
+        ritual_conn_close(conn);
+}
+
+static void on_close(ritual_conn *conn, int reason)
+{
+    (void)reason;
+    struct http_conn *hc = ritual_conn_data(conn);
+    if (!hc)
+        return;
+    struct http_site *site = hc->site;
+    wait_stop(hc);
+    if (site->stage_conn == hc) {
+        site->stage_conn = NULL;
+        site->stage_len = 0;
+    }
+    hc->conn = NULL;
+    if (hc->state == HTTP_WAITING)
+        return; /* the handler still holds the exchange: freed when it answers */
+    owned_free(hc);
+    ritual_list_del(&hc->all);
+    hc->next_free = site->free_conns;
+    site->free_conns = hc;
+}
+
+static const ritual_conn_callbacks http_callbacks = {
+    .on_open = on_open,
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_drain = on_drain,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+};
+
+/* ----------------------------------------------------------------- setup */
+
+static void config_unref(struct http_config *cfg)
+{
+    if (--cfg->refs > 0)
+        return;
+    free((char *)cfg->opts.server_name);
+    free(cfg->sites);
+    free(cfg);
+}
+
+static void site_free(void *arg)
+{
+    struct http_site *site = arg;
+    while (!ritual_list_empty(&site->all_conns)) {
+        struct http_conn *hc = container_of(site->all_conns.next, struct http_conn, all);
+        owned_free(hc);
+        ritual_list_del(&hc->all);
+        free(hc);
+    }
+    while (site->free_conns) {
+        struct http_conn *next = site->free_conns->next_free;
+        free(site->free_conns);
+        site->free_conns = next;
+    }
+    ritual_timer_free(site->header_timer);
+    free(site->headers);
+    free(site->stage);
+    config_unref(site->config);
+    free(site);
+}
+
+static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ritual_error *err)
+{
+    struct http_site *site = calloc(1, sizeof *site);
+    if (site) {
+        site->config = cfg;
+        site->opts = &cfg->opts;
+        site->loop = loop;
+        site->date_sec = -1;
+        ritual_list_init(&site->waiting);
+        ritual_list_init(&site->all_conns);
+        site->headers = calloc(cfg->opts.max_headers, sizeof *site->headers);
+        site->header_timer = ritual_timer_new(loop, header_timer_fired, site);
+    }
+    if (!site || !site->headers || !site->header_timer ||
+        ritual__loop_on_free(loop, site_free, site) < 0) {
+        if (site) {
+            ritual_timer_free(site->header_timer);
+            free(site->headers);
+            free(site);
+        }
+        ritual__error_set(err, -ENOMEM, "http: out of memory");
+        return NULL;
+    }
+    cfg->refs++;
+    http_date_refresh(site);
+    return site;
+}
+
+static struct http_config *config_new(const ritual_http_options *options, unsigned nsites,
+                                      ritual_error *err)
+{
+    if (!options || !options->handler) {
+        ritual__error_set(err, -EINVAL, "http: a handler is required");
+        return NULL;
+    }
+    struct http_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        goto oom;
+    cfg->opts = *options;
+    ritual_http_options *o = &cfg->opts;
+    if (!o->max_headers)
+        o->max_headers = 100;
+    if (!o->max_body)
+        o->max_body = 1u << 20;
+    if (!o->max_requests)
+        o->max_requests = 10000;
+    if (!o->header_timeout_ms)
+        o->header_timeout_ms = 10000;
+    if (!o->body_timeout_ms)
+        o->body_timeout_ms = 60000;
+    if (!o->keepalive_timeout_ms)
+        o->keepalive_timeout_ms = 75000;
+    if (!o->send_timeout_ms)
+        o->send_timeout_ms = 60000;
+    if (!o->limits.max_request_line)
+        o->limits.max_request_line = 8192;
+    if (!o->limits.max_head)
+        o->limits.max_head = 32768;
+    ritual__conn_options_defaults(&o->conn);
+    o->server_name = strdup(o->server_name ? o->server_name : "ritual");
+    cfg->sites = calloc(nsites, sizeof *cfg->sites);
+    if (!o->server_name || !cfg->sites) {
+        free((char *)o->server_name);
+        free(cfg->sites);
+        free(cfg);
+        goto oom;
+    }
+    cfg->refs = 1; /* the caller's, dropped once the sites hold theirs */
+    return cfg;
+oom:
+    ritual__error_set(err, -ENOMEM, "http: out of memory");
+    return NULL;
+}
+
+static ritual_listen_options listen_options(struct http_config *cfg)
+{
+    ritual_listen_options lo;
+    memset(&lo, 0, sizeof lo);
+    lo.backlog = cfg->opts.backlog;
+    lo.flags = cfg->opts.listen_flags;
+    lo.max_conns = cfg->opts.max_conns;
+    lo.conn = cfg->opts.conn;
+    lo.data = cfg;
+    return lo;
+}
+
+ritual_listener *ritual_http_listen(ritual_loop *loop, const char *address,
+                                    const ritual_http_options *options, ritual_error *err)
+{
+    struct http_config *cfg = config_new(options, 1, err);
+    if (!cfg)
+        return NULL;
+    struct http_site *site = site_new(cfg, loop, err);
+    ritual_listener *l = NULL;
+    if (site) {
+        cfg->sites[cfg->nsites++] = site;
+        ritual_listen_options lo = listen_options(cfg);
+        l = ritual_listen(loop, address, &lo, &http_callbacks, err);
+    }
+    config_unref(cfg); /* the site keeps it, and frees it with the loop */
+    return l;
+}
+
+ritual_listener *ritual_http_server_listen(ritual_server *server, const char *address,
+                                           const ritual_http_options *options, ritual_error *err)
+{
+    unsigned n = ritual_server_workers(server);
+    struct http_config *cfg = config_new(options, n, err);
+    if (!cfg)
+        return NULL;
+    ritual_listener *l = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        struct http_site *site = site_new(cfg, ritual_server_loop(server, i), err);
+        if (!site)
+            goto out;
+        cfg->sites[cfg->nsites++] = site;
+    }
+    ritual_listen_options lo = listen_options(cfg);
+    l = ritual_server_listen(server, address, &lo, &http_callbacks, err);
+out:
+    config_unref(cfg);
+    return l;
+}
+
+/* ------------------------------------------------------------- accessors */
+
+const ritual_http_request *ritual_http_exchange_request(const ritual_http_exchange *ex)
+{
+    return &ex->req;
+}
+
+const char *ritual_http_exchange_body(const ritual_http_exchange *ex, size_t *len)
+{
+    if (len)
+        *len = ex->body_len;
+    return ex->body;
+}
+
+ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex)
+{
+    return ex->hc->conn;
+}
