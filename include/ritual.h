@@ -182,7 +182,9 @@ typedef struct ritual_conn_callbacks {
 } ritual_conn_callbacks;
 
 typedef struct ritual_conn_options {
-    uint64_t idle_timeout_ms;    /* close after this long without I/O; 0: never */
+    uint64_t idle_timeout_ms;    /* close after this long without I/O (reset
+                                    at once if output is stuck: the peer
+                                    stopped reading); 0: never */
     uint64_t close_timeout_ms;   /* a closing connection that makes no progress
                                     for this long is cut; default 10 s */
     size_t read_buffer_size;     /* bytes read at once, and the most kept

@@ -41,9 +41,9 @@ typedef struct ritual_http_header {
 
 /* How the body of a message is framed (RFC 9112 section 6). */
 typedef enum ritual_http_body {
-    RITUAL_HTTP_BODY_NONE = 0, /* no body */
-    RITUAL_HTTP_BODY_LENGTH,   /* Content-Length bytes */
-    RITUAL_HTTP_BODY_CHUNKED,  /* Transfer-Encoding: chunked */
+    RITUAL_HTTP_BODY_NONE = 0,    /* no body */
+    RITUAL_HTTP_BODY_LENGTH,      /* Content-Length bytes */
+    RITUAL_HTTP_BODY_CHUNKED,     /* Transfer-Encoding: chunked */
     RITUAL_HTTP_BODY_UNTIL_CLOSE, /* responses only: read until the server closes */
 } ritual_http_body;
 
@@ -154,11 +154,17 @@ typedef void (*ritual_http_handler)(ritual_http_exchange *ex, void *data);
  * need. Called after each response is queued. */
 typedef struct ritual_http_log_entry {
     ritual_conn *conn; /* the connection (its loop tells which worker) */
+    /* The request line as received ("GET / HTTP/1.1"), at most 1 KiB of it
+     * for a request that did not parse; length 0 if there was none (408). */
+    const char *request_line;
+    size_t request_line_len;
+    /* The parsed request; NULL when the layer answered before any handler
+     * could run (400, 408, 413, 414, 431, 501, 505). */
     const ritual_http_request *req;
     const char *peer; /* "127.0.0.1:5555" */
     int status;
-    uint64_t body_bytes;   /* response body length */
-    int64_t unix_time;     /* when the request head was complete */
+    uint64_t body_bytes; /* response body length */
+    int64_t unix_time;   /* when the request head was complete */
 } ritual_http_log_entry;
 typedef void (*ritual_http_log_fn)(const ritual_http_log_entry *entry, void *data);
 
@@ -167,16 +173,16 @@ typedef struct ritual_http_options {
     void *data;                  /* passed to handler and log */
     ritual_http_log_fn log;      /* optional access log */
     ritual_http_limits limits;
-    size_t max_headers;             /* default 100 */
-    uint64_t max_body;              /* bytes; larger is 413; default 1 MiB */
-    unsigned max_requests;          /* per connection, then close; default 10000 */
-    uint64_t header_timeout_ms;     /* from a request's first byte to its
-                                       empty line: then 408; default 10 s */
-    uint64_t body_timeout_ms;       /* between body reads; default 60 s */
-    uint64_t keepalive_timeout_ms;  /* idle between requests; default 75 s */
-    uint64_t send_timeout_ms;       /* a response making no progress; default 60 s */
-    const char *server_name;        /* Server header; default "ritual" */
-    ritual_conn_options conn;       /* buffers and watermarks */
+    size_t max_headers;            /* default 100 */
+    uint64_t max_body;             /* bytes; larger is 413; default 1 MiB */
+    unsigned max_requests;         /* per connection, then close; default 10000 */
+    uint64_t header_timeout_ms;    /* from a request's first byte to its
+                                      empty line: then 408; default 10 s */
+    uint64_t body_timeout_ms;      /* between body reads; default 60 s */
+    uint64_t keepalive_timeout_ms; /* idle between requests; default 75 s */
+    uint64_t send_timeout_ms;      /* a response making no progress; default 60 s */
+    const char *server_name;       /* Server header; default "ritual" */
+    ritual_conn_options conn;      /* buffers and watermarks */
     int backlog;
     unsigned listen_flags; /* RITUAL_LISTEN_* */
     unsigned max_conns;
@@ -207,6 +213,16 @@ RITUAL_API ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex
 RITUAL_API int ritual_http_respond(ritual_http_exchange *ex, int status,
                                    const ritual_http_header *headers, size_t num_headers,
                                    const void *body, size_t len);
+
+/* As ritual_http_respond, but the body is referenced, not copied: it must
+ * stay valid until `release(arg)` runs, which is once it has been written
+ * or copied into the connection's queue (by the end of the current read, or
+ * at once on failure). For bodies kept in memory anyway, such as a cache of
+ * small files. Returns as ritual_http_respond; release runs in every case. */
+RITUAL_API int ritual_http_respond_ref(ritual_http_exchange *ex, int status,
+                                       const ritual_http_header *headers, size_t num_headers,
+                                       const void *body, size_t len, void (*release)(void *arg),
+                                       void *arg);
 
 /* Answers with `len` bytes of file `fd` from `offset`, sent with sendfile
  * (no copy through user space). `release(arg)` runs once the bytes are sent

@@ -363,6 +363,21 @@ void ritual__conn_timer_fired(ritual_conn *conn)
         ritual__conn_terminate(conn, conn->close_reason);
     } else if (conn->flags & CONN_CLOSING) {
         abort_with(conn, -ETIMEDOUT); /* the peer stopped reading our last bytes */
+    } else if (conn->out_tail) {
+        /* Output queued and no progress for the whole idle timeout. The
+         * kernel may not have woken us although the peer has been reading
+         * (it signals writability only once a good part of the buffer is
+         * free): try. If nothing goes, the peer stopped reading, and a
+         * graceful close would only hold the connection for
+         * close_timeout_ms more. */
+        uint32_t before = conn->last_active;
+        ritual__conn_flush(conn);
+        if (conn->flags & CONN_CLOSED)
+            return;
+        if (conn->last_active != before)
+            ritual__conn_schedule(conn, deadline(conn));
+        else
+            abort_with(conn, -ETIMEDOUT);
     } else {
         begin_close(conn, -ETIMEDOUT);
     }

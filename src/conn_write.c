@@ -35,8 +35,8 @@ static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, 
         skip = 0;
         while (len > 0) {
             struct ritual_outq *tail = conn->out_tail;
-            if (!tail || ritual__outq_is_file(tail) || tail->end == sizeof(struct ritual_chunk)
-                                                                         - sizeof *tail) {
+            if (!tail || ritual__outq_is_file(tail) ||
+                tail->end == sizeof(struct ritual_chunk) - sizeof *tail) {
                 struct ritual_chunk *chunk = ritual__chunk_get(conn_loop(conn));
                 if (!chunk)
                     return -ENOMEM;
@@ -159,8 +159,9 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
 
     size_t sent = 0;
     if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
-        ssize_t n = iovcnt == 1 ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
-                                : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, 0);
+        ssize_t n = iovcnt == 1
+                        ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
+                        : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, 0);
         if (n < 0 && errno == EINTR)
             n = 0;
         if (n < 0) {

@@ -318,8 +318,8 @@ void ritual__listener_drain_and_close(ritual_listener *l)
 int ritual_listener_adopt(ritual_listener *l, int fd)
 {
     int flags = fcntl(fd, F_GETFL);
-    if (l->closed || l->loop->freeing || flags < 0 ||
-        fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+    if (l->closed || l->loop->freeing || flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
         int rc = flags < 0 || !(l->closed || l->loop->freeing) ? -errno : -EINVAL;
         close(fd);
         return rc;

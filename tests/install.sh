@@ -10,7 +10,7 @@ trap 'kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 pid=
 
 cmake --install "$build" --prefix "$tmp" >/dev/null
-for f in include/ritual.h lib/libritual.a lib/libritual.so bin/ritual; do
+for f in include/ritual.h include/ritual_http.h lib/libritual.a lib/libritual.so bin/ritual; do
     [ -e "$tmp/$f" ] || { echo "not installed: $f"; exit 1; }
 done
 pc=$(find "$tmp" -name ritual.pc | head -n1)
@@ -20,6 +20,9 @@ export PKG_CONFIG_PATH=$(dirname "$pc")
 # Only ritual_ names are exported.
 others=$(nm -D --defined-only "$tmp"/lib/libritual.so | awk '{print $3}' | grep -v '^ritual_' || true)
 [ -z "$others" ] || { echo "exported symbols without the ritual_ prefix:"; echo "$others"; exit 1; }
+# The static library too (internal functions are ritual__*): nothing to clash with a user's names.
+others=$(nm -g --defined-only "$tmp"/lib/libritual.a | awk 'NF == 3 {print $3}' | grep -v '^ritual_' || true)
+[ -z "$others" ] || { echo "global symbols without the ritual_ prefix in libritual.a:"; echo "$others"; exit 1; }
 
 cc -Wall -Wextra -Werror "$source/examples/echo.c" $(pkg-config --cflags --libs ritual) -o "$tmp/echo"
 LD_LIBRARY_PATH="$tmp/lib" "$tmp/echo" 127.0.0.1:0 >"$tmp/out" &
@@ -37,4 +40,26 @@ read -r -t 5 line <&3
 exec 3>&-
 kill -TERM "$pid"
 wait "$pid"
-echo "installed, built with pkg-config, echoed: ok"
+
+# The HTTP example, the same way: one request, read back whole.
+cc -Wall -Wextra -Werror "$source/examples/hello_http.c" $(pkg-config --cflags --libs ritual) \
+    -o "$tmp/hello_http"
+LD_LIBRARY_PATH="$tmp/lib" "$tmp/hello_http" 127.0.0.1:0 >"$tmp/out2" &
+pid=$!
+for _ in $(seq 100); do
+    grep -q 'listening on port' "$tmp/out2" && break
+    sleep 0.05
+done
+port=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$tmp/out2")
+[ -n "$port" ] || { echo "hello_http did not start"; exit 1; }
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+reply=$(timeout 5 cat <&3)
+exec 3>&-
+case "$reply" in
+"HTTP/1.1 200 OK"*"Hello, world"*) ;;
+*) echo "hello_http answered: $reply"; exit 1 ;;
+esac
+kill -TERM "$pid"
+wait "$pid"
+echo "installed, built with pkg-config, echoed and served HTTP: ok"

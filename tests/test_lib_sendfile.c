@@ -170,10 +170,10 @@ int main(void)
     pthread_join(t, NULL);
 
     ASSERT_EQ(atomic_load(&closes), 3);
-    ASSERT_EQ(last_reason[0], 0);           /* sent, then closed cleanly */
-    ASSERT_NE(last_reason[1], 0);           /* reset mid-file */
-    ASSERT_EQ(last_reason[2], -EIO);        /* the file ended early */
-    ASSERT_EQ(released, queued_segments);   /* every segment, exactly once */
+    ASSERT_EQ(last_reason[0], 0);         /* sent, then closed cleanly */
+    ASSERT_NE(last_reason[1], 0);         /* reset mid-file */
+    ASSERT_EQ(last_reason[2], -EIO);      /* the file ended early */
+    ASSERT_EQ(released, queued_segments); /* every segment, exactly once */
     note("segments %d, released %d; reset reason %s", queued_segments, released,
          ritual_strerror(last_reason[1]));
     ritual_loop_free(loop);

@@ -91,7 +91,8 @@ static char *put_escaped(char *p, char *end, const char *s, size_t len)
 
 static char *put_header(char *p, char *end, const ritual_http_request *req, const char *name)
 {
-    const ritual_http_header *h = ritual_http_find_header(req->headers, req->num_headers, name);
+    const ritual_http_header *h =
+        req ? ritual_http_find_header(req->headers, req->num_headers, name) : NULL;
     if (p + 3 >= end)
         return p;
     *p++ = '"';
@@ -127,21 +128,19 @@ void access_log_write(const ritual_http_log_entry *e, void *data)
         host++;
         host_len -= 2;
     }
-    const ritual_http_request *r = e->req;
     int n = snprintf(p, (size_t)(end - p), "%.*s - - [%s] \"", (int)host_len, host, log->stamp);
     p += n;
-    p = put_escaped(p, end, r->method, r->method_len);
-    if (p < end)
-        *p++ = ' ';
-    p = put_escaped(p, end, r->target, r->target_len);
-    n = snprintf(p, (size_t)(end - p), " HTTP/1.%d\" %d %llu ", r->minor_version, e->status,
-                 (unsigned long long)e->body_bytes);
+    if (e->request_line_len > 0)
+        p = put_escaped(p, end - 64, e->request_line, e->request_line_len);
+    else
+        *p++ = '-';
+    n = snprintf(p, (size_t)(end - p), "\" %d %llu ", e->status, (unsigned long long)e->body_bytes);
     if (n > 0 && p + n < end)
         p += n;
-    p = put_header(p, end, r, "Referer");
+    p = put_header(p, end, e->req, "Referer");
     if (p < end)
         *p++ = ' ';
-    p = put_header(p, end, r, "User-Agent");
+    p = put_header(p, end, e->req, "User-Agent");
     *p++ = '\n';
     log->len = (size_t)(p - log->buf);
 }

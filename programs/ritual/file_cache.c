@@ -14,9 +14,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define BUCKETS 1024      /* a power of two */
-#define MAX_ENTRIES 1024  /* open files kept per worker */
-#define SMALL_FILE 16384  /* bodies up to this are kept in memory */
+#define BUCKETS 1024     /* a power of two */
+#define MAX_ENTRIES 1024 /* open files kept per worker */
+#define SMALL_FILE 16384 /* bodies up to this are kept in memory */
 #define MAX_SMALL_BYTES (16u << 20)
 #define RECHECK_MS 1000
 
@@ -146,7 +146,15 @@ static int open_file(struct file_cache *c, const char *path, size_t len, char **
             *dir_fd = -1; /* redirect to the path with its slash */
             return -EISDIR;
         }
-        int ifd = open_beneath(fd, c->index, O_RDONLY | O_NONBLOCK);
+        /* The index is opened beneath the root, not the directory: a
+         * symlink to elsewhere in the root works, as it would asked for. */
+        char index_rel[4096 + 256];
+        int n = snprintf(index_rel, sizeof index_rel, "%s%s", len > 1 ? path + 1 : "", c->index);
+        if (n < 0 || (size_t)n >= sizeof index_rel) {
+            close(fd);
+            return -ENAMETOOLONG;
+        }
+        int ifd = open_beneath(c->root_fd, index_rel, O_RDONLY | O_NONBLOCK);
         if (ifd < 0) {
             if (ifd != -ENOENT) {
                 close(fd);
@@ -189,8 +197,9 @@ static struct file_entry *entry_new(struct file_cache *c, const char *path, size
     char date[30];
     ritual_http_date((int64_t)st->st_mtim.tv_sec, date);
     char etag[48];
-    int etag_len = snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtim.tv_sec,
-                            (unsigned long long)st->st_size);
+    int etag_len =
+        snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtim.tv_sec,
+                 (unsigned long long)st->st_size);
     char head[512];
     int head_len = snprintf(head, sizeof head,
                             "Content-Type: %s\r\nLast-Modified: %s\r\nETag: %s\r\n"

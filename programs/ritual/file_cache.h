@@ -15,7 +15,7 @@
 struct file_entry {
     int fd;
     uint64_t size;
-    int64_t mtime; /* seconds */
+    int64_t mtime;    /* seconds */
     const char *head; /* Content-Type, Last-Modified, ETag, Accept-Ranges lines */
     size_t head_len;
     const char *etag; /* with its quotes */
@@ -28,7 +28,7 @@ struct file_entry {
     dev_t dev;
     ino_t ino;
     long mtime_nsec;
-    char *rel; /* below the root, as opened (index file included) */
+    char *rel;  /* below the root, as opened (index file included) */
     char *path; /* the key: the decoded request path */
     size_t path_len;
     uint32_t hash;

@@ -29,8 +29,9 @@ static const ritual_http_header *find(const ritual_http_request *req, const char
 
 /* ------------------------------------------------------------ conditions */
 
-/* If-None-Match: "*" or a list of entity tags, compared weakly (W/ ignored). */
-static bool etag_matches(const ritual_http_header *h, const struct file_entry *e)
+/* If-None-Match: "*" or a list of entity tags, compared weakly (W/ ignored);
+ * If-Match compares strongly: a weak tag never matches. */
+static bool etag_matches(const ritual_http_header *h, const struct file_entry *e, bool strong)
 {
     const char *p = h->value, *end = h->value + h->value_len;
     while (p < end) {
@@ -38,7 +39,8 @@ static bool etag_matches(const ritual_http_header *h, const struct file_entry *e
             p++;
         if (p < end && *p == '*')
             return true;
-        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+        bool weak = end - p >= 2 && p[0] == 'W' && p[1] == '/';
+        if (weak)
             p += 2;
         const char *tag = p;
         if (p < end && *p == '"') {
@@ -48,17 +50,30 @@ static bool etag_matches(const ritual_http_header *h, const struct file_entry *e
             while (p < end && *p != ',')
                 p++;
         }
-        if ((size_t)(p - tag) == e->etag_len && memcmp(tag, e->etag, e->etag_len) == 0)
+        if ((size_t)(p - tag) == e->etag_len && memcmp(tag, e->etag, e->etag_len) == 0 &&
+            !(weak && strong))
             return true;
     }
     return false;
+}
+
+/* If-Match and If-Unmodified-Since (RFC 9110 13.2.2, steps 1 and 2). */
+static bool precondition_failed(const ritual_http_request *req, const struct file_entry *e)
+{
+    const ritual_http_header *im = find(req, "If-Match");
+    if (im)
+        return !etag_matches(im, e, true);
+    const ritual_http_header *ius = find(req, "If-Unmodified-Since");
+    int64_t since;
+    return ius && ritual_http_parse_date(ius->value, ius->value_len, &since) == 0 &&
+           e->mtime > since;
 }
 
 static bool not_modified(const ritual_http_request *req, const struct file_entry *e)
 {
     const ritual_http_header *inm = find(req, "If-None-Match");
     if (inm)
-        return etag_matches(inm, e); /* If-Modified-Since is then ignored (RFC 9110 13.1.3) */
+        return etag_matches(inm, e, false); /* If-Modified-Since is then ignored (13.1.3) */
     const ritual_http_header *ims = find(req, "If-Modified-Since");
     int64_t since;
     return ims && ritual_http_parse_date(ims->value, ims->value_len, &since) == 0 &&
@@ -149,11 +164,12 @@ static bool if_range_allows(const ritual_http_request *req, const struct file_en
 static void send_body(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
                       size_t n, struct file_entry *e, uint64_t first, uint64_t len)
 {
+    e->refs++; /* until the bytes or the descriptor are no longer needed */
     if (e->body) {
-        ritual_http_respond(ex, status, headers, n, e->body + first, (size_t)len);
+        ritual_http_respond_ref(ex, status, headers, n, e->body + first, (size_t)len,
+                                file_entry_release, e);
         return;
     }
-    e->refs++; /* until sendfile is done with the descriptor */
     ritual_http_respond_file(ex, status, headers, n, e->fd, first, len, file_entry_release, e);
 }
 
@@ -161,6 +177,10 @@ static void serve(ritual_http_exchange *ex, struct file_entry *e)
 {
     const ritual_http_request *req = ritual_http_exchange_request(ex);
     ritual_http_header headers[2] = {{NULL, 0, e->head, e->head_len}};
+    if (precondition_failed(req, e)) {
+        ritual_http_respond_error(ex, 412, 0);
+        return;
+    }
     if (not_modified(req, e)) {
         ritual_http_respond(ex, 304, headers, 1, NULL, 0);
         return;
@@ -254,9 +274,11 @@ void files_handle(ritual_http_exchange *ex, void *data)
     char path[PATH_MAX_BYTES];
     const char *query;
     size_t query_len;
-    long len = http_path_decode(req->target, req->target_len, path, sizeof path, &query, &query_len);
+    long len =
+        http_path_decode(req->target, req->target_len, path, sizeof path, &query, &query_len);
     if (len < 0) {
-        ritual_http_respond_error(ex, 400, 0);
+        /* -2: longer than any path that could be opened */
+        ritual_http_respond_error(ex, len == -2 ? 414 : 400, 0);
         return;
     }
     ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));

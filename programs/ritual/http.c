@@ -84,8 +84,7 @@ enum {
 static int parse_timeout(const char *name, const char *text, uint64_t *ms)
 {
     if (cli_parse_seconds(text, ms) < 0 || *ms == 0)
-        return cli_usage_error("http", "%s: '%s' is not a positive number of seconds", name,
-                               text);
+        return cli_usage_error("http", "%s: '%s' is not a positive number of seconds", name, text);
     return 0;
 }
 

@@ -56,9 +56,22 @@ long http_path_decode(const char *target, size_t len, char *out, size_t out_size
             *query_len = (size_t)(hash - *query);
     }
 
+    /* The common case, a path with no escape, no "//" and no dot segment,
+     * is already its own result. */
+    bool plain = path_len > 0 && path_len < out_size && target[0] == '/';
+    for (size_t i = 0; plain && i < path_len; i++)
+        if (target[i] == '%' || (target[i] == '/' && i + 1 < path_len &&
+                                 (target[i + 1] == '/' || target[i + 1] == '.')))
+            plain = false;
+    if (plain) {
+        memcpy(out, target, path_len);
+        out[path_len] = '\0';
+        return (long)path_len;
+    }
+
     /* Decode first (a "%2F" becomes a separator, as nginx does)... */
     if (path_len + 2 > out_size)
-        return -1;
+        return -2;
     size_t n = 0;
     out[n++] = '/';
     for (size_t i = 0; i < path_len; i++) {
@@ -92,7 +105,7 @@ long http_path_decode(const char *target, size_t len, char *out, size_t out_size
         if (seg_len == 2 && out[seg] == '.' && out[seg + 1] == '.') {
             if (o == 1)
                 return -1; /* above the root */
-            o--;          /* the slash ending the previous segment */
+            o--;           /* the slash ending the previous segment */
             while (out[o - 1] != '/')
                 o--;
             continue;

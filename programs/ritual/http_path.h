@@ -10,9 +10,9 @@
  * "http://host/a/b") into `out`: percent-decoded, "." and ".." segments
  * resolved, repeated slashes merged. The result starts with '/', ends with
  * '/' if the target's path did, and is NUL-terminated.
- * Returns its length, or -1 for a target that must be answered with 400: not
- * a path, a bad or %00 escape, a ".." above the root, or longer than
- * out_size - 1. *query is set to the target's "?..." part (or "" ). */
+ * Returns its length; -1 for a target that must be answered with 400: not
+ * a path, a bad or %00 escape, a ".." above the root; -2 for a path longer
+ * than out_size - 2 (414). *query is set to the target's "?..." part (or ""). */
 long http_path_decode(const char *target, size_t len, char *out, size_t out_size,
                       const char **query, size_t *query_len);
 

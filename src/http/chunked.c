@@ -12,7 +12,7 @@
  * section too long to be honest (either could otherwise be used to make us
  * read forever without any data arriving).
  */
-#include "chars.h"
+#include "parser.h"
 #include "ritual_http.h"
 
 #include <limits.h>

@@ -12,6 +12,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A run of staged output: bytes of the stage (ext NULL: at offset `off`,
+ * as the stage may move when it grows) or a referenced body. */
+struct http_piece {
+    const char *ext;
+    size_t off, len;
+    void (*release)(void *arg);
+    void *arg;
+};
+
 /* Options shared, read-only, by the sites of every worker. */
 struct http_config {
     ritual_http_options opts; /* defaults filled in */
@@ -27,17 +36,26 @@ struct http_site {
     ritual_loop *loop;
 
     /* Responses of one on_data call are staged here and sent with one write
-     * when it returns. `stage_conn` owns what is staged. */
+     * when it returns. `stage_conn` owns what is staged: heads (and copied
+     * bodies) in `stage`, the order of everything in `pieces`, and bodies
+     * that are referenced rather than copied in pieces of their own, with
+     * a release to run once they are written. */
     char *stage;
     size_t stage_len, stage_cap;
+    struct http_piece *pieces;
+    size_t npieces, pieces_cap;
+    size_t staged_bytes; /* in all pieces */
     struct http_conn *stage_conn;
 
     /* Headers of a request being parsed synchronously. */
     ritual_http_header *headers;
 
-    /* Date header, formatted once per second of the realtime clock. */
+    /* Date header, formatted once per second of the realtime clock, and
+     * the lines every response starts with after its status line. */
     int64_t date_sec;
     char date[30];
+    char common[128]; /* "\r\nDate: ...\r\nServer: ...\r\n" */
+    size_t common_len;
 
     /* Connections waiting for a request head, oldest deadline first (every
      * deadline is now + the same timeout, so appending keeps the order). */
@@ -80,41 +98,48 @@ struct http_conn {
     ritual_conn *conn; /* NULL once closed (then only a waiting exchange keeps us) */
     struct http_site *site;
     uint8_t state;
-    bool in_delivery;    /* inside on_data: responses are staged, not sent */
-    bool close_after;    /* answer with Connection: close, then close */
-    bool got_bytes;      /* any byte has arrived on this connection */
-    bool sent_continue;  /* 100 Continue went out for the current request */
-    bool eof;            /* the peer finished sending */
-    bool held;           /* complete requests left in the buffer: output is full */
-    uint32_t idle_ms;    /* the idle timeout last set on the connection */
-    unsigned requests;   /* answered on this connection */
-    size_t last_len;     /* bytes of an incomplete head already scanned */
-    uint64_t deadline_ms;     /* header deadline while on site->waiting */
-    struct ritual_list wait;  /* in site->waiting (empty when not) */
-    struct ritual_list all;   /* in site->all_conns */
+    bool in_delivery;   /* inside on_data: responses are staged, not sent */
+    bool close_after;   /* the next response says Connection: close... */
+    bool done;          /* ...and once it is staged, nothing more is read */
+    bool got_bytes;     /* any byte has arrived on this connection */
+    bool sent_continue; /* 100 Continue went out for the current request */
+    bool eof;           /* the peer finished sending */
+    bool held;          /* complete requests left in the buffer: output is full */
+    uint32_t idle_ms;   /* the idle timeout last set on the connection */
+    unsigned requests;  /* answered on this connection */
+    size_t last_len;    /* bytes of an incomplete head already scanned */
+    const char *raw;    /* a request that failed to parse, for the log */
+    size_t raw_len;
+    uint64_t deadline_ms;    /* header deadline while on site->waiting */
+    struct ritual_list wait; /* in site->waiting (empty when not) */
+    struct ritual_list all;  /* in site->all_conns */
     struct http_conn *next_free;
     /* HTTP_BODY: where the body stands */
     struct http_owned *owned;
-    uint64_t body_left;  /* Content-Length bytes still to come */
+    uint64_t body_left; /* Content-Length bytes still to come */
     ritual_http_chunked chunked;
     ritual_http_body body_kind;
     struct ritual_http_exchange ex; /* the current exchange */
 };
 
 /* response.c */
-void http_date_refresh(struct http_site *site);
+void ritual__http_date_refresh(struct http_site *site);
 /* Sends what is staged for stage_conn. */
-void http_stage_flush(struct http_site *site);
+void ritual__http_stage_flush(struct http_site *site);
+/* Drops what is staged (its connection closed), running the releases. */
+void ritual__http_stage_drop(struct http_site *site);
 /* Takes the stage for `hc`: flushes another connection's staged bytes. */
-void http_stage_claim(struct http_site *site, struct http_conn *hc);
+void ritual__http_stage_claim(struct http_site *site, struct http_conn *hc);
 /* Answers `status` with a short text body (closing after it if asked) when
  * no exchange exists yet (a request that did not parse). */
-void http_respond_early(struct http_conn *hc, int status, bool close);
+void ritual__http_respond_early(struct http_conn *hc, int status, bool close);
 /* Sends "HTTP/1.1 100 Continue". */
-void http_send_continue(struct http_conn *hc);
+void ritual__http_send_continue(struct http_conn *hc);
 
 /* server.c */
+/* Logs a response the layer gave before any handler ran. */
+void ritual__http_log_early(struct http_conn *hc, int status, uint64_t body_bytes);
 /* The exchange's response is complete: account for it and go on. */
-void http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes);
+void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes);
 
 #endif

@@ -11,7 +11,7 @@
  * too: they are checked at the byte that crosses them, never against the
  * length of the buffer as a whole.
  */
-#include "chars.h"
+#include "parser.h"
 #include "ritual_http.h"
 
 #include <limits.h>
@@ -43,33 +43,66 @@ const unsigned char ritual__http_ctype[256] = {
 
 /* ------------------------------------------------ scanning 8 bytes at once */
 
-/* The two hot loops (the request line, header values) test a whole word at
- * a time and only fall back to bytes for the word that holds a stop byte.
- * HAS_LESS(w, n) is nonzero if some byte of w is below n (n <= 128); it can
- * misreport which byte, but never whether one exists, which is all we ask. */
+/* The hot loops (the request line, header names and values) test a word
+ * of 8 bytes at a time for any byte that stops them. has_less(w, n) flags
+ * the bytes of w below n (n <= 128). A borrow can also flag a byte above a
+ * real hit, never one below it, so the lowest flag is exact: with the word
+ * loaded little-endian, its position is the count of trailing zeros. */
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
-#define HAS_LESS(w, n) (((w)-ONES * (n)) & ~(w)&HIGHS)
-#define HAS_BYTE(w, b) HAS_LESS((w) ^ (ONES * (b)), 1)
+
+static inline uint64_t has_less(uint64_t w, unsigned n)
+{
+    return (w - ONES * n) & ~w & HIGHS;
+}
+
+static inline uint64_t has_byte(uint64_t w, unsigned b)
+{
+    return has_less(w ^ (ONES * b), 1);
+}
 
 static inline uint64_t load64(const char *p)
 {
     uint64_t w;
-    memcpy(&w, p, sizeof w); /* one unaligned load; never past `end` (callers check) */
+    memcpy(&w, p, sizeof w); /* one unaligned load; callers keep it before `end` */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
     return w;
+}
+
+static inline const char *first_flagged(const char *p, uint64_t flags)
+{
+    return p + __builtin_ctzll(flags) / 8;
 }
 
 /* The first byte at or after p that cannot be in a request line (anything
  * but 0x20-0x7e: the CR that should end it, or a bad byte), or end. */
 static const char *scan_request_line(const char *p, const char *end)
 {
-    while (end - p >= 8) {
+    for (; end - p >= 8; p += 8) {
         uint64_t w = load64(p);
-        if (HAS_LESS(w, 0x20) | HAS_BYTE(w, 0x7f) | (w & HIGHS))
-            break; /* the stop byte is in this word: the loop below finds it */
-        p += 8;
+        uint64_t stop = has_less(w, 0x20) | has_byte(w, 0x7f) | (w & HIGHS);
+        if (stop)
+            return first_flagged(p, stop);
     }
     while (p < end && (unsigned char)*p - 0x20u < 0x5fu)
+        p++;
+    return p;
+}
+
+/* The first byte at or after p that ends a field name: the colon, or one
+ * no tchar can be (SP, a control, DEL, 8-bit). The tchars-only rule for
+ * what lies before it is checked by the caller. */
+static const char *scan_name(const char *p, const char *end)
+{
+    for (; end - p >= 8; p += 8) {
+        uint64_t w = load64(p);
+        uint64_t stop = has_byte(w, ':') | has_less(w, 0x21) | has_byte(w, 0x7f) | (w & HIGHS);
+        if (stop)
+            return first_flagged(p, stop);
+    }
+    while (p < end && *p != ':' && (unsigned char)*p - 0x21u < 0x5eu)
         p++;
     return p;
 }
@@ -78,210 +111,47 @@ static const char *scan_request_line(const char *p, const char *end)
  * other than HTAB, or DEL: normally the CR ending the line), or end. */
 static const char *scan_value(const char *p, const char *end)
 {
-    for (;;) {
-        while (end - p >= 8) {
-            uint64_t w = load64(p);
-            if (HAS_LESS(w, 0x20) | HAS_BYTE(w, 0x7f))
-                break;
+    while (end - p >= 8) {
+        uint64_t w = load64(p);
+        uint64_t stop = has_less(w, 0x20) | has_byte(w, 0x7f);
+        if (!stop) {
             p += 8;
+            continue;
         }
-        /* This word holds a control byte, possibly just an HTAB (allowed). */
-        const char *stop = end - p > 8 ? p + 8 : end;
-        for (; p < stop; p++)
-            if (!http_is(*p, RITUAL__HTTP_VALUE))
-                return p;
-        if (p == end)
+        p = first_flagged(p, stop);
+        if (*p != '\t')
             return p;
+        p++; /* HTAB is the one control a value may hold */
     }
+    while (p < end && http_is(*p, RITUAL__HTTP_VALUE))
+        p++;
+    return p;
 }
 
-/* The value of a decimal digit; anything else gives a value above 9. */
-static unsigned digit(char c)
+/* Nonzero if every byte of s[0..n) is a tchar. No branch per byte (names
+ * are short and end where scan_name said), four lookups a round. */
+static int all_tchars(const char *s, size_t n)
 {
-    return (unsigned)(unsigned char)c - '0';
-}
-
-static int is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static unsigned to_lower(char ch)
-{
-    unsigned c = (unsigned char)ch;
-    return c - 'A' < 26u ? c + ('a' - 'A') : c;
-}
-
-/* s[0..n) equals the lowercase literal `lower`, ignoring ASCII case. */
-static int lower_equals(const char *s, size_t n, const char *lower)
-{
-    for (size_t i = 0; i < n; i++)
-        if (to_lower(s[i]) != (unsigned char)lower[i])
-            return 0;
-    return 1;
-}
-
-#define IS(s, n, lit) ((n) == sizeof(lit) - 1 && lower_equals((s), (n), (lit)))
-
-/* --------------------------------------------------- header field meaning */
-
-/* What the headers of one head say, gathered as they are parsed. */
-struct head {
-    ritual_http_header *headers;
-    size_t cap;
-    size_t count;
-    int is_request;
-    int minor;
-    unsigned flags;
-    uint64_t content_length;
-    unsigned char has_cl, has_te, te_last_chunked, te_other;
-    unsigned te_chunked; /* how many times "chunked" was listed */
-};
-
-/* Iterates over a comma-separated list (RFC 9110 5.6.1): elements come out
- * trimmed of OWS, and empty ones are skipped as the RFC asks. */
-struct list {
-    const char *p, *end;
-};
-
-static int list_next(struct list *l, const char **elem, size_t *len)
-{
-    while (l->p < l->end) {
-        const char *comma = memchr(l->p, ',', (size_t)(l->end - l->p));
-        const char *s = l->p, *e = comma ? comma : l->end;
-        l->p = comma ? comma + 1 : l->end;
-        while (s < e && is_ows(*s))
-            s++;
-        while (e > s && is_ows(e[-1]))
-            e--;
-        if (s < e) {
-            *elem = s;
-            *len = (size_t)(e - s);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int on_content_length(struct head *h, const char *v, size_t n)
-{
-    /* 1*DIGIT and nothing else: no sign, no inner space, no "5, 5" list.
-     * A second Content-Length is refused even if equal (RFC 9112 6.3 lets
-     * us; accepting it is how smuggling starts). */
-    if (h->has_cl || n == 0)
-        return -400;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned d = digit(v[i]);
-        if (d > 9 || x > (UINT64_MAX - d) / 10)
-            return -400;
-        x = x * 10 + d;
-    }
-    h->has_cl = 1;
-    h->content_length = x;
-    return 0;
-}
-
-static int on_transfer_encoding(struct head *h, const char *v, size_t n)
-{
-    /* HTTP/1.0 has no chunked framing: a TE there is a smuggling attempt
-     * or a broken peer (RFC 9112 6.1: the framing is faulty). */
-    if (h->minor == 0)
-        return -400;
-    h->has_te = 1;
-    struct list l = {v, v + n};
-    const char *e;
-    size_t len;
-    while (list_next(&l, &e, &len)) {
-        size_t t = 0;
-        while (t < len && http_is(e[t], RITUAL__HTTP_TCHAR))
-            t++;
-        if (t == 0)
-            return -400;
-        int chunked = IS(e, t, "chunked");
-        if (t < len) { /* transfer-parameters: OWS ";" ... (chunked has none) */
-            while (t < len && is_ows(e[t]))
-                t++;
-            if (t == len || e[t] != ';' || chunked)
-                return -400;
-        }
-        h->te_chunked += chunked;
-        h->te_last_chunked = (unsigned char)chunked;
-        h->te_other |= (unsigned char)!chunked;
-    }
-    return 0;
-}
-
-static int on_host(struct head *h, const char *v, size_t n)
-{
-    /* RFC 9110 7.2: a repeated Host or an invalid one is 400. */
-    if (h->flags & RITUAL_HTTP_HAS_HOST)
-        return -400;
-    for (size_t i = 0; i < n; i++)
-        if (!http_is(v[i], RITUAL__HTTP_HOST))
-            return -400;
-    h->flags |= RITUAL_HTTP_HAS_HOST;
-    return 0;
-}
-
-static int on_connection(struct head *h, const char *v, size_t n)
-{
-    struct list l = {v, v + n};
-    const char *e;
-    size_t len;
-    while (list_next(&l, &e, &len)) {
-        if (IS(e, len, "close"))
-            h->flags |= RITUAL_HTTP_CONN_CLOSE;
-        else if (IS(e, len, "keep-alive"))
-            h->flags |= RITUAL_HTTP_CONN_KEEP_ALIVE;
-    }
-    return 0;
-}
-
-static int on_expect(struct head *h, const char *v, size_t n)
-{
-    if (!IS(v, n, "100-continue"))
-        return -417;
-    if (h->minor >= 1) /* RFC 9110 10.1.1: ignored in an HTTP/1.0 request */
-        h->flags |= RITUAL_HTTP_EXPECT_CONTINUE;
-    return 0;
-}
-
-/* Looks at the few headers that matter to framing. A switch on the length
- * first: most names are then rejected without comparing a byte. */
-static int on_header(struct head *h, const char *name, size_t nlen, const char *v, size_t n)
-{
-    switch (nlen) {
-    case 4:
-        if (h->is_request && lower_equals(name, 4, "host"))
-            return on_host(h, v, n);
-        break;
-    case 6:
-        if (h->is_request && lower_equals(name, 6, "expect"))
-            return on_expect(h, v, n);
-        break;
-    case 10:
-        if (lower_equals(name, 10, "connection"))
-            return on_connection(h, v, n);
-        break;
-    case 14:
-        if (lower_equals(name, 14, "content-length"))
-            return on_content_length(h, v, n);
-        break;
-    case 17:
-        if (lower_equals(name, 17, "transfer-encoding"))
-            return on_transfer_encoding(h, v, n);
-        break;
-    }
-    return 0;
+    const unsigned char *u = (const unsigned char *)s;
+    const unsigned char *t = ritual__http_ctype;
+    unsigned all = RITUAL__HTTP_TCHAR;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        all &= t[u[i]] & t[u[i + 1]] & t[u[i + 2]] & t[u[i + 3]];
+    for (; i < n; i++)
+        all &= t[u[i]];
+    return all != 0;
 }
 
 /* ------------------------------------------------------------ header lines */
 
 /* Parses header lines from p through the empty line. Returns 0 with *out
  * just past it, PARTIAL, or minus a status. */
-static int parse_headers(const char *p, const char *end, struct head *h, const char **out)
+static int parse_headers(const char *p, const char *end, struct http_head *h, const char **out)
 {
+    /* Locals, not h->: stores into the slots could alias the struct. */
+    ritual_http_header *slots = h->headers;
+    size_t count = 0, cap = h->cap;
     for (;;) {
         if (p == end)
             return RITUAL_HTTP_PARTIAL;
@@ -290,10 +160,11 @@ static int parse_headers(const char *p, const char *end, struct head *h, const c
                 return RITUAL_HTTP_PARTIAL;
             if (p[1] != '\n')
                 return -400;
+            h->count = count;
             *out = p + 2;
             return 0;
         }
-        if (h->count == h->cap)
+        if (count == cap)
             return -431;
 
         /* field-name ":" -- a name is one or more tchars, straight up to the
@@ -301,17 +172,18 @@ static int parse_headers(const char *p, const char *end, struct head *h, const c
          * start of the line (obs-fold, 5.2), bare LF and controls are all
          * 400 here. */
         const char *name = p;
-        while (p < end && http_is(*p, RITUAL__HTTP_TCHAR))
-            p++;
+        p = scan_name(p, end);
+        size_t name_len = (size_t)(p - name);
+        if (!all_tchars(name, name_len))
+            return -400;
         if (p == end)
             return RITUAL_HTTP_PARTIAL;
-        if (*p != ':' || p == name)
+        if (*p != ':' || name_len == 0)
             return -400;
-        size_t name_len = (size_t)(p - name);
         p++;
 
         /* OWS field-value OWS CRLF */
-        while (p < end && is_ows(*p))
+        while (p < end && http_is_ows(*p))
             p++;
         const char *value = p;
         p = scan_value(p, end);
@@ -324,13 +196,13 @@ static int parse_headers(const char *p, const char *end, struct head *h, const c
         if (p[1] != '\n')
             return -400;
         const char *value_end = p;
-        while (value_end > value && is_ows(value_end[-1]))
+        while (value_end > value && http_is_ows(value_end[-1]))
             value_end--;
         p += 2;
 
         size_t value_len = (size_t)(value_end - value);
-        h->headers[h->count++] = (ritual_http_header){name, name_len, value, value_len};
-        int rc = on_header(h, name, name_len, value, value_len);
+        slots[count++] = (ritual_http_header){name, name_len, value, value_len};
+        int rc = ritual__http_on_header(h, name, name_len, value, value_len);
         if (rc)
             return rc;
     }
@@ -340,7 +212,8 @@ static int parse_headers(const char *p, const char *end, struct head *h, const c
  * as 1.1), -505 for another major, -400 if malformed. */
 static int parse_version(const char *v, size_t n)
 {
-    if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || digit(v[5]) > 9 || v[6] != '.' || digit(v[7]) > 9)
+    if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || http_digit(v[5]) > 9 || v[6] != '.' ||
+        http_digit(v[7]) > 9)
         return -400;
     if (v[5] != '1')
         return -505;
@@ -390,7 +263,7 @@ static int check_target(const char *m, size_t mlen, const char *t, size_t tlen)
         if (colon <= t + 1 || colon == t + tlen) /* no host, or no port */
             return -400;
         for (const char *d = colon; d < t + tlen; d++)
-            if (digit(*d) > 9)
+            if (http_digit(*d) > 9)
                 return -400;
         return 0;
     }
@@ -401,8 +274,8 @@ static int check_target(const char *m, size_t mlen, const char *t, size_t tlen)
     /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://" */
     size_t i = 0;
     for (; i < tlen; i++) {
-        int alpha = to_lower(t[i]) - 'a' < 26u;
-        int more = digit(t[i]) < 10 || t[i] == '+' || t[i] == '-' || t[i] == '.';
+        int alpha = ((unsigned char)t[i] | 0x20u) - 'a' < 26u; /* ALPHA, either case */
+        int more = http_digit(t[i]) < 10 || t[i] == '+' || t[i] == '-' || t[i] == '.';
         if (!alpha && !(i > 0 && more))
             break;
     }
@@ -438,7 +311,7 @@ static int parse_request_line(const char *p, const char *cr, ritual_http_request
 
 /* RFC 9112 6.3 for requests: TE (ending in chunked) or Content-Length or
  * nothing; both at once is refused outright rather than guessed at. */
-static int finish_request(const struct head *h, ritual_http_request *req)
+static int finish_request(const struct http_head *h, ritual_http_request *req)
 {
     if (h->minor >= 1 && !(h->flags & RITUAL_HTTP_HAS_HOST))
         return -400;
@@ -482,10 +355,10 @@ static int parse_request_head(const char *buf, const char *end, ritual_http_requ
     if (rc)
         return rc;
 
-    struct head h = {.headers = req->headers,
-                     .cap = req->num_headers,
-                     .is_request = 1,
-                     .minor = req->minor_version};
+    struct http_head h = {.headers = req->headers,
+                          .cap = req->num_headers,
+                          .is_request = 1,
+                          .minor = req->minor_version};
     rc = parse_headers(cr + 2, end, &h, &p);
     if (rc)
         return rc;
@@ -575,7 +448,7 @@ static int parse_status_line(const char *p, const char *cr, ritual_http_response
         return minor;
     int status = 0;
     for (int i = 9; i < 12; i++) {
-        unsigned d = digit(p[i]);
+        unsigned d = http_digit(p[i]);
         if (d > 9)
             return -400;
         status = status * 10 + (int)d;
@@ -592,7 +465,7 @@ static int parse_status_line(const char *p, const char *cr, ritual_http_response
 }
 
 /* RFC 9112 6.3 for responses. */
-static int finish_response(const struct head *h, ritual_http_response *res, int head_request)
+static int finish_response(const struct http_head *h, ritual_http_response *res, int head_request)
 {
     if (h->has_te && (h->has_cl || h->te_chunked > 1))
         return -400;
@@ -624,7 +497,7 @@ int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response
     if (rc == 0)
         rc = parse_status_line(buf, cr, res);
     if (rc == 0) {
-        struct head h = {
+        struct http_head h = {
             .headers = res->headers, .cap = res->num_headers, .minor = res->minor_version};
         rc = parse_headers(cr + 2, end, &h, &p);
         if (rc == 0)
@@ -635,23 +508,7 @@ int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response
     return rc ? rc : (int)(p - buf);
 }
 
-/* ------------------------------------------------------------------ helpers */
-
-const ritual_http_header *ritual_http_find_header(const ritual_http_header *headers, size_t count,
-                                                  const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < count; i++) {
-        if (headers[i].name_len != n)
-            continue;
-        size_t j = 0;
-        while (j < n && to_lower(headers[i].name[j]) == to_lower(name[j]))
-            j++;
-        if (j == n)
-            return &headers[i];
-    }
-    return NULL;
-}
+/* ----------------------------------------------------------- reason phrases */
 
 const char *ritual_http_reason(int status)
 {

@@ -6,14 +6,17 @@
 #include "http_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
-#define STAGE_BODY_MAX (16 * 1024) /* larger bodies are written, not copied */
-#define STAGE_FLUSH_AT (64 * 1024) /* send the stage mid-batch beyond this */
+#define STAGE_BODY_MAX (16 * 1024)  /* larger bodies are written, not copied */
+#define STAGE_FLUSH_AT (256 * 1024) /* send the stage mid-batch beyond this */
+#define STAGE_PIECES_MAX 256        /* iovecs in one writev */
 
-void http_date_refresh(struct http_site *site)
+void ritual__http_date_refresh(struct http_site *site)
 {
     struct timespec ts;
     /* The coarse clock is a memory read; a second's precision is all the
@@ -23,37 +26,70 @@ void http_date_refresh(struct http_site *site)
     if ((int64_t)ts.tv_sec != site->date_sec) {
         site->date_sec = (int64_t)ts.tv_sec;
         ritual_http_date(site->date_sec, site->date);
+        int n = snprintf(site->common, sizeof site->common, "\r\nDate: %s\r\nServer: %.64s\r\n",
+                         site->date, site->opts->server_name);
+        site->common_len = n > 0 && (size_t)n < sizeof site->common ? (size_t)n : 0;
     }
 }
 
-void http_stage_flush(struct http_site *site)
+/* Runs the releases of the referenced bodies and empties the stage. */
+static void stage_reset(struct http_site *site)
 {
-    struct http_conn *hc = site->stage_conn;
-    size_t len = site->stage_len;
+    for (size_t i = 0; i < site->npieces; i++)
+        if (site->pieces[i].release)
+            site->pieces[i].release(site->pieces[i].arg);
+    site->npieces = 0;
     site->stage_len = 0;
-    if (!hc || len == 0 || !hc->conn)
-        return;
-    ritual_write(hc->conn, site->stage, len); /* a failure closes the connection */
+    site->staged_bytes = 0;
 }
 
-void http_stage_claim(struct http_site *site, struct http_conn *hc)
+void ritual__http_stage_drop(struct http_site *site)
+{
+    stage_reset(site);
+    site->stage_conn = NULL;
+}
+
+void ritual__http_stage_flush(struct http_site *site)
+{
+    struct http_conn *hc = site->stage_conn;
+    if (hc && hc->conn && site->npieces > 0) {
+        /* One writev for the batch; what the kernel does not take is copied
+         * into the connection's queue, so referenced bodies are free after. */
+        struct iovec iov[STAGE_PIECES_MAX];
+        for (size_t i = 0; i < site->npieces; i++) {
+            const struct http_piece *piece = &site->pieces[i];
+            iov[i].iov_base = (void *)(piece->ext ? piece->ext : site->stage + piece->off);
+            iov[i].iov_len = piece->len;
+        }
+        ritual_writev(hc->conn, iov, (int)site->npieces); /* a failure closes it */
+    }
+    stage_reset(site);
+}
+
+void ritual__http_stage_claim(struct http_site *site, struct http_conn *hc)
 {
     if (site->stage_conn != hc) {
-        http_stage_flush(site);
+        ritual__http_stage_flush(site);
         site->stage_conn = hc;
     }
 }
 
-/* Room for `n` more bytes in the stage. Returns 0 or -ENOMEM. */
+/* Room for one more piece and for `n` more bytes in the stage, sending what
+ * is staged first if the batch is already large. Returns 0 or -ENOMEM. */
 static int stage_reserve(struct http_site *site, size_t n)
 {
+    if (site->npieces + 2 > STAGE_PIECES_MAX || site->staged_bytes >= STAGE_FLUSH_AT)
+        ritual__http_stage_flush(site);
+    if (site->npieces + 2 > site->pieces_cap) {
+        size_t cap = site->pieces_cap ? site->pieces_cap * 2 : 32;
+        struct http_piece *pieces = realloc(site->pieces, cap * sizeof *pieces);
+        if (!pieces)
+            return -ENOMEM;
+        site->pieces = pieces;
+        site->pieces_cap = cap;
+    }
     if (site->stage_len + n <= site->stage_cap)
         return 0;
-    if (site->stage_len > 0 && site->stage_len >= STAGE_FLUSH_AT) {
-        http_stage_flush(site);
-        if (n <= site->stage_cap)
-            return 0;
-    }
     size_t cap = site->stage_cap ? site->stage_cap : 4096;
     while (cap < site->stage_len + n)
         cap *= 2;
@@ -63,6 +99,36 @@ static int stage_reserve(struct http_site *site, size_t n)
     site->stage = stage;
     site->stage_cap = cap;
     return 0;
+}
+
+/* Records that the stage grew from `from` to stage_len: joined to the last
+ * piece when that one ends where these bytes begin. */
+static void stage_commit(struct http_site *site, size_t from)
+{
+    size_t len = site->stage_len - from;
+    struct http_piece *last = site->npieces ? &site->pieces[site->npieces - 1] : NULL;
+    if (last && !last->ext && last->off + last->len == from)
+        last->len += len;
+    else
+        site->pieces[site->npieces++] = (struct http_piece){NULL, from, len, NULL, NULL};
+    site->staged_bytes += len;
+}
+
+/* Copies `len` bytes into the stage (room reserved by the caller). */
+static void stage_copy(struct http_site *site, const void *bytes, size_t len)
+{
+    size_t from = site->stage_len;
+    memcpy(site->stage + site->stage_len, bytes, len);
+    site->stage_len += len;
+    stage_commit(site, from);
+}
+
+/* Adds a referenced body (a piece was reserved by the caller). */
+static void stage_ref(struct http_site *site, const void *body, size_t len,
+                      void (*release)(void *arg), void *arg)
+{
+    site->pieces[site->npieces++] = (struct http_piece){body, 0, len, release, arg};
+    site->staged_bytes += len;
 }
 
 static char *put(char *p, const void *s, size_t n)
@@ -100,9 +166,7 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
     struct http_site *site = hc->site;
     const char *reason = ritual_http_reason(status);
     size_t reason_len = strlen(reason);
-    const char *server = site->opts->server_name;
-    size_t server_len = strlen(server);
-    size_t need = 64 + reason_len + 38 + server_len + 40 + 40;
+    size_t need = 64 + reason_len + sizeof site->common + 40 + 40;
     for (size_t i = 0; i < num_headers; i++)
         need += headers[i].name_len + headers[i].value_len + 4;
     if (stage_reserve(site, need) < 0)
@@ -117,11 +181,7 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
     *p++ = (char)('0' + status % 10);
     *p++ = ' ';
     p = put(p, reason, reason_len);
-    p = PUT_LITERAL(p, "\r\nDate: ");
-    p = put(p, site->date, 29);
-    p = PUT_LITERAL(p, "\r\nServer: ");
-    p = put(p, server, server_len);
-    p = PUT_LITERAL(p, "\r\n");
+    p = put(p, site->common, site->common_len);
     for (size_t i = 0; i < num_headers; i++) {
         if (!headers[i].name) {
             p = put(p, headers[i].value, headers[i].value_len);
@@ -142,7 +202,9 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
     else if (http10)
         p = PUT_LITERAL(p, "Connection: keep-alive\r\n");
     p = PUT_LITERAL(p, "\r\n");
+    size_t from = site->stage_len;
     site->stage_len = (size_t)(p - site->stage);
+    stage_commit(site, from);
     return 0;
 }
 
@@ -150,7 +212,7 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
 static void flush_unless_delivering(struct http_conn *hc)
 {
     if (!hc->in_delivery)
-        http_stage_flush(hc->site);
+        ritual__http_stage_flush(hc->site);
 }
 
 static bool will_close(const struct http_conn *hc, const struct ritual_http_exchange *ex)
@@ -166,38 +228,67 @@ static int check_exchange(ritual_http_exchange *ex)
         return -EALREADY;
     struct http_conn *hc = ex->hc;
     if (!hc->conn) {
-        http_exchange_done(hc, 0, 0); /* frees what the closed connection kept */
+        ritual__http_exchange_done(hc, 0, 0); /* frees what the closed connection kept */
         return -EPIPE;
     }
-    http_stage_claim(hc->site, hc);
+    ritual__http_stage_claim(hc->site, hc);
     return 0;
 }
 
-int ritual_http_respond(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
-                        size_t num_headers, const void *body, size_t len)
+/* The body part of the answers from memory: copied into the stage when
+ * small, referenced (release given) or written after the stage when large. */
+static int respond_memory(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
+                          size_t num_headers, const void *body, size_t len,
+                          void (*release)(void *arg), void *arg)
 {
     int rc = check_exchange(ex);
-    if (rc < 0)
+    if (rc < 0) {
+        if (release)
+            release(arg);
         return rc;
+    }
     struct http_conn *hc = ex->hc;
     struct http_site *site = hc->site;
     bool send_body = !ex->head_method && status_has_body(status) && len > 0;
     rc = stage_head(hc, status, headers, num_headers, len, will_close(hc, ex),
                     ex->req.minor_version == 0);
-    if (rc == 0 && send_body) {
+    if (rc == 0 && send_body && release) {
+        if ((rc = stage_reserve(site, 0)) == 0) {
+            stage_ref(site, body, len, release, arg);
+            release = NULL; /* the stage runs it */
+        }
+    } else if (rc == 0 && send_body) {
         if (len <= STAGE_BODY_MAX && stage_reserve(site, len) == 0) {
-            memcpy(site->stage + site->stage_len, body, len);
-            site->stage_len += len;
+            stage_copy(site, body, len);
         } else {
-            http_stage_flush(site);
+            ritual__http_stage_flush(site);
             rc = ritual_write(hc->conn, body, len);
         }
     }
+    if (release)
+        release(arg);
     if (rc == -ENOMEM)
         ritual_conn_abort(hc->conn);
     flush_unless_delivering(hc);
-    http_exchange_done(hc, status, send_body ? len : 0);
+    ritual__http_exchange_done(hc, status, send_body ? len : 0);
     return rc < 0 ? rc : 0;
+}
+
+int ritual_http_respond(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
+                        size_t num_headers, const void *body, size_t len)
+{
+    return respond_memory(ex, status, headers, num_headers, body, len, NULL, NULL);
+}
+
+int ritual_http_respond_ref(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
+                            size_t num_headers, const void *body, size_t len,
+                            void (*release)(void *arg), void *arg)
+{
+    static const char nothing[1];
+    if (!release) /* the contract is the release: without one, copy */
+        return ritual_http_respond(ex, status, headers, num_headers, body, len);
+    return respond_memory(ex, status, headers, num_headers, len ? body : nothing, len, release,
+                          arg);
 }
 
 int ritual_http_respond_file(ritual_http_exchange *ex, int status,
@@ -215,7 +306,7 @@ int ritual_http_respond_file(ritual_http_exchange *ex, int status,
                     ex->req.minor_version == 0);
     bool send_body = !ex->head_method && status_has_body(status) && len > 0;
     if (rc == 0 && send_body) {
-        http_stage_flush(hc->site);
+        ritual__http_stage_flush(hc->site);
         rc = ritual_write_file(hc->conn, fd, offset, len, release, arg);
     } else if (release) {
         release(arg);
@@ -223,7 +314,7 @@ int ritual_http_respond_file(ritual_http_exchange *ex, int status,
     if (rc == -ENOMEM)
         ritual_conn_abort(hc->conn);
     flush_unless_delivering(hc);
-    http_exchange_done(hc, status, send_body ? len : 0);
+    ritual__http_exchange_done(hc, status, send_body ? len : 0);
     return rc < 0 ? rc : 0;
 }
 
@@ -256,34 +347,33 @@ int ritual_http_respond_error(ritual_http_exchange *ex, int status, int close)
     return ritual_http_respond(ex, status, text_plain, 1, body, len);
 }
 
-void http_respond_early(struct http_conn *hc, int status, bool close)
+void ritual__http_respond_early(struct http_conn *hc, int status, bool close)
 {
     if (!hc->conn)
         return;
     if (close)
         hc->close_after = true;
-    http_stage_claim(hc->site, hc);
+    ritual__http_stage_claim(hc->site, hc);
     char body[64];
     size_t len = error_body(status, body, sizeof body);
     if (stage_head(hc, status, text_plain, 1, len, hc->close_after, false) == 0 &&
-        stage_reserve(hc->site, len) == 0) {
-        memcpy(hc->site->stage + hc->site->stage_len, body, len);
-        hc->site->stage_len += len;
-    }
+        stage_reserve(hc->site, len) == 0)
+        stage_copy(hc->site, body, len);
+    if (hc->close_after)
+        hc->done = true;
+    ritual__http_log_early(hc, status, len);
     flush_unless_delivering(hc);
-    if (!hc->in_delivery && hc->close_after && hc->conn)
+    if (!hc->in_delivery && hc->done && hc->conn)
         ritual_conn_close(hc->conn);
 }
 
-void http_send_continue(struct http_conn *hc)
+void ritual__http_send_continue(struct http_conn *hc)
 {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    http_stage_claim(hc->site, hc);
-    if (stage_reserve(hc->site, sizeof line - 1) == 0) {
-        memcpy(hc->site->stage + hc->site->stage_len, line, sizeof line - 1);
-        hc->site->stage_len += sizeof line - 1;
-    }
+    ritual__http_stage_claim(hc->site, hc);
+    if (stage_reserve(hc->site, sizeof line - 1) == 0)
+        stage_copy(hc->site, line, sizeof line - 1);
     /* The client waits for it before sending the body: send it now. */
-    http_stage_flush(hc->site);
+    ritual__http_stage_flush(hc->site);
     hc->sent_continue = true;
 }

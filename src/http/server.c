@@ -58,7 +58,7 @@ static void header_timer_fired(ritual_timer *timer, void *data)
         }
         wait_stop(hc);
         if (hc->last_len > 0)
-            http_respond_early(hc, 408, true); /* a head begun and never finished */
+            ritual__http_respond_early(hc, 408, true); /* a head begun and never finished */
         else
             ritual_conn_close(hc->conn); /* nothing asked: nothing to answer */
     }
@@ -165,7 +165,37 @@ static void dispatch(struct http_conn *hc, const char *head, size_t head_len)
     ritual_conn_pause(hc->conn);
 }
 
-void http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes)
+static void log_entry(struct http_conn *hc, const char *line, size_t line_len,
+                      const ritual_http_request *req, int status, uint64_t body_bytes)
+{
+    const ritual_http_options *o = hc->site->opts;
+    char peer[64] = "-";
+    ritual_conn_peer(hc->conn, peer, sizeof peer);
+    ritual_http_log_entry entry = {
+        hc->conn, line, line_len, req, peer, status, body_bytes, hc->site->date_sec,
+    };
+    o->log(&entry, o->data);
+}
+
+void ritual__http_log_early(struct http_conn *hc, int status, uint64_t body_bytes)
+{
+    if (!hc->site->opts->log || !hc->conn)
+        return;
+    size_t n = 0;
+    const char *line = hc->raw;
+    if (line) {
+        while (n < hc->raw_len && (line[n] == '\r' || line[n] == '\n'))
+            n++; /* empty lines before a request */
+        line += n;
+        size_t max = hc->raw_len - n < 1024 ? hc->raw_len - n : 1024;
+        for (n = 0; n < max && line[n] != '\r' && line[n] != '\n';)
+            n++;
+    }
+    log_entry(hc, line, n, NULL, status, body_bytes);
+    hc->raw = NULL;
+}
+
+void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes)
 {
     struct ritual_http_exchange *ex = &hc->ex;
     struct http_site *site = hc->site;
@@ -180,23 +210,25 @@ void http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes)
     }
     hc->requests++;
     if (site->opts->log) {
-        char peer[64] = "-";
-        ritual_conn_peer(hc->conn, peer, sizeof peer);
-        ritual_http_log_entry entry = {hc->conn, &ex->req, peer, status, body_bytes, ex->unix_time};
-        site->opts->log(&entry, site->opts->data);
+        const ritual_http_request *r = &ex->req;
+        /* method SP target SP "HTTP/1.x": contiguous in the parsed head */
+        size_t line_len = (size_t)(r->target + r->target_len + 9 - r->method);
+        log_entry(hc, r->method, line_len, r, status, body_bytes);
     }
     if (!ex->keep_alive)
         hc->close_after = true;
+    if (hc->close_after)
+        hc->done = true; /* the response said Connection: close */
     if (hc->state == HTTP_WAITING) {
         owned_free(hc);
         hc->state = HTTP_IDLE;
-        if (hc->close_after || hc->eof)
+        if (hc->done || hc->eof)
             ritual_conn_close(hc->conn);
         else
             ritual_conn_resume(hc->conn); /* pipelined requests are handed over again */
         return;
     }
-    if (!hc->in_delivery && hc->close_after)
+    if (!hc->in_delivery && hc->done)
         ritual_conn_close(hc->conn);
 }
 
@@ -216,7 +248,7 @@ static size_t begin_body(struct http_conn *hc, const char *p, size_t n, size_t h
     hc->sent_continue = false;
     hc->state = HTTP_BODY;
     if (req->flags & RITUAL_HTTP_EXPECT_CONTINUE)
-        http_send_continue(hc);
+        ritual__http_send_continue(hc);
     set_idle(hc, hc->site->opts->body_timeout_ms);
     return head_len;
 }
@@ -248,12 +280,12 @@ static size_t feed_body(struct http_conn *hc, const char *p, size_t n)
         size_t data_len;
         long r = ritual_http_chunked_decode(&hc->chunked, p + used, n - used, &data, &data_len);
         if (r < 0) {
-            http_respond_early(hc, 400, true);
+            ritual__http_respond_early(hc, 400, true);
             return n;
         }
         if (data_len > 0) {
             if (hc->owned->body_len + data_len > o->max_body) {
-                http_respond_early(hc, 413, true);
+                ritual__http_respond_early(hc, 413, true);
                 return n;
             }
             if (owned_append(hc, data, data_len) < 0) {
@@ -288,7 +320,9 @@ static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
     wait_stop(hc);
     hc->last_len = 0;
     if (rc < 0) {
-        http_respond_early(hc, -rc, true);
+        hc->raw = p;
+        hc->raw_len = n;
+        ritual__http_respond_early(hc, -rc, true);
         return n;
     }
     size_t head_len = (size_t)rc;
@@ -299,7 +333,9 @@ static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
         return head_len;
     }
     if (req->body == RITUAL_HTTP_BODY_LENGTH && req->content_length > o->max_body) {
-        http_respond_early(hc, 413, true);
+        hc->raw = p;
+        hc->raw_len = head_len;
+        ritual__http_respond_early(hc, 413, true);
         return n;
     }
     if (req->body == RITUAL_HTTP_BODY_LENGTH && n - head_len >= req->content_length) {
@@ -327,10 +363,10 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     hc->in_delivery = true;
     hc->got_bytes = true;
     hc->held = false;
-    http_stage_claim(site, hc);
-    http_date_refresh(site);
+    ritual__http_stage_claim(site, hc);
+    ritual__http_date_refresh(site);
     size_t pos = 0;
-    while (pos < len && hc->conn && !hc->close_after && hc->state != HTTP_WAITING) {
+    while (pos < len && hc->conn && !hc->done && hc->state != HTTP_WAITING) {
         size_t used;
         if (hc->state == HTTP_BODY) {
             used = feed_body(hc, bytes + pos, len - pos);
@@ -346,10 +382,11 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
         pos += used;
     }
     hc->in_delivery = false;
-    http_stage_flush(site);
+    ritual__http_stage_flush(site);
     if (hc->state == HTTP_WAITING)
         return pos;
-    if (hc->close_after || (hc->eof && !hc->held && hc->state == HTTP_IDLE)) {
+    /* After the peer's FIN, whatever is not complete by now never will be. */
+    if (hc->done || (hc->eof && !hc->held)) {
         ritual_conn_close(conn);
         return pos;
     }
@@ -418,8 +455,10 @@ static void on_shutdown(ritual_conn *conn)
 {
     struct http_conn *hc = ritual_conn_data(conn);
     hc->close_after = true; /* the response under way says Connection: close */
-    if (hc->state == HTTP_IDLE && hc->last_len == 0 && !hc->held &&
-        ritual_conn_write_queued(conn) == 0)
+    /* Between requests: close now; a response still being sent is flushed
+     * first (a graceful close), then the FIN. A request half-received or
+     * with a handler at work finishes, answered with Connection: close. */
+    if (hc->state == HTTP_IDLE && hc->last_len == 0 && !hc->held)
         ritual_conn_close(conn);
 }
 
@@ -431,10 +470,8 @@ static void on_close(ritual_conn *conn, int reason)
         return;
     struct http_site *site = hc->site;
     wait_stop(hc);
-    if (site->stage_conn == hc) {
-        site->stage_conn = NULL;
-        site->stage_len = 0;
-    }
+    if (site->stage_conn == hc)
+        ritual__http_stage_drop(site);
     hc->conn = NULL;
     if (hc->state == HTTP_WAITING)
         return; /* the handler still holds the exchange: freed when it answers */
@@ -480,7 +517,9 @@ static void site_free(void *arg)
     }
     ritual_timer_free(site->header_timer);
     free(site->headers);
+    ritual__http_stage_drop(site);
     free(site->stage);
+    free(site->pieces);
     config_unref(site->config);
     free(site);
 }
@@ -509,7 +548,7 @@ static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ri
         return NULL;
     }
     cfg->refs++;
-    http_date_refresh(site);
+    ritual__http_date_refresh(site);
     return site;
 }
 

@@ -1,0 +1,205 @@
+/* fuzz_server.c - feeds bytes to the real HTTP server code, the way h2o's
+ * fuzz/driver.cc does: one end of a socketpair is handed to an HTTP
+ * listener, the input is written to the other end in packets (split at each
+ * MARKER), the loop runs between packets, and after the last one the client
+ * half-closes and the loop runs until the server closes its end.
+ *
+ * Checked: no sanitizer report, no hang (the loop must finish within a
+ * bounded number of turns), every response starts with a well-formed head,
+ * and no connection is left open afterwards. */
+#include "ritual.h"
+#include "ritual_http.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MARKER "\n--8<--\n"
+#define MAX_TURNS 2000
+
+struct fuzz_state {
+    ritual_loop *loop;
+    ritual_listener *listener;
+    ritual_timer *tick;
+    int file_fd;
+};
+
+static struct fuzz_state *state; /* the fuzzer's process-wide harness, not library state */
+
+/* A handler with a few behaviours chosen by the path, to reach every
+ * response path: memory bodies, files, late answers and errors. */
+struct late {
+    ritual_http_exchange *ex;
+    ritual_timer *timer;
+};
+
+static void late_fired(ritual_timer *timer, void *data)
+{
+    struct late *late = data;
+    static const char body[] = "late\n";
+    ritual_http_respond(late->ex, 200, NULL, 0, body, sizeof body - 1);
+    ritual_timer_free(timer);
+    free(late);
+}
+
+static void handle(ritual_http_exchange *ex, void *data)
+{
+    (void)data;
+    const ritual_http_request *req = ritual_http_exchange_request(ex);
+    size_t body_len;
+    ritual_http_exchange_body(ex, &body_len);
+    const char *t = req->target;
+    size_t n = req->target_len;
+    if (n >= 5 && memcmp(t, "/file", 5) == 0) {
+        ritual_http_respond_file(ex, 200, NULL, 0, state->file_fd, 3, 4000, NULL, NULL);
+    } else if (n >= 5 && memcmp(t, "/late", 5) == 0) {
+        struct late *late = malloc(sizeof *late);
+        late->ex = ex;
+        late->timer = ritual_timer_new(state->loop, late_fired, late);
+        ritual_timer_start(late->timer, 0, 0);
+    } else if (n >= 4 && memcmp(t, "/err", 4) == 0) {
+        ritual_http_respond_error(ex, 500, t[4] == 'c');
+    } else if (n >= 4 && memcmp(t, "/big", 4) == 0) {
+        static char big[100000];
+        ritual_http_respond(ex, 200, NULL, 0, big, sizeof big);
+    } else {
+        char text[64];
+        int len = snprintf(text, sizeof text, "body %zu\n", body_len);
+        const ritual_http_header h = RITUAL_HTTP_HEADER("Content-Type", "text/plain");
+        ritual_http_respond(ex, 200, &h, 1, text, (size_t)len);
+    }
+}
+
+static void tick_fired(ritual_timer *timer, void *data)
+{
+    (void)timer;
+    ritual_loop_stop(data);
+}
+
+/* One turn of the loop: whatever is ready, then back here. */
+static void turn(void)
+{
+    ritual_timer_start(state->tick, 0, 0);
+    ritual_loop_run(state->loop);
+}
+
+static void setup(void)
+{
+    state = calloc(1, sizeof *state);
+    ritual_loop_options lo = {.log_level = RITUAL_LOG_NONE};
+    state->loop = ritual_loop_new(&lo, NULL);
+    ritual_http_options o = {
+        .handler = handle,
+        .max_body = 64 * 1024,
+        .limits = {.max_request_line = 1024, .max_head = 4096},
+        .max_headers = 16,
+        .max_requests = 50,
+    };
+    ritual_error err;
+    state->listener = ritual_http_listen(state->loop, "127.0.0.1:0", &o, &err);
+    if (!state->listener) {
+        fprintf(stderr, "fuzz_server: %s\n", err.message);
+        abort();
+    }
+    state->tick = ritual_timer_new(state->loop, tick_fired, state->loop);
+    char path[] = "/tmp/ritual-fuzz-XXXXXX";
+    state->file_fd = mkstemp(path);
+    unlink(path);
+    char block[8192];
+    memset(block, 'f', sizeof block);
+    if (state->file_fd < 0 || write(state->file_fd, block, sizeof block) != sizeof block)
+        abort();
+}
+
+/* Checks that what the server sent starts with a response head that parses. */
+static void check_output(const char *out, size_t len)
+{
+    if (len == 0)
+        return;
+    ritual_http_header headers[64];
+    ritual_http_response res = {.headers = headers, .num_headers = 64};
+    int rc = ritual_http_parse_response(out, len, &res, 0, 0);
+    if (rc < 0 && rc != RITUAL_HTTP_PARTIAL) {
+        fprintf(stderr, "fuzz_server: malformed response head (%d): %.*s\n", rc,
+                (int)(len < 200 ? len : 200), out);
+        abort();
+    }
+}
+
+/* Reads what the server sent so far (it must never block on us). Returns
+ * true once the server has closed its end. */
+static bool drain_client(int client, char *out, size_t *out_len, size_t out_size)
+{
+    for (;;) {
+        char buf[4096];
+        ssize_t r = recv(client, buf, sizeof buf, 0);
+        if (r > 0 && *out_len + (size_t)r <= out_size) {
+            memcpy(out + *out_len, buf, (size_t)r);
+            *out_len += (size_t)r;
+        }
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+            return true;
+        if (r < 0)
+            return false;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    if (!state)
+        setup();
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        abort();
+    if (ritual_listener_adopt(state->listener, sv[0]) < 0)
+        abort();
+    int client = sv[1];
+    if (fcntl(client, F_SETFL, O_NONBLOCK) < 0)
+        abort();
+
+    static char out[1 << 16];
+    size_t out_len = 0;
+    const char *p = (const char *)data, *end = p + size;
+    bool closed = false;
+    int turns = 0;
+    while (p < end && !closed && turns < MAX_TURNS) {
+        const char *m = memmem(p, (size_t)(end - p), MARKER, sizeof MARKER - 1);
+        const char *stop = m ? m : end;
+        /* One packet: written whole unless the socket pushes back. */
+        while (p < stop && !closed && turns++ < MAX_TURNS) {
+            ssize_t n = send(client, p, (size_t)(stop - p), MSG_NOSIGNAL);
+            if (n > 0)
+                p += n;
+            else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                closed = true; /* the server closed: the rest goes unread */
+            turn();
+            closed = drain_client(client, out, &out_len, sizeof out) || closed;
+        }
+        if (m && p == stop)
+            p = m + sizeof MARKER - 1;
+    }
+    shutdown(client, SHUT_WR);
+    for (turns = 0; !closed; turns++) {
+        if (turns > MAX_TURNS) {
+            fprintf(stderr, "fuzz_server: the server did not close the connection\n");
+            abort();
+        }
+        turn();
+        closed = drain_client(client, out, &out_len, sizeof out);
+    }
+    close(client);
+    turn();
+    if (ritual_loop_conn_count(state->loop) != 0) {
+        fprintf(stderr, "fuzz_server: a connection outlived its client\n");
+        abort();
+    }
+    check_output(out, out_len);
+    return 0;
+}
