@@ -176,15 +176,15 @@ void ritual__buffers_free(ritual_loop *loop);
 /* ------------------------------------------------------------ connections */
 
 enum {
-    CONN_PAUSED = 1u << 0,     /* the user paused reading */
-    CONN_OVER_HIGH = 1u << 1,  /* write queue passed the high watermark */
-    CONN_EOF = 1u << 2,        /* the peer sent FIN */
-    CONN_CLOSING = 1u << 3,    /* close requested: flushing */
-    CONN_LINGERING = 1u << 4,  /* FIN sent; reading and discarding */
-    CONN_CLOSED = 1u << 5,     /* fd closed; on_close pending */
-    CONN_REDELIVER = 1u << 6,  /* resumed with input left: hand it over again */
-    CONN_CONNECTING = 1u << 7, /* outbound, waiting for the handshake */
-    CONN_DELIVERING = 1u << 8, /* inside on_data: `in` must outlive the call */
+    CONN_PAUSED = 1u << 0,      /* the user paused reading */
+    CONN_OVER_HIGH = 1u << 1,   /* write queue passed the high watermark */
+    CONN_EOF = 1u << 2,         /* the peer sent FIN */
+    CONN_CLOSING = 1u << 3,     /* close requested: flushing */
+    CONN_LINGERING = 1u << 4,   /* FIN sent; reading and discarding */
+    CONN_CLOSED = 1u << 5,      /* fd closed; on_close pending */
+    CONN_REDELIVER = 1u << 6,   /* resumed with input left: hand it over again */
+    CONN_CONNECTING = 1u << 7,  /* outbound, waiting for the handshake */
+    CONN_DELIVERING = 1u << 8,  /* inside on_data: `in` must outlive the call */
     CONN_FILE_QUEUED = 1u << 9, /* the output queue holds a file segment */
 };
 
@@ -222,9 +222,9 @@ struct ritual_conn {
     uint32_t last_active; /* tick of the last progress (rounded up); start of lingering */
     const struct ritual_conn_profile *profile;
     void *data;
-    struct ritual_inbuf *in;       /* NULL while nothing is left unconsumed */
+    struct ritual_inbuf *in;      /* NULL while nothing is left unconsumed */
     struct ritual_outq *out_tail; /* the queue is circular: out_tail->next is its head */
-    struct ritual_list link;       /* in loop->conns while open, loop->closed after */
+    struct ritual_list link;      /* in loop->conns while open, loop->closed after */
 };
 /* 80 bytes, plus nothing while idle: input and output buffers exist only
  * while they hold bytes, and the heap holds 16 bytes for a pending timeout. */
