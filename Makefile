@@ -9,9 +9,11 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
 FORMAT_FILES = include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch] examples/*.c \
-               bench/*.h bench/*/*.c
+               bench/*.h bench/*/*.c fuzz/*.c
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME  ?= 60
 
-.PHONY: all build run test bench install format format-check clean
+.PHONY: all build run test bench fuzz install format format-check clean
 
 all: build
 
@@ -48,6 +50,21 @@ bench:
 	@cmake --build $(BENCH_BUILD) -j $(JOBS)
 	bench/run --build $(BENCH_BUILD)
 
+# libFuzzer on the HTTP parser and on the server, FUZZ_TIME seconds each
+# (default 60), each from a scratch copy of its checked-in corpus; a crash
+# leaves its input in $(FUZZ_BUILD)/ to be added to fuzz/corpus/. `make test`
+# replays the corpora.
+fuzz:
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	    -DRITUAL_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_parser fuzz_server
+	@for f in parser server; do \
+	    rm -rf $(FUZZ_BUILD)/corpus-$$f && cp -r fuzz/corpus/$$f $(FUZZ_BUILD)/corpus-$$f && \
+	    echo "== fuzz_$$f for $(FUZZ_TIME) s" && \
+	    (cd $(FUZZ_BUILD) && ./fuzz/fuzz_$$f corpus-$$f -max_total_time=$(FUZZ_TIME) \
+	        -timeout=10 -print_final_stats=1 2>&1 | tail -n 8) || exit 1; \
+	done
+
 install: build
 	cmake --install $(BUILD)
 
@@ -58,4 +75,4 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)

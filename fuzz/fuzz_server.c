@@ -47,6 +47,11 @@ static void late_fired(ritual_timer *timer, void *data)
     free(late);
 }
 
+static void ref_done(void *arg)
+{
+    (void)arg;
+}
+
 static void handle(ritual_http_exchange *ex, void *data)
 {
     (void)data;
@@ -64,6 +69,9 @@ static void handle(ritual_http_exchange *ex, void *data)
         ritual_timer_start(late->timer, 0, 0);
     } else if (n >= 4 && memcmp(t, "/err", 4) == 0) {
         ritual_http_respond_error(ex, 500, t[4] == 'c');
+    } else if (n >= 4 && memcmp(t, "/ref", 4) == 0) {
+        static const char body[] = "referenced, not copied\n";
+        ritual_http_respond_ref(ex, 200, NULL, 0, body, sizeof body - 1, ref_done, NULL);
     } else if (n >= 4 && memcmp(t, "/big", 4) == 0) {
         static char big[100000];
         ritual_http_respond(ex, 200, NULL, 0, big, sizeof big);
