@@ -92,6 +92,11 @@ void server_start(const char *ritual_path, const char *const extra_args[], rlim_
 void server_start_at(const char *ritual_path, const char *listen, const char *const extra_args[],
                      rlim_t nofile, struct server *out);
 
+/* The general form: starts `ritual COMMAND --listen LISTEN EXTRA...`
+ * ("echo", "http", ...) as server_start_at does for `echo`. */
+void server_start_cmd(const char *ritual_path, const char *command, const char *listen,
+                      const char *const extra_args[], rlim_t nofile, struct server *out);
+
 /* Waits up to `timeout_ms` for the server to exit. Returns 1 if it has
  * exited (status in s->status), 0 if it is still running. */
 int server_wait(struct server *s, int timeout_ms);
@@ -126,6 +131,11 @@ struct cmd_result {
  * and stderr (NUL-terminated, truncated if longer than the buffers). Fails
  * the test if it does not exit within `timeout_ms`. */
 void run_command(const char *const argv[], int timeout_ms, struct cmd_result *r);
+
+/* Looks `name` up in $PATH and writes its path into path[cap]. Returns 1 if
+ * found; 0 if not, after a note that what needs it is skipped -- unless
+ * RITUAL_TEST_REQUIRE_TOOLS=1 is set, which makes a missing tool a failure. */
+int find_tool(const char *name, char *path, size_t cap);
 
 /* Number of lines in `text` (a final line without '\n' counts too). */
 int count_lines(const char *text);
@@ -220,5 +230,101 @@ void pattern_fill(uint64_t seed, uint64_t offset, void *buf, size_t n);
 /* Returns the index of the first byte of buf that differs from the stream at
  * `offset`, or n if all n bytes match. */
 size_t pattern_mismatch(uint64_t seed, uint64_t offset, const void *buf, size_t n);
+
+/* ---------------------------------------------------------------- files */
+
+/* Creates a fresh directory "/tmp/ritual-test-XXXXXX" into path[cap]. A
+ * test that fails leaves none behind: they are removed at exit. */
+void temp_dir_make(char *path, size_t cap);
+
+/* Writes `len` bytes as the file DIR/REL (created or truncated, mode 0644). */
+void file_write_at(const char *dir, const char *rel, const void *data, size_t len);
+
+/* Creates the directory DIR/REL (mode 0755). */
+void dir_make_at(const char *dir, const char *rel);
+
+/* Removes `path` and everything below it, never following symlinks. */
+void remove_tree(const char *path);
+
+/* ------------------------------------------------------------------ HTTP */
+
+/* A client connection and the bytes it read past the last response (the
+ * start of the next one, when requests are pipelined). */
+struct http_client {
+    int fd;
+    size_t len;
+    char buf[1 << 16];
+};
+
+#define HTTP_MAX_FIELDS 64
+
+/* One response, as read off the wire by a small strict parser: a status
+ * line "HTTP/1.x NNN reason", header lines ending in CRLF, and a body framed
+ * by Content-Length (none for HEAD, 1xx, 204 and 304; until the close when
+ * there is no Content-Length). */
+struct http_response {
+    int status;
+    int minor_version;
+    size_t head_len; /* bytes of the head, its empty line included */
+    size_t num_fields;
+    const char *names[HTTP_MAX_FIELDS]; /* NUL-terminated, in `fields` */
+    const char *values[HTTP_MAX_FIELDS];
+    char fields[16384];
+    int has_length; /* a Content-Length header was present */
+    uint64_t content_length;
+    char *body; /* malloc'd and NUL-terminated (NULL after http_read_head) */
+    size_t body_len;
+};
+
+/* Starts `ritual http --listen 127.0.0.1:0 --root ROOT EXTRA...` as
+ * server_start does (extra_args NULL-terminated, or NULL). */
+void http_server_start(const char *ritual_path, const char *root, const char *const extra_args[],
+                       struct server *out);
+
+/* Connects to 127.0.0.1:port (blocking, TCP_NODELAY); fails the test on error. */
+struct http_client *http_client_open(int port);
+void http_client_close(struct http_client *c);
+
+/* Sends the NUL-terminated `raw` bytes as they are. */
+void http_send(struct http_client *c, const char *raw);
+
+/* Reads one whole response within timeout_ms. `head_request` nonzero: it
+ * answers a HEAD, so it has no body. Returns 1 with *r filled (free it with
+ * http_response_free), or 0 if the server closed the connection before a
+ * single byte of a response. A timeout, a reset, a malformed head or a body
+ * cut short fails the test. */
+int http_read_response(struct http_client *c, struct http_response *r, int head_request,
+                       int timeout_ms);
+
+/* Reads only the head: the body stays to be read with http_client_recv. */
+int http_read_head(struct http_client *c, struct http_response *r, int timeout_ms);
+
+/* Up to `cap` bytes: first those read ahead, then from the socket, waiting
+ * up to timeout_ms. Returns the count, 0 at the end of the stream; fails the
+ * test on a timeout or a socket error. */
+size_t http_client_recv(struct http_client *c, void *buf, size_t cap, int timeout_ms);
+
+/* Expects nothing more from the server than its FIN within timeout_ms. */
+void http_expect_eof(struct http_client *c, int timeout_ms);
+
+/* Connects, sends `raw`, reads one response (a HEAD if `raw` starts with
+ * "HEAD "), closes. Fails the test if no response comes within timeout_ms. */
+void http_exchange(int port, const char *raw, struct http_response *r, int timeout_ms);
+
+/* The value of the first header `name` (case-insensitive), or NULL. */
+const char *http_field(const struct http_response *r, const char *name);
+
+/* How many times header `name` appears. */
+int http_field_count(const struct http_response *r, const char *name);
+
+void http_response_free(struct http_response *r);
+
+/* Assert the status, and the value of a header (NULL: absent), showing the
+ * response on failure. */
+#define HTTP_EXPECT_STATUS(r, want) http_expect_status_((r), (want), __FILE__, __LINE__)
+#define HTTP_EXPECT_FIELD(r, name, want) http_expect_field_((r), (name), (want), __FILE__, __LINE__)
+void http_expect_status_(const struct http_response *r, int want, const char *file, int line);
+void http_expect_field_(const struct http_response *r, const char *name, const char *want,
+                        const char *file, int line);
 
 #endif /* RITUAL_TEST_SUPPORT_H */
