@@ -324,8 +324,9 @@ RITUAL_API size_t ritual_listener_conn_count(const ritual_listener *listener);
  * listener's callbacks and options (on_open runs before this returns). The
  * socket is made non-blocking and belongs to the library from here on, also
  * on failure, when it is closed. For sockets accepted elsewhere (handed over
- * by a supervisor) and for tests and fuzzers. Returns 0, -EINVAL if the
- * listener is closed, or a negative errno. */
+ * by a supervisor) and for tests and fuzzers. max_conns is not checked
+ * (the caller decided to hand it over). Returns 0, -EINVAL if the listener
+ * is closed, or a negative errno. */
 RITUAL_API int ritual_listener_adopt(ritual_listener *listener, int fd);
 
 /* Stops accepting and closes the listening socket. Connections it accepted

@@ -145,7 +145,13 @@ RITUAL_API const char *ritual_http_reason(int status);
 /* One request and its answer. Valid from the handler call until the
  * response is complete (ritual_http_respond*), which may be later than the
  * handler's return: the connection then waits, and requests pipelined
- * behind it are answered after it, in order. */
+ * behind it are answered after it, in order. For such a late answer the
+ * request is copied when the handler returns: take the request and body
+ * pointers again from the exchange (the ones seen during the call pointed
+ * into the read buffer). A handler that closes or aborts the connection
+ * instead of answering ends the exchange with it: it must not answer
+ * afterwards. ritual_loop_free runs queued posts first, so an answer posted
+ * from another thread still finds its exchange. */
 typedef struct ritual_http_exchange ritual_http_exchange;
 
 typedef void (*ritual_http_handler)(ritual_http_exchange *ex, void *data);

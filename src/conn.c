@@ -337,14 +337,11 @@ void ritual__conn_timer_fired(ritual_conn *conn)
 {
     ritual_loop *loop = conn_loop(conn);
     if (conn->flags & CONN_REDELIVER) {
-        if (conn->flags & CONN_OVER_HIGH) {
-            /* ritual__conn_flush() hands it over once the queue drains; meanwhile the
-             * idle deadline still applies. */
-            ritual__conn_schedule(conn, deadline(conn));
-            return;
-        }
         conn->flags &= ~CONN_REDELIVER;
-        if (in_len(conn) && !(conn->flags & (CONN_PAUSED | CONN_CLOSING | CONN_LINGERING))) {
+        /* Over the high watermark, ritual__conn_flush() hands the input over
+         * once the queue drains; meanwhile the idle deadline applies, below. */
+        if (!(conn->flags & CONN_OVER_HIGH) && in_len(conn) &&
+            !(conn->flags & (CONN_PAUSED | CONN_CLOSING | CONN_LINGERING))) {
             ritual__conn_deliver(conn, conn->in->data, conn->in->len);
             if (conn->flags & (CONN_CLOSED | CONN_REDELIVER))
                 return; /* closed, or paused and resumed again: already rescheduled */
@@ -374,10 +371,10 @@ void ritual__conn_timer_fired(ritual_conn *conn)
         ritual__conn_flush(conn);
         if (conn->flags & CONN_CLOSED)
             return;
-        if (conn->last_active != before)
-            ritual__conn_schedule(conn, deadline(conn));
-        else
+        if (conn->last_active == before)
             abort_with(conn, -ETIMEDOUT);
+        else if (!(conn->flags & CONN_REDELIVER)) /* else the flush scheduled the hand-over */
+            ritual__conn_schedule(conn, deadline(conn));
     } else {
         begin_close(conn, -ETIMEDOUT);
     }

@@ -345,6 +345,7 @@ struct ritual_loop {
 
     struct ritual_heap_entry *heap;
     uint32_t heap_len, heap_cap;
+    bool timers_running; /* inside ritual__timers_run */
     struct ritual_timer_node shutdown_timer;
     uint64_t shutdown_deadline;
 

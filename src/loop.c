@@ -264,6 +264,9 @@ void ritual_loop_free(ritual_loop *loop)
         return;
     /* on_close callbacks may try to reconnect or listen again: refused now. */
     loop->freeing = true;
+    /* Calls posted from other threads run first, while what they refer to
+     * (a connection, an HTTP exchange waiting for its answer) still exists. */
+    ritual__posts_free(loop);
     while (!ritual_list_empty(&loop->listeners))
         ritual_listener_close(container_of(loop->listeners.next, ritual_listener, link));
     do {
@@ -278,7 +281,6 @@ void ritual_loop_free(ritual_loop *loop)
         free(c);
     }
     ritual__conns_free_blocks(loop);
-    ritual__posts_free(loop);
     ritual__signals_free(loop);
     ritual__timers_free(loop);
     ritual__buffers_free(loop);

@@ -105,6 +105,10 @@ static int heap_grow(ritual_loop *loop)
 int ritual__timer_node_schedule(ritual_loop *loop, struct ritual_timer_node *node,
                                 uint64_t deadline)
 {
+    /* Scheduled from a timer callback for a moment already due: the next
+     * iteration, or the run under way would pick it up again, forever. */
+    if (loop->timers_running && deadline <= loop->now)
+        deadline = loop->now + 1;
     if (node->index != NOT_IN_HEAP) {
         uint64_t old = loop->heap[node->index].deadline;
         loop->heap[node->index].deadline = deadline;
@@ -150,6 +154,7 @@ void ritual__timers_run(ritual_loop *loop)
      * callback for "now" waits for the next iteration, so a zero repeat
      * cannot starve I/O. */
     uint64_t now = loop->now;
+    loop->timers_running = true;
     while (loop->heap_len > 0 && loop->heap[0].deadline <= now) {
         struct ritual_heap_entry due = loop->heap[0];
         struct ritual_timer_node *node = due.node;
@@ -169,6 +174,7 @@ void ritual__timers_run(ritual_loop *loop)
             break;
         }
     }
+    loop->timers_running = false;
 }
 
 void ritual__timers_free(ritual_loop *loop)

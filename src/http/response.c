@@ -35,12 +35,18 @@ void ritual__http_date_refresh(struct http_site *site)
 /* Runs the releases of the referenced bodies and empties the stage. */
 static void stage_reset(struct http_site *site)
 {
+    /* The stage is emptied before any release runs: a release may answer
+     * another exchange, which stages (and flushes) again. */
+    struct http_piece releases[STAGE_PIECES_MAX];
+    size_t n = 0;
     for (size_t i = 0; i < site->npieces; i++)
         if (site->pieces[i].release)
-            site->pieces[i].release(site->pieces[i].arg);
+            releases[n++] = site->pieces[i];
     site->npieces = 0;
     site->stage_len = 0;
     site->staged_bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        releases[i].release(releases[i].arg);
 }
 
 void ritual__http_stage_drop(struct http_site *site)
@@ -164,8 +170,23 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
                       size_t num_headers, uint64_t content_length, bool close, bool http10)
 {
     struct http_site *site = hc->site;
-    const char *reason = ritual_http_reason(status);
-    size_t reason_len = strlen(reason);
+    if (status < 100 || status > 999)
+        status = 500;
+    const char *reason;
+    size_t reason_len;
+    switch (status) { /* the usual answers without a lookup */
+    case 200:
+        reason = "OK";
+        reason_len = 2;
+        break;
+    case 304:
+        reason = "Not Modified";
+        reason_len = 12;
+        break;
+    default:
+        reason = ritual_http_reason(status);
+        reason_len = strlen(reason);
+    }
     size_t need = 64 + reason_len + sizeof site->common + 40 + 40;
     for (size_t i = 0; i < num_headers; i++)
         need += headers[i].name_len + headers[i].value_len + 4;
@@ -173,8 +194,6 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
         return -ENOMEM;
 
     char *p = site->stage + site->stage_len;
-    if (status < 100 || status > 999)
-        status = 500;
     p = PUT_LITERAL(p, "HTTP/1.1 ");
     *p++ = (char)('0' + status / 100);
     *p++ = (char)('0' + status / 10 % 10);
@@ -231,6 +250,8 @@ static int check_exchange(ritual_http_exchange *ex)
         ritual__http_exchange_done(hc, 0, 0); /* frees what the closed connection kept */
         return -EPIPE;
     }
+    if (!hc->in_delivery) /* answered later, from a timer or a post: a fresh Date */
+        ritual__http_date_refresh(hc->site);
     ritual__http_stage_claim(hc->site, hc);
     return 0;
 }
@@ -353,6 +374,8 @@ void ritual__http_respond_early(struct http_conn *hc, int status, bool close)
         return;
     if (close)
         hc->close_after = true;
+    if (!hc->in_delivery) /* the header timer's 408 */
+        ritual__http_date_refresh(hc->site);
     ritual__http_stage_claim(hc->site, hc);
     char body[64];
     size_t len = error_body(status, body, sizeof body);

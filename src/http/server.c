@@ -57,6 +57,8 @@ static void header_timer_fired(ritual_timer *timer, void *data)
             return;
         }
         wait_stop(hc);
+        if (hc->conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+            continue; /* already going (reset in this same iteration) */
         if (hc->last_len > 0)
             ritual__http_respond_early(hc, 408, true); /* a head begun and never finished */
         else
@@ -151,6 +153,13 @@ static void dispatch(struct http_conn *hc, const char *head, size_t head_len)
     hc->site->opts->handler(ex, hc->site->opts->data);
     if (ex->responded || !hc->conn)
         return;
+    if (hc->conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED)) {
+        /* The handler closed or aborted the connection instead of answering:
+         * the exchange ends with it (an answer now could never be sent). */
+        ex->responded = true;
+        hc->done = true;
+        return;
+    }
     /* Answered later: the request must outlive the read buffer. */
     if (!hc->owned) {
         if (owned_new(hc, head, head_len, ex->body_len) < 0) {
@@ -222,7 +231,8 @@ void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_
     if (hc->state == HTTP_WAITING) {
         owned_free(hc);
         hc->state = HTTP_IDLE;
-        if (hc->done || hc->eof)
+        bool buffered = hc->conn->in && hc->conn->in->len > 0;
+        if (hc->done || (hc->eof && !buffered))
             ritual_conn_close(hc->conn);
         else
             ritual_conn_resume(hc->conn); /* pipelined requests are handed over again */
@@ -351,7 +361,11 @@ static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
  * the library's buffer; it is handed over again once the queue drains. */
 static bool output_full(const struct http_conn *hc)
 {
-    return ritual_conn_write_queued(hc->conn) > hc->site->opts->conn.write_high_watermark;
+    /* A file segment waiting in the queue holds the pipeline too: what
+     * would follow it is memory, 16 KiB a chunk, however short the
+     * answer, and the watermark counts bytes, not chunks. */
+    return (hc->conn->flags & CONN_FILE_QUEUED) ||
+           ritual_conn_write_queued(hc->conn) > hc->site->opts->conn.write_high_watermark;
 }
 
 static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
@@ -455,6 +469,12 @@ static void on_shutdown(ritual_conn *conn)
 {
     struct http_conn *hc = ritual_conn_data(conn);
     hc->close_after = true; /* the response under way says Connection: close */
+    if (hc->in_delivery) {
+        /* From a handler of this connection: its answer may be staged and
+         * not sent yet. on_data closes once the stage is out. */
+        hc->done = true;
+        return;
+    }
     /* Between requests: close now; a response still being sent is flushed
      * first (a graceful close), then the FIN. A request half-received or
      * with a handler at work finishes, answered with Connection: close. */
