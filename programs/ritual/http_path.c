@@ -45,28 +45,44 @@ long http_path_decode(const char *target, size_t len, char *out, size_t out_size
         target = path;
         len = rest;
     }
+    /* One pass finds the end of the path and whether it is "plain" (no
+     * escape, no "//", no dot segment: already its own result), copying as
+     * it goes; only the bytes '%', '/', '?' and '#' need a second look. */
     size_t path_len = 0;
-    while (path_len < len && target[path_len] != '?' && target[path_len] != '#')
-        path_len++;
+    bool plain = len > 0 && target[0] == '/';
+    size_t copy_max = out_size - 1;
+    for (; path_len < len; path_len++) {
+        char c = target[path_len];
+        if ((unsigned char)c > '/' && c != '?') { /* the usual byte: letters, digits, '.' is 0x2e */
+            if (path_len < copy_max)
+                out[path_len] = c;
+            continue;
+        }
+        if (c == '?' || c == '#')
+            break;
+        if (c == '%' || (c == '/' && path_len + 1 < len &&
+                         (target[path_len + 1] == '/' || target[path_len + 1] == '.')))
+            plain = false;
+        if (path_len < copy_max)
+            out[path_len] = c;
+    }
+    if (plain && path_len > 0 && path_len < out_size) {
+        out[path_len] = '\0';
+        if (path_len < len && target[path_len] == '?') {
+            *query = target + path_len;
+            *query_len = len - path_len;
+            const char *hash = memchr(*query, '#', *query_len);
+            if (hash)
+                *query_len = (size_t)(hash - *query);
+        }
+        return (long)path_len;
+    }
     if (path_len < len && target[path_len] == '?') {
         *query = target + path_len;
         *query_len = len - path_len;
         const char *hash = memchr(*query, '#', *query_len);
         if (hash)
             *query_len = (size_t)(hash - *query);
-    }
-
-    /* The common case, a path with no escape, no "//" and no dot segment,
-     * is already its own result. */
-    bool plain = path_len > 0 && path_len < out_size && target[0] == '/';
-    for (size_t i = 0; plain && i < path_len; i++)
-        if (target[i] == '%' || (target[i] == '/' && i + 1 < path_len &&
-                                 (target[i + 1] == '/' || target[i + 1] == '.')))
-            plain = false;
-    if (plain) {
-        memcpy(out, target, path_len);
-        out[path_len] = '\0';
-        return (long)path_len;
     }
 
     /* Decode first (a "%2F" becomes a separator, as nginx does)... */
