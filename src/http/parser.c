@@ -43,11 +43,14 @@ const unsigned char ritual__http_ctype[256] = {
 
 /* ------------------------------------------------ scanning 8 bytes at once */
 
-/* The hot loops (the request line, header names and values) test a word
- * of 8 bytes at a time for any byte that stops them. has_less(w, n) flags
- * the bytes of w below n (n <= 128). A borrow can also flag a byte above a
- * real hit, never one below it, so the lowest flag is exact: with the word
- * loaded little-endian, its position is the count of trailing zeros. */
+/* The long runs (request targets, field values) are tested a word of 8
+ * bytes at a time for any byte that stops them: a few ALU operations per
+ * word instead of a load, a compare and a branch per byte. has_less(w, n)
+ * flags the bytes of w below n (n <= 128). A borrow can also flag a byte
+ * above a real hit, never one below it, so the lowest flag is exact: with
+ * the word loaded little-endian, its position is the count of trailing
+ * zeros. high_or_del(w) flags the bytes >= 0x7f, exactly (no carry leaves
+ * a byte). */
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -56,19 +59,9 @@ static inline uint64_t has_less(uint64_t w, unsigned n)
     return (w - ONES * n) & ~w & HIGHS;
 }
 
-static inline uint64_t has_byte(uint64_t w, unsigned b)
+static inline uint64_t high_or_del(uint64_t w)
 {
-    return has_less(w ^ (ONES * b), 1);
-}
-
-static inline uint64_t load64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, sizeof w); /* one unaligned load; callers keep it before `end` */
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w);
-#endif
-    return w;
+    return (w | ((w & ~HIGHS) + ONES)) & HIGHS;
 }
 
 static inline const char *first_flagged(const char *p, uint64_t flags)
@@ -81,8 +74,8 @@ static inline const char *first_flagged(const char *p, uint64_t flags)
 static const char *scan_request_line(const char *p, const char *end)
 {
     for (; end - p >= 8; p += 8) {
-        uint64_t w = load64(p);
-        uint64_t stop = has_less(w, 0x20) | has_byte(w, 0x7f) | (w & HIGHS);
+        uint64_t w = http_load64(p);
+        uint64_t stop = has_less(w, 0x20) | high_or_del(w);
         if (stop)
             return first_flagged(p, stop);
     }
@@ -91,80 +84,105 @@ static const char *scan_request_line(const char *p, const char *end)
     return p;
 }
 
-/* The first byte at or after p that ends a field name: the colon, or one
- * no tchar can be (SP, a control, DEL, 8-bit). The tchars-only rule for
- * what lies before it is checked by the caller. */
-static const char *scan_name(const char *p, const char *end)
+/* The first byte at or after p that cannot be in a request-target (anything
+ * but VCHAR 0x21-0x7e: the SP that should end it, or a bad byte), or end. */
+static const char *scan_target(const char *p, const char *end)
 {
     for (; end - p >= 8; p += 8) {
-        uint64_t w = load64(p);
-        uint64_t stop = has_byte(w, ':') | has_less(w, 0x21) | has_byte(w, 0x7f) | (w & HIGHS);
+        uint64_t w = http_load64(p);
+        uint64_t stop = has_less(w, 0x21) | high_or_del(w);
         if (stop)
             return first_flagged(p, stop);
     }
-    while (p < end && *p != ':' && (unsigned char)*p - 0x21u < 0x5eu)
+    while (p < end && (unsigned char)*p - 0x21u < 0x5eu)
         p++;
     return p;
 }
 
+/* Flags the bytes of w that cannot be in a field value: controls (HTAB
+ * too: the caller lets it through) and DEL. has_less(w, 0x20) and a DEL
+ * test (0x7f is the one byte below 0x80 that + 1 carries into the top bit)
+ * share their `& ~w & HIGHS`. */
+static inline uint64_t value_stops(uint64_t w)
+{
+    return ((w - ONES * 0x20) | ((w & ~HIGHS) + ONES)) & ~w & HIGHS;
+}
+
 /* The first byte at or after p that cannot be in a field value (a control
  * other than HTAB, or DEL: normally the CR ending the line), or end. */
-static const char *scan_value(const char *p, const char *end)
+static ALWAYS_INLINE const char *scan_value(const char *p, const char *end)
 {
-    while (end - p >= 8) {
-        uint64_t w = load64(p);
-        uint64_t stop = has_less(w, 0x20) | has_byte(w, 0x7f);
-        if (!stop) {
-            p += 8;
-            continue;
-        }
-        p = first_flagged(p, stop);
-        if (*p != '\t')
-            return p;
-        p++; /* HTAB is the one control a value may hold */
+    if (end - p >= 8) {
+        const char *last = end - 8; /* the last word: one compare a round */
+        do {
+            uint64_t stop = value_stops(http_load64(p));
+            if (!stop) {
+                p += 8;
+                continue;
+            }
+            p = first_flagged(p, stop);
+            if (*p != '\t')
+                return p;
+            p++; /* HTAB is the one control a value may hold */
+        } while (p <= last);
     }
     while (p < end && http_is(*p, RITUAL__HTTP_VALUE))
         p++;
     return p;
 }
 
-/* Nonzero if every byte of s[0..n) is a tchar. No branch per byte (names
- * are short and end where scan_name said), four lookups a round. */
-static int all_tchars(const char *s, size_t n)
+/* The first byte at or after p not of `class` (normally the colon ending a
+ * field name, or the CR ending a Host value), or end. These runs are short
+ * and neither set has an arithmetic shape, so this is one table lookup per
+ * byte, unrolled by four. `fenced` says that the buffer ends in a byte no
+ * class holds (the LF of a complete head), which stops the scan before
+ * end: then there is no bound to test at all. */
+static ALWAYS_INLINE const char *scan_class(const char *p, const char *end, unsigned class,
+                                            int fenced)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    const unsigned char *t = ritual__http_ctype;
-    unsigned all = RITUAL__HTTP_TCHAR;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        all &= t[u[i]] & t[u[i + 1]] & t[u[i + 2]] & t[u[i + 3]];
-    for (; i < n; i++)
-        all &= t[u[i]];
-    return all != 0;
+    for (; fenced || end - p >= 4; p += 4) {
+        if (!http_is(p[0], class))
+            return p;
+        if (!http_is(p[1], class))
+            return p + 1;
+        if (!http_is(p[2], class))
+            return p + 2;
+        if (!http_is(p[3], class))
+            return p + 3;
+    }
+    while (p < end && http_is(*p, class))
+        p++;
+    return p;
 }
 
 /* ------------------------------------------------------------ header lines */
 
-/* Parses header lines from p through the empty line. Returns 0 with *out
- * just past it, PARTIAL, or minus a status. */
-static int parse_headers(const char *p, const char *end, struct http_head *h, const char **out)
+/* Parses header lines from p (< end) through the empty line, into the
+ * slots from h->count on. Returns 0 with *out just past it, PARTIAL, or
+ * minus a status. `fenced`: end[-1] is LF (see scan_class). Inlined for
+ * the common case, a request head that ends its buffer: the call, with its
+ * register saves, cost as much as a short header line. */
+static ALWAYS_INLINE int parse_headers(const char *p, const char *end, struct http_head *h,
+                                       const char **out, int fenced)
 {
     /* Locals, not h->: stores into the slots could alias the struct. */
-    ritual_http_header *slots = h->headers;
-    size_t count = 0, cap = h->cap;
+    ritual_http_header *const slots = h->headers, *slot = slots + h->count;
+    ritual_http_header *const full = slots + h->cap;
+    /* When fenced, the LF at end[-1] stops every scan before end, and no
+     * CR can be the last byte: the tests marked so cannot fail. */
     for (;;) {
         if (p == end)
             return RITUAL_HTTP_PARTIAL;
         if (*p == '\r') {
-            if (p + 1 == end)
+            if (!fenced && p + 1 == end)
                 return RITUAL_HTTP_PARTIAL;
             if (p[1] != '\n')
                 return -400;
-            h->count = count;
+            h->count = (size_t)(slot - slots);
             *out = p + 2;
             return 0;
         }
-        if (count == cap)
+        if (slot == full)
             return -431;
 
         /* field-name ":" -- a name is one or more tchars, straight up to the
@@ -172,40 +190,51 @@ static int parse_headers(const char *p, const char *end, struct http_head *h, co
          * start of the line (obs-fold, 5.2), bare LF and controls are all
          * 400 here. */
         const char *name = p;
-        p = scan_name(p, end);
-        size_t name_len = (size_t)(p - name);
-        if (!all_tchars(name, name_len))
-            return -400;
-        if (p == end)
+        p = scan_class(p, end, RITUAL__HTTP_TCHAR, fenced);
+        if (!fenced && p == end)
             return RITUAL_HTTP_PARTIAL;
-        if (*p != ':' || name_len == 0)
+        if (*p != ':' || p == name)
             return -400;
+        size_t name_len = (size_t)(p - name);
         p++;
 
         /* OWS field-value OWS CRLF */
-        while (p < end && http_is_ows(*p))
+        if ((fenced || p < end) && *p == ' ') /* the usual single SP */
+            p++;
+        while ((fenced || p < end) && http_is_ows(*p))
             p++;
         const char *value = p;
         p = scan_value(p, end);
-        if (p == end)
+        if (!fenced && p == end)
             return RITUAL_HTTP_PARTIAL;
         if (*p != '\r') /* bare LF, NUL, other controls, DEL */
             return -400;
-        if (p + 1 == end)
+        if (!fenced && p + 1 == end)
             return RITUAL_HTTP_PARTIAL;
         if (p[1] != '\n')
             return -400;
         const char *value_end = p;
-        while (value_end > value && http_is_ows(value_end[-1]))
-            value_end--;
+        if ((unsigned char)value_end[-1] <= ' ') /* OWS, or an empty value */
+            while (value_end > value && http_is_ows(value_end[-1]))
+                value_end--;
         p += 2;
 
         size_t value_len = (size_t)(value_end - value);
-        slots[count++] = (ritual_http_header){name, name_len, value, value_len};
-        int rc = ritual__http_on_header(h, name, name_len, value, value_len);
-        if (rc)
-            return rc;
+        *slot++ = (ritual_http_header){name, name_len, value, value_len};
+        enum http_field field = http_field_of(name, name_len);
+        if (field) {
+            int rc = ritual__http_on_field(h, field, value, value_len);
+            if (rc)
+                return rc;
+        }
     }
+}
+
+/* The same for any buffer, out of line. */
+static int parse_headers_bounded(const char *p, const char *end, struct http_head *h,
+                                 const char **out)
+{
+    return parse_headers(p, end, h, out, 0);
 }
 
 /* "HTTP/" DIGIT "." DIGIT: the minor version (1.x for any x but 0 counts
@@ -224,8 +253,8 @@ static int parse_version(const char *v, size_t n)
  * 0 with *cr at its CR, PARTIAL, -414 once more than max_line bytes are
  * seen without the CR, or -400 for a bad byte (bare LF, a control). The
  * line's bytes are checked by `scan`. */
-static int find_line_end(const char *p, const char *end, size_t max_line,
-                         const char *(*scan)(const char *, const char *), const char **cr)
+static inline int find_line_end(const char *p, const char *end, size_t max_line,
+                                const char *(*scan)(const char *, const char *), const char **cr)
 {
     /* Scan no further than the byte that would make the line too long. */
     const char *limit = (size_t)(end - p) > max_line ? p + max_line + 1 : end;
@@ -284,7 +313,47 @@ static int check_target(const char *m, size_t mlen, const char *t, size_t tlen)
     return 0;
 }
 
-/* method SP request-target SP HTTP-version, in [p, cr): single spaces. */
+/* The common case in one pass, with no separate search for the line's end:
+ * a complete request line of single spaces and "HTTP/1.1" or "HTTP/1.0",
+ * no longer than max_line, ending in CRLF. Returns 1 with the method,
+ * target and version set in req and *next past the CRLF; returns 0, having
+ * set nothing, for anything else (an incomplete line, an odd byte, another
+ * version), which find_line_end and parse_request_line then judge. A line
+ * taken here is one that they would take, with the same fields: each test
+ * below is one of theirs, made on the same bytes. */
+static int fast_request_line(const char *p, const char *end, size_t max_line,
+                             ritual_http_request *req, const char **next)
+{
+    const char *m = p, *t;
+    if (end - p >= 4 && http_load32(p) == HTTP_WORD4("GET ")) { /* most requests */
+        t = p + 4;
+    } else {
+        while (p < end && http_is(*p, RITUAL__HTTP_TCHAR))
+            p++;
+        if (p == end || *p != ' ' || p == m)
+            return 0;
+        t = p + 1;
+    }
+    const char *sp = scan_target(t, end); /* stops at the SP, or at a bad byte */
+    if (sp == end || *sp != ' ' || sp == t)
+        return 0;
+    const char *v = sp + 1; /* "HTTP/1.1" or "HTTP/1.0", CR LF: three compares */
+    if (end - v < 10 || http_load16(v + 8) != HTTP_WORD2("\r\n") || (size_t)(v + 8 - m) > max_line)
+        return 0;
+    uint64_t version = http_load64(v);
+    if (version != HTTP_WORD8("HTTP/1.1") && version != HTTP_WORD8("HTTP/1.0"))
+        return 0;
+    req->method = m;
+    req->method_len = (size_t)(t - 1 - m);
+    req->target = t;
+    req->target_len = (size_t)(sp - t);
+    req->minor_version = version == HTTP_WORD8("HTTP/1.1");
+    *next = v + 10;
+    return 1;
+}
+
+/* method SP request-target SP HTTP-version, in [p, cr) whose bytes are all
+ * 0x20-0x7e: single spaces. For any line fast_request_line passed over. */
 static int parse_request_line(const char *p, const char *cr, ritual_http_request *req)
 {
     const char *m = p;
@@ -306,7 +375,7 @@ static int parse_request_line(const char *p, const char *cr, ritual_http_request
     if (minor < 0)
         return minor;
     req->minor_version = minor;
-    return check_target(req->method, req->method_len, req->target, req->target_len);
+    return 0;
 }
 
 /* RFC 9112 6.3 for requests: TE (ending in chunked) or Content-Length or
@@ -315,6 +384,13 @@ static int finish_request(const struct http_head *h, ritual_http_request *req)
 {
     if (h->minor >= 1 && !(h->flags & RITUAL_HTTP_HAS_HOST))
         return -400;
+    if (!(h->has_te | h->has_cl)) { /* most requests: no body */
+        req->body = RITUAL_HTTP_BODY_NONE;
+        req->content_length = 0;
+        req->flags = h->flags;
+        req->num_headers = h->count;
+        return 0;
+    }
     if (h->has_te) {
         if (h->has_cl || h->te_chunked != 1 || !h->te_last_chunked)
             return -400;
@@ -330,13 +406,52 @@ static int finish_request(const struct http_head *h, ritual_http_request *req)
     return 0;
 }
 
-static int parse_request_head(const char *buf, const char *end, ritual_http_request *req,
-                              size_t max_line)
+/* RFC 9112 3.2: a client sends Host first, and most do. A first line
+ * "Host:" OWS host-bytes CRLF is taken here in one pass: the value's bytes
+ * are checked against the Host class by the scan that finds its end, so
+ * nothing is left for ritual__http_on_field to do but note it. Returns the
+ * byte past the CRLF with slot 0 filled, or NULL, having set nothing, for
+ * any other line: parse_headers then takes it as it would any. (OR-ing 0x20
+ * lowercases letters, and maps no other byte to one: the compare is
+ * exact.) */
+static ALWAYS_INLINE const char *host_line(const char *p, const char *end, struct http_head *h,
+                                           int fenced)
 {
-    const char *p = buf;
-    /* RFC 9112 2.2: empty lines before a request are skipped. They count
-     * toward max_head (the caller cut `end` there), so an endless stream
-     * of CRLFs is still refused. */
+    if (h->cap == 0 || end - p < 5 || p[4] != ':' ||
+        (http_load32(p) | 0x20202020u) != HTTP_WORD4("host"))
+        return NULL;
+    const char *v = p + 5;
+    if ((fenced || v < end) && *v == ' ')
+        v++;
+    while ((fenced || v < end) && http_is_ows(*v))
+        v++;
+    const char *e = scan_class(v, end, RITUAL__HTTP_HOST, fenced);
+    if (end - e < 2 || http_load16(e) != HTTP_WORD2("\r\n"))
+        return NULL;
+    h->headers[0] = (ritual_http_header){p, 4, v, (size_t)(e - v)};
+    h->count = 1;
+    h->flags = RITUAL_HTTP_HAS_HOST;
+    return e + 2;
+}
+
+/* The header lines of a request, from p (< end). As parse_headers. */
+static ALWAYS_INLINE int parse_request_headers(const char *p, const char *end, struct http_head *h,
+                                               const char **out, int fenced)
+{
+    const char *q = host_line(p, end, h, fenced);
+    if (q && end - q >= 2 && http_load16(q) == HTTP_WORD2("\r\n")) {
+        *out = q + 2; /* Host and nothing else, as from many tools */
+        return 0;
+    }
+    return parse_headers(q ? q : p, end, h, out, fenced);
+}
+
+/* RFC 9112 2.2: empty lines before a request are skipped. They count toward
+ * max_head (the caller cut `end` there), so an endless stream of CRLFs is
+ * still refused. Returns 0 with *pp past them, PARTIAL or -400. */
+static int skip_empty_lines(const char **pp, const char *end)
+{
+    const char *p = *pp;
     while (end - p >= 8 && memcmp(p, "\r\n\r\n\r\n\r\n", 8) == 0)
         p += 8; /* a flood of them, four at a time */
     while (p < end && *p == '\r') {
@@ -346,12 +461,28 @@ static int parse_request_head(const char *buf, const char *end, ritual_http_requ
             return -400;
         p += 2;
     }
+    *pp = p;
+    return 0;
+}
 
-    const char *cr;
-    int rc = find_line_end(p, end, max_line, scan_request_line, &cr);
-    if (rc)
+static int parse_request_head(const char *buf, const char *end, ritual_http_request *req,
+                              size_t max_line)
+{
+    const char *p = buf, *next;
+    int rc;
+    if (p < end && *p == '\r' && (rc = skip_empty_lines(&p, end)) != 0)
         return rc;
-    rc = parse_request_line(p, cr, req);
+    if (!fast_request_line(p, end, max_line, req, &next)) {
+        const char *cr;
+        rc = find_line_end(p, end, max_line, scan_request_line, &cr);
+        if (rc)
+            return rc;
+        rc = parse_request_line(p, cr, req);
+        if (rc)
+            return rc;
+        next = cr + 2;
+    }
+    rc = check_target(req->method, req->method_len, req->target, req->target_len);
     if (rc)
         return rc;
 
@@ -359,7 +490,10 @@ static int parse_request_head(const char *buf, const char *end, ritual_http_requ
                           .cap = req->num_headers,
                           .is_request = 1,
                           .minor = req->minor_version};
-    rc = parse_headers(cr + 2, end, &h, &p);
+    if (end[-1] == '\n') /* a line was read: end > buf */
+        rc = parse_request_headers(next, end, &h, &p, 1);
+    else
+        rc = parse_request_headers(next, end, &h, &p, 0);
     if (rc)
         return rc;
     rc = finish_request(&h, req);
@@ -422,16 +556,19 @@ static size_t limit_or(size_t v, size_t dflt)
 int ritual_http_parse_request(const char *buf, size_t len, ritual_http_request *req,
                               const ritual_http_limits *limits, size_t last_len)
 {
-    size_t max_line = limit_or(limits ? limits->max_request_line : 0, DEFAULT_MAX_REQUEST_LINE);
-    size_t max_head = limit_or(limits ? limits->max_head : 0, DEFAULT_MAX_HEAD);
-    if (still_partial(buf, len, last_len, max_line, max_head, scan_request_line))
+    size_t max_line = DEFAULT_MAX_REQUEST_LINE, max_head = DEFAULT_MAX_HEAD;
+    if (limits) {
+        max_line = limit_or(limits->max_request_line, DEFAULT_MAX_REQUEST_LINE);
+        max_head = limit_or(limits->max_head, DEFAULT_MAX_HEAD);
+    }
+    if (last_len && still_partial(buf, len, last_len, max_line, max_head, scan_request_line))
         return RITUAL_HTTP_PARTIAL;
     /* A head cannot end past max_head: parse no further, and if that is
      * not enough, the head is too long. */
     int rc = parse_request_head(buf, buf + (len < max_head ? len : max_head), req, max_line);
-    if (rc == RITUAL_HTTP_PARTIAL && len >= max_head)
-        return -431;
-    return rc;
+    if (rc >= 0)
+        return rc;
+    return rc == RITUAL_HTTP_PARTIAL && len >= max_head ? -431 : rc;
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -499,7 +636,7 @@ int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response
     if (rc == 0) {
         struct http_head h = {
             .headers = res->headers, .cap = res->num_headers, .minor = res->minor_version};
-        rc = parse_headers(cr + 2, end, &h, &p);
+        rc = parse_headers_bounded(cr + 2, end, &h, &p);
         if (rc == 0)
             rc = finish_response(&h, res, head_request);
     }

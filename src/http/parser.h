@@ -9,6 +9,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* For the small functions of the hot path that GCC would otherwise keep
+ * out of line, having more than one caller. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* One 256-entry table: one lookup per byte, no range tests in hot loops. */
 enum {
@@ -32,6 +37,44 @@ static inline int http_is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
+/* Unaligned little-endian loads, so that a few bytes compare with one
+ * integer test (lwan's trick); HTTP_WORD2/4/8 spell the constants. */
+static inline uint16_t http_load16(const char *p)
+{
+    uint16_t w;
+    memcpy(&w, p, sizeof w);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap16(w);
+#endif
+    return w;
+}
+
+static inline uint32_t http_load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap32(w);
+#endif
+    return w;
+}
+
+static inline uint64_t http_load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+#define HTTP_WORD2(s) ((uint16_t)((unsigned char)(s)[0] | (unsigned char)(s)[1] << 8))
+#define HTTP_WORD4(s)                                                                              \
+    ((uint32_t)(unsigned char)(s)[0] | (uint32_t)(unsigned char)(s)[1] << 8 |                      \
+     (uint32_t)(unsigned char)(s)[2] << 16 | (uint32_t)(unsigned char)(s)[3] << 24)
+#define HTTP_WORD8(s) ((uint64_t)HTTP_WORD4(s) | (uint64_t)HTTP_WORD4((s) + 4) << 32)
+
 /* What the header fields of one head say, gathered line by line. */
 struct http_head {
     ritual_http_header *headers;
@@ -45,10 +88,62 @@ struct http_head {
     unsigned te_chunked; /* how many times "chunked" was listed */
 };
 
-/* Takes in one header field (value already trimmed): the few that matter
- * to framing and connection handling are checked and recorded in h.
- * Returns 0, or minus the status to answer (-400, -417). */
-int ritual__http_on_header(struct http_head *h, const char *name, size_t name_len,
-                           const char *value, size_t value_len);
+/* s[0..n) equals the lowercase literal `lower` (4 <= n <= 24), ignoring
+ * ASCII case: a word or two with one OR and one compare each, not a loop
+ * per byte. OR-ing 0x20 into a byte lowercases a letter; it also turns the
+ * controls 0x0d, 0x10, 0x11 into '-', '0', '1' (the literals' only other
+ * bytes), but what is compared here is a name (tchars) or a field value
+ * (no control but HTAB), so the compare stays exact. The last word
+ * overlaps the one before when n is not a multiple of its size. */
+static inline int http_lower_equals(const char *s, size_t n, const char *lower)
+{
+    if (n < 8)
+        return ((http_load32(s) | 0x20202020u) ^ HTTP_WORD4(lower)) == 0 &&
+               ((http_load32(s + n - 4) | 0x20202020u) ^ HTTP_WORD4(lower + n - 4)) == 0;
+    const uint64_t lc = 0x2020202020202020ull;
+    uint64_t diff = (http_load64(s + n - 8) | lc) ^ HTTP_WORD8(lower + n - 8);
+    for (size_t i = 0; i + 8 < n; i += 8)
+        diff |= (http_load64(s + i) | lc) ^ HTTP_WORD8(lower + i);
+    return diff == 0;
+}
+
+/* The header fields that matter to framing and connection handling. */
+enum http_field {
+    HTTP_FIELD_OTHER = 0,
+    HTTP_FIELD_HOST,
+    HTTP_FIELD_EXPECT,
+    HTTP_FIELD_CONNECTION,
+    HTTP_FIELD_CONTENT_LENGTH,
+    HTTP_FIELD_TRANSFER_ENCODING,
+};
+
+/* Which of them a name (tchars only) is: by length first, so that most
+ * names are passed over without a compare, then by a word compare. Inline:
+ * for the names that are none of them, a call would cost more than this. */
+static ALWAYS_INLINE enum http_field http_field_of(const char *name, size_t n)
+{
+    switch (n) {
+    case 4:
+        return http_lower_equals(name, 4, "host") ? HTTP_FIELD_HOST : HTTP_FIELD_OTHER;
+    case 6:
+        return http_lower_equals(name, 6, "expect") ? HTTP_FIELD_EXPECT : HTTP_FIELD_OTHER;
+    case 10:
+        return http_lower_equals(name, 10, "connection") ? HTTP_FIELD_CONNECTION : HTTP_FIELD_OTHER;
+    case 14:
+        return http_lower_equals(name, 14, "content-length") ? HTTP_FIELD_CONTENT_LENGTH
+                                                             : HTTP_FIELD_OTHER;
+    case 17:
+        return http_lower_equals(name, 17, "transfer-encoding") ? HTTP_FIELD_TRANSFER_ENCODING
+                                                                : HTTP_FIELD_OTHER;
+    default:
+        return HTTP_FIELD_OTHER;
+    }
+}
+
+/* Takes in one of those fields (value already trimmed): checks it and
+ * records what it says in h. Returns 0, or minus the status to answer
+ * (-400, -417). */
+int ritual__http_on_field(struct http_head *h, enum http_field field, const char *value,
+                          size_t value_len);
 
 #endif
