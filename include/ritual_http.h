@@ -208,6 +208,8 @@ RITUAL_API ritual_listener *ritual_http_server_listen(ritual_server *server, con
 /* The request being answered; its body, if it had one, is complete. */
 RITUAL_API const ritual_http_request *ritual_http_exchange_request(const ritual_http_exchange *ex);
 RITUAL_API const char *ritual_http_exchange_body(const ritual_http_exchange *ex, size_t *len);
+/* The exchange's connection, or NULL once it has closed (an answer given
+ * later then returns -EPIPE). */
 RITUAL_API ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex);
 
 /* Answers with `status`, `headers` and `body` (copied; may be NULL when len

@@ -351,7 +351,7 @@ static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
     if (req->body == RITUAL_HTTP_BODY_LENGTH && n - head_len >= req->content_length) {
         hc->ex.body = p + head_len; /* all here: zero-copy */
         hc->ex.body_len = (size_t)req->content_length;
-        dispatch(hc, p, head_len + hc->ex.body_len);
+        dispatch(hc, p, head_len);
         return head_len + (size_t)req->content_length;
     }
     return begin_body(hc, p, n, head_len);
