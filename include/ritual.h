@@ -66,8 +66,11 @@ typedef enum ritual_log_level {
 } ritual_log_level;
 
 typedef enum ritual_backend {
-    RITUAL_BACKEND_AUTO = 0, /* the best one this kernel allows */
+    RITUAL_BACKEND_AUTO = 0, /* the best one this kernel allows (epoll), or the
+                                one the environment variable RITUAL_BACKEND
+                                names: "epoll" or "poll" */
     RITUAL_BACKEND_EPOLL,
+    RITUAL_BACKEND_POLL, /* portable, O(n) per wait: for sandboxes and tests */
 } ritual_backend;
 
 /* Receives each log line (no trailing newline). The default writes
@@ -143,7 +146,7 @@ RITUAL_API uint64_t ritual_loop_now(const ritual_loop *loop);
 /* Number of open connections on the loop (accepted and not yet closed). */
 RITUAL_API size_t ritual_loop_conn_count(const ritual_loop *loop);
 
-/* Name of the I/O backend the loop runs on: "epoll". */
+/* Name of the I/O backend the loop runs on: "epoll" or "poll". */
 RITUAL_API const char *ritual_loop_backend_name(const ritual_loop *loop);
 
 /* Writes a line to the loop's log if `level` is enabled (printf format). */

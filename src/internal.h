@@ -318,6 +318,7 @@ struct ritual_backend_ops {
 };
 
 extern const struct ritual_backend_ops ritual__backend_epoll;
+extern const struct ritual_backend_ops ritual__backend_poll;
 
 void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events);
 /* Registers the interest if it changed. Returns 0 or a negative errno. */

@@ -28,11 +28,25 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
     if (!options)
         options = &defaults;
 
+    ritual_backend choice = options->backend;
+    if (choice == RITUAL_BACKEND_AUTO) {
+        /* An override for tests and for sandboxes that refuse epoll. */
+        const char *env = getenv("RITUAL_BACKEND");
+        if (env && strcmp(env, "poll") == 0)
+            choice = RITUAL_BACKEND_POLL;
+        else if (env && *env && strcmp(env, "epoll") != 0 && strcmp(env, "auto") != 0) {
+            ritual__error_set(err, -EINVAL, "loop: RITUAL_BACKEND=%s: not epoll or poll", env);
+            return NULL;
+        }
+    }
     const struct ritual_backend_ops *backend;
-    switch (options->backend) {
+    switch (choice) {
     case RITUAL_BACKEND_AUTO:
     case RITUAL_BACKEND_EPOLL:
         backend = &ritual__backend_epoll;
+        break;
+    case RITUAL_BACKEND_POLL:
+        backend = &ritual__backend_poll;
         break;
     default:
         ritual__error_set(err, -EINVAL, "loop: unknown backend %d", (int)options->backend);

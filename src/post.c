@@ -135,6 +135,7 @@ void ritual__posts_free(ritual_loop *loop)
     pthread_mutex_unlock(&p->lock);
     while (p->len)
         run_posts(loop);
+    loop->backend->forget(loop, &loop->wakeup_io);
     close(loop->wakeup_io.fd);
     loop->wakeup_io.fd = -1;
     pthread_mutex_destroy(&p->lock);

@@ -125,6 +125,7 @@ void ritual__signals_free(ritual_loop *loop)
         loop->signals = next;
     }
     if (loop->signal_io.fd >= 0) {
+        loop->backend->forget(loop, &loop->signal_io);
         close(loop->signal_io.fd);
         loop->signal_io.fd = -1;
     }

@@ -108,3 +108,24 @@ int cli_getopt_error(const char *cmd, int c, char **argv, int optind_now)
         return cli_usage_error(cmd, "option '%s' needs a value", arg);
     return cli_usage_error(cmd, "unknown option '%s'", arg);
 }
+
+int cli_parse_backend(const char *text, ritual_backend *out)
+{
+    if (strcmp(text, "auto") == 0)
+        *out = RITUAL_BACKEND_AUTO;
+    else if (strcmp(text, "epoll") == 0)
+        *out = RITUAL_BACKEND_EPOLL;
+    else if (strcmp(text, "poll") == 0)
+        *out = RITUAL_BACKEND_POLL;
+    else
+        return -1;
+    return 0;
+}
+
+void cli_log_start(ritual_server *server)
+{
+    ritual_loop *loop = ritual_server_loop(server, 0);
+    unsigned n = ritual_server_workers(server);
+    ritual_log(loop, RITUAL_LOG_INFO, "%u worker%s on %s", n, n == 1 ? "" : "s",
+               ritual_loop_backend_name(loop));
+}

@@ -26,6 +26,12 @@ int cli_parse_size(const char *text, size_t *out);
 /* error, warn, info or debug. */
 int cli_parse_log_level(const char *text, ritual_log_level *out);
 
+/* auto, epoll or poll. */
+int cli_parse_backend(const char *text, ritual_backend *out);
+
+/* Logs (info) how many workers run and on which backend. */
+void cli_log_start(ritual_server *server);
+
 /* Reports getopt_long's '?' (unknown option) or ':' (missing value) for the
  * argument it stopped at, and returns EXIT_USAGE. */
 int cli_getopt_error(const char *cmd, int c, char **argv, int optind_now);

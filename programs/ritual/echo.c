@@ -23,6 +23,8 @@ static const char echo_usage[] =
     "                           spreads connections (default); shared: one socket,\n"
     "                           EPOLLEXCLUSIVE (uneven: the last worker to wait wins)\n"
     "  --pin                    pin worker i to CPU i\n"
+    "  --backend NAME           auto, epoll or poll (default auto: epoll, unless the\n"
+    "                           environment variable RITUAL_BACKEND names one)\n"
     "  --backlog N              pending-connection queue (default: net.core.somaxconn)\n"
     "  --max-conns N            stop accepting at N open connections, N/workers per\n"
     "                           worker (default: no limit)\n"
@@ -63,6 +65,7 @@ enum {
     OPT_WORKERS,
     OPT_ACCEPT_MODE,
     OPT_PIN,
+    OPT_BACKEND,
 };
 
 static int parse_args(int argc, char **argv, struct echo_config *cfg)
@@ -78,6 +81,7 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"accept-mode", required_argument, NULL, OPT_ACCEPT_MODE},
         {"pin", no_argument, NULL, OPT_PIN},
+        {"backend", required_argument, NULL, OPT_BACKEND},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -139,6 +143,11 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         case OPT_PIN:
             cfg->server.pin = 1;
             break;
+        case OPT_BACKEND:
+            if (cli_parse_backend(optarg, &cfg->server.loop.backend) < 0)
+                return cli_usage_error("echo", "--backend: '%s' is not auto, epoll or poll",
+                                       optarg);
+            break;
         case 'h':
             fputs(echo_usage, stdout);
             return -1;
@@ -188,6 +197,7 @@ int echo_main(int argc, char **argv)
     }
     char where[80];
     ritual_listener_address(listener, where, sizeof where);
+    cli_log_start(server);
     printf("listening on %s\n", where);
     fflush(stdout);
 

@@ -31,7 +31,8 @@ static const char http_usage[] =
     "                              or - for stdout (default: no access log)\n"
     "  --workers N                 loops on threads of their own (default: the number\n"
     "                              of online CPUs)\n"
-    "  --backend NAME              auto or epoll (default auto)\n"
+    "  --backend NAME              auto, epoll or poll (default auto: epoll, unless the\n"
+    "                              environment variable RITUAL_BACKEND names one)\n"
     "  --header-timeout SECONDS    a request head must arrive within this (default 10)\n"
     "  --keepalive-timeout SECONDS close idle keep-alive connections (default 75)\n"
     "  --body-timeout SECONDS      longest wait between body reads (default 60)\n"
@@ -144,12 +145,9 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
             cfg->server.workers = (unsigned)n;
             break;
         case OPT_BACKEND:
-            if (strcmp(optarg, "auto") == 0)
-                cfg->server.loop.backend = RITUAL_BACKEND_AUTO;
-            else if (strcmp(optarg, "epoll") == 0)
-                cfg->server.loop.backend = RITUAL_BACKEND_EPOLL;
-            else
-                return cli_usage_error("http", "--backend: '%s' is not auto or epoll", optarg);
+            if (cli_parse_backend(optarg, &cfg->server.loop.backend) < 0)
+                return cli_usage_error("http", "--backend: '%s' is not auto, epoll or poll",
+                                       optarg);
             break;
         case OPT_HEADER_TIMEOUT:
             rc = parse_timeout("--header-timeout", optarg, &cfg->http.header_timeout_ms);
@@ -302,6 +300,7 @@ int http_main(int argc, char **argv)
     if (rc == 0) {
         char where[80];
         ritual_listener_address(listener, where, sizeof where);
+        cli_log_start(server);
         printf("listening on %s\n", where);
         fflush(stdout);
         rc = ritual_server_run(server);
