@@ -122,10 +122,26 @@ int cli_parse_backend(const char *text, ritual_backend *out)
     return 0;
 }
 
-void cli_log_start(ritual_server *server)
+int cli_serve(ritual_server *server, ritual_listener *listener)
 {
     ritual_loop *loop = ritual_server_loop(server, 0);
     unsigned n = ritual_server_workers(server);
     ritual_log(loop, RITUAL_LOG_INFO, "%u worker%s on %s", n, n == 1 ? "" : "s",
                ritual_loop_backend_name(loop));
+    char where[80];
+    ritual_listener_address(listener, where, sizeof where);
+    printf("listening on %s\n", where);
+    fflush(stdout);
+    int rc = ritual_server_run(server);
+    if (rc == -ECANCELED)
+        return EXIT_RUNTIME; /* stopped by a second signal: connections were cut */
+    if (rc < 0)
+        return cli_runtime_error("event loop: %s", ritual_strerror(rc));
+    return EXIT_OK;
+}
+
+unsigned cli_per_worker(unsigned total, const ritual_server *server)
+{
+    unsigned workers = ritual_server_workers(server);
+    return total ? (total + workers - 1) / workers : 0;
 }

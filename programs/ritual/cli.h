@@ -29,8 +29,15 @@ int cli_parse_log_level(const char *text, ritual_log_level *out);
 /* auto, epoll or poll. */
 int cli_parse_backend(const char *text, ritual_backend *out);
 
-/* Logs (info) how many workers run and on which backend. */
-void cli_log_start(ritual_server *server);
+/* Logs (info) how many workers run and on which backend, prints
+ * "listening on ADDRESS" on stdout, runs the server until it stops, and
+ * returns the exit status: EXIT_OK after a clean shutdown, EXIT_RUNTIME
+ * after a second signal or a loop error (printed). */
+int cli_serve(ritual_server *server, ritual_listener *listener);
+
+/* A limit for the whole server as a limit per worker (rounded up; 0 stays
+ * "no limit"). */
+unsigned cli_per_worker(unsigned total, const ritual_server *server);
 
 /* Reports getopt_long's '?' (unknown option) or ':' (missing value) for the
  * argument it stopped at, and returns EXIT_USAGE. */

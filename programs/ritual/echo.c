@@ -180,9 +180,8 @@ int echo_main(int argc, char **argv)
     ritual_server *server = ritual_server_new(&cfg.server, &err);
     if (!server)
         return cli_runtime_error("%s", err.message);
-    unsigned workers = ritual_server_workers(server);
-    if (cfg.listen_opts.max_conns) /* the limit is for the whole server */
-        cfg.listen_opts.max_conns = (cfg.listen_opts.max_conns + workers - 1) / workers;
+    /* --max-conns is for the whole server */
+    cfg.listen_opts.max_conns = cli_per_worker(cfg.listen_opts.max_conns, server);
     rc = ritual_server_shutdown_on_signals(server, cfg.drain_ms);
     if (rc < 0) {
         ritual_server_free(server);
@@ -195,17 +194,7 @@ int echo_main(int argc, char **argv)
         ritual_server_free(server);
         return cli_runtime_error("%s", err.message);
     }
-    char where[80];
-    ritual_listener_address(listener, where, sizeof where);
-    cli_log_start(server);
-    printf("listening on %s\n", where);
-    fflush(stdout);
-
-    rc = ritual_server_run(server);
+    rc = cli_serve(server, listener);
     ritual_server_free(server);
-    if (rc == -ECANCELED)
-        return EXIT_RUNTIME; /* stopped by a second signal: connections were cut */
-    if (rc < 0)
-        return cli_runtime_error("event loop: %s", ritual_strerror(rc));
-    return EXIT_OK;
+    return rc;
 }

@@ -286,9 +286,8 @@ int http_main(int argc, char **argv)
         rc = cli_runtime_error("signals: %s", ritual_strerror(rc));
     ritual_listener *listener = NULL;
     if (rc == 0) {
-        unsigned workers = ritual_server_workers(server);
-        if (cfg.http.max_conns) /* the limit is for the whole server */
-            cfg.http.max_conns = (cfg.http.max_conns + workers - 1) / workers;
+        /* --max-conns is for the whole server */
+        cfg.http.max_conns = cli_per_worker(cfg.http.max_conns, server);
         cfg.http.handler = files_handle;
         cfg.http.data = &app;
         if (log_fd >= 0)
@@ -297,18 +296,8 @@ int http_main(int argc, char **argv)
         if (!listener)
             rc = cli_runtime_error("%s", err.message);
     }
-    if (rc == 0) {
-        char where[80];
-        ritual_listener_address(listener, where, sizeof where);
-        cli_log_start(server);
-        printf("listening on %s\n", where);
-        fflush(stdout);
-        rc = ritual_server_run(server);
-        if (rc == -ECANCELED)
-            rc = EXIT_RUNTIME; /* stopped by a second signal: responses were cut */
-        else if (rc < 0)
-            rc = cli_runtime_error("event loop: %s", ritual_strerror(rc));
-    }
+    if (rc == 0)
+        rc = cli_serve(server, listener);
     ritual_server_free(server);
     app_close(&app, log_fd);
     return rc;

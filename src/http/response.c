@@ -256,23 +256,53 @@ static int check_exchange(ritual_http_exchange *ex)
     return 0;
 }
 
+/* How every answer starts: the exchange checked and the head staged.
+ * Returns false (with *rc the error, and `release` run) when there is no
+ * answer to give; else true, with *rc the result of staging the head. */
+static bool start_answer(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
+                         size_t num_headers, uint64_t len, void (*release)(void *arg), void *arg,
+                         int *rc)
+{
+    *rc = check_exchange(ex);
+    if (*rc < 0) {
+        if (release)
+            release(arg);
+        return false;
+    }
+    *rc = stage_head(ex->hc, status, headers, num_headers, len, will_close(ex->hc, ex),
+                     ex->req.minor_version == 0);
+    return true;
+}
+
+/* How every answer ends: out of memory halfway leaves an answer that
+ * cannot be completed (abort); the stage goes out unless on_data sends it;
+ * the exchange is done. */
+static int finish_answer(struct http_conn *hc, int rc, int status, uint64_t body_bytes)
+{
+    if (rc == -ENOMEM)
+        ritual_conn_abort(hc->conn);
+    flush_unless_delivering(hc);
+    ritual__http_exchange_done(hc, status, body_bytes);
+    return rc < 0 ? rc : 0;
+}
+
+static bool sends_body(const ritual_http_exchange *ex, int status, uint64_t len)
+{
+    return !ex->head_method && status_has_body(status) && len > 0;
+}
+
 /* The body part of the answers from memory: copied into the stage when
  * small, referenced (release given) or written after the stage when large. */
 static int respond_memory(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
                           size_t num_headers, const void *body, size_t len,
                           void (*release)(void *arg), void *arg)
 {
-    int rc = check_exchange(ex);
-    if (rc < 0) {
-        if (release)
-            release(arg);
+    int rc;
+    if (!start_answer(ex, status, headers, num_headers, len, release, arg, &rc))
         return rc;
-    }
     struct http_conn *hc = ex->hc;
     struct http_site *site = hc->site;
-    bool send_body = !ex->head_method && status_has_body(status) && len > 0;
-    rc = stage_head(hc, status, headers, num_headers, len, will_close(hc, ex),
-                    ex->req.minor_version == 0);
+    bool send_body = sends_body(ex, status, len);
     if (rc == 0 && send_body && release) {
         if ((rc = stage_reserve(site, 0)) == 0) {
             stage_ref(site, body, len, release, arg);
@@ -288,11 +318,7 @@ static int respond_memory(ritual_http_exchange *ex, int status, const ritual_htt
     }
     if (release)
         release(arg);
-    if (rc == -ENOMEM)
-        ritual_conn_abort(hc->conn);
-    flush_unless_delivering(hc);
-    ritual__http_exchange_done(hc, status, send_body ? len : 0);
-    return rc < 0 ? rc : 0;
+    return finish_answer(hc, rc, status, send_body ? len : 0);
 }
 
 int ritual_http_respond(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
@@ -316,27 +342,18 @@ int ritual_http_respond_file(ritual_http_exchange *ex, int status,
                              const ritual_http_header *headers, size_t num_headers, int fd,
                              uint64_t offset, uint64_t len, void (*release)(void *arg), void *arg)
 {
-    int rc = check_exchange(ex);
-    if (rc < 0) {
-        if (release)
-            release(arg);
+    int rc;
+    if (!start_answer(ex, status, headers, num_headers, len, release, arg, &rc))
         return rc;
-    }
     struct http_conn *hc = ex->hc;
-    rc = stage_head(hc, status, headers, num_headers, len, will_close(hc, ex),
-                    ex->req.minor_version == 0);
-    bool send_body = !ex->head_method && status_has_body(status) && len > 0;
+    bool send_body = sends_body(ex, status, len);
     if (rc == 0 && send_body) {
         ritual__http_stage_flush(hc->site);
         rc = ritual_write_file(hc->conn, fd, offset, len, release, arg);
     } else if (release) {
         release(arg);
     }
-    if (rc == -ENOMEM)
-        ritual_conn_abort(hc->conn);
-    flush_unless_delivering(hc);
-    ritual__http_exchange_done(hc, status, send_body ? len : 0);
-    return rc < 0 ? rc : 0;
+    return finish_answer(hc, rc, status, send_body ? len : 0);
 }
 
 /* "404 Not Found\n" */
