@@ -1013,6 +1013,15 @@ void file_write_at(const char *dir, const char *rel, const void *data, size_t le
     SYSCHECK(close(fd));
 }
 
+void file_write_pattern_at(const char *dir, const char *rel, uint64_t seed, size_t len)
+{
+    char *data = malloc(len ? len : 1);
+    ASSERT(data != NULL);
+    pattern_fill(seed, 0, data, len);
+    file_write_at(dir, rel, data, len);
+    free(data);
+}
+
 void dir_make_at(const char *dir, const char *rel)
 {
     char path[4096];

@@ -39,11 +39,7 @@ static struct file large = {"/large.bin", LARGE_SIZE, LARGE_SEED, "", 0};
 
 static void make_file(struct file *f)
 {
-    char *data = malloc(f->size);
-    ASSERT(data != NULL);
-    pattern_fill(f->seed, 0, data, f->size);
-    file_write_at(root, f->target + 1, data, f->size);
-    free(data);
+    file_write_pattern_at(root, f->target + 1, f->seed, f->size);
     char path[128];
     snprintf(path, sizeof path, "%s%s", root, f->target);
     struct stat st;

@@ -81,11 +81,7 @@ int main(int argc, char **argv)
     raise_nofile(4096);
     temp_dir_make(root, sizeof root);
     file_write_at(root, "hello.txt", hello, strlen(hello));
-    char *big = malloc(BIG_SIZE);
-    ASSERT(big != NULL);
-    pattern_fill(61, 0, big, BIG_SIZE);
-    file_write_at(root, "big.bin", big, BIG_SIZE);
-    free(big);
+    file_write_pattern_at(root, "big.bin", 61, BIG_SIZE);
 
     struct server s;
     http_server_start(ritual, root, NULL, &s);

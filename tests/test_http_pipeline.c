@@ -36,11 +36,7 @@ static void make_tree(void)
                          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
         file_write_at(root, name, small_body[i], (size_t)n);
     }
-    char *big = malloc(BIG_SIZE);
-    ASSERT(big != NULL);
-    pattern_fill(BIG_SEED, 0, big, BIG_SIZE);
-    file_write_at(root, "big.bin", big, BIG_SIZE);
-    free(big);
+    file_write_pattern_at(root, "big.bin", BIG_SEED, BIG_SIZE);
 }
 
 static void expect_small(const struct http_response *r, int i)

@@ -27,11 +27,7 @@ static void make_tree(void)
 {
     temp_dir_make(root, sizeof root);
     file_write_at(root, "hello.txt", "hello, world\n", 13);
-    char *big = malloc(BIG_SIZE);
-    ASSERT(big != NULL);
-    pattern_fill(BIG_SEED, 0, big, BIG_SIZE);
-    file_write_at(root, "big.bin", big, BIG_SIZE);
-    free(big);
+    file_write_pattern_at(root, "big.bin", BIG_SEED, BIG_SIZE);
 }
 
 /* Reads body bytes up to `goal`, checking them; a 20 ms pause after each

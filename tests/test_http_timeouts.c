@@ -32,12 +32,8 @@ static void make_tree(void)
 {
     temp_dir_make(root, sizeof root);
     file_write_at(root, "index.html", "<h1>home</h1>\n", 14);
-    char *big = malloc(BIG_SIZE);
-    ASSERT(big != NULL);
-    pattern_fill(BIG_SEED, 0, big, BIG_SIZE);
-    file_write_at(root, "big.bin", big, BIG_SIZE);
-    file_write_at(root, "mib.bin", big, 1u << 20);
-    free(big);
+    file_write_pattern_at(root, "big.bin", BIG_SEED, BIG_SIZE);
+    file_write_pattern_at(root, "mib.bin", BIG_SEED, 1u << 20); /* big.bin's first MiB */
 }
 
 /* Seconds since `start`, as a double, for the notes. */
