@@ -24,15 +24,23 @@ others=$(nm -D --defined-only "$tmp"/lib/libritual.so | awk '{print $3}' | grep 
 others=$(nm -g --defined-only "$tmp"/lib/libritual.a | awk 'NF == 3 {print $3}' | grep -v '^ritual_' || true)
 [ -z "$others" ] || { echo "global symbols without the ritual_ prefix in libritual.a:"; echo "$others"; exit 1; }
 
-cc -Wall -Wextra -Werror "$source/examples/echo.c" $(pkg-config --cflags --libs ritual) -o "$tmp/echo"
-LD_LIBRARY_PATH="$tmp/lib" "$tmp/echo" 127.0.0.1:0 >"$tmp/out" &
-pid=$!
-for _ in $(seq 100); do
-    grep -q 'listening on port' "$tmp/out" && break
-    sleep 0.05
-done
-port=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$tmp/out")
-[ -n "$port" ] || { echo "example did not start"; exit 1; }
+# Builds examples/NAME.c against the installed library with pkg-config,
+# starts it on an ephemeral port (pid in $pid) and sets $port from its
+# "listening on port N" line.
+start_example() {
+    cc -Wall -Wextra -Werror "$source/examples/$1.c" $(pkg-config --cflags --libs ritual) \
+        -o "$tmp/$1"
+    LD_LIBRARY_PATH="$tmp/lib" "$tmp/$1" 127.0.0.1:0 >"$tmp/$1.out" &
+    pid=$!
+    for _ in $(seq 100); do
+        grep -q 'listening on port' "$tmp/$1.out" && break
+        sleep 0.05
+    done
+    port=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$tmp/$1.out")
+    [ -n "$port" ] || { echo "$1 did not start"; exit 1; }
+}
+
+start_example echo
 exec 3<>"/dev/tcp/127.0.0.1/$port"
 printf 'hello ritual\n' >&3
 read -r -t 5 line <&3
@@ -42,16 +50,7 @@ kill -TERM "$pid"
 wait "$pid"
 
 # The HTTP example, the same way: one request, read back whole.
-cc -Wall -Wextra -Werror "$source/examples/hello_http.c" $(pkg-config --cflags --libs ritual) \
-    -o "$tmp/hello_http"
-LD_LIBRARY_PATH="$tmp/lib" "$tmp/hello_http" 127.0.0.1:0 >"$tmp/out2" &
-pid=$!
-for _ in $(seq 100); do
-    grep -q 'listening on port' "$tmp/out2" && break
-    sleep 0.05
-done
-port=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$tmp/out2")
-[ -n "$port" ] || { echo "hello_http did not start"; exit 1; }
+start_example hello_http
 exec 3<>"/dev/tcp/127.0.0.1/$port"
 printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
 reply=$(timeout 5 cat <&3)
