@@ -98,17 +98,15 @@ struct http_conn {
     ritual_conn *conn; /* NULL once closed (then only a waiting exchange keeps us) */
     struct http_site *site;
     uint8_t state;
-    bool in_delivery;   /* inside on_data: responses are staged, not sent */
-    bool close_after;   /* the next response says Connection: close... */
-    bool done;          /* ...and once it is staged, nothing more is read */
-    bool got_bytes;     /* any byte has arrived on this connection */
-    bool sent_continue; /* 100 Continue went out for the current request */
-    bool eof;           /* the peer finished sending */
-    bool held;          /* complete requests left in the buffer: output is full */
-    uint32_t idle_ms;   /* the idle timeout last set on the connection */
-    unsigned requests;  /* answered on this connection */
-    size_t last_len;    /* bytes of an incomplete head already scanned */
-    const char *raw;    /* a request that failed to parse, for the log */
+    bool in_delivery;  /* inside on_data: responses are staged, not sent */
+    bool close_after;  /* the next response says Connection: close... */
+    bool done;         /* ...and once it is staged, nothing more is read */
+    bool eof;          /* the peer finished sending */
+    bool held;         /* complete requests left in the buffer: output is full */
+    uint32_t idle_ms;  /* the idle timeout last set on the connection */
+    unsigned requests; /* answered on this connection */
+    size_t last_len;   /* bytes of an incomplete head already scanned */
+    const char *raw;   /* a request that failed to parse, for the log */
     size_t raw_len;
     uint64_t deadline_ms;    /* header deadline while on site->waiting */
     struct ritual_list wait; /* in site->waiting (empty when not) */

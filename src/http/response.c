@@ -415,5 +415,4 @@ void ritual__http_send_continue(struct http_conn *hc)
         stage_copy(hc->site, line, sizeof line - 1);
     /* The client waits for it before sending the body: send it now. */
     ritual__http_stage_flush(hc->site);
-    hc->sent_continue = true;
 }

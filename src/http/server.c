@@ -255,7 +255,6 @@ static size_t begin_body(struct http_conn *hc, const char *p, size_t n, size_t h
     hc->body_kind = req->body;
     hc->body_left = req->content_length;
     memset(&hc->chunked, 0, sizeof hc->chunked);
-    hc->sent_continue = false;
     hc->state = HTTP_BODY;
     if (req->flags & RITUAL_HTTP_EXPECT_CONTINUE)
         ritual__http_send_continue(hc);
@@ -375,7 +374,6 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     if (hc->state == HTTP_WAITING)
         return 0;
     hc->in_delivery = true;
-    hc->got_bytes = true;
     hc->held = false;
     ritual__http_stage_claim(site, hc);
     ritual__http_date_refresh(site);
