@@ -66,11 +66,14 @@ typedef enum ritual_log_level {
 } ritual_log_level;
 
 typedef enum ritual_backend {
-    RITUAL_BACKEND_AUTO = 0, /* the best one this kernel allows (epoll), or the
-                                one the environment variable RITUAL_BACKEND
-                                names: "epoll" or "poll" */
+    RITUAL_BACKEND_AUTO = 0, /* the best one this kernel allows (io_uring, else
+                                epoll), or the one the environment variable
+                                RITUAL_BACKEND names: "io_uring", "epoll" or
+                                "poll" */
     RITUAL_BACKEND_EPOLL,
-    RITUAL_BACKEND_POLL, /* portable, O(n) per wait: for sandboxes and tests */
+    RITUAL_BACKEND_POLL,     /* portable, O(n) per wait: for sandboxes and tests */
+    RITUAL_BACKEND_IO_URING, /* Linux 6.0 or later; if the kernel refuses it, the
+                                loop logs a warning and runs on epoll */
 } ritual_backend;
 
 /* Receives each log line (no trailing newline). The default writes
@@ -170,8 +173,11 @@ typedef struct ritual_conn_callbacks {
     /* The peer closed its sending side (FIN). Reading stops; writing still
      * works. If NULL, the connection is closed gracefully. */
     void (*on_eof)(ritual_conn *conn);
-    /* The write queue, having passed the high watermark, drained below the
-     * low one; reading has resumed (unless paused by the user). */
+    /* Output that had to be queued went out: the queue emptied, or, having
+     * passed the high watermark, fell below the low one and reading resumed
+     * (unless paused by the user). Not called for writes the kernel took at
+     * once (on epoll and poll, most small ones; on io_uring every write is
+     * queued until its send completes). */
     void (*on_drain)(ritual_conn *conn);
     /* The loop started a graceful shutdown. If NULL, nothing happens and the
      * connection runs until it closes or the drain deadline passes. */

@@ -60,7 +60,8 @@ static unsigned wanted_events(const ritual_conn *conn)
     if (conn->flags & CONN_CONNECTING)
         return RITUAL_IO_WRITE; /* writable: the handshake finished, or failed */
     unsigned events = conn->out_tail ? RITUAL_IO_WRITE : 0;
-    if (!(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING)))
+    if (!(conn->flags &
+          (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_EOF_PENDING | CONN_CLOSING)))
         events |= RITUAL_IO_READ;
     return events;
 }
@@ -212,6 +213,7 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
         ritual__timer_node_cancel(loop, &conn->timer);
         loop->backend->forget(loop, &conn->io);
         close(fd);
+        conn->io.fd = -1;
         conn_recycle(loop, conn);
         return rc;
     }
@@ -243,7 +245,8 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
     close(conn->io.fd); /* on Linux the fd is released even if close reports EINTR */
     conn->io.fd = -1;
     ritual__conn_release_input(conn);
-    release_output(conn);
+    if (!(conn->io.busy & RITUAL_BUSY_SEND)) /* else the kernel reads the head until it is done */
+        release_output(conn);
     ritual_list_del(&conn->link);
     ritual_list_add_tail(&loop->closed, &conn->link);
     loop->conn_count--;
@@ -251,6 +254,18 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
     if (conn->profile->listener)
         ritual__listener_conn_closed(conn->profile->listener);
     ritual__loop_check_drained(loop);
+}
+
+/* The last of a closed connection: its profile and its struct. */
+static void conn_finish(ritual_loop *loop, ritual_conn *conn)
+{
+    const struct ritual_conn_profile *profile = conn->profile;
+    release_output(conn);
+    if (profile->listener)
+        ritual__listener_unref(profile->listener);
+    else
+        free((void *)profile); /* an outbound connection's own */
+    conn_recycle(loop, conn);
 }
 
 void ritual__conns_reap(ritual_loop *loop)
@@ -262,12 +277,23 @@ void ritual__conns_reap(ritual_loop *loop)
         ritual__conn_release_input(conn); /* kept if it closed during its own on_data */
         if (profile->cbs.on_close)
             profile->cbs.on_close(conn, conn->close_reason);
-        if (profile->listener)
-            ritual__listener_unref(profile->listener);
-        else
-            free((void *)profile); /* an outbound connection's own */
-        conn_recycle(loop, conn);
+        if (conn->io.busy) {
+            /* The kernel still has operations naming it: the struct (and
+             * the profile it points to) waits for the last completion. */
+            conn->flags |= CONN_REAPED;
+            ritual_list_add_tail(&loop->zombie_conns, &conn->link);
+            continue;
+        }
+        conn_finish(loop, conn);
     }
+}
+
+void ritual__conn_released(ritual_conn *conn)
+{
+    if (!(conn->flags & CONN_REAPED))
+        return; /* closed this iteration: ritual__conns_reap finishes it */
+    ritual_list_del(&conn->link);
+    conn_finish(conn_loop(conn), conn);
 }
 
 /* The queue is empty: send our FIN, then read until the peer's. */
@@ -340,9 +366,9 @@ void ritual__conn_timer_fired(ritual_conn *conn)
         conn->flags &= ~CONN_REDELIVER;
         /* Over the high watermark, ritual__conn_flush() hands the input over
          * once the queue drains; meanwhile the idle deadline applies, below. */
-        if (!(conn->flags & CONN_OVER_HIGH) && in_len(conn) &&
+        if (!(conn->flags & CONN_OVER_HIGH) && (in_len(conn) || (conn->flags & CONN_EOF_PENDING)) &&
             !(conn->flags & (CONN_PAUSED | CONN_CLOSING | CONN_LINGERING))) {
-            ritual__conn_deliver(conn, conn->in->data, conn->in->len);
+            ritual__conn_deliver_held(conn);
             if (conn->flags & (CONN_CLOSED | CONN_REDELIVER))
                 return; /* closed, or paused and resumed again: already rescheduled */
         }
@@ -462,7 +488,8 @@ void ritual_conn_resume(ritual_conn *conn)
         return;
     conn->flags &= ~CONN_PAUSED;
     ritual__conn_update_interest(conn);
-    if (in_len(conn) && !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
+    if ((in_len(conn) || (conn->flags & CONN_EOF_PENDING)) &&
+        !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
         /* Hand the buffered input over again from the loop, not from inside
          * this call: the caller may be in the middle of anything. */
         conn->flags |= CONN_REDELIVER;

@@ -52,6 +52,7 @@ void ritual__conn_finish_close(ritual_conn *conn); /* queue empty: FIN, then lin
 /* conn_read.c */
 int ritual__conn_reserve_input(ritual_conn *conn, size_t need);
 void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len);
+void ritual__conn_deliver_held(ritual_conn *conn);
 void ritual__conn_read(ritual_conn *conn);
 void ritual__conn_linger_read(ritual_conn *conn);
 

@@ -59,11 +59,46 @@ void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len)
         conn->in->len = (uint32_t)left;
         return;
     }
-    if (left == 0) {
+    /* `bytes` is the head of what the connection holds, perhaps not all of it. */
+    size_t held = conn->in->len;
+    if (used == held) {
         ritual__conn_release_input(conn);
     } else if (used > 0) {
-        memmove(conn->in->data, conn->in->data + used, left);
-        conn->in->len = (uint32_t)left;
+        memmove(conn->in->data, conn->in->data + used, held - used);
+        conn->in->len = (uint32_t)(held - used);
+    }
+}
+
+static void peer_eof(ritual_conn *conn);
+
+/* Hands over the input the connection holds, at most read_buffer_size bytes
+ * per on_data, as reads would have, until reading stops or the user waits
+ * for more. A completion backend may have received more than that while
+ * reading was being stopped. */
+void ritual__conn_deliver_held(ritual_conn *conn)
+{
+    size_t max = opts(conn)->read_buffer_size;
+    while (conn->in && !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING |
+                                        CONN_LINGERING | CONN_CLOSED | CONN_REDELIVER))) {
+        uint32_t before = conn->in->len;
+        size_t slice = before < max ? before : max;
+        ritual__conn_deliver(conn, conn->in->data, slice);
+        if (conn->flags & CONN_CLOSED)
+            return;
+        if (conn->in && conn->in->len == before) {
+            if (slice == max) { /* full, and the user consumed nothing */
+                ritual__conn_terminate(conn, -ENOBUFS);
+                return;
+            }
+            break; /* the user waits for more */
+        }
+    }
+    /* The FIN that came in behind the input, now in its place. */
+    if ((conn->flags & CONN_EOF_PENDING) &&
+        !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING |
+                         CONN_CLOSED | CONN_REDELIVER))) {
+        conn->flags &= ~CONN_EOF_PENDING;
+        peer_eof(conn);
     }
 }
 
@@ -154,4 +189,55 @@ void ritual__conn_linger_read(ritual_conn *conn)
         ritual__conn_terminate(conn, conn->close_reason);
         return;
     }
+}
+
+/* A completion backend received `len` bytes into a buffer of its own, which
+ * it takes back when this returns: on_data reads them in place, and only a
+ * remainder is copied, as with the shared buffer. */
+void ritual__conn_received(ritual_conn *conn, const char *bytes, int len)
+{
+    if (conn->flags & CONN_CLOSED)
+        return;
+    if (conn->flags & CONN_LINGERING) {
+        if (len <= 0) /* the peer's FIN (or a reset): done */
+            ritual__conn_terminate(conn, conn->close_reason);
+        return; /* discarded */
+    }
+    if (len < 0) {
+        ritual__conn_terminate(conn, len);
+        return;
+    }
+    if (len == 0) {
+        if (conn->flags & (CONN_EOF | CONN_EOF_PENDING | CONN_CLOSING))
+            return;
+        if (conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_REDELIVER)) {
+            /* Reading is held back, perhaps with input not yet handed over:
+             * the FIN waits its turn behind it. */
+            conn->flags |= CONN_EOF_PENDING;
+            ritual__conn_update_interest(conn);
+            return;
+        }
+        peer_eof(conn);
+        return;
+    }
+    if (conn->flags & CONN_CLOSING)
+        return; /* no longer read: discarded, as lingering would */
+    ritual_loop *loop = conn_loop(conn);
+    stamp_activity(conn);
+    ritual__stat_add(&loop->stat_read, (uint64_t)len);
+    bool reading = !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING));
+    if (reading && !conn->in && (size_t)len <= opts(conn)->read_buffer_size) {
+        ritual__conn_deliver(conn, bytes, (size_t)len);
+        return;
+    }
+    /* Behind input already held, or arriving after reading stopped (the
+     * receive was being cancelled): keep it, in order. */
+    if (ritual__conn_reserve_input(conn, (size_t)in_len(conn) + (size_t)len) < 0) {
+        ritual__conn_terminate(conn, -ENOMEM);
+        return;
+    }
+    memcpy(conn->in->data + conn->in->len, bytes, (size_t)len);
+    conn->in->len += (uint32_t)len;
+    if (reading) /* else handed over when reading resumes */
+        ritual__conn_deliver_held(conn);
 }

@@ -158,7 +158,8 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
         return 0;
 
     size_t sent = 0;
-    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
+    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING) &&
+        !conn_loop(conn)->backend->completion) {
         ssize_t n = iovcnt == 1
                         ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
                         : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, 0);
@@ -221,7 +222,8 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
     file->remaining = len;
     file->release = release;
     file->arg = arg;
-    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
+    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING) &&
+        !conn_loop(conn)->backend->completion) {
         rc = send_file(conn, file);
         if (rc != 0) { /* done, or failed */
             ritual__outq_put(conn, &file->q);
@@ -241,22 +243,29 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
 /* Sends a run of memory chunks from the head of the queue, up to the next
  * file segment. Returns 1 if all of them went, 0 if the kernel pushed back,
  * or a negative errno. */
-static int send_chunks(ritual_conn *conn)
+int ritual__conn_output_iov(const ritual_conn *conn, struct iovec *iov, int max)
 {
-    struct iovec iov[IOV_BATCH];
     int n = 0;
-    size_t batch = 0;
-    struct ritual_outq *q = conn->out_tail->next; /* the head */
-    for (; n < IOV_BATCH && !ritual__outq_is_file(q); q = q->next) {
+    const struct ritual_outq *q = conn->out_tail->next; /* the head */
+    for (; n < max && !ritual__outq_is_file(q); q = q->next) {
         iov[n].iov_base = ((struct ritual_chunk *)q)->data + q->start;
-        iov[n].iov_len = q->end - q->start;
-        batch += iov[n++].iov_len;
+        iov[n++].iov_len = q->end - q->start;
         if (q == conn->out_tail)
             break;
     }
+    return n;
+}
+
+static int send_chunks(ritual_conn *conn)
+{
+    struct iovec iov[IOV_BATCH];
+    int n = ritual__conn_output_iov(conn, iov, IOV_BATCH);
+    size_t batch = 0;
+    for (int i = 0; i < n; i++)
+        batch += iov[i].iov_len;
     /* Headers before a file: let the kernel put them in one packet with
      * the file's first bytes. */
-    int more = ritual__outq_is_file(q) ? MSG_MORE : 0;
+    int more = (conn->flags & CONN_FILE_QUEUED) ? MSG_MORE : 0;
     ssize_t sent = send_iov(conn->io.fd, iov, n, more);
     if (sent < 0)
         return errno == EAGAIN ? 0 : -errno;
@@ -265,9 +274,13 @@ static int send_chunks(ritual_conn *conn)
     return (size_t)sent == batch;
 }
 
+static void after_output(ritual_conn *conn);
+
 /* Sends queued output until the kernel pushes back. */
 void ritual__conn_flush(ritual_conn *conn)
 {
+    if (conn->io.busy & RITUAL_BUSY_SEND)
+        return; /* a completion backend is sending the queue's head right now */
     while (conn->out_tail) {
         struct ritual_outq *head = conn->out_tail->next;
         int rc;
@@ -285,13 +298,39 @@ void ritual__conn_flush(ritual_conn *conn)
         if (rc == 0)
             break;
     }
+    after_output(conn);
+}
 
+/* A completion backend sent `res` bytes from the head of the queue. */
+void ritual__conn_sent(ritual_conn *conn, int res)
+{
+    if (conn->flags & CONN_CLOSED)
+        return;
+    if (res < 0) {
+        ritual__conn_terminate(conn, res);
+        return;
+    }
+    if (res > 0) {
+        count_sent(conn, (size_t)res);
+        drop_sent(conn, (size_t)res);
+    }
+    if (conn->out_tail && ritual__outq_is_file(conn->out_tail->next)) {
+        ritual__conn_flush(conn); /* sendfile has no io_uring operation: send it here */
+        return;
+    }
+    after_output(conn);
+}
+
+/* What follows progress on the queue: the low watermark, a close waiting
+ * for the queue to empty, and the interest the new state wants. */
+static void after_output(ritual_conn *conn)
+{
     bool drained = false;
     if ((conn->flags & CONN_OVER_HIGH) && !(conn->flags & CONN_FILE_QUEUED) &&
         conn->out_len <= opts(conn)->write_low_watermark) {
         conn->flags &= ~CONN_OVER_HIGH;
         drained = !(conn->flags & CONN_CLOSING);
-        if (in_len(conn) && !(conn->flags & CONN_CLOSING)) {
+        if ((in_len(conn) || (conn->flags & CONN_EOF_PENDING)) && !(conn->flags & CONN_CLOSING)) {
             /* Input left unconsumed while reading was held back: hand it
              * over again even if the peer sends nothing more. */
             conn->flags |= CONN_REDELIVER;
@@ -303,6 +342,8 @@ void ritual__conn_flush(ritual_conn *conn)
         ritual__conn_finish_close(conn);
         return;
     }
+    if (!conn->out_tail)
+        drained = true; /* everything queued went out */
     ritual__conn_update_interest(conn);
     if (drained && cbs(conn)->on_drain && !(conn->flags & CONN_CLOSED))
         cbs(conn)->on_drain(conn);

@@ -72,6 +72,18 @@ enum {
     RITUAL_IO_ERROR = 1u << 2, /* readiness only: error or hang-up */
 };
 
+/* io->busy bits: what a completion backend has in the kernel for an object. */
+enum {
+    RITUAL_BUSY_READ = 1u << 0,  /* a receive, accept or wait for readability */
+    RITUAL_BUSY_WRITE = 1u << 1, /* a send, or a wait for writability */
+    RITUAL_BUSY_SEND = 1u << 2,  /* the write is a send: the queue's head is the kernel's */
+    RITUAL_BUSY_READ_CANCEL = 1u << 3,
+    RITUAL_BUSY_WRITE_CANCEL = 1u << 4,
+    RITUAL_BUSY_DIRTY = 1u << 5,    /* on the backend's list of objects to look at */
+    RITUAL_BUSY_WATCH = 1u << 6,    /* the read side only watches for errors (not reading) */
+    RITUAL_BUSY_WAIT_OUT = 1u << 7, /* a send said EAGAIN: wait for writability first */
+};
+
 enum ritual_io_kind {
     RITUAL_IO_CONN = 1,
     RITUAL_IO_LISTENER,
@@ -83,11 +95,15 @@ enum ritual_io_kind {
  * currently registered with the backend, so a change costs one call and no
  * change costs none. */
 struct ritual_io {
-    int fd;
+    _Alignas(8) int fd; /* aligned: a completion backend tags the low bits of its address */
     uint8_t kind;
     uint8_t events;
-    uint8_t registered;
-    uint8_t exclusive; /* one listening socket shared by several loops: EPOLLEXCLUSIVE */
+    uint8_t registered : 1;
+    uint8_t exclusive : 1; /* one listening socket shared by several loops: EPOLLEXCLUSIVE */
+    /* A completion backend's operations in the kernel for this object (0:
+     * none). While it is not 0 the object is not freed, even once closed:
+     * the backend hands it back through ritual__io_released. */
+    uint8_t busy;
 };
 
 /* ----------------------------------------------------------------- timers */
@@ -176,16 +192,18 @@ void ritual__buffers_free(ritual_loop *loop);
 /* ------------------------------------------------------------ connections */
 
 enum {
-    CONN_PAUSED = 1u << 0,      /* the user paused reading */
-    CONN_OVER_HIGH = 1u << 1,   /* write queue passed the high watermark */
-    CONN_EOF = 1u << 2,         /* the peer sent FIN */
-    CONN_CLOSING = 1u << 3,     /* close requested: flushing */
-    CONN_LINGERING = 1u << 4,   /* FIN sent; reading and discarding */
-    CONN_CLOSED = 1u << 5,      /* fd closed; on_close pending */
-    CONN_REDELIVER = 1u << 6,   /* resumed with input left: hand it over again */
-    CONN_CONNECTING = 1u << 7,  /* outbound, waiting for the handshake */
-    CONN_DELIVERING = 1u << 8,  /* inside on_data: `in` must outlive the call */
-    CONN_FILE_QUEUED = 1u << 9, /* the output queue holds a file segment */
+    CONN_PAUSED = 1u << 0,       /* the user paused reading */
+    CONN_OVER_HIGH = 1u << 1,    /* write queue passed the high watermark */
+    CONN_EOF = 1u << 2,          /* the peer sent FIN */
+    CONN_CLOSING = 1u << 3,      /* close requested: flushing */
+    CONN_LINGERING = 1u << 4,    /* FIN sent; reading and discarding */
+    CONN_CLOSED = 1u << 5,       /* fd closed; on_close pending */
+    CONN_REDELIVER = 1u << 6,    /* resumed with input left: hand it over again */
+    CONN_CONNECTING = 1u << 7,   /* outbound, waiting for the handshake */
+    CONN_DELIVERING = 1u << 8,   /* inside on_data: `in` must outlive the call */
+    CONN_FILE_QUEUED = 1u << 9,  /* the output queue holds a file segment */
+    CONN_REAPED = 1u << 10,      /* on_close ran; the backend still holds operations */
+    CONN_EOF_PENDING = 1u << 11, /* the FIN came in behind input not yet handed over */
 };
 
 /* What a connection runs on: callbacks and options, shared by all the
@@ -236,11 +254,22 @@ _Static_assert(sizeof(struct ritual_conn) == 80, "ritual_conn changed size: make
 int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profile, int fd,
                       bool connecting, ritual_conn **out);
 void ritual__conn_ready(ritual_conn *conn, unsigned events);
+/* A completion backend's results: `len` bytes received into `bytes` (0: the
+ * peer's FIN; negative: an error), and `res` bytes of the queue's head sent
+ * (negative: an error). */
+void ritual__conn_received(ritual_conn *conn, const char *bytes, int len);
+void ritual__conn_sent(ritual_conn *conn, int res);
+/* The iovecs of the memory chunks at the head of the queue, up to the next
+ * file segment; returns their count (0 if a file segment is at the head). */
+int ritual__conn_output_iov(const ritual_conn *conn, struct iovec *iov, int max);
 void ritual__conn_timer_fired(ritual_conn *conn);
 /* Closes the socket now, without flushing, reporting `reason`. */
 void ritual__conn_terminate(ritual_conn *conn, int reason);
-/* Calls on_close and frees the connections closed during this iteration. */
+/* Calls on_close and frees the connections closed during this iteration
+ * (those a completion backend still holds wait in loop->zombie_conns). */
 void ritual__conns_reap(ritual_loop *loop);
+/* A completion backend let go of a closed connection. */
+void ritual__conn_released(ritual_conn *conn);
 /* Returns the memory of every connection struct; none may be in use. */
 void ritual__conns_free_blocks(ritual_loop *loop);
 
@@ -255,6 +284,7 @@ struct ritual_listener {
     size_t conns;
     unsigned refs; /* 1 while listening, +1 per open connection */
     bool closed;
+    bool reaped; /* freed once the completion backend lets go of it */
     bool emfile_paused;
     uint64_t emfile_backoff_ns;
     struct ritual_timer_node retry_timer;
@@ -274,10 +304,14 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
 /* Accepts what the kernel already queued, then closes (a graceful shutdown). */
 void ritual__listener_drain_and_close(ritual_listener *listener);
 void ritual__listener_ready(ritual_listener *listener, unsigned events);
+/* A completion backend accepted `fd` (or failed with minus errno). */
+void ritual__listener_accepted(ritual_listener *listener, int fd);
 void ritual__listener_conn_closed(ritual_listener *listener);
 void ritual__listener_retry_fired(ritual_listener *listener);
 void ritual__listener_unref(ritual_listener *listener);
 void ritual__listeners_reap(ritual_loop *loop);
+/* A completion backend let go of a closed listener. */
+void ritual__listener_released(ritual_listener *listener);
 
 /* ---------------------------------------------------------------- signals */
 
@@ -315,12 +349,27 @@ struct ritual_backend_ops {
     /* Waits up to timeout_ns (-1: forever; never less) and dispatches what
      * is ready through ritual__io_ready. Returns 0 or a negative errno. */
     int (*poll)(ritual_loop *loop, int64_t timeout_ns);
+    /* Completion backends only (NULL otherwise): the loop is being freed and
+     * every object is closed; wait for the kernel to finish with them. */
+    void (*drain)(ritual_loop *loop);
+    /* Completion backends only: the loop stops running; hand the kernel
+     * what is queued (cancellations: a closed listener must stop listening
+     * now, not when the loop is freed). */
+    void (*flush)(ritual_loop *loop);
+    /* Receives into buffers of its own and sends the output queue itself:
+     * the connection code does no recv and no immediate send. */
+    bool completion;
 };
 
 extern const struct ritual_backend_ops ritual__backend_epoll;
 extern const struct ritual_backend_ops ritual__backend_poll;
+#ifdef RITUAL_HAVE_URING
+extern const struct ritual_backend_ops ritual__backend_uring;
+#endif
 
 void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events);
+/* A completion backend is done with a closed object (io->busy fell to 0). */
+void ritual__io_released(ritual_loop *loop, struct ritual_io *io);
 /* Registers the interest if it changed. Returns 0 or a negative errno. */
 int ritual__io_set(ritual_loop *loop, struct ritual_io *io, unsigned events);
 
@@ -365,7 +414,9 @@ struct ritual_loop {
 
     struct ritual_list listeners;
     struct ritual_list dead_listeners; /* freed at the end of the iteration */
-    struct ritual_list timers;         /* user timers, freed with the loop */
+    /* closed and reaped, but the backend still holds operations on them */
+    struct ritual_list zombie_conns, zombie_listeners;
+    struct ritual_list timers; /* user timers, freed with the loop */
 
     /* ritual_loop_stats: written by this loop's thread only, read anywhere */
     _Atomic uint64_t stat_accepted, stat_conns, stat_read, stat_written;

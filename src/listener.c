@@ -221,6 +221,45 @@ void ritual__listener_retry_fired(ritual_listener *l)
     update_interest(l);
 }
 
+/* What accept gave: a new connection's fd, or minus errno. Returns true if
+ * accepting should go on. */
+static bool take_accepted(ritual_listener *l, int fd)
+{
+    if (fd >= 0) {
+        if (l->emfile_backoff_ns) {
+            l->emfile_backoff_ns = 0;
+            ritual_log(l->loop, RITUAL_LOG_INFO, "accept: descriptors available again");
+        }
+        ritual_conn *conn;
+        int rc = ritual__conn_open(l->loop, &l->profile, fd, false, &conn);
+        if (rc < 0)
+            ritual_log(l->loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(rc));
+        return true;
+    }
+    switch (-fd) {
+    case EAGAIN:
+        return false;
+    case EINTR:
+    case ECONNABORTED: /* the client gave up while queued */
+    case EPROTO:
+    case EPERM:     /* a firewall rule refused it */
+    case ECANCELED: /* a completion backend stopped accepting */
+        return true;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        pause_for_fds(l, fd);
+        return false;
+    default:
+        /* Network errors pending on the new socket (ENETDOWN, EHOSTUNREACH,
+         * ...) belong to that connection, not to us; Linux hands them out
+         * through accept. Log and go on. */
+        ritual_log(l->loop, RITUAL_LOG_DEBUG, "accept: %s", strerror(-fd));
+        return true;
+    }
+}
+
 void ritual__listener_ready(ritual_listener *l, unsigned events)
 {
     (void)events;
@@ -230,39 +269,19 @@ void ritual__listener_ready(ritual_listener *l, unsigned events)
             return;
         }
         int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            if (l->emfile_backoff_ns) {
-                l->emfile_backoff_ns = 0;
-                ritual_log(l->loop, RITUAL_LOG_INFO, "accept: descriptors available again");
-            }
-            ritual_conn *conn;
-            int rc = ritual__conn_open(l->loop, &l->profile, fd, false, &conn);
-            if (rc < 0)
-                ritual_log(l->loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(rc));
-            continue;
-        }
-        switch (errno) {
-        case EAGAIN:
+        if (!take_accepted(l, fd < 0 ? -errno : fd))
             return;
-        case EINTR:
-        case ECONNABORTED: /* the client gave up while queued */
-        case EPROTO:
-        case EPERM: /* a firewall rule refused it */
-            continue;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            pause_for_fds(l, -errno);
-            return;
-        default:
-            /* Network errors pending on the new socket (ENETDOWN, EHOSTUNREACH,
-             * ...) belong to that connection, not to us; Linux hands them out
-             * through accept. Log and go on. */
-            ritual_log(l->loop, RITUAL_LOG_DEBUG, "accept: %s", strerror(errno));
-            continue;
-        }
     }
+}
+
+void ritual__listener_accepted(ritual_listener *l, int fd)
+{
+    if (fd >= 0 && (l->closed || l->loop->freeing)) {
+        close(fd); /* accepted as the listener closed: too late */
+        return;
+    }
+    if (fd >= 0 || !l->closed)
+        (void)take_accepted(l, fd);
 }
 
 void ritual__listener_conn_closed(ritual_listener *l)
@@ -291,8 +310,21 @@ void ritual__listeners_reap(ritual_loop *loop)
     while (!ritual_list_empty(&loop->dead_listeners)) {
         ritual_listener *l = container_of(loop->dead_listeners.next, ritual_listener, link);
         ritual_list_del(&l->link);
+        if (l->io.busy) { /* the kernel still has its accept: freed when that ends */
+            l->reaped = true;
+            ritual_list_add_tail(&loop->zombie_listeners, &l->link);
+            continue;
+        }
         free(l);
     }
+}
+
+void ritual__listener_released(ritual_listener *l)
+{
+    if (!l->reaped)
+        return; /* still open, or reaped later */
+    ritual_list_del(&l->link);
+    free(l);
 }
 
 void ritual__listener_drain_and_close(ritual_listener *l)

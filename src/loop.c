@@ -34,14 +34,26 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
         const char *env = getenv("RITUAL_BACKEND");
         if (env && strcmp(env, "poll") == 0)
             choice = RITUAL_BACKEND_POLL;
-        else if (env && *env && strcmp(env, "epoll") != 0 && strcmp(env, "auto") != 0) {
-            ritual__error_set(err, -EINVAL, "loop: RITUAL_BACKEND=%s: not epoll or poll", env);
+        else if (env && strcmp(env, "epoll") == 0)
+            choice = RITUAL_BACKEND_EPOLL;
+        else if (env && strcmp(env, "io_uring") == 0)
+            choice = RITUAL_BACKEND_IO_URING;
+        else if (env && *env && strcmp(env, "auto") != 0) {
+            ritual__error_set(err, -EINVAL,
+                              "loop: RITUAL_BACKEND=%s: not auto, io_uring, epoll or poll", env);
             return NULL;
         }
     }
     const struct ritual_backend_ops *backend;
     switch (choice) {
     case RITUAL_BACKEND_AUTO:
+    case RITUAL_BACKEND_IO_URING:
+#ifdef RITUAL_HAVE_URING
+        backend = &ritual__backend_uring;
+#else
+        backend = &ritual__backend_epoll;
+#endif
+        break;
     case RITUAL_BACKEND_EPOLL:
         backend = &ritual__backend_epoll;
         break;
@@ -67,6 +79,8 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
     ritual_list_init(&loop->closed);
     ritual_list_init(&loop->listeners);
     ritual_list_init(&loop->dead_listeners);
+    ritual_list_init(&loop->zombie_conns);
+    ritual_list_init(&loop->zombie_listeners);
     ritual_list_init(&loop->timers);
     ritual__timer_node_init(&loop->shutdown_timer, RITUAL_TIMER_LOOP);
     loop->signal_io.fd = -1;
@@ -74,6 +88,14 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
     sigemptyset(&loop->signal_mask);
 
     int rc = backend->init(loop);
+    if (rc < 0 && backend->completion) {
+        /* io_uring refused (an old kernel, the io_uring_disabled sysctl, a
+         * seccomp filter): epoll does the same job. */
+        ritual_log(loop, choice == RITUAL_BACKEND_IO_URING ? RITUAL_LOG_WARN : RITUAL_LOG_INFO,
+                   "io_uring unavailable (%s): using epoll", ritual_strerror(rc));
+        backend = loop->backend = &ritual__backend_epoll;
+        rc = backend->init(loop);
+    }
     if (rc < 0) {
         ritual__error_set(err, rc, "%s: create", backend->name);
         free(loop);
@@ -138,6 +160,15 @@ void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events)
     }
 }
 
+void ritual__io_released(ritual_loop *loop, struct ritual_io *io)
+{
+    (void)loop;
+    if (io->kind == RITUAL_IO_CONN)
+        ritual__conn_released(container_of(io, ritual_conn, io));
+    else if (io->kind == RITUAL_IO_LISTENER)
+        ritual__listener_released(container_of(io, ritual_listener, io));
+}
+
 int ritual__io_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
 {
     /* An exclusive entry with no interest is no entry at all. */
@@ -163,6 +194,8 @@ int ritual_loop_run(ritual_loop *loop)
         ritual__timers_run(loop);
         ritual__loop_end_iteration(loop);
     }
+    if (loop->backend->flush)
+        loop->backend->flush(loop);
     loop->stopping = false;
     if (rc == 0 && loop->forced)
         rc = -ECANCELED;
@@ -288,6 +321,8 @@ void ritual_loop_free(ritual_loop *loop)
             ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
         ritual__loop_end_iteration(loop); /* on_close, and the listeners' memory */
     } while (!ritual_list_empty(&loop->conns) || !ritual_list_empty(&loop->closed));
+    if (loop->backend->drain)
+        loop->backend->drain(loop); /* hands back what the kernel still holds */
     while (loop->cleanups) {
         struct ritual_cleanup *c = loop->cleanups;
         loop->cleanups = c->next;

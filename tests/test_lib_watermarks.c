@@ -121,7 +121,11 @@ static void check(ritual_timer *t, void *data)
             ASSERT(server_conn != NULL);
             note("client stalled after %zu bytes; server queue %zu bytes", stalled_at,
                  ritual_conn_write_queued(server_conn));
-            ASSERT_GT(ritual_conn_write_queued(server_conn), HIGH);
+            /* On io_uring a send in flight completes only once all of it
+             * is out, which may take the queue from above HIGH to between
+             * the marks at once: reading stays stopped until it is below LOW. */
+            bool uring = strcmp(ritual_loop_backend_name(loop), "io_uring") == 0;
+            ASSERT_GT(ritual_conn_write_queued(server_conn), uring ? LOW : HIGH);
             ASSERT(server_conn->flags & CONN_OVER_HIGH);
             ASSERT_EQ(server_conn->io.events & RITUAL_IO_READ, 0);
             ASSERT_LT(stalled_at, TOTAL);

@@ -117,6 +117,8 @@ int cli_parse_backend(const char *text, ritual_backend *out)
         *out = RITUAL_BACKEND_EPOLL;
     else if (strcmp(text, "poll") == 0)
         *out = RITUAL_BACKEND_POLL;
+    else if (strcmp(text, "io_uring") == 0)
+        *out = RITUAL_BACKEND_IO_URING;
     else
         return -1;
     return 0;

@@ -23,8 +23,10 @@ static const char echo_usage[] =
     "                           spreads connections (default); shared: one socket,\n"
     "                           EPOLLEXCLUSIVE (uneven: the last worker to wait wins)\n"
     "  --pin                    pin worker i to CPU i\n"
-    "  --backend NAME           auto, epoll or poll (default auto: epoll, unless the\n"
-    "                           environment variable RITUAL_BACKEND names one)\n"
+    "  --backend NAME           auto, io_uring, epoll or poll (default auto:\n"
+    "                           io_uring where the kernel allows it, else epoll,\n"
+    "                           unless the environment variable RITUAL_BACKEND\n"
+    "                           names one)\n"
     "  --backlog N              pending-connection queue (default: net.core.somaxconn)\n"
     "  --max-conns N            stop accepting at N open connections, N/workers per\n"
     "                           worker (default: no limit)\n"
@@ -145,8 +147,8 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
             break;
         case OPT_BACKEND:
             if (cli_parse_backend(optarg, &cfg->server.loop.backend) < 0)
-                return cli_usage_error("echo", "--backend: '%s' is not auto, epoll or poll",
-                                       optarg);
+                return cli_usage_error(
+                    "echo", "--backend: '%s' is not auto, io_uring, epoll or poll", optarg);
             break;
         case 'h':
             fputs(echo_usage, stdout);

@@ -31,8 +31,10 @@ static const char http_usage[] =
     "                              or - for stdout (default: no access log)\n"
     "  --workers N                 loops on threads of their own (default: the number\n"
     "                              of online CPUs)\n"
-    "  --backend NAME              auto, epoll or poll (default auto: epoll, unless the\n"
-    "                              environment variable RITUAL_BACKEND names one)\n"
+    "  --backend NAME              auto, io_uring, epoll or poll (default auto:\n"
+    "                              io_uring where the kernel allows it, else epoll,\n"
+    "                              unless the environment variable RITUAL_BACKEND\n"
+    "                              names one)\n"
     "  --header-timeout SECONDS    a request head must arrive within this (default 10)\n"
     "  --keepalive-timeout SECONDS close idle keep-alive connections (default 75)\n"
     "  --body-timeout SECONDS      longest wait between body reads (default 60)\n"
@@ -146,8 +148,8 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
             break;
         case OPT_BACKEND:
             if (cli_parse_backend(optarg, &cfg->server.loop.backend) < 0)
-                return cli_usage_error("http", "--backend: '%s' is not auto, epoll or poll",
-                                       optarg);
+                return cli_usage_error(
+                    "http", "--backend: '%s' is not auto, io_uring, epoll or poll", optarg);
             break;
         case OPT_HEADER_TIMEOUT:
             rc = parse_timeout("--header-timeout", optarg, &cfg->http.header_timeout_ms);

@@ -1,0 +1,599 @@
+/* uring.c - the io_uring backend (liburing), a completion backend: the
+ * kernel receives into buffers the loop provides and sends the output queue
+ * itself, and one io_uring_enter per loop turn submits the turn's work and
+ * waits for the next.
+ *
+ * - Receiving: one multishot recv per connection, taking buffers from a
+ *   provided buffer ring, so an idle connection holds no buffer. on_data
+ *   reads the bytes where the kernel put them; the buffer goes back to the
+ *   ring as soon as the callback returns.
+ * - Sending: the memory chunks at the head of the output queue, one send in
+ *   flight per connection (sends on one socket are not ordered among
+ *   themselves); a short send sends the rest next turn. sendfile has no
+ *   io_uring operation: a file segment waits for writability (a poll) and
+ *   goes out with sendfile as on epoll.
+ * - Accepting: one multishot accept per listener without max_conns; with a
+ *   cap, a poll and accept4, so that no connection is taken beyond it.
+ * - Signals and the cross-thread wakeup: a poll on their descriptors.
+ * - Timers: the wait's timeout (IORING_ENTER_EXT_ARG).
+ *
+ * Nothing is prepared for the kernel when it is asked for: set() marks the
+ * object dirty and the turn's walk, just before io_uring_enter, arms or
+ * cancels what its interest now wants. So every SQE names a descriptor that
+ * is open at submission, and a connection closed in the same turn costs
+ * nothing. Closing cancels what is in flight; the object is not freed until
+ * its last completion (io->busy). A multishot operation that ends (no
+ * IORING_CQE_F_MORE: an error, a full CQ, an empty buffer ring) is re-armed
+ * by the walk if it is still wanted.
+ *
+ * Empty buffer ring (-ENOBUFS): the ring grows (doubling, up to BUF_MAX
+ * buffers) and the receive is re-armed next turn; at BUF_MAX the data waits
+ * in the socket, and TCP flow control pushes back on the peer. */
+#include "../internal.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define SQ_ENTRIES 1024
+#define CQ_ENTRIES 8192
+#define BUF_SIZE (16 * 1024)
+#define BUF_INITIAL 256 /* 4 MiB of buffers, touched only as they are used */
+#define BUF_MAX 4096    /* the ring's capacity: 64 MiB of address space, reserved */
+#define BGID 0
+#define SEND_IOV 16    /* chunks per sendmsg */
+#define SEND_SLOTS 64  /* sendmsg headers prepared between two submissions */
+#define DRAIN_TURNS 50 /* of up to 20 ms each, waiting for cancellations at free */
+
+enum { OP_READ = 1, OP_WRITE = 2 }; /* in the low bits of user_data; 0 is a cancel */
+
+/* A sendmsg's header, read by the kernel when the SQE is submitted
+ * (IORING_FEAT_SUBMIT_STABLE), so the slots are reused after each submit. */
+struct send_slot {
+    struct msghdr msg;
+    struct iovec iov[SEND_IOV];
+};
+
+struct uring_state {
+    struct io_uring ring;
+    bool enabled; /* the ring starts disabled; the thread that runs the loop enables it */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    uint32_t buf_count; /* buffers given to the ring so far */
+    uint32_t returned;  /* given back this turn, not yet published */
+    bool ran_dry;       /* a receive found the ring empty this turn */
+    uint32_t inflight;  /* operations in the kernel */
+    uint32_t objects;   /* registered objects: the dirty list has room for them all */
+    struct ritual_io **dirty;
+    uint32_t dirty_len, dirty_cap;
+    unsigned slots_used;
+    struct send_slot slots[SEND_SLOTS];
+};
+
+static struct uring_state *state(ritual_loop *loop)
+{
+    return loop->backend_data;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static void uring_destroy(ritual_loop *loop)
+{
+    struct uring_state *st = state(loop);
+    if (!st)
+        return;
+    io_uring_queue_exit(&st->ring);
+    if (st->br)
+        munmap(st->br, BUF_MAX * sizeof(struct io_uring_buf));
+    if (st->bufs)
+        munmap(st->bufs, (size_t)BUF_MAX * BUF_SIZE);
+    free(st->dirty);
+    free(st);
+    loop->backend_data = NULL;
+}
+
+static void give_back(struct uring_state *st, unsigned bid)
+{
+    io_uring_buf_ring_add(st->br, st->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(BUF_MAX), (int)st->returned++);
+}
+
+static void add_buffers(struct uring_state *st, uint32_t count)
+{
+    while (count-- > 0 && st->buf_count < BUF_MAX)
+        give_back(st, st->buf_count++);
+}
+
+static int setup_ring(struct uring_state *st)
+{
+    /* DEFER_TASKRUN (6.1) runs completions only inside io_uring_enter, in
+     * batches; SINGLE_ISSUER (6.0) is its precondition and also what marks a
+     * kernel with multishot recv. R_DISABLED: the loop's thread, not the
+     * one creating it, becomes the single issuer. */
+    unsigned base = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE |
+                    IORING_SETUP_SUBMIT_ALL;
+    struct io_uring_params p = {.flags = base | IORING_SETUP_DEFER_TASKRUN,
+                                .cq_entries = CQ_ENTRIES};
+    int rc = io_uring_queue_init_params(SQ_ENTRIES, &st->ring, &p);
+    if (rc == -EINVAL) {
+        p = (struct io_uring_params){.flags = base | IORING_SETUP_COOP_TASKRUN,
+                                     .cq_entries = CQ_ENTRIES};
+        rc = io_uring_queue_init_params(SQ_ENTRIES, &st->ring, &p);
+    }
+    if (rc < 0)
+        return rc == -EINVAL ? -ENOSYS : rc; /* EINVAL: older than 6.0 */
+    unsigned need = IORING_FEAT_NODROP | IORING_FEAT_SUBMIT_STABLE | IORING_FEAT_EXT_ARG |
+                    IORING_FEAT_FAST_POLL;
+    if ((p.features & need) != need) {
+        io_uring_queue_exit(&st->ring);
+        return -ENOSYS;
+    }
+    return 0;
+}
+
+static int uring_init(ritual_loop *loop)
+{
+    /* For tests: behave as a kernel that refuses io_uring. */
+    const char *fail = getenv("RITUAL_URING_FAIL");
+    if (fail && *fail && strcmp(fail, "0") != 0)
+        return -ENOSYS;
+    struct uring_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    int rc = setup_ring(st);
+    if (rc < 0) {
+        free(st);
+        return rc;
+    }
+    loop->backend_data = st;
+    st->br = mmap(NULL, BUF_MAX * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    st->bufs = mmap(NULL, (size_t)BUF_MAX * BUF_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (st->br == MAP_FAILED || st->bufs == MAP_FAILED) {
+        rc = -errno;
+        if (st->br == MAP_FAILED)
+            st->br = NULL;
+        if (st->bufs == MAP_FAILED)
+            st->bufs = NULL;
+        uring_destroy(loop);
+        return rc;
+    }
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uintptr_t)st->br, .ring_entries = BUF_MAX, .bgid = BGID};
+    rc = io_uring_register_buf_ring(&st->ring, &reg, 0);
+    if (rc < 0) {
+        uring_destroy(loop);
+        return rc;
+    }
+    io_uring_buf_ring_init(st->br);
+    add_buffers(st, BUF_INITIAL);
+    io_uring_buf_ring_advance(st->br, (int)st->returned);
+    st->returned = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------- submission */
+
+static struct io_uring_sqe *get_sqe(struct uring_state *st)
+{
+    struct io_uring_sqe *sqe;
+    while (!(sqe = io_uring_get_sqe(&st->ring))) {
+        /* The SQ is full: submit what is there. -EBUSY (completions
+         * waiting for CQ room) passes once this turn's are reaped; the SQ
+         * holds its SQEs meanwhile, so just submit again. */
+        int rc = io_uring_submit(&st->ring);
+        if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+            return NULL;
+        st->slots_used = 0;
+    }
+    return sqe;
+}
+
+static void tag(struct io_uring_sqe *sqe, struct ritual_io *io, unsigned op)
+{
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)io | op);
+}
+
+/* What the read side of an object should have in the kernel. A connection
+ * that is not reading (paused, over the high watermark, half-closed) still
+ * watches for errors, as epoll reports them for any registered socket: a
+ * multishot poll, which posts once now (a half-closed socket is always
+ * RDHUP-ready) and then once per wake-up of the socket, so it cannot spin. */
+enum { GOAL_NONE, GOAL_READ, GOAL_WATCH };
+
+static int read_goal(const struct ritual_io *io)
+{
+    if (!io->registered)
+        return GOAL_NONE;
+    if (io->events & RITUAL_IO_READ)
+        return GOAL_READ;
+    if (io->kind == RITUAL_IO_CONN &&
+        !(container_of(io, ritual_conn, io)->flags & (CONN_CONNECTING | CONN_CLOSED)))
+        return GOAL_WATCH;
+    return GOAL_NONE;
+}
+
+static int read_state(const struct ritual_io *io)
+{
+    if (!(io->busy & RITUAL_BUSY_READ))
+        return GOAL_NONE;
+    return (io->busy & RITUAL_BUSY_WATCH) ? GOAL_WATCH : GOAL_READ;
+}
+
+static int arm_read(struct uring_state *st, struct ritual_io *io, int goal)
+{
+    struct io_uring_sqe *sqe = get_sqe(st);
+    if (!sqe)
+        return -EBUSY;
+    if (goal == GOAL_WATCH) {
+        io_uring_prep_poll_multishot(sqe, io->fd, 0); /* errors and hang-ups only */
+        io->busy |= RITUAL_BUSY_WATCH;
+    } else if (io->kind == RITUAL_IO_CONN) {
+        io_uring_prep_recv_multishot(sqe, io->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BGID;
+    } else if (io->kind == RITUAL_IO_LISTENER &&
+               container_of(io, ritual_listener, io)->max_conns == 0) {
+        io_uring_prep_multishot_accept(sqe, io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    } else {
+        io_uring_prep_poll_add(sqe, io->fd, POLLIN);
+    }
+    tag(sqe, io, OP_READ);
+    io->busy |= RITUAL_BUSY_READ;
+    st->inflight++;
+    return 0;
+}
+
+/* A connection's write side: the memory chunks at the head of its queue, or
+ * a wait for writability (outbound connect, file segment). */
+static int arm_write(struct uring_state *st, struct ritual_io *io)
+{
+    ritual_conn *conn = container_of(io, ritual_conn, io);
+    if (st->slots_used == SEND_SLOTS && io_uring_submit(&st->ring) >= 0)
+        st->slots_used = 0;
+    struct io_uring_sqe *sqe = get_sqe(st);
+    if (!sqe)
+        return -EBUSY;
+    struct send_slot *slot = &st->slots[st->slots_used];
+    int n = (conn->flags & CONN_CONNECTING) || (io->busy & RITUAL_BUSY_WAIT_OUT) ||
+                    st->slots_used == SEND_SLOTS
+                ? 0
+                : ritual__conn_output_iov(conn, slot->iov, SEND_IOV);
+    io->busy &= (uint8_t)~RITUAL_BUSY_WAIT_OUT;
+    if (n == 0) {
+        io_uring_prep_poll_add(sqe, io->fd, POLLOUT);
+    } else {
+        /* Headers before a file: one packet with the file's first bytes. */
+        int flags = MSG_NOSIGNAL | ((conn->flags & CONN_FILE_QUEUED) ? MSG_MORE : 0);
+        if (n == 1) {
+            io_uring_prep_send(sqe, io->fd, slot->iov[0].iov_base, slot->iov[0].iov_len, flags);
+        } else {
+            slot->msg = (struct msghdr){.msg_iov = slot->iov, .msg_iovlen = (size_t)n};
+            io_uring_prep_sendmsg(sqe, io->fd, &slot->msg, (unsigned)flags);
+            st->slots_used++;
+        }
+        io->busy |= RITUAL_BUSY_SEND;
+    }
+    tag(sqe, io, OP_WRITE);
+    io->busy |= RITUAL_BUSY_WRITE;
+    st->inflight++;
+    return 0;
+}
+
+static void cancel(struct uring_state *st, struct ritual_io *io, unsigned op)
+{
+    struct io_uring_sqe *sqe = get_sqe(st);
+    if (!sqe)
+        return; /* the ring is broken; the operation ends with the ring */
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)io | op, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io->busy |= op == OP_READ ? RITUAL_BUSY_READ_CANCEL : RITUAL_BUSY_WRITE_CANCEL;
+}
+
+static int grow_dirty(struct uring_state *st, uint32_t need)
+{
+    if (need <= st->dirty_cap)
+        return 0;
+    uint32_t cap = st->dirty_cap ? st->dirty_cap : 64;
+    while (cap < need)
+        cap *= 2;
+    struct ritual_io **d = realloc(st->dirty, cap * sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    st->dirty = d;
+    st->dirty_cap = cap;
+    return 0;
+}
+
+static void mark_dirty(ritual_loop *loop, struct ritual_io *io)
+{
+    struct uring_state *st = state(loop);
+    if (io->busy & RITUAL_BUSY_DIRTY)
+        return;
+    if (st->dirty_len == st->dirty_cap && grow_dirty(st, st->dirty_len + 1) < 0) {
+        ritual_log(loop, RITUAL_LOG_ERROR, "io_uring: out of memory for the dirty list");
+        return;
+    }
+    io->busy |= RITUAL_BUSY_DIRTY;
+    st->dirty[st->dirty_len++] = io;
+}
+
+/* The turn's walk: arm or cancel what each dirty object's interest wants;
+ * hand back closed objects the kernel holds nothing of. */
+static void prepare(ritual_loop *loop, bool arm)
+{
+    struct uring_state *st = state(loop);
+    for (uint32_t i = 0; i < st->dirty_len; i++) {
+        struct ritual_io *io = st->dirty[i];
+        if (!(io->busy & RITUAL_BUSY_DIRTY))
+            continue; /* a recycled connection (its busy bits were reset) */
+        io->busy &= (uint8_t)~RITUAL_BUSY_DIRTY;
+        if (!io->registered) {
+            if (!io->busy)
+                ritual__io_released(loop, io);
+            continue;
+        }
+        if (!arm)
+            continue;
+        unsigned want = io->events, busy = io->busy;
+        int goal = read_goal(io), now = read_state(io);
+        if (now == GOAL_NONE && goal != GOAL_NONE)
+            (void)arm_read(st, io, goal);
+        else if (now != goal && !(busy & RITUAL_BUSY_READ_CANCEL))
+            cancel(st, io, OP_READ); /* then the goal, once its last completion is in */
+        if ((want & RITUAL_IO_WRITE) && !(busy & RITUAL_BUSY_WRITE))
+            (void)arm_write(st, io);
+        else if (!(want & RITUAL_IO_WRITE) && (busy & RITUAL_BUSY_WRITE) &&
+                 !(busy & (RITUAL_BUSY_WRITE_CANCEL | RITUAL_BUSY_SEND)))
+            cancel(st, io, OP_WRITE); /* a wait for writability no longer wanted */
+    }
+    st->dirty_len = 0;
+    st->slots_used = 0; /* the caller submits next */
+}
+
+/* ------------------------------------------------------------ operations */
+
+static int uring_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
+{
+    struct uring_state *st = state(loop);
+    (void)events; /* io->events holds it by the walk */
+    if (!io->registered) {
+        /* Room in the dirty list for every object, so marking one never
+         * needs memory mid-turn. */
+        if (grow_dirty(st, 2 * (st->objects + 1)) < 0)
+            return -ENOMEM;
+        st->objects++;
+        io->registered = 1;
+    }
+    mark_dirty(loop, io);
+    return 0;
+}
+
+static void uring_forget(ritual_loop *loop, struct ritual_io *io)
+{
+    struct uring_state *st = state(loop);
+    if (!io->registered)
+        return;
+    io->registered = 0;
+    st->objects--;
+    /* Cancel by user_data: the descriptor may be closed and reused before
+     * the SQE is submitted, its address not. */
+    if ((io->busy & RITUAL_BUSY_READ) && !(io->busy & RITUAL_BUSY_READ_CANCEL))
+        cancel(st, io, OP_READ);
+    if ((io->busy & RITUAL_BUSY_WRITE) && !(io->busy & RITUAL_BUSY_WRITE_CANCEL))
+        cancel(st, io, OP_WRITE);
+    mark_dirty(loop, io); /* released by the walk once nothing is in flight */
+}
+
+/* ------------------------------------------------------------ completions */
+
+static void read_done(struct uring_state *st, ritual_loop *loop, struct ritual_io *io, int res,
+                      unsigned flags)
+{
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (io->kind == RITUAL_IO_CONN && res > 0)
+            ritual__conn_received(container_of(io, ritual_conn, io),
+                                  st->bufs + (size_t)bid * BUF_SIZE, res);
+        give_back(st, bid);
+        return;
+    }
+    if (res == -ECANCELED)
+        return;
+    switch (io->kind) {
+    case RITUAL_IO_CONN:
+        if (res == -ENOBUFS)
+            st->ran_dry = true; /* re-armed by the walk, after the ring grows */
+        else
+            ritual__conn_received(container_of(io, ritual_conn, io), NULL, res);
+        break;
+    case RITUAL_IO_LISTENER: {
+        ritual_listener *l = container_of(io, ritual_listener, io);
+        if (l->max_conns == 0)
+            ritual__listener_accepted(l, res);
+        else if (!l->closed)
+            ritual__listener_ready(l, RITUAL_IO_READ);
+        break;
+    }
+    default:
+        if (io->registered)
+            ritual__io_ready(loop, io, RITUAL_IO_READ);
+        break;
+    }
+}
+
+static void write_done(ritual_conn *conn, int res, bool was_send)
+{
+    if (conn->flags & CONN_CLOSED)
+        return;
+    if (was_send && (res == -EAGAIN || res == -EINTR)) {
+        /* Seen with a send behind a large partial one on a non-blocking
+         * socket: nothing went; the next attempt waits for writability
+         * (and then sends from here, as epoll would). */
+        conn->io.busy |= RITUAL_BUSY_WAIT_OUT;
+        return;
+    }
+    if (was_send) {
+        ritual__conn_sent(conn, res);
+    } else if (res != -ECANCELED) {
+        bool error = res < 0 || (res & (POLLERR | POLLHUP));
+        ritual__conn_ready(conn, RITUAL_IO_WRITE | (error ? RITUAL_IO_ERROR : 0u));
+    }
+}
+
+/* After a completion: does the object's interest still match what is in
+ * flight? If not, the walk sees to it. */
+static void settle(ritual_loop *loop, struct ritual_io *io)
+{
+    if (!io->registered) {
+        if (!io->busy)
+            ritual__io_released(loop, io);
+        return;
+    }
+    bool writing = io->busy & RITUAL_BUSY_WRITE;
+    if (read_goal(io) != read_state(io) || !!(io->events & RITUAL_IO_WRITE) != writing)
+        mark_dirty(loop, io);
+}
+
+static void complete(ritual_loop *loop, uint64_t user_data, int res, unsigned flags)
+{
+    struct uring_state *st = state(loop);
+    if (user_data == 0)
+        return; /* a cancel that found nothing: the operation had ended */
+    struct ritual_io *io = (struct ritual_io *)(uintptr_t)(user_data & ~(uint64_t)7);
+    if ((user_data & 7) == OP_READ) {
+        bool watch = io->busy & RITUAL_BUSY_WATCH;
+        if (!(flags & IORING_CQE_F_MORE)) {
+            io->busy &= (uint8_t) ~(RITUAL_BUSY_READ | RITUAL_BUSY_READ_CANCEL | RITUAL_BUSY_WATCH);
+            st->inflight--;
+        }
+        if (!watch)
+            read_done(st, loop, io, res, flags);
+        else if (res > 0 && (res & (POLLERR | POLLHUP)) && io->registered)
+            ritual__conn_ready(container_of(io, ritual_conn, io), RITUAL_IO_ERROR);
+    } else {
+        bool was_send = io->busy & RITUAL_BUSY_SEND;
+        io->busy &= (uint8_t) ~(RITUAL_BUSY_WRITE | RITUAL_BUSY_WRITE_CANCEL | RITUAL_BUSY_SEND);
+        st->inflight--;
+        write_done(container_of(io, ritual_conn, io), res, was_send);
+    }
+    settle(loop, io);
+}
+
+/* Handles every completion waiting, then publishes the buffers given back. */
+static void dispatch(ritual_loop *loop)
+{
+    struct uring_state *st = state(loop);
+    /* Bounded: without DEFER_TASKRUN the kernel may keep adding. */
+    for (unsigned n = 0; n < 2 * CQ_ENTRIES; n++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_peek_cqe(&st->ring, &cqe) != 0)
+            break;
+        uint64_t user_data = cqe->user_data;
+        int res = cqe->res;
+        unsigned flags = cqe->flags;
+        io_uring_cqe_seen(&st->ring, cqe);
+        complete(loop, user_data, res, flags);
+    }
+    if (st->ran_dry) {
+        st->ran_dry = false;
+        if (st->buf_count < BUF_MAX) {
+            add_buffers(st, st->buf_count);
+            ritual_log(loop, RITUAL_LOG_DEBUG, "io_uring: the buffer ring ran dry: %u buffers now",
+                       (unsigned)st->buf_count);
+        }
+    }
+    if (st->returned) {
+        io_uring_buf_ring_advance(st->br, (int)st->returned);
+        st->returned = 0;
+    }
+}
+
+static int uring_poll(ritual_loop *loop, int64_t timeout_ns)
+{
+    struct uring_state *st = state(loop);
+    if (!st->enabled) {
+        /* io_uring_enable_rings is declared by liburing 2.3 but not
+         * exported: the system call itself. */
+        if (syscall(__NR_io_uring_register, st->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL,
+                    0) < 0)
+            return -errno;
+        st->enabled = true;
+    }
+    prepare(loop, true);
+    struct __kernel_timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tsp = &ts;
+    }
+    struct io_uring_cqe *cqe;
+    int rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, tsp, NULL);
+    loop->now = ritual__clock_ns();
+    /* ETIME: the timeout passed; EBUSY: completions wait for CQ room, which
+     * dispatching makes. */
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+        return rc;
+    dispatch(loop);
+    return 0;
+}
+
+static void uring_flush(ritual_loop *loop)
+{
+    struct uring_state *st = state(loop);
+    if (st->enabled)
+        /* Run the completions too: with DEFER_TASKRUN a cancellation ends
+         * (and the listening socket is let go) only then. */
+        (void)io_uring_submit_and_get_events(&st->ring);
+}
+
+/* The loop is being freed: every connection and listener is closed and its
+ * cancellations queued. Wait for the kernel to finish with them, so no send
+ * still reads a chunk and no completion names a freed object. If this is
+ * not the thread that ran the loop (a server's worker that has exited: the
+ * kernel cancelled its operations then), only the completions already
+ * posted can be read; whatever is still held is let go regardless. */
+static void uring_drain(ritual_loop *loop)
+{
+    struct uring_state *st = state(loop);
+    dispatch(loop);
+    for (int turn = 0; turn < DRAIN_TURNS && st->inflight > 0 && st->enabled; turn++) {
+        prepare(loop, false);
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+            break; /* EEXIST: another thread */
+        dispatch(loop);
+    }
+    prepare(loop, false);
+    while (!ritual_list_empty(&loop->zombie_conns)) {
+        ritual_conn *conn = container_of(loop->zombie_conns.next, ritual_conn, link);
+        conn->io.busy = 0;
+        ritual__conn_released(conn);
+    }
+    while (!ritual_list_empty(&loop->zombie_listeners)) {
+        ritual_listener *l = container_of(loop->zombie_listeners.next, ritual_listener, link);
+        l->io.busy = 0;
+        ritual__listener_released(l);
+    }
+}
+
+const struct ritual_backend_ops ritual__backend_uring = {
+    .name = "io_uring",
+    .init = uring_init,
+    .destroy = uring_destroy,
+    .set = uring_set,
+    .forget = uring_forget,
+    .poll = uring_poll,
+    .drain = uring_drain,
+    .flush = uring_flush,
+    .completion = true,
+};
