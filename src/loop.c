@@ -321,6 +321,7 @@ void ritual_loop_free(ritual_loop *loop)
             ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
         ritual__loop_end_iteration(loop); /* on_close, and the listeners' memory */
     } while (!ritual_list_empty(&loop->conns) || !ritual_list_empty(&loop->closed));
+    ritual__signals_free(loop); /* its descriptor too has an operation in the kernel */
     if (loop->backend->drain)
         loop->backend->drain(loop); /* hands back what the kernel still holds */
     while (loop->cleanups) {
@@ -330,7 +331,6 @@ void ritual_loop_free(ritual_loop *loop)
         free(c);
     }
     ritual__conns_free_blocks(loop);
-    ritual__signals_free(loop);
     ritual__timers_free(loop);
     ritual__buffers_free(loop);
     free(loop->rbuf);

@@ -26,3 +26,6 @@ ritual_library_test(lib_server 120)
 ritual_library_test(http_parser 120)
 ritual_library_test(lib_sendfile 60)
 ritual_library_test(lib_http 60)
+# io_uring: the buffer ring running dry (1,000 connections), closes with
+# operations in flight, loops freed unrun or on another thread, the fallback.
+ritual_library_test(lib_uring 120)

@@ -1,12 +1,16 @@
 /* cli: the command line. Usage errors exit 2 with one line on stderr and
  * nothing on stdout; --help prints usage on stdout and exits 0; a port in
- * use exits 1 naming the failed bind; an IPv6 listen address works. */
+ * use exits 1 naming the failed bind; an IPv6 listen address works;
+ * --backend names the choices when it knows none, and io_uring refused by
+ * the kernel falls back to epoll with a warning. */
 #include "support.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -139,6 +143,104 @@ static void ipv6_listen(void)
     server_expect_clean_exit(&s);
 }
 
+/* What the server has written on its stderr so far (NUL-terminated). */
+static void server_stderr(const struct server *s, char *buf, size_t cap)
+{
+    int fd = SYSCHECK(open(s->stderr_path, O_RDONLY | O_CLOEXEC));
+    size_t len = 0;
+    while (len < cap - 1) {
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        SYSCHECK(n);
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fd);
+}
+
+/* The line of `text` that contains `what`, into line[cap]; 0 if none. */
+static int line_with(const char *text, const char *what, char *line, size_t cap)
+{
+    const char *hit = strstr(text, what);
+    if (hit == NULL)
+        return 0;
+    const char *start = hit;
+    while (start > text && start[-1] != '\n')
+        start--;
+    size_t len = strcspn(start, "\n");
+    snprintf(line, cap, "%.*s", (int)len, start);
+    return 1;
+}
+
+static int says_workers_on(const char *text, const char *backend)
+{
+    char one[64], many[64];
+    snprintf(one, sizeof one, "1 worker on %s", backend);
+    snprintf(many, sizeof many, "workers on %s", backend);
+    return strstr(text, one) != NULL || strstr(text, many) != NULL;
+}
+
+/* --backend. An unknown name is a usage error naming the valid ones. Asked
+ * for io_uring, the server runs on it where the machine allows it; when
+ * the kernel refuses it (RITUAL_URING_FAIL=1 plays such a kernel) the
+ * server warns, runs on epoll, prints its "listening on" line and echoes.
+ * --backend beats RITUAL_BACKEND, so this holds in the _epoll and _poll
+ * runs too. */
+static void backend_choice(void)
+{
+    struct cmd_result r;
+    expect_one_line_error((const char *const[]){"echo", "--backend", "bogus", NULL}, 2, &r);
+    static const char *const names[] = {"'bogus'", "auto", "io_uring", "epoll", "poll"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strstr(r.err, names[i]) == NULL)
+            FAIL("`ritual echo --backend bogus`: the message does not name %s: %s", names[i],
+                 r.err);
+
+    char err[16384], line[512];
+    struct server s;
+    server_start(ritual, (const char *const[]){"--backend", "io_uring", "--workers", "1", NULL}, 0,
+                 &s);
+    int fd = tcp_connect(s.port);
+    echo_roundtrip(fd, "on io_uring?", 12, 5000);
+    close(fd);
+    server_stderr(&s, err, sizeof err);
+    int have_uring = says_workers_on(err, "io_uring");
+    int refused = strstr(err, "io_uring unavailable") != NULL;
+    server_expect_clean_exit(&s);
+    if (!have_uring) {
+        const char *why = refused ? "the kernel refuses it" : "ritual was built without liburing";
+        const char *require = getenv("RITUAL_TEST_REQUIRE_TOOLS");
+        if (require != NULL && strcmp(require, "1") == 0)
+            FAIL("`ritual echo --backend io_uring` did not run on io_uring (%s; stderr: %s) "
+                 "and RITUAL_TEST_REQUIRE_TOOLS=1",
+                 why, err);
+        note("io_uring is not available (%s): the fallback warning is not checked", why);
+    }
+
+    ASSERT_EQ(setenv("RITUAL_URING_FAIL", "1", 1), 0);
+    server_start(ritual, (const char *const[]){"--backend", "io_uring", NULL}, 0, &s);
+    ASSERT_EQ(unsetenv("RITUAL_URING_FAIL"), 0);
+    fd = tcp_connect(s.port);
+    echo_roundtrip(fd, "through the fallback", 20, 5000);
+    close(fd);
+    server_stderr(&s, err, sizeof err);
+    if (have_uring || refused) {
+        if (!line_with(err, "io_uring unavailable", line, sizeof line))
+            FAIL("RITUAL_URING_FAIL=1 ritual echo --backend io_uring: no \"io_uring "
+                 "unavailable\" on stderr: %s",
+                 err);
+        if (strstr(line, "warn") == NULL || strstr(line, "using epoll") == NULL)
+            FAIL("the fallback line is not a warning naming epoll: %s", line);
+        note("RITUAL_URING_FAIL=1 `ritual echo --backend io_uring`: %s", line);
+    }
+    if (!says_workers_on(err, "epoll"))
+        FAIL("RITUAL_URING_FAIL=1 ritual echo --backend io_uring: not on epoll; stderr: %s", err);
+    server_expect_clean_exit(&s);
+}
+
 int main(int argc, char **argv)
 {
     ritual = test_init(argc, argv);
@@ -150,6 +252,7 @@ int main(int argc, char **argv)
     help((const char *const[]){"echo", "--help", NULL});
     port_in_use();
     ipv6_listen();
+    backend_choice();
     help((const char *const[]){"--help", NULL});
     return 0;
 }

@@ -40,8 +40,19 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SQ_ENTRIES 1024
-#define CQ_ENTRIES 8192
+/* Incremental buffer consumption (Linux 6.12): many small receives share one
+ * buffer, each placed after the last, so the memory a burst of small
+ * messages touches is what they hold, not a buffer apiece. liburing 2.3
+ * predates it; older kernels refuse the flag and get whole buffers. */
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4) /* the buffer stays the kernel's: more goes into it */
+#endif
+
+#define SQ_ENTRIES 256
+#define CQ_ENTRIES 4096
 #define BUF_SIZE (16 * 1024)
 #define BUF_INITIAL 256 /* 4 MiB of buffers, touched only as they are used */
 #define BUF_MAX 4096    /* the ring's capacity: 64 MiB of address space, reserved */
@@ -62,13 +73,15 @@ struct send_slot {
 struct uring_state {
     struct io_uring ring;
     bool enabled; /* the ring starts disabled; the thread that runs the loop enables it */
+    bool running; /* inside ritual_loop_run */
     struct io_uring_buf_ring *br;
     char *bufs;
     uint32_t buf_count; /* buffers given to the ring so far */
+    bool incremental;   /* IOU_PBUF_RING_INC: buffers are filled a piece at a time */
+    uint32_t *buf_used; /* per buffer: bytes the kernel has filled so far */
     uint32_t returned;  /* given back this turn, not yet published */
     bool ran_dry;       /* a receive found the ring empty this turn */
     uint32_t inflight;  /* operations in the kernel */
-    uint32_t objects;   /* registered objects: the dirty list has room for them all */
     struct ritual_io **dirty;
     uint32_t dirty_len, dirty_cap;
     unsigned slots_used;
@@ -93,6 +106,7 @@ static void uring_destroy(ritual_loop *loop)
     if (st->bufs)
         munmap(st->bufs, (size_t)BUF_MAX * BUF_SIZE);
     free(st->dirty);
+    free(st->buf_used);
     free(st);
     loop->backend_data = NULL;
 }
@@ -164,9 +178,19 @@ static int uring_init(ritual_loop *loop)
         uring_destroy(loop);
         return rc;
     }
-    struct io_uring_buf_reg reg = {
-        .ring_addr = (uintptr_t)st->br, .ring_entries = BUF_MAX, .bgid = BGID};
+    /* `pad` is the flags field of newer headers. */
+    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)st->br,
+                                   .ring_entries = BUF_MAX,
+                                   .bgid = BGID,
+                                   .pad = IOU_PBUF_RING_INC};
     rc = io_uring_register_buf_ring(&st->ring, &reg, 0);
+    st->incremental = rc == 0;
+    if (rc == -EINVAL) {
+        reg.pad = 0;
+        rc = io_uring_register_buf_ring(&st->ring, &reg, 0);
+    }
+    if (rc == 0 && st->incremental && !(st->buf_used = calloc(BUF_MAX, sizeof *st->buf_used)))
+        rc = -ENOMEM;
     if (rc < 0) {
         uring_destroy(loop);
         return rc;
@@ -180,19 +204,24 @@ static int uring_init(ritual_loop *loop)
 
 /* ------------------------------------------------------------- submission */
 
+/* Send headers can be reused once the kernel has taken every SQE. */
+static void submitted(struct uring_state *st)
+{
+    if (io_uring_sq_ready(&st->ring) == 0)
+        st->slots_used = 0;
+}
+
+/* The next free SQE, or NULL if the SQ is full and submitting does not
+ * empty it (-EBUSY: completions wait for room in the CQ, which only this
+ * turn's dispatch makes); the caller then tries again next turn. */
 static struct io_uring_sqe *get_sqe(struct uring_state *st)
 {
-    struct io_uring_sqe *sqe;
-    while (!(sqe = io_uring_get_sqe(&st->ring))) {
-        /* The SQ is full: submit what is there. -EBUSY (completions
-         * waiting for CQ room) passes once this turn's are reaped; the SQ
-         * holds its SQEs meanwhile, so just submit again. */
-        int rc = io_uring_submit(&st->ring);
-        if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
-            return NULL;
-        st->slots_used = 0;
-    }
-    return sqe;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&st->ring);
+    if (sqe)
+        return sqe;
+    (void)io_uring_submit(&st->ring);
+    submitted(st);
+    return io_uring_get_sqe(&st->ring);
 }
 
 static void tag(struct io_uring_sqe *sqe, struct ritual_io *io, unsigned op)
@@ -207,11 +236,11 @@ static void tag(struct io_uring_sqe *sqe, struct ritual_io *io, unsigned op)
  * RDHUP-ready) and then once per wake-up of the socket, so it cannot spin. */
 enum { GOAL_NONE, GOAL_READ, GOAL_WATCH };
 
-static int read_goal(const struct ritual_io *io)
+static int read_goal(const struct ritual_io *io, unsigned events)
 {
     if (!io->registered)
         return GOAL_NONE;
-    if (io->events & RITUAL_IO_READ)
+    if (events & RITUAL_IO_READ)
         return GOAL_READ;
     if (io->kind == RITUAL_IO_CONN &&
         !(container_of(io, ritual_conn, io)->flags & (CONN_CONNECTING | CONN_CLOSED)))
@@ -224,6 +253,14 @@ static int read_state(const struct ritual_io *io)
     if (!(io->busy & RITUAL_BUSY_READ))
         return GOAL_NONE;
     return (io->busy & RITUAL_BUSY_WATCH) ? GOAL_WATCH : GOAL_READ;
+}
+
+/* Whether the kernel's operations for `io` match `events` (io->events is
+ * updated by the caller once this returns). */
+static bool in_step(const struct ritual_io *io, unsigned events)
+{
+    return read_goal(io, events) == read_state(io) &&
+           !!(events & RITUAL_IO_WRITE) == !!(io->busy & RITUAL_BUSY_WRITE);
 }
 
 static int arm_read(struct uring_state *st, struct ritual_io *io, int goal)
@@ -255,8 +292,10 @@ static int arm_read(struct uring_state *st, struct ritual_io *io, int goal)
 static int arm_write(struct uring_state *st, struct ritual_io *io)
 {
     ritual_conn *conn = container_of(io, ritual_conn, io);
-    if (st->slots_used == SEND_SLOTS && io_uring_submit(&st->ring) >= 0)
-        st->slots_used = 0;
+    if (st->slots_used == SEND_SLOTS) {
+        (void)io_uring_submit(&st->ring);
+        submitted(st);
+    }
     struct io_uring_sqe *sqe = get_sqe(st);
     if (!sqe)
         return -EBUSY;
@@ -286,15 +325,28 @@ static int arm_write(struct uring_state *st, struct ritual_io *io)
     return 0;
 }
 
-static void cancel(struct uring_state *st, struct ritual_io *io, unsigned op)
+static int cancel(struct uring_state *st, struct ritual_io *io, unsigned op)
 {
     struct io_uring_sqe *sqe = get_sqe(st);
     if (!sqe)
-        return; /* the ring is broken; the operation ends with the ring */
+        return -EBUSY;
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)io | op, 0);
     io_uring_sqe_set_data64(sqe, 0);
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     io->busy |= op == OP_READ ? RITUAL_BUSY_READ_CANCEL : RITUAL_BUSY_WRITE_CANCEL;
+    return 0;
+}
+
+/* Cancels what is in flight for a closed object (not yet cancelled). */
+static int cancel_all(struct uring_state *st, struct ritual_io *io)
+{
+    if ((io->busy & RITUAL_BUSY_READ) && !(io->busy & RITUAL_BUSY_READ_CANCEL) &&
+        cancel(st, io, OP_READ) < 0)
+        return -EBUSY;
+    if ((io->busy & RITUAL_BUSY_WRITE) && !(io->busy & RITUAL_BUSY_WRITE_CANCEL) &&
+        cancel(st, io, OP_WRITE) < 0)
+        return -EBUSY;
+    return 0;
 }
 
 static int grow_dirty(struct uring_state *st, uint32_t need)
@@ -327,35 +379,58 @@ static void mark_dirty(ritual_loop *loop, struct ritual_io *io)
 
 /* The turn's walk: arm or cancel what each dirty object's interest wants;
  * hand back closed objects the kernel holds nothing of. */
+static int visit(ritual_loop *loop, struct ritual_io *io, bool arm)
+{
+    struct uring_state *st = state(loop);
+    io->busy &= (uint8_t)~RITUAL_BUSY_DIRTY;
+    if (!io->registered) {
+        if (cancel_all(st, io) < 0)
+            goto again;
+        if (!io->busy)
+            ritual__io_released(loop, io);
+        return 0;
+    }
+    if (!arm)
+        return 0;
+    unsigned want = io->events, busy = io->busy;
+    int goal = read_goal(io, want), now = read_state(io);
+    if (now == GOAL_NONE && goal != GOAL_NONE) {
+        if (arm_read(st, io, goal) < 0)
+            goto again;
+    } else if (now != goal && !(busy & RITUAL_BUSY_READ_CANCEL)) {
+        if (cancel(st, io, OP_READ) < 0) /* then the goal, once its last completion is in */
+            goto again;
+    }
+    if ((want & RITUAL_IO_WRITE) && !(busy & RITUAL_BUSY_WRITE)) {
+        if (arm_write(st, io) < 0)
+            goto again;
+    } else if (!(want & RITUAL_IO_WRITE) && (busy & RITUAL_BUSY_WRITE) &&
+               !(busy & (RITUAL_BUSY_WRITE_CANCEL | RITUAL_BUSY_SEND))) {
+        if (cancel(st, io, OP_WRITE) < 0) /* a wait for writability no longer wanted */
+            goto again;
+    }
+    return 0;
+again:
+    io->busy |= RITUAL_BUSY_DIRTY;
+    return -EBUSY;
+}
+
+/* The turn's walk: arm or cancel what each dirty object's interest wants;
+ * hand back closed objects the kernel holds nothing of. If the SQ cannot
+ * take more, the rest of the list waits for the next turn. */
 static void prepare(ritual_loop *loop, bool arm)
 {
     struct uring_state *st = state(loop);
-    for (uint32_t i = 0; i < st->dirty_len; i++) {
+    uint32_t i = 0;
+    for (; i < st->dirty_len; i++) {
         struct ritual_io *io = st->dirty[i];
         if (!(io->busy & RITUAL_BUSY_DIRTY))
             continue; /* a recycled connection (its busy bits were reset) */
-        io->busy &= (uint8_t)~RITUAL_BUSY_DIRTY;
-        if (!io->registered) {
-            if (!io->busy)
-                ritual__io_released(loop, io);
-            continue;
-        }
-        if (!arm)
-            continue;
-        unsigned want = io->events, busy = io->busy;
-        int goal = read_goal(io), now = read_state(io);
-        if (now == GOAL_NONE && goal != GOAL_NONE)
-            (void)arm_read(st, io, goal);
-        else if (now != goal && !(busy & RITUAL_BUSY_READ_CANCEL))
-            cancel(st, io, OP_READ); /* then the goal, once its last completion is in */
-        if ((want & RITUAL_IO_WRITE) && !(busy & RITUAL_BUSY_WRITE))
-            (void)arm_write(st, io);
-        else if (!(want & RITUAL_IO_WRITE) && (busy & RITUAL_BUSY_WRITE) &&
-                 !(busy & (RITUAL_BUSY_WRITE_CANCEL | RITUAL_BUSY_SEND)))
-            cancel(st, io, OP_WRITE); /* a wait for writability no longer wanted */
+        if (visit(loop, io, arm) < 0)
+            break;
     }
-    st->dirty_len = 0;
-    st->slots_used = 0; /* the caller submits next */
+    st->dirty_len -= i;
+    memmove(st->dirty, st->dirty + i, st->dirty_len * sizeof *st->dirty);
 }
 
 /* ------------------------------------------------------------ operations */
@@ -363,16 +438,16 @@ static void prepare(ritual_loop *loop, bool arm)
 static int uring_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
 {
     struct uring_state *st = state(loop);
-    (void)events; /* io->events holds it by the walk */
-    if (!io->registered) {
-        /* Room in the dirty list for every object, so marking one never
-         * needs memory mid-turn. */
-        if (grow_dirty(st, 2 * (st->objects + 1)) < 0)
-            return -ENOMEM;
-        st->objects++;
-        io->registered = 1;
-    }
-    mark_dirty(loop, io);
+    /* The dirty list grows here, where running out of memory fails one
+     * object cleanly, rather than mid-turn. It holds what changes in one
+     * turn, not every object: idle connections cost it nothing. */
+    if (grow_dirty(st, st->dirty_len + 1) < 0)
+        return -ENOMEM;
+    io->registered = 1;
+    /* An echo's output queue empties as its send completes: WRITE goes,
+     * with nothing to cancel, and costs no visit from the walk. */
+    if (!in_step(io, events))
+        mark_dirty(loop, io);
     return 0;
 }
 
@@ -382,14 +457,20 @@ static void uring_forget(ritual_loop *loop, struct ritual_io *io)
     if (!io->registered)
         return;
     io->registered = 0;
-    st->objects--;
     /* Cancel by user_data: the descriptor may be closed and reused before
-     * the SQE is submitted, its address not. */
-    if ((io->busy & RITUAL_BUSY_READ) && !(io->busy & RITUAL_BUSY_READ_CANCEL))
-        cancel(st, io, OP_READ);
-    if ((io->busy & RITUAL_BUSY_WRITE) && !(io->busy & RITUAL_BUSY_WRITE_CANCEL))
-        cancel(st, io, OP_WRITE);
+     * the SQE is submitted, its address not. (If the SQ is full, the walk
+     * cancels.) */
+    (void)cancel_all(st, io);
     mark_dirty(loop, io); /* released by the walk once nothing is in flight */
+    if (!st->running && st->enabled && (io->busy & (RITUAL_BUSY_READ | RITUAL_BUSY_WRITE))) {
+        /* Closed while the loop is not running: the kernel's operations
+         * keep the socket alive (listening, or unreset) until cancelled,
+         * so cancel now rather than at the next run. From another thread
+         * than the loop's this fails (EEXIST); then the next run or
+         * ritual_loop_free does it. */
+        (void)io_uring_submit_and_get_events(&st->ring);
+        submitted(st);
+    }
 }
 
 /* ------------------------------------------------------------ completions */
@@ -399,10 +480,19 @@ static void read_done(struct uring_state *st, ritual_loop *loop, struct ritual_i
 {
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        char *data = st->bufs + (size_t)bid * BUF_SIZE;
+        if (st->incremental) {
+            /* This piece follows the ones before it in the buffer. */
+            data += st->buf_used[bid];
+            st->buf_used[bid] += res > 0 ? (uint32_t)res : 0;
+        }
         if (io->kind == RITUAL_IO_CONN && res > 0)
-            ritual__conn_received(container_of(io, ritual_conn, io),
-                                  st->bufs + (size_t)bid * BUF_SIZE, res);
-        give_back(st, bid);
+            ritual__conn_received(container_of(io, ritual_conn, io), data, res);
+        if (!(flags & IORING_CQE_F_BUF_MORE)) { /* the kernel is done with it */
+            if (st->incremental)
+                st->buf_used[bid] = 0;
+            give_back(st, bid);
+        }
         return;
     }
     if (res == -ECANCELED)
@@ -457,8 +547,7 @@ static void settle(ritual_loop *loop, struct ritual_io *io)
             ritual__io_released(loop, io);
         return;
     }
-    bool writing = io->busy & RITUAL_BUSY_WRITE;
-    if (read_goal(io) != read_state(io) || !!(io->events & RITUAL_IO_WRITE) != writing)
+    if (!in_step(io, io->events))
         mark_dirty(loop, io);
 }
 
@@ -527,6 +616,7 @@ static int uring_poll(ritual_loop *loop, int64_t timeout_ns)
             return -errno;
         st->enabled = true;
     }
+    st->running = true;
     prepare(loop, true);
     struct __kernel_timespec ts, *tsp = NULL;
     if (timeout_ns >= 0) {
@@ -536,6 +626,7 @@ static int uring_poll(ritual_loop *loop, int64_t timeout_ns)
     }
     struct io_uring_cqe *cqe;
     int rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, tsp, NULL);
+    submitted(st);
     loop->now = ritual__clock_ns();
     /* ETIME: the timeout passed; EBUSY: completions wait for CQ room, which
      * dispatching makes. */
@@ -548,10 +639,13 @@ static int uring_poll(ritual_loop *loop, int64_t timeout_ns)
 static void uring_flush(ritual_loop *loop)
 {
     struct uring_state *st = state(loop);
-    if (st->enabled)
+    st->running = false;
+    if (st->enabled) {
         /* Run the completions too: with DEFER_TASKRUN a cancellation ends
          * (and the listening socket is let go) only then. */
         (void)io_uring_submit_and_get_events(&st->ring);
+        submitted(st);
+    }
 }
 
 /* The loop is being freed: every connection and listener is closed and its
@@ -569,6 +663,7 @@ static void uring_drain(ritual_loop *loop)
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
         struct io_uring_cqe *cqe;
         int rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
+        submitted(st);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
             break; /* EEXIST: another thread */
         dispatch(loop);
@@ -579,6 +674,8 @@ static void uring_drain(ritual_loop *loop)
         conn->io.busy = 0;
         ritual__conn_released(conn);
     }
+    /* The last connections let go of their listeners just now. */
+    ritual__listeners_reap(loop);
     while (!ritual_list_empty(&loop->zombie_listeners)) {
         ritual_listener *l = container_of(loop->zombie_listeners.next, ritual_listener, link);
         l->io.busy = 0;
