@@ -52,7 +52,7 @@
 #endif
 
 #define SQ_ENTRIES 256
-#define CQ_ENTRIES 4096
+#define CQ_ENTRIES 16384
 #define BUF_SIZE (16 * 1024)
 #define BUF_INITIAL 256 /* 4 MiB of buffers, touched only as they are used */
 #define BUF_MAX 4096    /* the ring's capacity: 64 MiB of address space, reserved */
