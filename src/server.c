@@ -76,10 +76,17 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
     }
     srv->accept_mode = options->accept_mode;
     srv->pin = options->pin;
+    /* The control loop was the probe: if io_uring was refused there, the
+     * workers go straight to epoll, without trying (and logging) again. */
+    ritual_loop_options loop_options = options->loop;
+    if ((loop_options.backend == RITUAL_BACKEND_AUTO ||
+         loop_options.backend == RITUAL_BACKEND_IO_URING) &&
+        srv->control->backend == &ritual__backend_epoll)
+        loop_options.backend = RITUAL_BACKEND_EPOLL;
     for (unsigned i = 0; i < n; i++) {
         workers[i].server = srv;
         workers[i].index = i;
-        workers[i].loop = ritual_loop_new(&options->loop, err);
+        workers[i].loop = ritual_loop_new(&loop_options, err);
         if (!workers[i].loop) {
             ritual_server_free(srv);
             return NULL;

@@ -105,7 +105,7 @@ const char *test_init(int argc, char **argv)
 /* ---------------------------------------------------------------- files */
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
-static char *read_file(const char *path, size_t *len_out)
+char *file_read(const char *path, size_t *len_out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -140,7 +140,7 @@ static char *read_file(const char *path, size_t *len_out)
 void server_dump_stderr(const struct server *s)
 {
     size_t len;
-    char *text = read_file(s->stderr_path, &len);
+    char *text = file_read(s->stderr_path, &len);
     if (text == NULL)
         return;
     const char *start = text;
@@ -356,7 +356,7 @@ void server_expect_exit(struct server *s, int code)
         FAIL("server exited with code %d, expected %d", WEXITSTATUS(s->status), code);
 
     size_t len;
-    char *text = read_file(s->stderr_path, &len);
+    char *text = file_read(s->stderr_path, &len);
     ASSERT(text != NULL);
     static const char *const reports[] = {"AddressSanitizer", "LeakSanitizer", "runtime error",
                                           "ThreadSanitizer"};
@@ -805,7 +805,7 @@ long proc_status_kb(pid_t pid, const char *field)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     size_t len;
-    char *text = read_file(path, &len);
+    char *text = file_read(path, &len);
     if (text == NULL)
         FAIL("%s: %s", path, strerror(errno));
     size_t flen = strlen(field);

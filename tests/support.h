@@ -239,6 +239,8 @@ void temp_dir_make(char *path, size_t cap);
 
 /* Writes `len` bytes as the file DIR/REL (created or truncated, mode 0644). */
 void file_write_at(const char *dir, const char *rel, const void *data, size_t len);
+/* A whole file in a NUL-terminated malloc'd buffer (NULL if it cannot be opened). */
+char *file_read(const char *path, size_t *len_out);
 
 /* Writes DIR/REL with `len` bytes of pattern_fill(seed, 0, ...). */
 void file_write_pattern_at(const char *dir, const char *rel, uint64_t seed, size_t len);

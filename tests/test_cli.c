@@ -146,19 +146,11 @@ static void ipv6_listen(void)
 /* What the server has written on its stderr so far (NUL-terminated). */
 static void server_stderr(const struct server *s, char *buf, size_t cap)
 {
-    int fd = SYSCHECK(open(s->stderr_path, O_RDONLY | O_CLOEXEC));
-    size_t len = 0;
-    while (len < cap - 1) {
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        SYSCHECK(n);
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    close(fd);
+    size_t len;
+    char *text = file_read(s->stderr_path, &len);
+    ASSERT(text != NULL);
+    snprintf(buf, cap, "%s", text);
+    free(text);
 }
 
 /* The line of `text` that contains `what`, into line[cap]; 0 if none. */
