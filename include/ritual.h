@@ -95,7 +95,10 @@ RITUAL_API ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritu
 
 /* Runs the loop until `ritual_loop_stop` is called, or until a shutdown
  * started by `ritual_loop_shutdown` has no connections left.
- * Returns 0, or a negative errno if waiting for events failed. */
+ * Returns 0, or a negative errno if waiting for events failed.
+ * On io_uring the thread of the first run is the ring's only submitter:
+ * later runs must be on that thread too (another gets -EEXIST). A loop may
+ * be created and freed on any thread. */
 RITUAL_API int ritual_loop_run(ritual_loop *loop);
 
 /* Makes `ritual_loop_run` return after the current iteration. Safe to call

@@ -136,6 +136,30 @@ static void release_output(ritual_conn *conn)
     conn->flags &= ~CONN_FILE_QUEUED;
 }
 
+/* A send in flight reads the memory chunks at the head of the queue (up to
+ * the first file segment): release the rest now, so that file segments'
+ * release callbacks run before on_close, as they do when nothing is in
+ * flight. The head goes when the send ends (conn_finish). */
+static void release_output_unsent(ritual_conn *conn)
+{
+    struct ritual_outq *tail = conn->out_tail, *head = tail->next, *last = head;
+    while (last != tail && !ritual__outq_is_file(last->next))
+        last = last->next;
+    if (last == tail)
+        return; /* all of it may be the send's */
+    struct ritual_outq *q = last->next;
+    last->next = head;
+    conn->out_tail = last;
+    for (;;) {
+        struct ritual_outq *next = q->next;
+        ritual__outq_put(conn, q);
+        if (q == tail)
+            break;
+        q = next;
+    }
+    conn->flags &= ~CONN_FILE_QUEUED;
+}
+
 /* --------------------------------------------------------------- opening */
 
 /* Connection structs come from blocks of CONN_BLOCK, so each costs its 80
@@ -245,7 +269,9 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
     close(conn->io.fd); /* on Linux the fd is released even if close reports EINTR */
     conn->io.fd = -1;
     ritual__conn_release_input(conn);
-    if (!(conn->io.busy & RITUAL_BUSY_SEND)) /* else the kernel reads the head until it is done */
+    if (conn->io.busy & RITUAL_BUSY_SEND)
+        release_output_unsent(conn); /* the kernel reads the head until its send ends */
+    else
         release_output(conn);
     ritual_list_del(&conn->link);
     ritual_list_add_tail(&loop->closed, &conn->link);

@@ -85,6 +85,9 @@ void ritual__conn_deliver_held(ritual_conn *conn)
         ritual__conn_deliver(conn, conn->in->data, slice);
         if (conn->flags & CONN_CLOSED)
             return;
+        if (conn->flags &
+            (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING | CONN_REDELIVER))
+            break; /* reading stopped inside on_data: the rest waits */
         if (conn->in && conn->in->len == before) {
             if (slice == max) { /* full, and the user consumed nothing */
                 ritual__conn_terminate(conn, -ENOBUFS);

@@ -284,7 +284,8 @@ struct ritual_listener {
     size_t conns;
     unsigned refs; /* 1 while listening, +1 per open connection */
     bool closed;
-    bool reaped; /* freed once the completion backend lets go of it */
+    bool reaped;  /* freed once the completion backend lets go of it */
+    bool drained; /* closed by a graceful shutdown, not by the user */
     bool emfile_paused;
     uint64_t emfile_backoff_ns;
     struct ritual_timer_node retry_timer;

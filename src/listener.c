@@ -277,7 +277,18 @@ void ritual__listener_ready(ritual_listener *l, unsigned events)
 void ritual__listener_accepted(ritual_listener *l, int fd)
 {
     if (fd >= 0 && (l->closed || l->loop->freeing)) {
-        close(fd); /* accepted as the listener closed: too late */
+        /* The kernel accepted it before the close took effect. A graceful
+         * shutdown serves it, as it serves what the backlog held (while the
+         * listener lives on through its connections); an explicit close
+         * or a loop being freed drops it. */
+        ritual_conn *conn;
+        if (!l->drained || l->refs == 0 || l->loop->freeing) {
+            close(fd);
+        } else if (ritual__conn_open(l->loop, &l->profile, fd, false, &conn) == 0 &&
+                   l->loop->shutting_down && l->profile.cbs.on_shutdown &&
+                   !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
+            l->profile.cbs.on_shutdown(conn); /* told like the others were */
+        }
         return;
     }
     if (fd >= 0 || !l->closed)
@@ -344,6 +355,7 @@ void ritual__listener_drain_and_close(ritual_listener *l)
         if (rc < 0)
             ritual_log(l->loop, RITUAL_LOG_ERROR, "accept: %s", ritual_strerror(rc));
     }
+    l->drained = true;
     ritual_listener_close(l);
 }
 

@@ -75,8 +75,9 @@ struct send_slot {
 
 struct uring_state {
     struct io_uring ring;
-    bool enabled; /* the ring starts disabled; the thread that runs the loop enables it */
-    bool running; /* inside ritual_loop_run */
+    bool enabled;      /* the ring starts disabled; the thread that runs the loop enables it */
+    bool running;      /* inside ritual_loop_run */
+    bool arms_pending; /* SQEs naming descriptors wait in the SQ, not yet submitted */
     struct io_uring_buf_ring *br;
     char *bufs;
     uint32_t buf_count; /* buffers given to the ring so far */
@@ -181,15 +182,18 @@ static int uring_init(ritual_loop *loop)
         uring_destroy(loop);
         return rc;
     }
-    /* `pad` is the flags field of newer headers. */
-    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)st->br,
-                                   .ring_entries = BUF_MAX,
-                                   .bgid = BGID,
-                                   .pad = IOU_PBUF_RING_INC};
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uintptr_t)st->br, .ring_entries = BUF_MAX, .bgid = BGID};
+    /* The 16 bits after bgid are `pad` in liburing 2.3 and `flags` later. */
+    uint16_t flags = IOU_PBUF_RING_INC;
+    memcpy((char *)&reg + offsetof(struct io_uring_buf_reg, bgid) + sizeof reg.bgid, &flags,
+           sizeof flags);
     rc = io_uring_register_buf_ring(&st->ring, &reg, 0);
     st->incremental = rc == 0;
     if (rc == -EINVAL) {
-        reg.pad = 0;
+        flags = 0;
+        memcpy((char *)&reg + offsetof(struct io_uring_buf_reg, bgid) + sizeof reg.bgid, &flags,
+               sizeof flags);
         rc = io_uring_register_buf_ring(&st->ring, &reg, 0);
     }
     if (rc == 0 && st->incremental && !(st->buf_used = calloc(BUF_MAX, sizeof *st->buf_used)))
@@ -210,8 +214,10 @@ static int uring_init(ritual_loop *loop)
 /* Send headers can be reused once the kernel has taken every SQE. */
 static void submitted(struct uring_state *st)
 {
-    if (io_uring_sq_ready(&st->ring) == 0)
+    if (io_uring_sq_ready(&st->ring) == 0) {
         st->slots_used = 0;
+        st->arms_pending = false;
+    }
 }
 
 /* The next free SQE, or NULL if the SQ is full and submitting does not
@@ -285,6 +291,7 @@ static int arm_read(struct uring_state *st, struct ritual_io *io, int goal)
         io_uring_prep_poll_add(sqe, io->fd, POLLIN);
     }
     tag(sqe, io, OP_READ);
+    st->arms_pending = true;
     io->busy |= RITUAL_BUSY_READ;
     st->inflight++;
     return 0;
@@ -323,6 +330,7 @@ static int arm_write(struct uring_state *st, struct ritual_io *io)
         io->busy |= RITUAL_BUSY_SEND;
     }
     tag(sqe, io, OP_WRITE);
+    st->arms_pending = true;
     io->busy |= RITUAL_BUSY_WRITE;
     st->inflight++;
     return 0;
@@ -460,6 +468,14 @@ static void uring_forget(ritual_loop *loop, struct ritual_io *io)
     if (!io->registered)
         return;
     io->registered = 0;
+    io->busy &= (uint8_t)~RITUAL_BUSY_WAIT_OUT; /* a hint for the next send: none will come */
+    if (st->arms_pending) {
+        /* A submit that could not take everything (-EBUSY) left SQEs that
+         * name descriptors: they must reach the kernel before this one is
+         * closed and its number reused. */
+        (void)io_uring_submit(&st->ring);
+        submitted(st);
+    }
     /* Cancel by user_data: the descriptor may be closed and reused before
      * the SQE is submitted, its address not. (If the SQ is full, the walk
      * cancels.) */
@@ -654,9 +670,11 @@ static void uring_flush(ritual_loop *loop)
 /* The loop is being freed: every connection and listener is closed and its
  * cancellations queued. Wait for the kernel to finish with them, so no send
  * still reads a chunk and no completion names a freed object. If this is
- * not the thread that ran the loop (a server's worker that has exited: the
- * kernel cancelled its operations then), only the completions already
- * posted can be read; whatever is still held is let go regardless. */
+ * not the thread that ran the loop (a server's worker that has exited),
+ * the ring refuses this thread (EEXIST) and only completions already posted
+ * can be read: what is still held is let go regardless. That is safe with
+ * DEFER_TASKRUN: an operation of a ring whose issuer has exited can no
+ * longer run, and io_uring_queue_exit in destroy tears them down. */
 static void uring_drain(ritual_loop *loop)
 {
     struct uring_state *st = state(loop);
