@@ -147,6 +147,21 @@ static int send_file(ritual_conn *conn, struct ritual_file_chunk *file)
     return 1;
 }
 
+/* Whether a write of `len` bytes goes to the kernel at once, copying only
+ * what it does not take: with nothing queued ahead of it, always on a
+ * readiness backend. A completion backend queues it for the turn's batched
+ * send, unless it is large: then copying it would cost more than the
+ * system call it saves (HTTP, 16 pipelined 4 KiB answers: 1.44 us per
+ * request queued, 1.05 sent at once). */
+#define COMPLETION_SEND_NOW_MIN (16 * 1024)
+
+static bool send_now(const ritual_conn *conn, uint64_t len)
+{
+    if (conn->out_tail || (conn->flags & CONN_CONNECTING))
+        return false;
+    return !conn_loop(conn)->backend->completion || len >= COMPLETION_SEND_NOW_MIN;
+}
+
 int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
 {
     if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
@@ -158,8 +173,7 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
         return 0;
 
     size_t sent = 0;
-    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING) &&
-        !conn_loop(conn)->backend->completion) {
+    if (send_now(conn, total)) {
         ssize_t n = iovcnt == 1
                         ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
                         : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, 0);
@@ -222,8 +236,7 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
     file->remaining = len;
     file->release = release;
     file->arg = arg;
-    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING) &&
-        !conn_loop(conn)->backend->completion) {
+    if (send_now(conn, len)) {
         rc = send_file(conn, file);
         if (rc != 0) { /* done, or failed */
             ritual__outq_put(conn, &file->q);

@@ -204,10 +204,10 @@ static void backend_choice(void)
     server_expect_clean_exit(&s);
     if (!have_uring) {
         const char *why = refused ? "the kernel refuses it" : "ritual was built without liburing";
-        const char *require = getenv("RITUAL_TEST_REQUIRE_TOOLS");
+        const char *require = getenv("RITUAL_TEST_REQUIRE_URING");
         if (require != NULL && strcmp(require, "1") == 0)
             FAIL("`ritual echo --backend io_uring` did not run on io_uring (%s; stderr: %s) "
-                 "and RITUAL_TEST_REQUIRE_TOOLS=1",
+                 "and RITUAL_TEST_REQUIRE_URING=1",
                  why, err);
         note("io_uring is not available (%s): the fallback warning is not checked", why);
     }

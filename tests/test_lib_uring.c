@@ -27,7 +27,7 @@
  * (EXPECT) and the test fails at the end, after every story has run.
  *
  * io_uring unavailable on this machine: a note, and its assertions are
- * skipped -- unless RITUAL_TEST_REQUIRE_TOOLS=1, which makes it a failure. */
+ * skipped -- unless RITUAL_TEST_REQUIRE_URING=1, which makes it a failure. */
 #include "libtest.h"
 
 #include <dirent.h>
@@ -135,9 +135,9 @@ static void probe_backend(void)
         return;
     }
     const char *why = book.unavailable ? book.unavailable_line : "built without liburing";
-    const char *require = getenv("RITUAL_TEST_REQUIRE_TOOLS");
+    const char *require = getenv("RITUAL_TEST_REQUIRE_URING");
     if (require && strcmp(require, "1") == 0)
-        FAIL("io_uring is not available (%s) and RITUAL_TEST_REQUIRE_TOOLS=1", why);
+        FAIL("io_uring is not available (%s) and RITUAL_TEST_REQUIRE_URING=1", why);
     note("io_uring is not available (%s): the io_uring assertions are skipped", why);
 }
 
