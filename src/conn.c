@@ -118,19 +118,22 @@ void ritual__conn_release_input(ritual_conn *conn)
     }
 }
 
+/* Frees the queue's nodes from `first` through `last`, following next. */
+static void put_nodes(ritual_conn *conn, struct ritual_outq *first, struct ritual_outq *last)
+{
+    for (struct ritual_outq *q = first;;) {
+        struct ritual_outq *next = q->next;
+        ritual__outq_put(conn, q);
+        if (q == last)
+            break;
+        q = next;
+    }
+}
+
 static void release_output(ritual_conn *conn)
 {
-    struct ritual_outq *tail = conn->out_tail;
-    if (tail) {
-        struct ritual_outq *q = tail->next;
-        for (;;) {
-            struct ritual_outq *next = q->next;
-            ritual__outq_put(conn, q);
-            if (q == tail)
-                break;
-            q = next;
-        }
-    }
+    if (conn->out_tail)
+        put_nodes(conn, conn->out_tail->next, conn->out_tail);
     conn->out_tail = NULL;
     conn->out_len = 0;
     conn->flags &= ~CONN_FILE_QUEUED;
@@ -147,16 +150,10 @@ static void release_output_unsent(ritual_conn *conn)
         last = last->next;
     if (last == tail)
         return; /* all of it may be the send's */
-    struct ritual_outq *q = last->next;
+    struct ritual_outq *rest = last->next;
     last->next = head;
     conn->out_tail = last;
-    for (;;) {
-        struct ritual_outq *next = q->next;
-        ritual__outq_put(conn, q);
-        if (q == tail)
-            break;
-        q = next;
-    }
+    put_nodes(conn, rest, tail);
     conn->flags &= ~CONN_FILE_QUEUED;
 }
 

@@ -9,7 +9,9 @@
  *   ring as soon as the callback returns.
  * - Sending: the memory chunks at the head of the output queue, one send in
  *   flight per connection (sends on one socket are not ordered among
- *   themselves); a short send sends the rest next turn. sendfile has no
+ *   themselves); a short send sends the rest next turn. (A write of 16 KiB
+ *   or more with nothing queued is sent at once instead: conn_write.c.)
+ *   sendfile has no
  *   io_uring operation: a file segment waits for writability (a poll) and
  *   goes out with sendfile as on epoll.
  * - Accepting: one multishot accept per listener without max_conns; with a
