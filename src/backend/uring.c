@@ -11,9 +11,8 @@
  *   flight per connection (sends on one socket are not ordered among
  *   themselves); a short send sends the rest next turn. (A write of 16 KiB
  *   or more with nothing queued is sent at once instead: conn_write.c.)
- *   sendfile has no
- *   io_uring operation: a file segment waits for writability (a poll) and
- *   goes out with sendfile as on epoll.
+ *   sendfile has no io_uring operation: a file segment waits for
+ *   writability (a poll) and goes out with sendfile as on epoll.
  * - Accepting: one multishot accept per listener without max_conns; with a
  *   cap, a poll and accept4, so that no connection is taken beyond it.
  * - Signals and the cross-thread wakeup: a poll on their descriptors.
