@@ -482,12 +482,15 @@ static void uring_forget(ritual_loop *loop, struct ritual_io *io)
      * cancels.) */
     (void)cancel_all(st, io);
     mark_dirty(loop, io); /* released by the walk once nothing is in flight */
-    if (!st->running && st->enabled && (io->busy & (RITUAL_BUSY_READ | RITUAL_BUSY_WRITE))) {
-        /* Closed while the loop is not running: the kernel's operations
-         * keep the socket alive (listening, or unreset) until cancelled,
-         * so cancel now rather than at the next run. From another thread
-         * than the loop's this fails (EEXIST); then the next run or
-         * ritual_loop_free does it. */
+    if ((!st->running || io->kind == RITUAL_IO_LISTENER) && st->enabled &&
+        (io->busy & (RITUAL_BUSY_READ | RITUAL_BUSY_WRITE))) {
+        /* The kernel's operations keep the socket alive (listening, or
+         * unreset) until cancelled. A listener must stop listening when the
+         * caller closes it, as on epoll, or clients that connect meanwhile
+         * are queued and then reset; so must anything closed while the loop
+         * is not running. So cancel now rather than at the next turn. From
+         * another thread than the loop's this fails (EEXIST); then the next
+         * run or ritual_loop_free does it. */
         (void)io_uring_submit_and_get_events(&st->ring);
         submitted(st);
     }
