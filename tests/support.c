@@ -158,16 +158,8 @@ static void read_listening_line(struct server *s, char *line, size_t cap)
     size_t len = 0;
     uint64_t deadline = now_ms() + 10000;
     while (len == 0 || line[len - 1] != '\n') {
-        int64_t left = (int64_t)deadline - (int64_t)now_ms();
-        if (left <= 0)
+        if (!wait_fd(s->stdout_fd, POLLIN, deadline))
             FAIL("no \"listening on\" line on the server's stdout within 10 s");
-        struct pollfd p = {.fd = s->stdout_fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        SYSCHECK(r);
-        if (r == 0)
-            continue;
         if (len + 1 >= cap)
             FAIL("first stdout line of the server is too long: %.*s", (int)len, line);
         /* One byte at a time: nothing after the line may be consumed here. */
@@ -587,8 +579,7 @@ void set_nonblocking(int fd, int on)
     SYSCHECK(fcntl(fd, F_SETFL, flags));
 }
 
-/* Waits for `events` on fd until the deadline; returns 0 on timeout. */
-static int wait_fd(int fd, short events, uint64_t deadline)
+int wait_fd(int fd, short events, uint64_t deadline)
 {
     for (;;) {
         int64_t left = (int64_t)deadline - (int64_t)now_ms();

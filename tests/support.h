@@ -161,6 +161,8 @@ int tcp_socket_error(int fd);
 size_t connect_many(int port, int *fds, size_t n, int timeout_ms);
 
 void set_nonblocking(int fd, int on);
+/* Waits for `events` on fd until `deadline` (now_ms() time); 0 on timeout. */
+int wait_fd(int fd, short events, uint64_t deadline);
 
 /* Sends all of buf (blocking or not: waits for POLLOUT), at most 10 s. */
 void send_all(int fd, const void *buf, size_t n);

@@ -172,19 +172,8 @@ static void gate_open(struct gate *g)
 
 static void gate_wait(struct gate *g, int timeout_ms, const char *what)
 {
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        int64_t left = (int64_t)deadline - (int64_t)now_ms();
-        if (left <= 0)
-            FAIL("waited %d ms for %s", timeout_ms, what);
-        struct pollfd p = {.fd = g->fd[0], .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        SYSCHECK(r);
-        if (r > 0)
-            return;
-    }
+    if (!wait_fd(g->fd[0], POLLIN, now_ms() + (uint64_t)timeout_ms))
+        FAIL("waited %d ms for %s", timeout_ms, what);
 }
 
 static void gate_free(struct gate *g)
@@ -205,16 +194,8 @@ static int read_to_end(int fd, uint64_t seed, size_t *got, int timeout_ms)
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     *got = 0;
     for (;;) {
-        int64_t left = (int64_t)deadline - (int64_t)now_ms();
-        if (left <= 0)
+        if (!wait_fd(fd, POLLIN, deadline))
             FAIL("no end of stream within %d ms (%zu bytes read)", timeout_ms, *got);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        SYSCHECK(r);
-        if (r == 0)
-            continue;
         ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
