@@ -389,7 +389,7 @@ void ritual__conn_timer_fired(ritual_conn *conn)
         conn->flags &= ~CONN_REDELIVER;
         /* Over the high watermark, ritual__conn_flush() hands the input over
          * once the queue drains; meanwhile the idle deadline applies, below. */
-        if (!(conn->flags & CONN_OVER_HIGH) && (in_len(conn) || (conn->flags & CONN_EOF_PENDING)) &&
+        if (!(conn->flags & CONN_OVER_HIGH) && has_held_input(conn) &&
             !(conn->flags & (CONN_PAUSED | CONN_CLOSING | CONN_LINGERING))) {
             ritual__conn_deliver_held(conn);
             if (conn->flags & (CONN_CLOSED | CONN_REDELIVER))
@@ -511,8 +511,7 @@ void ritual_conn_resume(ritual_conn *conn)
         return;
     conn->flags &= ~CONN_PAUSED;
     ritual__conn_update_interest(conn);
-    if ((in_len(conn) || (conn->flags & CONN_EOF_PENDING)) &&
-        !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
+    if (has_held_input(conn) && !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
         /* Hand the buffered input over again from the loop, not from inside
          * this call: the caller may be in the middle of anything. */
         conn->flags |= CONN_REDELIVER;

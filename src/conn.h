@@ -43,6 +43,12 @@ static inline uint32_t in_len(const ritual_conn *conn)
     return conn->in ? conn->in->len : 0;
 }
 
+/* Something received but not yet handed over: input, or a FIN behind it. */
+static inline bool has_held_input(const ritual_conn *conn)
+{
+    return in_len(conn) > 0 || (conn->flags & CONN_EOF_PENDING);
+}
+
 /* conn.c */
 void ritual__conn_update_interest(ritual_conn *conn);         /* registers what the state wants */
 void ritual__conn_schedule(ritual_conn *conn, uint64_t when); /* 0: cancel */

@@ -77,17 +77,16 @@ static void peer_eof(ritual_conn *conn);
  * reading was being stopped. */
 void ritual__conn_deliver_held(ritual_conn *conn)
 {
+    /* What stops the hand-over, before it or inside an on_data. */
+    const unsigned held_back =
+        CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING | CONN_CLOSED | CONN_REDELIVER;
     size_t max = opts(conn)->read_buffer_size;
-    while (conn->in && !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING |
-                                        CONN_LINGERING | CONN_CLOSED | CONN_REDELIVER))) {
+    while (conn->in && !(conn->flags & held_back)) {
         uint32_t before = conn->in->len;
         size_t slice = before < max ? before : max;
         ritual__conn_deliver(conn, conn->in->data, slice);
-        if (conn->flags & CONN_CLOSED)
-            return;
-        if (conn->flags &
-            (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING | CONN_REDELIVER))
-            break; /* reading stopped inside on_data: the rest waits */
+        if (conn->flags & held_back)
+            break; /* reading stopped (or the connection closed) inside on_data */
         if (conn->in && conn->in->len == before) {
             if (slice == max) { /* full, and the user consumed nothing */
                 ritual__conn_terminate(conn, -ENOBUFS);
@@ -97,9 +96,7 @@ void ritual__conn_deliver_held(ritual_conn *conn)
         }
     }
     /* The FIN that came in behind the input, now in its place. */
-    if ((conn->flags & CONN_EOF_PENDING) &&
-        !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING |
-                         CONN_CLOSED | CONN_REDELIVER))) {
+    if ((conn->flags & CONN_EOF_PENDING) && !(conn->flags & held_back)) {
         conn->flags &= ~CONN_EOF_PENDING;
         peer_eof(conn);
     }

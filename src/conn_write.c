@@ -343,7 +343,7 @@ static void after_output(ritual_conn *conn)
         conn->out_len <= opts(conn)->write_low_watermark) {
         conn->flags &= ~CONN_OVER_HIGH;
         drained = !(conn->flags & CONN_CLOSING);
-        if ((in_len(conn) || (conn->flags & CONN_EOF_PENDING)) && !(conn->flags & CONN_CLOSING)) {
+        if (has_held_input(conn) && !(conn->flags & CONN_CLOSING)) {
             /* Input left unconsumed while reading was held back: hand it
              * over again even if the peer sends nothing more. */
             conn->flags |= CONN_REDELIVER;

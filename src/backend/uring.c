@@ -628,6 +628,20 @@ static void dispatch(ritual_loop *loop)
     }
 }
 
+/* Submits what is queued and waits for a completion, up to `ts` (NULL:
+ * no limit). Returns 0, or the negative errno of a ring that cannot go on.
+ * Not errors: ETIME (the timeout passed), EINTR, and EBUSY/EAGAIN
+ * (completions wait for CQ room, which the dispatch that follows makes). */
+static int submit_and_wait(struct uring_state *st, struct __kernel_timespec *ts)
+{
+    struct io_uring_cqe *cqe;
+    int rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, ts, NULL);
+    submitted(st);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+        return rc;
+    return 0;
+}
+
 static int uring_poll(ritual_loop *loop, int64_t timeout_ns)
 {
     struct uring_state *st = state(loop);
@@ -647,13 +661,9 @@ static int uring_poll(ritual_loop *loop, int64_t timeout_ns)
         ts.tv_nsec = timeout_ns % 1000000000;
         tsp = &ts;
     }
-    struct io_uring_cqe *cqe;
-    int rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, tsp, NULL);
-    submitted(st);
+    int rc = submit_and_wait(st, tsp);
     loop->now = ritual__clock_ns();
-    /* ETIME: the timeout passed; EBUSY: completions wait for CQ room, which
-     * dispatching makes. */
-    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+    if (rc < 0)
         return rc;
     dispatch(loop);
     return 0;
@@ -686,10 +696,7 @@ static void uring_drain(ritual_loop *loop)
     for (int turn = 0; turn < DRAIN_TURNS && st->inflight > 0 && st->enabled; turn++) {
         prepare(loop, false);
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
-        struct io_uring_cqe *cqe;
-        int rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
-        submitted(st);
-        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+        if (submit_and_wait(st, &ts) < 0)
             break; /* EEXIST: another thread */
         dispatch(loop);
     }
