@@ -63,6 +63,8 @@ static unsigned wanted_events(const ritual_conn *conn)
     if (!(conn->flags &
           (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_EOF_PENDING | CONN_CLOSING)))
         events |= RITUAL_IO_READ;
+    else if (events == 0 && (conn->flags & CONN_HUNG_UP))
+        events = RITUAL_IO_QUIET;
     return events;
 }
 
@@ -136,7 +138,7 @@ static void release_output(ritual_conn *conn)
         put_nodes(conn, conn->out_tail->next, conn->out_tail);
     conn->out_tail = NULL;
     conn->out_len = 0;
-    conn->flags &= ~CONN_FILE_QUEUED;
+    conn->flags &= ~(CONN_FILE_QUEUED | CONN_BACKED_UP);
 }
 
 /* A send in flight reads the memory chunks at the head of the queue (up to
@@ -429,17 +431,27 @@ void ritual__conn_timer_fired(ritual_conn *conn)
     }
 }
 
-/* An error or hang-up that no read or write consumed: a reset on a paused or
- * half-closed connection. Close it, or the level-triggered report would spin. */
+/* An error or hang-up that no read or write consumed, on a connection that
+ * is not reading (paused, over its watermark, after the peer's FIN). */
 static void socket_error(ritual_conn *conn)
 {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(conn->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
+    if (err == 0) {
+        /* No error: a hang-up. Both directions are shut (our side was shut
+         * with shutdown(2), then the peer sent its FIN): the peer's last
+         * bytes and its FIN wait in the socket, read when reading resumes,
+         * and nothing else can happen to it. Stop watching it meanwhile, or
+         * the level-triggered hang-up would repeat. */
+        conn->flags |= CONN_HUNG_UP;
+        ritual__conn_update_interest(conn);
+        return;
+    }
     /* Linux files a reset that arrives after the peer's FIN as EPIPE; it is
      * a reset all the same, so report it as one. */
-    if (err == 0 || err == EPIPE)
+    if (err == EPIPE)
         err = ECONNRESET;
     ritual__conn_terminate(conn, -err);
 }
@@ -543,7 +555,7 @@ void *ritual_conn_data(const ritual_conn *conn)
 
 size_t ritual_conn_write_queued(const ritual_conn *conn)
 {
-    size_t queued = conn->out_len;
+    size_t queued = (conn->flags & CONN_BACKED_UP) ? conn->out_len : 0;
     if (conn->flags & CONN_FILE_QUEUED) {
         const struct ritual_outq *q = conn->out_tail;
         do {

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 
 /* Gives the connection an input buffer for at least `need` bytes, keeping
- * what it holds. Returns 0 or -ENOMEM. */
+ * what it holds (moved to the front). Returns 0 or -ENOMEM. */
 int ritual__conn_reserve_input(ritual_conn *conn, size_t need)
 {
     size_t alloc = INBUF_ALLOC_MIN;
@@ -24,14 +24,45 @@ int ritual__conn_reserve_input(ritual_conn *conn, size_t need)
     if (!buf)
         return -ENOMEM;
     buf->size = (uint32_t)(alloc - INBUF_HEADER);
-    buf->len = 0;
+    buf->start = buf->len = 0;
     if (conn->in) {
         buf->len = conn->in->len;
-        memcpy(buf->data, conn->in->data, buf->len);
+        memcpy(buf->data, conn->in->data + conn->in->start, buf->len);
         ritual__inbuf_put(conn_loop(conn), conn->in, INBUF_HEADER + conn->in->size);
     }
     conn->in = buf;
     return 0;
+}
+
+/* The held bytes move to the front of the buffer, so that what follows
+ * them has all the free room. Called before an append, once something was
+ * consumed: at most one move per delivery, never one per request. */
+static void compact_input(struct ritual_inbuf *in)
+{
+    if (in->start == 0)
+        return;
+    memmove(in->data, in->data + in->start, in->len);
+    in->start = 0;
+}
+
+/* Appends `len` received bytes to the input held (a buffer made or grown
+ * for them). Returns 0 or -ENOMEM. */
+static int append_input(ritual_conn *conn, const char *bytes, size_t len)
+{
+    if (ritual__conn_reserve_input(conn, (size_t)in_len(conn) + len) < 0)
+        return -ENOMEM;
+    struct ritual_inbuf *in = conn->in;
+    if (in->start + in->len + len > in->size)
+        compact_input(in);
+    memcpy(in->data + in->start + in->len, bytes, len);
+    in->len += (uint32_t)len;
+    return 0;
+}
+
+size_t ritual__conn_receive_room(const ritual_conn *conn)
+{
+    size_t max = opts(conn)->read_buffer_size, held = in_len(conn);
+    return held < max ? max - held : 0;
 }
 
 /* Hands `len` bytes at `bytes` to the user; keeps what was not consumed. */
@@ -46,26 +77,20 @@ void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len)
         ritual__conn_release_input(conn); /* deferred while the callback held it */
         return;
     }
-    size_t left = len - used;
-    if (!conn->in || bytes != conn->in->data) {
-        /* From the shared buffer: keep the remainder in our own. */
-        if (left == 0)
-            return;
-        if (ritual__conn_reserve_input(conn, left) < 0) {
+    struct ritual_inbuf *in = conn->in;
+    if (!in || bytes != in->data + in->start) {
+        /* From the shared buffer (or a completion backend's): keep the
+         * remainder in our own. */
+        if (used < len && append_input(conn, bytes + used, len - used) < 0)
             ritual__conn_terminate(conn, -ENOMEM);
-            return;
-        }
-        memcpy(conn->in->data, bytes + used, left);
-        conn->in->len = (uint32_t)left;
         return;
     }
     /* `bytes` is the head of what the connection holds, perhaps not all of it. */
-    size_t held = conn->in->len;
-    if (used == held) {
+    if (used == in->len) {
         ritual__conn_release_input(conn);
-    } else if (used > 0) {
-        memmove(conn->in->data, conn->in->data + used, held - used);
-        conn->in->len = (uint32_t)(held - used);
+    } else {
+        in->start += (uint32_t)used;
+        in->len -= (uint32_t)used;
     }
 }
 
@@ -84,7 +109,7 @@ void ritual__conn_deliver_held(ritual_conn *conn)
     while (conn->in && !(conn->flags & held_back)) {
         uint32_t before = conn->in->len;
         size_t slice = before < max ? before : max;
-        ritual__conn_deliver(conn, conn->in->data, slice);
+        ritual__conn_deliver(conn, conn->in->data + conn->in->start, slice);
         if (conn->flags & held_back)
             break; /* reading stopped (or the connection closed) inside on_data */
         if (conn->in && conn->in->len == before) {
@@ -130,6 +155,11 @@ void ritual__conn_read(ritual_conn *conn)
             dst = loop->rbuf;
             room = max;
         } else {
+            if (in->len >= max) {
+                /* Full, and the user consumed nothing: it can never progress. */
+                ritual__conn_terminate(conn, -ENOBUFS);
+                return;
+            }
             /* Grow while the buffer is mostly full and may still grow. */
             if (in->size - in->len < INBUF_ALLOC_MIN / 2 && in->size < max) {
                 if (ritual__conn_reserve_input(conn, (size_t)in->size * 2) < 0) {
@@ -138,11 +168,7 @@ void ritual__conn_read(ritual_conn *conn)
                 }
                 in = conn->in;
             }
-            if (in->len >= max) {
-                /* Full, and the user consumed nothing: it can never progress. */
-                ritual__conn_terminate(conn, -ENOBUFS);
-                return;
-            }
+            compact_input(in);
             dst = in->data + in->len;
             room = (in->size < max ? in->size : max) - in->len;
         }
@@ -193,7 +219,9 @@ void ritual__conn_linger_read(ritual_conn *conn)
 
 /* A completion backend received `len` bytes into a buffer of its own, which
  * it takes back when this returns: on_data reads them in place, and only a
- * remainder is copied, as with the shared buffer. */
+ * remainder is copied, as with the shared buffer. The backend receives at
+ * most ritual__conn_receive_room() bytes from when it asks, so what is held
+ * stays within read_buffer_size, as with a read. */
 void ritual__conn_received(ritual_conn *conn, const char *bytes, int len)
 {
     if (conn->flags & CONN_CLOSED)
@@ -226,18 +254,16 @@ void ritual__conn_received(ritual_conn *conn, const char *bytes, int len)
     stamp_activity(conn);
     ritual__stat_add(&loop->stat_read, (uint64_t)len);
     bool reading = !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING));
-    if (reading && !conn->in && (size_t)len <= opts(conn)->read_buffer_size) {
+    if (reading && !conn->in) {
         ritual__conn_deliver(conn, bytes, (size_t)len);
         return;
     }
     /* Behind input already held, or arriving after reading stopped (the
      * receive was being cancelled): keep it, in order. */
-    if (ritual__conn_reserve_input(conn, (size_t)in_len(conn) + (size_t)len) < 0) {
+    if (append_input(conn, bytes, (size_t)len) < 0) {
         ritual__conn_terminate(conn, -ENOMEM);
         return;
     }
-    memcpy(conn->in->data + conn->in->len, bytes, (size_t)len);
-    conn->in->len += (uint32_t)len;
     if (reading) /* else handed over when reading resumes */
         ritual__conn_deliver_held(conn);
 }

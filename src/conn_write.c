@@ -147,19 +147,60 @@ static int send_file(ritual_conn *conn, struct ritual_file_chunk *file)
     return 1;
 }
 
-/* Whether a write of `len` bytes goes to the kernel at once, copying only
- * what it does not take: with nothing queued ahead of it, always on a
- * readiness backend. A completion backend queues it for the turn's batched
- * send, unless it is large: then copying it would cost more than the
- * system call it saves (HTTP, 16 pipelined 4 KiB answers: 1.44 us per
- * request queued, 1.05 sent at once). */
-#define COMPLETION_SEND_NOW_MIN (16 * 1024)
+/* What is queued is what the kernel has not taken: on epoll and poll a
+ * write goes to the kernel at once when nothing is queued ahead of it, so
+ * the queue holds exactly what the kernel refused (CONN_BACKED_UP is set
+ * whenever it holds anything). A completion backend gathers small writes
+ * instead, for the turn's batched send; they count as taken, as they would
+ * have been on epoll, until the kernel refuses some (a send that waits for
+ * room, or one made here that comes back short). So that this cannot hide
+ * more than a little, a connection's gathered output goes to the kernel at
+ * once when it would reach GATHER_MAX, as on epoll; and a write that large
+ * with nothing queued is sent without a copy (HTTP, 16 pipelined 4 KiB
+ * answers: 1.44 us per request queued, 1.05 sent at once). */
+#define GATHER_MAX (16 * 1024)
 
-static bool send_now(const ritual_conn *conn, uint64_t len)
+static bool gathering(const ritual_conn *conn)
 {
-    if (conn->out_tail || (conn->flags & CONN_CONNECTING))
-        return false;
-    return !conn_loop(conn)->backend->completion || len >= COMPLETION_SEND_NOW_MIN;
+    return conn_loop(conn)->backend->completion &&
+           !(conn->flags & (CONN_BACKED_UP | CONN_CONNECTING));
+}
+
+/* The kernel refused output, or could not be offered it: from here until
+ * the queue empties, all of it counts, against the watermark too. */
+static void back_up(ritual_conn *conn)
+{
+    conn->flags |= CONN_BACKED_UP;
+    if (conn->out_len > opts(conn)->write_high_watermark)
+        conn->flags |= CONN_OVER_HIGH; /* stop reading until the peer catches up */
+}
+
+/* Before a write that would take gathered output past GATHER_MAX, or a
+ * file segment: the gathered bytes go to the kernel now, as they would
+ * have on epoll, unless a send of the backend's has them (then they are
+ * the kernel's to take or refuse, and the write queues behind them). */
+static void send_gathered(ritual_conn *conn)
+{
+    if (conn->out_tail && gathering(conn) && !(conn->io.busy & RITUAL_BUSY_SEND))
+        ritual__conn_flush(conn);
+}
+
+/* Copies what the kernel did not take of a write into the queue. Returns
+ * 0, or the negative errno the connection was closed with. */
+static int queue_refused(ritual_conn *conn, const struct iovec *iov, int iovcnt, size_t sent,
+                         size_t total)
+{
+    if ((size_t)conn->out_len + (total - sent) > opts(conn)->write_limit) {
+        ritual__conn_terminate(conn, -ENOBUFS);
+        return -ENOBUFS;
+    }
+    if (queue_output(conn, iov, iovcnt, sent) < 0) {
+        ritual__conn_terminate(conn, -ENOMEM);
+        return -ENOMEM;
+    }
+    back_up(conn);
+    ritual__conn_update_interest(conn);
+    return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
 }
 
 int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
@@ -171,40 +212,33 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
         total += iov[i].iov_len;
     if (total == 0)
         return 0;
-
-    size_t sent = 0;
-    if (send_now(conn, total)) {
-        ssize_t n = iovcnt == 1
-                        ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
-                        : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, 0);
-        if (n < 0 && errno == EINTR)
-            n = 0;
-        if (n < 0) {
-            if (errno != EAGAIN) {
-                int rc = -errno;
-                ritual__conn_terminate(conn, rc);
-                return rc;
-            }
-            n = 0;
+    if (gathering(conn) && (size_t)conn->out_len + total < GATHER_MAX) {
+        if (queue_output(conn, iov, iovcnt, 0) < 0) {
+            ritual__conn_terminate(conn, -ENOMEM);
+            return -ENOMEM;
         }
-        sent = (size_t)n;
-        if (n > 0)
-            count_sent(conn, sent);
-        if (sent == total)
-            return 0;
+        ritual__conn_update_interest(conn);
+        return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
     }
-    if ((size_t)conn->out_len + (total - sent) > opts(conn)->write_limit) {
-        ritual__conn_terminate(conn, -ENOBUFS);
-        return -ENOBUFS;
+    send_gathered(conn);
+    if (conn->flags & CONN_CLOSED)
+        return conn->close_reason;
+    if (conn->out_tail || (conn->flags & CONN_CONNECTING))
+        return queue_refused(conn, iov, iovcnt, 0, total);
+    ssize_t n = iovcnt == 1 ? send(conn->io.fd, iov[0].iov_base, total, MSG_NOSIGNAL)
+                            : send_iov(conn->io.fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        n = 0;
+    if (n < 0) {
+        int rc = -errno;
+        ritual__conn_terminate(conn, rc);
+        return rc;
     }
-    if (queue_output(conn, iov, iovcnt, sent) < 0) {
-        ritual__conn_terminate(conn, -ENOMEM);
-        return -ENOMEM;
-    }
-    if (conn->out_len > opts(conn)->write_high_watermark)
-        conn->flags |= CONN_OVER_HIGH; /* stop reading until the peer catches up */
-    ritual__conn_update_interest(conn);
-    return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
+    if (n > 0)
+        count_sent(conn, (size_t)n);
+    if ((size_t)n == total)
+        return 0;
+    return queue_refused(conn, iov, iovcnt, (size_t)n, total);
 }
 
 int ritual_write(ritual_conn *conn, const void *data, size_t len)
@@ -236,7 +270,9 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
     file->remaining = len;
     file->release = release;
     file->arg = arg;
-    if (send_now(conn, len)) {
+    /* No backend sends files itself: with nothing queued ahead, sendfile
+     * now, on every backend. */
+    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
         rc = send_file(conn, file);
         if (rc != 0) { /* done, or failed */
             ritual__outq_put(conn, &file->q);
@@ -246,16 +282,23 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
         }
     }
     outq_append(conn, &file->q);
+    conn->flags |= CONN_FILE_QUEUED;
+    /* Gathered output ahead of it (a response's head): both go now, the
+     * head with MSG_MORE so that it shares a packet with the file's first
+     * bytes. */
+    send_gathered(conn);
+    if (conn->flags & CONN_CLOSED)
+        return conn->close_reason;
+    if (!(conn->flags & CONN_FILE_QUEUED))
+        return 0; /* all of it went */
     /* A file being sent counts as over the high watermark: reading waits
      * until it is out, so a peer cannot queue file after file unread. */
-    conn->flags |= CONN_FILE_QUEUED | CONN_OVER_HIGH;
+    back_up(conn);
+    conn->flags |= CONN_OVER_HIGH;
     ritual__conn_update_interest(conn);
     return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
 }
 
-/* Sends a run of memory chunks from the head of the queue, up to the next
- * file segment. Returns 1 if all of them went, 0 if the kernel pushed back,
- * or a negative errno. */
 int ritual__conn_output_iov(const ritual_conn *conn, struct iovec *iov, int max)
 {
     int n = 0;
@@ -269,6 +312,9 @@ int ritual__conn_output_iov(const ritual_conn *conn, struct iovec *iov, int max)
     return n;
 }
 
+/* Sends a run of memory chunks from the head of the queue, up to the next
+ * file segment. Returns 1 if all of them went, 0 if the kernel pushed back,
+ * or a negative errno. */
 static int send_chunks(ritual_conn *conn)
 {
     struct iovec iov[IOV_BATCH];
@@ -319,6 +365,11 @@ void ritual__conn_sent(ritual_conn *conn, int res)
 {
     if (conn->flags & CONN_CLOSED)
         return;
+    if (res == -EAGAIN) { /* nothing went: the backend waits for room */
+        back_up(conn);
+        ritual__conn_update_interest(conn);
+        return;
+    }
     if (res < 0) {
         ritual__conn_terminate(conn, res);
         return;
@@ -355,8 +406,12 @@ static void after_output(ritual_conn *conn)
         ritual__conn_finish_close(conn);
         return;
     }
-    if (!conn->out_tail)
-        drained = true; /* everything queued went out */
+    if (!conn->out_tail) {
+        /* What the kernel had refused has gone out (output it took as it
+         * came never needed draining, as on epoll). */
+        drained = drained || (conn->flags & CONN_BACKED_UP);
+        conn->flags &= ~CONN_BACKED_UP;
+    }
     ritual__conn_update_interest(conn);
     if (drained && cbs(conn)->on_drain && !(conn->flags & CONN_CLOSED))
         cbs(conn)->on_drain(conn);

@@ -70,6 +70,11 @@ enum {
     RITUAL_IO_READ = 1u << 0,
     RITUAL_IO_WRITE = 1u << 1,
     RITUAL_IO_ERROR = 1u << 2, /* readiness only: error or hang-up */
+    /* Interest only, alone: not even errors and hang-ups. For a socket that
+     * hung up cleanly while not read from: its last bytes and FIN wait in
+     * it, nothing else can happen to it, and a level-triggered report of
+     * the hang-up would repeat until it is read. */
+    RITUAL_IO_QUIET = 1u << 3,
 };
 
 /* io->busy bits: what a completion backend has in the kernel for an object. */
@@ -204,6 +209,8 @@ enum {
     CONN_FILE_QUEUED = 1u << 9,  /* the output queue holds a file segment */
     CONN_REAPED = 1u << 10,      /* on_close ran; the backend still holds operations */
     CONN_EOF_PENDING = 1u << 11, /* the FIN came in behind input not yet handed over */
+    CONN_HUNG_UP = 1u << 12,     /* both directions shut cleanly while not reading */
+    CONN_BACKED_UP = 1u << 13,   /* the kernel refused output: the queue counts */
 };
 
 /* What a connection runs on: callbacks and options, shared by all the
@@ -219,10 +226,14 @@ struct ritual_conn_profile {
 /* Fills in the defaults of zero fields. */
 void ritual__conn_options_defaults(ritual_conn_options *o);
 
-/* A connection's own input: exists only while it holds unconsumed bytes. */
+/* A connection's own input: exists only while it holds unconsumed bytes,
+ * `len` of them from data + start. Consuming moves `start`, so a pipeline
+ * taken one request at a time costs no copy per request; the bytes move to
+ * the front only when an append needs the room. */
 struct ritual_inbuf {
-    uint32_t len;  /* bytes held */
-    uint32_t size; /* capacity of data */
+    uint32_t start; /* first byte held */
+    uint32_t len;   /* bytes held */
+    uint32_t size;  /* capacity of data */
     char data[];
 };
 
@@ -259,6 +270,10 @@ void ritual__conn_ready(ritual_conn *conn, unsigned events);
  * (negative: an error). */
 void ritual__conn_received(ritual_conn *conn, const char *bytes, int len);
 void ritual__conn_sent(ritual_conn *conn, int res);
+/* The most a completion backend may receive for the connection from now
+ * until it asks again: what keeps the input held within read_buffer_size
+ * (0: none, the connection holds all it may). */
+size_t ritual__conn_receive_room(const ritual_conn *conn);
 /* The iovecs of the memory chunks at the head of the queue, up to the next
  * file segment; returns their count (0 if a file segment is at the head). */
 int ritual__conn_output_iov(const ritual_conn *conn, struct iovec *iov, int max);
@@ -342,8 +357,9 @@ struct ritual_backend_ops {
     const char *name;
     int (*init)(ritual_loop *loop);
     void (*destroy)(ritual_loop *loop);
-    /* Makes the backend watch `io` for `events` (0 keeps only errors);
-     * returns 0 or a negative errno. */
+    /* Makes the backend watch `io` for `events` (0 keeps only errors and
+     * hang-ups; RITUAL_IO_QUIET not even those); returns 0 or a negative
+     * errno. */
     int (*set)(ritual_loop *loop, struct ritual_io *io, unsigned events);
     /* The fd is about to be closed. */
     void (*forget)(ritual_loop *loop, struct ritual_io *io);

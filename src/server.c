@@ -46,6 +46,35 @@ static unsigned online_cpus(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* If io_uring was refused to some workers and not others (a ring is
+ * memory: RLIMIT_AS or RLIMIT_MEMLOCK may allow some rings and not one
+ * more), every worker runs on epoll: one server behaves one way, with the
+ * bounds and costs of one backend, and says which. Returns 0 or a
+ * negative errno with `err` filled. */
+static int same_backend(ritual_server *srv, ritual_loop_options *loop_options, ritual_error *err)
+{
+    unsigned refused = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        refused += srv->workers[i].loop->backend == &ritual__backend_epoll;
+    if (refused == 0 || refused == srv->nworkers)
+        return 0;
+    ritual_log(srv->control,
+               loop_options->backend == RITUAL_BACKEND_IO_URING ? RITUAL_LOG_WARN : RITUAL_LOG_INFO,
+               "io_uring refused to %u of %u workers: all of them run on epoll", refused,
+               srv->nworkers);
+    loop_options->backend = RITUAL_BACKEND_EPOLL;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (w->loop->backend == &ritual__backend_epoll)
+            continue;
+        ritual_loop_free(w->loop);
+        w->loop = ritual_loop_new(loop_options, err);
+        if (!w->loop)
+            return err ? err->code : -ENOMEM;
+    }
+    return 0;
+}
+
 ritual_server *ritual_server_new(const ritual_server_options *options, ritual_error *err)
 {
     ritual_server_options defaults;
@@ -91,6 +120,10 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
             ritual_server_free(srv);
             return NULL;
         }
+    }
+    if (same_backend(srv, &loop_options, err) < 0) {
+        ritual_server_free(srv);
+        return NULL;
     }
     return srv;
 }

@@ -29,3 +29,15 @@ ritual_library_test(lib_http 60)
 # io_uring: the buffer ring running dry (1,000 connections), closes with
 # operations in flight, loops freed unrun or on another thread, the fallback.
 ritual_library_test(lib_uring 120)
+# A clean hang-up (both directions shut) while paused is not a reset: the
+# last bytes, on_eof, then an orderly close.
+ritual_library_test(lib_hangup 30)
+# The input a connection holds never passes read_buffer_size, however its
+# reading stops and resumes, on every backend.
+ritual_library_test(lib_input_bound 90)
+# Queued output is what the kernel has not taken, on every backend: small
+# writes the kernel takes are never queued, refused ones always are.
+ritual_library_test(lib_queued 30)
+# A server's workers all run on one backend, even when an address-space
+# limit leaves room for only some io_uring rings.
+ritual_library_test(lib_server_backend 30)

@@ -76,6 +76,14 @@ static int epoll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
     struct epoll_state *st = loop->backend_data;
     if (io->exclusive)
         return epoll_set_exclusive(st, io, events);
+    if (events & RITUAL_IO_QUIET) {
+        /* epoll reports a hang-up whatever the interest: only leaving the
+         * set silences it. The next interest adds the fd again. */
+        if (io->registered && epoll_ctl(st->epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0)
+            return -errno;
+        io->registered = 0;
+        return 0;
+    }
     /* An fd stays registered even with no interest: the kernel still reports
      * errors and hang-ups for it, which is how a reset on a paused or
      * half-closed connection is noticed. */

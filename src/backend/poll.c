@@ -106,6 +106,8 @@ static int poll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
         st->pfds[i].fd = io->fd;
         st->ios[i] = io;
     }
+    /* poll skips a negative fd: how a quiet entry hears not even hang-ups. */
+    st->pfds[i].fd = (events & RITUAL_IO_QUIET) ? ~io->fd : io->fd;
     st->pfds[i].events = to_poll(events);
     io->registered = 1;
     return 0;
@@ -122,7 +124,7 @@ static void poll_forget(ritual_loop *loop, struct ritual_io *io)
     if (i != --st->n) { /* the last entry moves into the hole */
         st->pfds[i] = st->pfds[st->n];
         st->ios[i] = st->ios[st->n];
-        st->slot[st->pfds[i].fd] = (unsigned)i + 1;
+        st->slot[st->ios[i]->fd] = (unsigned)i + 1;
     }
     for (size_t k = 0; k < st->nready; k++)
         if (st->ready[k] == io)

@@ -86,6 +86,7 @@ struct uring_state {
     uint32_t *buf_used; /* per buffer: bytes the kernel has filled so far */
     uint32_t returned;  /* given back this turn, not yet published */
     bool ran_dry;       /* a receive found the ring empty this turn */
+    bool no_recv_limit; /* the kernel refused a multishot receive's byte limit */
     uint32_t inflight;  /* operations in the kernel */
     struct ritual_io **dirty;
     uint32_t dirty_len, dirty_cap;
@@ -250,9 +251,11 @@ static int read_goal(const struct ritual_io *io, unsigned events)
 {
     if (!io->registered)
         return GOAL_NONE;
-    if (events & RITUAL_IO_READ)
+    bool conn = io->kind == RITUAL_IO_CONN;
+    if ((events & RITUAL_IO_READ) &&
+        !(conn && ritual__conn_receive_room(container_of(io, ritual_conn, io)) == 0))
         return GOAL_READ;
-    if (io->kind == RITUAL_IO_CONN &&
+    if (conn && !(events & RITUAL_IO_QUIET) &&
         !(container_of(io, ritual_conn, io)->flags & (CONN_CONNECTING | CONN_CLOSED)))
         return GOAL_WATCH;
     return GOAL_NONE;
@@ -273,6 +276,26 @@ static bool in_step(const struct ritual_io *io, unsigned events)
            !!(events & RITUAL_IO_WRITE) == !!(io->busy & RITUAL_BUSY_WRITE);
 }
 
+/* A connection's receive, for at most `room` bytes so that what it holds
+ * stays within read_buffer_size, as a read of that size would on epoll: a
+ * multishot receive that ends by itself (no IORING_CQE_F_MORE) once the
+ * kernel has received its byte limit (Linux 6.17; the limit is counted
+ * before a receive, which may then fill a whole buffer, hence BUF_SIZE
+ * less), or, where that does not fit or the kernel lacks the limit, one
+ * receive of at most `room` bytes. Either is re-armed by the walk. */
+static void prep_receive(struct uring_state *st, struct io_uring_sqe *sqe, int fd, size_t room)
+{
+    if (room > BUF_SIZE && !st->no_recv_limit) {
+        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+        size_t limit = room - BUF_SIZE;
+        sqe->file_index = limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit; /* optlen */
+    } else {
+        io_uring_prep_recv(sqe, fd, NULL, room > BUF_SIZE ? BUF_SIZE : room, 0);
+    }
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+}
+
 static int arm_read(struct uring_state *st, struct ritual_io *io, int goal)
 {
     struct io_uring_sqe *sqe = get_sqe(st);
@@ -282,9 +305,7 @@ static int arm_read(struct uring_state *st, struct ritual_io *io, int goal)
         io_uring_prep_poll_multishot(sqe, io->fd, 0); /* errors and hang-ups only */
         io->busy |= RITUAL_BUSY_WATCH;
     } else if (io->kind == RITUAL_IO_CONN) {
-        io_uring_prep_recv_multishot(sqe, io->fd, NULL, 0, 0);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = BGID;
+        prep_receive(st, sqe, io->fd, ritual__conn_receive_room(container_of(io, ritual_conn, io)));
     } else if (io->kind == RITUAL_IO_LISTENER &&
                container_of(io, ritual_listener, io)->max_conns == 0) {
         io_uring_prep_multishot_accept(sqe, io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -522,10 +543,17 @@ static void read_done(struct uring_state *st, ritual_loop *loop, struct ritual_i
         return;
     switch (io->kind) {
     case RITUAL_IO_CONN:
-        if (res == -ENOBUFS)
+        if (res == -ENOBUFS) {
             st->ran_dry = true; /* re-armed by the walk, after the ring grows */
-        else
+        } else if (res == -EINVAL && !st->no_recv_limit) {
+            /* A kernel before the multishot byte limit: from now on every
+             * receive is a single one of at most the room left. */
+            st->no_recv_limit = true;
+            ritual_log(loop, RITUAL_LOG_DEBUG,
+                       "io_uring: no byte limit on multishot receives: receiving one at a time");
+        } else {
             ritual__conn_received(container_of(io, ritual_conn, io), NULL, res);
+        }
         break;
     case RITUAL_IO_LISTENER: {
         ritual_listener *l = container_of(io, ritual_listener, io);
@@ -551,6 +579,7 @@ static void write_done(ritual_conn *conn, int res, bool was_send)
          * socket: nothing went; the next attempt waits for writability
          * (and then sends from here, as epoll would). */
         conn->io.busy |= RITUAL_BUSY_WAIT_OUT;
+        ritual__conn_sent(conn, -EAGAIN);
         return;
     }
     if (was_send) {

@@ -1,0 +1,201 @@
+/* What is queued means the same on every backend: output the kernel has
+ * not taken. Two stories.
+ *
+ * 1. Taken at once. A connection whose peer reads writes 8 KiB in 100 small
+ *    writes from one on_data, far less than any socket buffer holds: the
+ *    kernel takes them as they come (io_uring sends them with the turn's
+ *    batch, which must change nothing the user can see). Nothing is ever
+ *    queued, no on_drain follows, a write_limit and a high watermark of
+ *    4 KiB are never reached, and reading does not stop.
+ * 2. Refused. A connection whose peer does not read writes 1 MiB in small
+ *    writes: whatever the backend, all but what the socket buffers hold is
+ *    queued, reading stops above the high watermark, and on_drain comes
+ *    once the peer has read it all. */
+#include "libtest.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#define SMALL 100
+#define STORY1_WRITES 80 /* 8,000 bytes */
+#define LIMIT 4096       /* story 1's write_limit and high watermark */
+#define STORY2_BYTES (1 << 20)
+#define SOCKET_ROOM (512 * 1024) /* far more than the socket buffers of story 2 hold */
+
+struct story {
+    int number;
+    ritual_listener *listener;
+    int port;
+    ritual_conn *conn;
+    size_t most_queued;
+    size_t queued_after; /* after the last write */
+    int drains;
+    int closes, reason;
+    int read_stopped; /* over the high watermark at some point */
+    _Atomic int server_wrote;
+    _Atomic int client_done;
+};
+
+static struct story s1 = {.number = 1}, s2 = {.number = 2};
+static ritual_loop *loop;
+
+static struct story *story_of(ritual_conn *conn)
+{
+    return ritual_listener_data(ritual_conn_listener(conn));
+}
+
+static void see_queue(struct story *s, ritual_conn *conn)
+{
+    size_t q = ritual_conn_write_queued(conn);
+    if (q > s->most_queued)
+        s->most_queued = q;
+    if (conn->flags & CONN_OVER_HIGH)
+        s->read_stopped = 1;
+}
+
+/* On the first byte, the story's writes. */
+static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
+{
+    (void)bytes;
+    struct story *s = story_of(conn);
+    if (s->server_wrote)
+        return len;
+    char line[SMALL];
+    memset(line, 'a' + s->number, sizeof line);
+    size_t writes = s->number == 1 ? STORY1_WRITES : STORY2_BYTES / SMALL;
+    for (size_t i = 0; i < writes; i++) {
+        int rc = ritual_write(conn, line, sizeof line);
+        if (rc != 0)
+            FAIL("story %d: write %zu of %zu: %s", s->number, i + 1, writes, ritual_strerror(rc));
+        see_queue(s, conn);
+    }
+    s->queued_after = ritual_conn_write_queued(conn);
+    s->server_wrote = 1;
+    return len;
+}
+
+static void on_open(ritual_conn *conn)
+{
+    story_of(conn)->conn = conn;
+    if (story_of(conn)->number == 2) {
+        int size = 16 * 1024;
+        SYSCHECK(setsockopt(ritual_conn_fd(conn), SOL_SOCKET, SO_SNDBUF, &size, sizeof size));
+    }
+}
+
+static void on_drain(ritual_conn *conn)
+{
+    struct story *s = story_of(conn);
+    s->drains++;
+    ASSERT_LE(ritual_conn_write_queued(conn), 64 * 1024); /* story 2's low watermark */
+}
+
+static void on_close(ritual_conn *conn, int reason)
+{
+    struct story *s = story_of(conn);
+    s->closes++;
+    s->reason = reason;
+    s->conn = NULL;
+}
+
+static void read_all(int fd, size_t want, int story)
+{
+    static char buf[1 << 16];
+    size_t got = 0;
+    uint64_t deadline = now_ms() + 10000;
+    while (got < want) {
+        if (!wait_fd(fd, POLLIN, deadline))
+            FAIL("story %d: %zu of %zu bytes arrived", story, got, want);
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            FAIL("story %d: the server closed after %zu of %zu bytes", story, got, want);
+        for (ssize_t i = 0; i < n; i++)
+            ASSERT_EQ(buf[i], 'a' + story);
+        got += (size_t)n;
+    }
+}
+
+static void *client(void *arg)
+{
+    (void)arg;
+    /* 1: reads all along. */
+    int fd = tcp_connect(s1.port);
+    send_all(fd, "go", 2);
+    read_all(fd, STORY1_WRITES * SMALL, 1);
+    close(fd);
+    s1.client_done = 1;
+
+    /* 2: does not read until the server has written everything. */
+    fd = SYSCHECK(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int size = 16 * 1024;
+    SYSCHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size));
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)s2.port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    SYSCHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa));
+    send_all(fd, "go", 2);
+    uint64_t deadline = now_ms() + 10000;
+    while (!s2.server_wrote && now_ms() < deadline)
+        sleep_ms(1);
+    read_all(fd, STORY2_BYTES / SMALL * SMALL, 2);
+    close(fd);
+    s2.client_done = 1;
+    return NULL;
+}
+
+static void tick(ritual_timer *t, void *data)
+{
+    (void)data;
+    if (s1.conn)
+        see_queue(&s1, s1.conn);
+    if (s1.client_done && s2.client_done && !s1.conn && !s2.conn) {
+        ritual_timer_stop(t);
+        ritual_loop_stop(loop);
+    }
+}
+
+static void listen_story(struct story *s, const ritual_listen_options *base)
+{
+    ritual_listen_options opts = *base;
+    opts.data = s;
+    ritual_conn_callbacks cbs = {
+        .on_open = on_open, .on_data = on_data, .on_drain = on_drain, .on_close = on_close};
+    s->listener = lt_listen(loop, &opts, &cbs);
+    s->port = ritual_listener_port(s->listener);
+}
+
+int main(void)
+{
+    loop = lt_loop();
+    note("backend %s", ritual_loop_backend_name(loop));
+    listen_story(&s1, &(ritual_listen_options){
+                          .conn = {.write_limit = LIMIT, .write_high_watermark = LIMIT}});
+    listen_story(&s2, &(ritual_listen_options){.conn.write_high_watermark = 256 * 1024});
+    ritual_timer *t = ritual_timer_new(loop, tick, NULL);
+    ASSERT_EQ(ritual_timer_start(t, 1, 1), 0);
+    pthread_t th = lt_thread(client, NULL);
+    lt_run(loop, 30000);
+    lt_join(th);
+
+    note("1: most queued %zu bytes, %d drains, reading stopped: %s", s1.most_queued, s1.drains,
+         s1.read_stopped ? "yes" : "no");
+    ASSERT_EQ(s1.closes, 1);
+    ASSERT_EQ(s1.reason, 0); /* not -ENOBUFS: nothing counted against write_limit */
+    ASSERT_EQ(s1.most_queued, 0);
+    ASSERT_EQ(s1.drains, 0);
+    ASSERT_EQ(s1.read_stopped, 0);
+
+    note("2: %zu of %d bytes queued after the writes, %d drains", s2.queued_after, STORY2_BYTES,
+         s2.drains);
+    ASSERT_EQ(s2.closes, 1);
+    ASSERT_EQ(s2.reason, 0);
+    ASSERT_GE(s2.queued_after, STORY2_BYTES - SOCKET_ROOM);
+    ASSERT_GE(s2.drains, 1);
+    ASSERT(s2.read_stopped);
+
+    ritual_timer_free(t);
+    ritual_loop_free(loop);
+    return 0;
+}
