@@ -73,7 +73,9 @@ typedef enum ritual_backend {
     RITUAL_BACKEND_EPOLL,
     RITUAL_BACKEND_POLL,     /* portable, O(n) per wait: for sandboxes and tests */
     RITUAL_BACKEND_IO_URING, /* Linux 6.0 or later; if the kernel refuses it, the
-                                loop logs a warning and runs on epoll */
+                                loop logs a warning and runs on epoll (and so
+                                do all of a server's workers if it refuses
+                                any of them) */
 } ritual_backend;
 
 /* Receives each log line (no trailing newline). The default writes
@@ -152,7 +154,7 @@ RITUAL_API uint64_t ritual_loop_now(const ritual_loop *loop);
 /* Number of open connections on the loop (accepted and not yet closed). */
 RITUAL_API size_t ritual_loop_conn_count(const ritual_loop *loop);
 
-/* Name of the I/O backend the loop runs on: "epoll" or "poll". */
+/* Name of the I/O backend the loop runs on: "io_uring", "epoll" or "poll". */
 RITUAL_API const char *ritual_loop_backend_name(const ritual_loop *loop);
 
 /* Writes a line to the loop's log if `level` is enabled (printf format). */
@@ -179,8 +181,7 @@ typedef struct ritual_conn_callbacks {
     /* Output that had to be queued went out: the queue emptied, or, having
      * passed the high watermark, fell below the low one and reading resumed
      * (unless paused by the user). Not called for writes the kernel took at
-     * once (on epoll and poll, most small ones; on io_uring every write is
-     * queued until its send completes). */
+     * once, which were never queued (see ritual_conn_write_queued). */
     void (*on_drain)(ritual_conn *conn);
     /* The loop started a graceful shutdown. If NULL, nothing happens and the
      * connection runs until it closes or the drain deadline passes. */
@@ -200,9 +201,11 @@ typedef struct ritual_conn_options {
     uint64_t close_timeout_ms;   /* a closing connection that makes no progress
                                     for this long is cut; default 10 s */
     size_t read_buffer_size;     /* bytes read at once, and the most kept
-                                    unconsumed per connection; default 64 KiB */
-    size_t write_high_watermark; /* stop reading above this much queued output;
-                                    default 1 MiB */
+                                    unconsumed per connection, on every
+                                    backend (the rest waits in the kernel);
+                                    default 64 KiB */
+    size_t write_high_watermark; /* stop reading above this much queued output
+                                    (ritual_conn_write_queued); default 1 MiB */
     size_t write_low_watermark;  /* resume reading below; default high / 4 */
     size_t write_limit;          /* close (-ENOBUFS) above; default 64 MiB */
     int nagle;                   /* nonzero keeps Nagle's algorithm; by default
@@ -250,7 +253,14 @@ RITUAL_API void ritual_conn_set_idle_timeout(ritual_conn *conn, uint64_t ms);
 RITUAL_API void ritual_conn_set_data(ritual_conn *conn, void *data);
 RITUAL_API void *ritual_conn_data(const ritual_conn *conn);
 
-/* Bytes queued and not yet accepted by the kernel, file segments included. */
+/* Bytes written and not yet taken by the kernel, file segments included:
+ * what the watermarks, write_limit and on_drain count, the same on every
+ * backend. A write goes to the kernel at once when nothing is queued ahead
+ * of it, so this is what the kernel refused. (io_uring gathers small writes
+ * for the loop turn's batched send; they count once the kernel refuses some,
+ * and a connection's gathered bytes go to the kernel at once before they
+ * pass 16 KiB.) A program that limits what it queues per connection (a
+ * chat server's per-client cap) reads this. */
 RITUAL_API size_t ritual_conn_write_queued(const ritual_conn *conn);
 
 RITUAL_API ritual_loop *ritual_conn_loop(const ritual_conn *conn);
@@ -258,8 +268,11 @@ RITUAL_API ritual_loop *ritual_conn_loop(const ritual_conn *conn);
 /* The listener that accepted the connection; NULL for an outbound one. */
 RITUAL_API ritual_listener *ritual_conn_listener(const ritual_conn *conn);
 
-/* The socket, for getsockopt and the like; do not read, write, close or dup
- * it (the loop relies on close() removing it from the epoll set). */
+/* The socket, for getsockopt, shutdown and the like; do not read, write,
+ * close or dup it (the loop closes it, and relies on close() removing it
+ * from the backend). After shutdown(fd, SHUT_WR), the peer's last bytes and
+ * FIN still arrive as on_data and on_eof, even if reading was paused when
+ * the peer finished. */
 RITUAL_API int ritual_conn_fd(const ritual_conn *conn);
 
 /* Writes the peer's address ("127.0.0.1:5555", "[::1]:5555") into `buf`.
@@ -440,6 +453,16 @@ RITUAL_API ritual_signal *ritual_signal_new(ritual_loop *loop, int signum, ritua
 
 /* Stops delivering and frees the handle. The signal stays blocked. */
 RITUAL_API void ritual_signal_free(ritual_signal *signal);
+
+/* Delivers `signum` to `cb` on the thread that calls ritual_server_run, as
+ * ritual_signal_new does for a loop (the signal is blocked in the calling
+ * thread and so in the workers it starts). Call before ritual_server_run,
+ * from the thread that will call it; the handle lives until
+ * ritual_server_free. For a program's own signals: reopening logs,
+ * reloading. Returns NULL with `err` filled on failure. */
+RITUAL_API ritual_signal *ritual_server_signal_new(ritual_server *server, int signum,
+                                                   ritual_signal_cb cb, void *data,
+                                                   ritual_error *err);
 
 #ifdef __cplusplus
 }

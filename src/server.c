@@ -315,6 +315,12 @@ int ritual_server_shutdown_on_signals(ritual_server *srv, uint64_t drain_ms)
     return 0;
 }
 
+ritual_signal *ritual_server_signal_new(ritual_server *srv, int signum, ritual_signal_cb cb,
+                                        void *data, ritual_error *err)
+{
+    return ritual_signal_new(srv->control, signum, cb, data, err);
+}
+
 void ritual_server_free(ritual_server *srv)
 {
     if (!srv)

@@ -32,3 +32,10 @@ ritual_program_test(http_large 120 RUN_SERIAL TRUE)
 ritual_program_test(http_access_log 60)
 ritual_program_test(http_shutdown 60)
 ritual_program_test(http_load 90 RUN_SERIAL TRUE)
+
+# SIGHUP, SIGUSR1 (reopen the log), SIGUSR2, SIGALRM (ignored) and SIGQUIT
+# (drain) lose nothing: every access log line is written.
+ritual_program_test(signals 60)
+# What a hostile client makes ritual http hold stays bounded: pipelined
+# ranges never read, and a large listing asked for by many.
+ritual_program_test(http_bounds 120 RUN_SERIAL TRUE)

@@ -522,6 +522,20 @@ int tcp_connect(int port)
     return fd;
 }
 
+int tcp_connect_rcvbuf(int port, int rcvbuf)
+{
+    int fd = tcp_socket(0);
+    SYSCHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf));
+    struct sockaddr_in sa = loopback(port);
+    int r;
+    do
+        r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        FAIL("connect 127.0.0.1:%d: %s", port, strerror(errno));
+    return fd;
+}
+
 int tcp_connect_start(int port)
 {
     int fd = tcp_socket(1);

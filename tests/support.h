@@ -148,6 +148,11 @@ int tcp_connect(int port);
 /* Blocking connect; returns the socket, or -errno (e.g. -ECONNREFUSED). */
 int tcp_try_connect(int port);
 
+/* As tcp_connect, with SO_RCVBUF set to `rcvbuf` before the handshake (so
+ * the window is small from the start): a client that does not read pushes
+ * back on the server at once. */
+int tcp_connect_rcvbuf(int port, int rcvbuf);
+
 /* Starts a non-blocking connect to 127.0.0.1:port (TCP_NODELAY). The
  * returned socket stays non-blocking. */
 int tcp_connect_start(int port);

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,13 +99,8 @@ static void on_eof(ritual_conn *conn)
 static void *client(void *arg)
 {
     (void)arg;
-    int fd = SYSCHECK(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int size = 16 * 1024; /* room for few answers: the server's queue soon backs up */
-    SYSCHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size));
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)w.port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    SYSCHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa));
+    /* Room for few answers: the server's queue soon backs up. */
+    int fd = tcp_connect_rcvbuf(w.port, 16 * 1024);
     set_nonblocking(fd, 1);
     static char req[REQ * 1024], in[1 << 16];
     memset(req, 'R', sizeof req);

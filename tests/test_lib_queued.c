@@ -14,7 +14,6 @@
 #include "libtest.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -128,13 +127,7 @@ static void *client(void *arg)
     s1.client_done = 1;
 
     /* 2: does not read until the server has written everything. */
-    fd = SYSCHECK(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int size = 16 * 1024;
-    SYSCHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size));
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)s2.port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    SYSCHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa));
+    fd = tcp_connect_rcvbuf(s2.port, 16 * 1024);
     send_all(fd, "go", 2);
     uint64_t deadline = now_ms() + 10000;
     while (!s2.server_wrote && now_ms() < deadline)

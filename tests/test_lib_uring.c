@@ -624,20 +624,6 @@ static void s2_tick(ritual_timer *t, void *data)
     ritual_loop_stop(w->loop);
 }
 
-/* A blocking connect with a small receive buffer: the client never reads,
- * so the server's sends soon have nowhere to go. */
-static int connect_small_rcvbuf(int port)
-{
-    int fd = SYSCHECK(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int size = 16 * 1024;
-    SYSCHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size));
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    SYSCHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa));
-    return fd;
-}
-
 /* Sets up the world's listeners and clients (stuck ones first). */
 static void s2_setup(struct s2_world *w, int per_listener, int *clients)
 {
@@ -651,7 +637,8 @@ static void s2_setup(struct s2_world *w, int per_listener, int *clients)
     w->quiet_port = ritual_listener_port(w->quiet_listener);
     w->want = 2 * per_listener;
     for (int i = 0; i < per_listener; i++) {
-        clients[i] = connect_small_rcvbuf(stuck_port);
+        /* The stuck ones never read: the server's sends soon have nowhere to go. */
+        clients[i] = tcp_connect_rcvbuf(stuck_port, 16 * 1024);
         clients[per_listener + i] = tcp_connect(w->quiet_port);
     }
 }

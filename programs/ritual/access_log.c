@@ -5,6 +5,8 @@
 #include "http_app.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,73 @@ struct access_log *access_log_new(ritual_loop *loop, int fd)
         return NULL;
     }
     return log;
+}
+
+/* ------------------------------------------------------------- reopening */
+
+/* SIGHUP and SIGUSR1, once logrotate has moved the file: each worker first
+ * writes what it buffered to the old file, on its own thread; once every
+ * worker has, the new file takes the old one's descriptor number (dup3), so
+ * that no worker needs to be told of a new descriptor and none ever writes
+ * to a closed one. Lines logged before the signal stay in the moved file. */
+struct reopen {
+    struct http_app *app;
+    int new_fd;
+    atomic_uint pending; /* workers yet to flush, plus the caller's share */
+};
+
+static void reopen_step(struct reopen *r, ritual_loop *loop)
+{
+    if (atomic_fetch_sub(&r->pending, 1) != 1)
+        return;
+    if (dup3(r->new_fd, r->app->log_fd, O_CLOEXEC) < 0)
+        ritual_log(loop, RITUAL_LOG_ERROR, "--access-log %s: %s (still writing to the old file)",
+                   r->app->log_path, strerror(errno));
+    else
+        ritual_log(loop, RITUAL_LOG_INFO, "reopened the access log %s", r->app->log_path);
+    close(r->new_fd);
+    atomic_store(&r->app->log_reopening, false);
+    free(r);
+}
+
+static void reopen_flush(ritual_loop *loop, void *arg)
+{
+    struct reopen *r = arg;
+    struct http_worker *w = http_app_worker(r->app, loop);
+    if (w && w->log)
+        flush_log(w->log);
+    reopen_step(r, loop);
+}
+
+int access_log_reopen(struct http_app *app, char *msg, size_t cap)
+{
+    if (app->log_fd == STDOUT_FILENO) {
+        snprintf(msg, cap, "the access log goes to stdout: nothing to reopen");
+        return 0;
+    }
+    if (atomic_exchange(&app->log_reopening, true)) {
+        snprintf(msg, cap, "the access log is being reopened already");
+        return 0;
+    }
+    struct reopen *r = malloc(sizeof *r);
+    int fd = r ? open(app->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+    if (fd < 0) {
+        int e = r ? errno : ENOMEM;
+        free(r);
+        atomic_store(&app->log_reopening, false);
+        snprintf(msg, cap, "--access-log %s: %s (still writing to the old file)", app->log_path,
+                 strerror(e));
+        return -e;
+    }
+    r->app = app;
+    r->new_fd = fd;
+    atomic_init(&r->pending, app->nworkers + 1);
+    for (unsigned i = 0; i < app->nworkers; i++)
+        if (ritual_loop_post(app->workers[i].loop, reopen_flush, r) < 0)
+            reopen_step(r, app->workers[i].loop); /* cannot ask: its lines go to the new file */
+    snprintf(msg, cap, "reopening the access log %s", app->log_path);
+    reopen_step(r, app->workers[0].loop);
+    return 0;
 }
 
 /* Called after the loop is gone (its timers with it): only flushes. */

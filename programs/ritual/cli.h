@@ -26,7 +26,7 @@ int cli_parse_size(const char *text, size_t *out);
 /* error, warn, info or debug. */
 int cli_parse_log_level(const char *text, ritual_log_level *out);
 
-/* auto, epoll or poll. */
+/* auto, io_uring, epoll or poll. */
 int cli_parse_backend(const char *text, ritual_backend *out);
 
 /* Logs (info) how many workers run and on which backend, prints
@@ -38,6 +38,19 @@ int cli_serve(ritual_server *server, ritual_listener *listener);
 /* A limit for the whole server as a limit per worker (rounded up; 0 stays
  * "no limit"). */
 unsigned cli_per_worker(unsigned total, const ritual_server *server);
+
+/* signals.c: the signals a program answers (see there). `reopen` (may be
+ * NULL) reopens the log files, writing what it did or why it failed into
+ * msg; it returns 0 or a negative errno. The struct lives as long as the
+ * server. */
+struct cli_signals {
+    ritual_server *server;
+    uint64_t drain_ms;
+    int (*reopen)(void *arg, char *msg, size_t cap);
+    void *reopen_arg;
+};
+/* Returns 0, or EXIT_RUNTIME after printing why. */
+int cli_signals_watch(struct cli_signals *s);
 
 /* Reports getopt_long's '?' (unknown option) or ':' (missing value) for the
  * argument it stopped at, and returns EXIT_USAGE. */

@@ -39,7 +39,10 @@ static const char echo_usage[] =
     "  -h, --help               show this help\n"
     "\n"
     "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
-    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n";
+    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
+    "\n"
+    "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
+    "once); SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored.\n";
 
 struct echo_config {
     const char *listen;
@@ -184,10 +187,11 @@ int echo_main(int argc, char **argv)
         return cli_runtime_error("%s", err.message);
     /* --max-conns is for the whole server */
     cfg.listen_opts.max_conns = cli_per_worker(cfg.listen_opts.max_conns, server);
-    rc = ritual_server_shutdown_on_signals(server, cfg.drain_ms);
-    if (rc < 0) {
+    struct cli_signals signals = {.server = server, .drain_ms = cfg.drain_ms};
+    rc = cli_signals_watch(&signals);
+    if (rc != 0) {
         ritual_server_free(server);
-        return cli_runtime_error("signals: %s", ritual_strerror(rc));
+        return rc;
     }
     const ritual_conn_callbacks callbacks = {.on_data = echo_on_data};
     ritual_listener *listener =

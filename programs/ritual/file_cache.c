@@ -190,16 +190,14 @@ static int open_file(struct file_cache *c, const char *path, size_t len, char **
     return fd;
 }
 
-static struct file_entry *entry_new(struct file_cache *c, const char *path, size_t len, int fd,
-                                    char *rel, const struct stat *st)
+struct file_entry *file_entry_make(const char *path, size_t len, int fd, const char *type,
+                                   const struct stat *st, uint64_t size, size_t body_room)
 {
-    const char *type = mime_type(c->mime, rel, strlen(rel));
     char date[30];
     ritual_http_date((int64_t)st->st_mtim.tv_sec, date);
     char etag[48];
-    int etag_len =
-        snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtim.tv_sec,
-                 (unsigned long long)st->st_size);
+    int etag_len = snprintf(etag, sizeof etag, "\"%llx-%llx\"",
+                            (unsigned long long)st->st_mtim.tv_sec, (unsigned long long)size);
     char head[512];
     int head_len = snprintf(head, sizeof head,
                             "Content-Type: %s\r\nLast-Modified: %s\r\nETag: %s\r\n"
@@ -207,11 +205,8 @@ static struct file_entry *entry_new(struct file_cache *c, const char *path, size
                             type, date, etag);
     if (head_len < 0 || (size_t)head_len >= sizeof head)
         return NULL;
-    bool small = (uint64_t)st->st_size <= SMALL_FILE &&
-                 c->small_bytes + (size_t)st->st_size <= MAX_SMALL_BYTES;
-    size_t body_size = small ? (size_t)st->st_size : 0;
     struct file_entry *e =
-        malloc(sizeof *e + (size_t)head_len + 1 + (size_t)etag_len + 1 + len + 1 + body_size);
+        malloc(sizeof *e + (size_t)head_len + 1 + (size_t)etag_len + 1 + len + 1 + body_room);
     if (!e)
         return NULL;
     memset(e, 0, sizeof *e);
@@ -225,22 +220,36 @@ static struct file_entry *entry_new(struct file_cache *c, const char *path, size
     e->path = memcpy(p, path, len);
     e->path[len] = '\0';
     e->path_len = len;
-    p += len + 1;
+    e->fd = fd;
+    e->size = size;
+    e->mtime = (int64_t)st->st_mtim.tv_sec;
+    e->mtime_nsec = st->st_mtim.tv_nsec;
+    e->dev = st->st_dev;
+    e->ino = st->st_ino;
+    e->refs = 1;
+    return e;
+}
+
+static struct file_entry *entry_new(struct file_cache *c, const char *path, size_t len, int fd,
+                                    char *rel, const struct stat *st)
+{
+    const char *type = mime_type(c->mime, rel, strlen(rel));
+    bool small = (uint64_t)st->st_size <= SMALL_FILE &&
+                 c->small_bytes + (size_t)st->st_size <= MAX_SMALL_BYTES;
+    size_t body_size = small ? (size_t)st->st_size : 0;
+    struct file_entry *e =
+        file_entry_make(path, len, fd, type, st, (uint64_t)st->st_size, body_size);
+    if (!e)
+        return NULL;
     if (small) {
+        char *p = e->path + len + 1;
         ssize_t n = pread(fd, p, body_size, 0);
         if (n == (ssize_t)body_size) {
             e->body = p;
             c->small_bytes += body_size;
         } /* else: changing under us; send it with sendfile */
     }
-    e->fd = fd;
-    e->size = (uint64_t)st->st_size;
-    e->mtime = (int64_t)st->st_mtim.tv_sec;
-    e->mtime_nsec = st->st_mtim.tv_nsec;
-    e->dev = st->st_dev;
-    e->ino = st->st_ino;
     e->rel = rel;
-    e->refs = 1;
     return e;
 }
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 struct file_entry {
@@ -50,6 +51,14 @@ void file_cache_free(struct file_cache *cache);
  * -EMFILE, ... */
 int file_cache_get(struct file_cache *cache, const char *path, size_t len, uint64_t now_ms,
                    struct file_entry **out, int *dir_fd);
+
+/* An entry for what `fd` holds (it takes the fd), outside any cache: its
+ * headers say `type`, `size` bytes and st's mtime, its key is `path`, and
+ * `body_room` bytes after the key are left for a body the caller may put
+ * there. For responses built like files (directory listings). NULL if out
+ * of memory. */
+struct file_entry *file_entry_make(const char *path, size_t len, int fd, const char *type,
+                                   const struct stat *st, uint64_t size, size_t body_room);
 
 void file_entry_unref(struct file_entry *entry);
 /* The same, shaped as a release callback for ritual_http_respond_file. */

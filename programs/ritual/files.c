@@ -4,7 +4,6 @@
 #include "http_app.h"
 #include "http_path.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +246,7 @@ static void respond_errno(ritual_http_exchange *ex, int err)
     case -EMFILE:
     case -ENFILE:
     case -ENOMEM:
+    case -EAGAIN:
         ritual_http_respond_error(ex, 503, 0);
         break;
     default:
@@ -254,7 +254,15 @@ static void respond_errno(ritual_http_exchange *ex, int err)
     }
 }
 
-static void listing_respond(ritual_http_exchange *ex, int dir_fd, const char *path, size_t len);
+void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err)
+{
+    if (err < 0) {
+        respond_errno(ex, err);
+        return;
+    }
+    serve(ex, listing);
+    file_entry_unref(listing);
+}
 
 void files_handle(ritual_http_exchange *ex, void *data)
 {
@@ -289,10 +297,10 @@ void files_handle(ritual_http_exchange *ex, void *data)
     if (rc == -EISDIR) {
         if (dir_fd < 0)
             redirect_to_slash(ex, path, (size_t)len, query, query_len);
-        else if (app->autoindex)
-            listing_respond(ex, dir_fd, path, (size_t)len);
-        else
+        else if (!app->autoindex)
             ritual_http_respond_error(ex, 403, 0);
+        else if ((rc = listing_request(w->listings, ex, dir_fd, path, (size_t)len)) < 0)
+            respond_errno(ex, rc);
         if (dir_fd >= 0)
             close(dir_fd);
         return;
@@ -303,106 +311,4 @@ void files_handle(ritual_http_exchange *ex, void *data)
     }
     serve(ex, e);
     file_entry_unref(e);
-}
-
-/* --------------------------------------------------------------- listing */
-
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Appends `s` HTML-escaped. */
-static void put_html(FILE *out, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        default:
-            fputc(*s, out);
-        }
-    }
-}
-
-#define LISTING_MAX 10000
-
-static void listing_respond(ritual_http_exchange *ex, int dir_fd, const char *path, size_t len)
-{
-    int fd = dup(dir_fd);
-    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-    char **names = NULL;
-    size_t count = 0;
-    char *html = NULL;
-    size_t html_len = 0;
-    FILE *out = NULL;
-    if (!dir) {
-        if (fd >= 0)
-            close(fd);
-        ritual_http_respond_error(ex, 500, 0);
-        return;
-    }
-    names = calloc(LISTING_MAX, sizeof *names);
-    for (struct dirent *d; names && count < LISTING_MAX && (d = readdir(dir));) {
-        if (d->d_name[0] == '.')
-            continue; /* ".", ".." and hidden files */
-        bool is_dir = d->d_type == DT_DIR;
-        size_t n = strlen(d->d_name);
-        char *name = malloc(n + 2);
-        if (!name)
-            break;
-        memcpy(name, d->d_name, n);
-        name[n] = is_dir ? '/' : '\0';
-        name[n + 1] = '\0';
-        names[count++] = name;
-    }
-    closedir(dir);
-    if (names)
-        qsort(names, count, sizeof *names, compare_names);
-    out = open_memstream(&html, &html_len);
-    if (out && names) {
-        fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ", out);
-        put_html(out, path);
-        fputs("</title></head>\n<body><h1>Index of ", out);
-        put_html(out, path);
-        fputs("</h1>\n<ul>\n", out);
-        if (len > 1)
-            fputs("<li><a href=\"../\">../</a></li>\n", out);
-        for (size_t i = 0; i < count; i++) {
-            char href[PATH_MAX_BYTES];
-            if (http_path_encode(names[i], strlen(names[i]), href, sizeof href) < 0)
-                continue;
-            fputs("<li><a href=\"", out);
-            put_html(out, href);
-            fputs("\">", out);
-            put_html(out, names[i]);
-            fputs("</a></li>\n", out);
-        }
-        fputs("</ul>\n</body></html>\n", out);
-    }
-    bool ok = out && names;
-    if (out && fclose(out) != 0)
-        ok = false;
-    if (ok) {
-        static const ritual_http_header type[] = {
-            RITUAL_HTTP_HEADER("Content-Type", "text/html; charset=utf-8"),
-        };
-        ritual_http_respond(ex, 200, type, 1, html, html_len);
-    } else {
-        ritual_http_respond_error(ex, 500, 0);
-    }
-    for (size_t i = 0; i < count; i++)
-        free(names[i]);
-    free(names);
-    free(html);
 }

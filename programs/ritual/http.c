@@ -50,7 +50,11 @@ static const char http_usage[] =
     "  -h, --help                  show this help\n"
     "\n"
     "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
-    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n";
+    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
+    "\n"
+    "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
+    "once); SIGHUP and SIGUSR1 reopen the access log file (for logrotate); SIGUSR2\n"
+    "and SIGALRM are logged and ignored.\n";
 
 struct http_cli {
     const char *listen;
@@ -208,7 +212,7 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
 
 /* Opens the root, the MIME table and the log: everything that can fail on
  * the operator's input, before anything listens. */
-static int app_open(struct http_cli *cfg, struct http_app *app, int *log_fd)
+static int app_open(struct http_cli *cfg, struct http_app *app)
 {
     char msg[512];
     app->root_fd = open(cfg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -219,33 +223,39 @@ static int app_open(struct http_cli *cfg, struct http_app *app, int *log_fd)
         return cli_runtime_error("%s", msg);
     app->index = cfg->index;
     app->autoindex = cfg->autoindex;
-    *log_fd = -1;
+    app->log_path = cfg->access_log;
     if (cfg->access_log) {
         if (strcmp(cfg->access_log, "-") == 0)
-            *log_fd = STDOUT_FILENO;
+            app->log_fd = STDOUT_FILENO;
         else
-            *log_fd = open(cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (*log_fd < 0)
+            app->log_fd = open(cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (app->log_fd < 0)
             return cli_runtime_error("--access-log %s: %s", cfg->access_log, strerror(errno));
     }
     return 0;
 }
 
-static void app_close(struct http_app *app, int log_fd)
+static int reopen_log(void *app, char *msg, size_t cap)
+{
+    return access_log_reopen(app, msg, cap);
+}
+
+static void app_close(struct http_app *app)
 {
     for (unsigned i = 0; app->workers && i < app->nworkers; i++) {
         file_cache_free(app->workers[i].cache);
+        listing_cache_free(app->workers[i].listings);
         access_log_free(app->workers[i].log);
     }
     free(app->workers);
     mime_table_free(app->mime);
     if (app->root_fd >= 0)
         close(app->root_fd);
-    if (log_fd > STDOUT_FILENO)
-        close(log_fd);
+    if (app->log_fd > STDOUT_FILENO)
+        close(app->log_fd);
 }
 
-static int app_workers(struct http_app *app, ritual_server *server, int log_fd)
+static int app_workers(struct http_app *app, ritual_server *server)
 {
     app->nworkers = ritual_server_workers(server);
     app->workers = calloc(app->nworkers, sizeof *app->workers);
@@ -255,9 +265,11 @@ static int app_workers(struct http_app *app, ritual_server *server, int log_fd)
         struct http_worker *w = &app->workers[i];
         w->loop = ritual_server_loop(server, i);
         w->cache = file_cache_new(app->root_fd, app->mime, app->index);
-        if (!w->cache)
+        if (app->autoindex)
+            w->listings = listing_cache_new(w->loop, files_listing_done);
+        if (!w->cache || (app->autoindex && !w->listings))
             return cli_runtime_error("out of memory");
-        if (log_fd >= 0 && !(w->log = access_log_new(w->loop, log_fd)))
+        if (app->log_fd >= 0 && !(w->log = access_log_new(w->loop, app->log_fd)))
             return cli_runtime_error("out of memory");
     }
     return 0;
@@ -275,24 +287,27 @@ int http_main(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? EXIT_OK : rc;
 
-    struct http_app app = {.root_fd = -1};
-    int log_fd = -1;
+    struct http_app app = {.root_fd = -1, .log_fd = -1};
     ritual_server *server = NULL;
-    rc = app_open(&cfg, &app, &log_fd);
+    rc = app_open(&cfg, &app);
     ritual_error err;
     if (rc == 0 && !(server = ritual_server_new(&cfg.server, &err)))
         rc = cli_runtime_error("%s", err.message);
     if (rc == 0)
-        rc = app_workers(&app, server, log_fd);
-    if (rc == 0 && (rc = ritual_server_shutdown_on_signals(server, cfg.drain_ms)) < 0)
-        rc = cli_runtime_error("signals: %s", ritual_strerror(rc));
+        rc = app_workers(&app, server);
+    struct cli_signals signals = {.server = server,
+                                  .drain_ms = cfg.drain_ms,
+                                  .reopen = app.log_fd >= 0 ? reopen_log : NULL,
+                                  .reopen_arg = &app};
+    if (rc == 0)
+        rc = cli_signals_watch(&signals);
     ritual_listener *listener = NULL;
     if (rc == 0) {
         /* --max-conns is for the whole server */
         cfg.http.max_conns = cli_per_worker(cfg.http.max_conns, server);
         cfg.http.handler = files_handle;
         cfg.http.data = &app;
-        if (log_fd >= 0)
+        if (app.log_fd >= 0)
             cfg.http.log = access_log_write;
         listener = ritual_http_server_listen(server, cfg.listen, &cfg.http, &err);
         if (!listener)
@@ -301,6 +316,6 @@ int http_main(int argc, char **argv)
     if (rc == 0)
         rc = cli_serve(server, listener);
     ritual_server_free(server);
-    app_close(&app, log_fd);
+    app_close(&app);
     return rc;
 }

@@ -8,15 +8,18 @@
 #include "mime.h"
 #include "ritual_http.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 struct access_log;
+struct listing_cache;
 
 struct http_worker {
     ritual_loop *loop;
     struct file_cache *cache;
-    struct access_log *log; /* NULL: no access log */
+    struct listing_cache *listings; /* NULL without --autoindex */
+    struct access_log *log;         /* NULL: no access log */
 };
 
 struct http_app {
@@ -26,17 +29,40 @@ struct http_app {
     struct mime_table *mime;
     struct http_worker *workers;
     unsigned nworkers;
+    int log_fd;           /* -1: no access log; STDOUT_FILENO for "-" */
+    const char *log_path; /* reopened by access_log_reopen */
+    _Atomic bool log_reopening;
 };
 
 struct http_worker *http_app_worker(struct http_app *app, ritual_loop *loop);
 
 /* files.c: the request handler (ritual_http_handler; data is the app). */
 void files_handle(ritual_http_exchange *ex, void *app);
+/* What answers a request for a listing (listing_done_fn). */
+void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err);
+
+/* listing.c: directory listings, built once per version of a directory and
+ * served as files. listing_request answers `ex` with the listing of the
+ * directory open at dir_fd (asked for as `path`) through `done`: at once if
+ * it is kept, else once it is built, a slice per loop iteration. `done`
+ * gets the listing referenced (drop it with file_entry_unref), or NULL and
+ * a negative errno. Returns 0, or a negative errno if `ex` was not taken
+ * (-EAGAIN: too many listings are being built). */
+typedef void (*listing_done_fn)(ritual_http_exchange *ex, struct file_entry *listing, int err);
+struct listing_cache *listing_cache_new(ritual_loop *loop, listing_done_fn done);
+/* After the loop is freed. */
+void listing_cache_free(struct listing_cache *cache);
+int listing_request(struct listing_cache *cache, ritual_http_exchange *ex, int dir_fd,
+                    const char *path, size_t len);
 
 /* access_log.c: a buffered combined-format log per worker, all writing to
  * one fd opened with O_APPEND; flushed every second, when the buffer fills,
  * and by access_log_free. */
 struct access_log *access_log_new(ritual_loop *loop, int fd);
+/* Reopens app->log_path as app->log_fd, from any thread while the workers
+ * run: each worker's buffer goes to the old file first. Writes what it did
+ * into msg. Returns 0 or a negative errno (the old file stays in use). */
+int access_log_reopen(struct http_app *app, char *msg, size_t cap);
 void access_log_free(struct access_log *log);
 void access_log_write(const ritual_http_log_entry *entry, void *app);
 

@@ -1,0 +1,57 @@
+/* signals.c - what `ritual echo` and `ritual http` do with the signals
+ * beside SIGINT and SIGTERM (the first drains, a second stops: the
+ * library's ritual_server_shutdown_on_signals). Left at their default
+ * action they would kill the process at once, with the access log's last
+ * second unwritten and every connection cut; a closed terminal sends
+ * SIGHUP, and logrotate SIGHUP or SIGUSR1.
+ *
+ *   SIGQUIT                    drain, as the first SIGTERM does
+ *   SIGHUP, SIGUSR1            reopen the log file (after logrotate moved it)
+ *   SIGUSR2, SIGALRM, SIGXFSZ  ignored, with a line in the log; SIGXFSZ so
+ *                              that a log past RLIMIT_FSIZE fails to grow
+ *                              instead of killing the server
+ *
+ * They are read on the server's control thread, not in a handler. */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static void on_signal(ritual_signal *sig, int signum, void *data)
+{
+    (void)sig;
+    struct cli_signals *s = data;
+    ritual_log_level level = RITUAL_LOG_INFO;
+    char msg[512] = "ignored";
+    switch (signum) {
+    case SIGQUIT:
+        snprintf(msg, sizeof msg, "shutting down (SIGTERM twice stops at once)");
+        ritual_server_shutdown(s->server, s->drain_ms);
+        break;
+    case SIGHUP:
+    case SIGUSR1:
+        if (!s->reopen)
+            snprintf(msg, sizeof msg, "no log file to reopen");
+        else if (s->reopen(s->reopen_arg, msg, sizeof msg) < 0)
+            level = RITUAL_LOG_ERROR;
+        break;
+    }
+    /* The control thread has no loop of its own to log with: worker 0's
+     * log settings are every loop's. */
+    ritual_log(ritual_server_loop(s->server, 0), level, "SIG%s: %s", sigabbrev_np(signum), msg);
+}
+
+int cli_signals_watch(struct cli_signals *s)
+{
+    static const int signums[] = {SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGXFSZ};
+    int rc = ritual_server_shutdown_on_signals(s->server, s->drain_ms);
+    if (rc < 0)
+        return cli_runtime_error("signals: %s", ritual_strerror(rc));
+    for (size_t i = 0; i < sizeof signums / sizeof signums[0]; i++) {
+        ritual_error err;
+        if (!ritual_server_signal_new(s->server, signums[i], on_signal, s, &err))
+            return cli_runtime_error("%s", err.message);
+    }
+    return 0;
+}
