@@ -259,7 +259,7 @@ RITUAL_API void *ritual_conn_data(const ritual_conn *conn);
  * of it, so this is what the kernel refused. (io_uring gathers small writes
  * for the loop turn's batched send; they count once the kernel refuses some,
  * and a connection's gathered bytes go to the kernel at once before they
- * pass 16 KiB.) A program that limits what it queues per connection (a
+ * pass 64 KiB.) A program that limits what it queues per connection (a
  * chat server's per-client cap) reads this. */
 RITUAL_API size_t ritual_conn_write_queued(const ritual_conn *conn);
 
