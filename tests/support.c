@@ -514,6 +514,19 @@ int tcp_try_connect(int port)
     return fd;
 }
 
+int tcp_refused(int port)
+{
+    int fd = tcp_try_connect(port);
+    if (fd == -ECONNREFUSED)
+        return 1;
+    if (fd == -ECONNRESET)
+        return 0;
+    if (fd < 0)
+        FAIL("connect 127.0.0.1:%d: %s", port, strerror(-fd));
+    close(fd); /* got in before the listener closed */
+    return 0;
+}
+
 int tcp_connect(int port)
 {
     int fd = tcp_try_connect(port);

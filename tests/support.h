@@ -148,6 +148,12 @@ int tcp_connect(int port);
 /* Blocking connect; returns the socket, or -errno (e.g. -ECONNREFUSED). */
 int tcp_try_connect(int port);
 
+/* One connection attempt to a listener that is being closed: 1 once it is
+ * refused, 0 while it is still accepted. An attempt whose handshake lands
+ * while the kernel closes the listener is reset; that means "closing, not
+ * closed yet" and also gives 0. Any other error fails the test. */
+int tcp_refused(int port);
+
 /* As tcp_connect, with SO_RCVBUF set to `rcvbuf` before the handshake (so
  * the window is small from the start): a client that does not read pushes
  * back on the server at once. */

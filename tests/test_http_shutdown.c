@@ -57,13 +57,7 @@ static void read_body(struct http_client *c, uint64_t *got, uint64_t goal)
 static void expect_refused(int port)
 {
     uint64_t start = now_ms();
-    for (;;) {
-        int fd = tcp_try_connect(port);
-        if (fd == -ECONNREFUSED)
-            return;
-        if (fd < 0)
-            FAIL("connect after SIGTERM: %s", strerror(-fd));
-        close(fd);
+    while (!tcp_refused(port)) {
         if (now_ms() - start > 2000)
             FAIL("connections still accepted 2 s after SIGTERM");
         sleep_ms(10); /* the workers close their listeners on their own */

@@ -79,23 +79,6 @@ static int all_under_way(void)
     return 1;
 }
 
-/* One connection attempt; returns 1 once the server refuses it. An attempt
- * that races the listener's close (its handshake lands between the last
- * accept and the close) is reset instead: that is the documented window, not
- * a client of ours losing data, so try again. */
-static int refused(int port)
-{
-    int fd = tcp_try_connect(port);
-    if (fd == -ECONNREFUSED)
-        return 1;
-    if (fd == -ECONNRESET)
-        return 0;
-    if (fd < 0)
-        FAIL("connect after SIGTERM: %s", strerror(-fd));
-    close(fd); /* got in before the listener closed */
-    return 0;
-}
-
 static void drain_streams(const char *ritual, const char *workers)
 {
     struct server s;
@@ -142,7 +125,7 @@ static void drain_streams(const char *ritual, const char *workers)
             note("SIGTERM %llu ms into the streams", (unsigned long long)(term_at - start));
         }
         if (term_at != 0 && refused_at == 0 && now_ms() >= next_probe) {
-            if (refused(s.port))
+            if (tcp_refused(s.port))
                 refused_at = now_ms();
             else if (now_ms() - term_at > 2000)
                 FAIL("new connections still accepted 2 s after SIGTERM");
@@ -180,7 +163,7 @@ static void second_signal(const char *ritual, const char *workers)
     SYSCHECK(kill(s.pid, SIGTERM));
     uint64_t term_at = now_ms();
     /* Wait until the first signal has been handled: the listener is closed. */
-    while (!refused(s.port)) {
+    while (!tcp_refused(s.port)) {
         if (now_ms() - term_at > 2000)
             FAIL("new connections still accepted 2 s after SIGTERM");
         sleep_ms(10);
