@@ -54,6 +54,13 @@ typedef struct ritual_error {
  * such as -ECONNRESET, or 0 for "Success"). Never returns NULL. */
 RITUAL_API const char *ritual_strerror(int code);
 
+/* Fills `err` (if not NULL) with `code` and a message: the printf-formatted
+ * text, then ": " and ritual_strerror(code). Returns `code`, so that a layer
+ * built on the library reports its failures as the library does:
+ * `return ritual_error_set(err, -EINVAL, "http: a handler is required");` */
+RITUAL_API int ritual_error_set(ritual_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ------------------------------------------------------------------ loop */
 
 typedef enum ritual_log_level {
@@ -87,6 +94,7 @@ typedef struct ritual_loop_options {
     ritual_log_level log_level;
     ritual_log_fn log_fn;
     void *log_data;
+    void *data; /* the loop's data pointer from the start (ritual_loop_data) */
 } ritual_loop_options;
 
 /* Creates a loop. `options` and `err` may be NULL.
@@ -147,6 +155,20 @@ typedef struct ritual_loop_stats {
 } ritual_loop_stats;
 
 RITUAL_API void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats *out);
+
+/* The application's pointer for this loop (per-worker state, say): NULL
+ * unless set here or by ritual_loop_options.data. The library never reads
+ * it, and the layers built into it (HTTP) never set it. */
+RITUAL_API void ritual_loop_set_data(ritual_loop *loop, void *data);
+RITUAL_API void *ritual_loop_data(const ritual_loop *loop);
+
+/* Makes ritual_loop_free call fn(arg) once every connection of the loop has
+ * closed (their on_close has run) and the backend has let go of them, while
+ * the loop's timers still exist: where a layer built on the loop (a
+ * protocol's per-loop state, as the HTTP layer's) frees what its
+ * connections used. Hooks run in reverse order of registration, each once.
+ * Returns 0 or -ENOMEM. */
+RITUAL_API int ritual_loop_on_free(ritual_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* Milliseconds on the monotonic clock, as of the start of this iteration. */
 RITUAL_API uint64_t ritual_loop_now(const ritual_loop *loop);
@@ -263,6 +285,25 @@ RITUAL_API void *ritual_conn_data(const ritual_conn *conn);
  * chat server's per-client cap) reads this. */
 RITUAL_API size_t ritual_conn_write_queued(const ritual_conn *conn);
 
+/* 1 while the connection's own output holds its reading back: the queue
+ * passed write_high_watermark and has not yet fallen to write_low_watermark,
+ * or a file segment waits to be sent. Meanwhile no on_data is called; when
+ * it ends, held input is handed over again and on_drain runs. A protocol
+ * that answers several pipelined requests in one on_data stops taking them
+ * when this turns 1 and returns what it consumed: the rest waits, bounded by
+ * read_buffer_size, and what follows it waits in the kernel. */
+RITUAL_API int ritual_conn_write_blocked(const ritual_conn *conn);
+
+/* Bytes received and not yet consumed by on_data: what ritual_conn_resume,
+ * or the queue draining, hands over again. 0 when the library holds none. */
+RITUAL_API size_t ritual_conn_input_held(const ritual_conn *conn);
+
+/* 1 once the connection is going away: ritual_conn_close or
+ * ritual_conn_abort was called, or it failed or timed out. No on_data
+ * follows, writes return -EPIPE, and on_close will run. 0 while open (also
+ * while an outbound connection is still connecting). */
+RITUAL_API int ritual_conn_closing(const ritual_conn *conn);
+
 RITUAL_API ritual_loop *ritual_conn_loop(const ritual_conn *conn);
 
 /* The listener that accepted the connection; NULL for an outbound one. */
@@ -316,7 +357,9 @@ typedef struct ritual_listen_options {
     unsigned flags;           /* RITUAL_LISTEN_* */
     unsigned max_conns;       /* stop accepting at this many; 0: no limit */
     ritual_conn_options conn; /* for every accepted connection */
-    void *data;               /* see ritual_listener_data */
+    void *data;               /* the application's: see ritual_listener_data */
+    void *protocol_data;      /* a protocol layered on the listener (the HTTP
+                                 layer): ritual_listener_protocol_data */
 } ritual_listen_options;
 
 /* Listens on `address`, "HOST:PORT": HOST is an IPv4 address, [IPv6],
@@ -339,7 +382,11 @@ RITUAL_API int ritual_listener_address(const ritual_listener *listener, char *bu
 /* The bound port (useful after asking for port 0). */
 RITUAL_API int ritual_listener_port(const ritual_listener *listener);
 
+/* The application's pointer given as ritual_listen_options.data. A
+ * protocol built on the library keeps its own state in protocol_data
+ * instead, so this stays the application's on its listeners too. */
 RITUAL_API void *ritual_listener_data(const ritual_listener *listener);
+RITUAL_API void *ritual_listener_protocol_data(const ritual_listener *listener);
 
 /* Open connections accepted by this listener. */
 RITUAL_API size_t ritual_listener_conn_count(const ritual_listener *listener);

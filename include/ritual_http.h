@@ -176,7 +176,8 @@ typedef void (*ritual_http_log_fn)(const ritual_http_log_entry *entry, void *dat
 
 typedef struct ritual_http_options {
     ritual_http_handler handler; /* required */
-    void *data;                  /* passed to handler and log */
+    void *data;                  /* passed to handler and log; also the
+                                    listener's ritual_listener_data */
     ritual_http_log_fn log;      /* optional access log */
     ritual_http_limits limits;
     size_t max_headers;            /* default 100 */

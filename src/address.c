@@ -140,8 +140,8 @@ int ritual__endpoint_prepare(ritual_loop *loop, const char *verb, const char *ad
 {
     const char *shown = address ? address : "(null)";
     if (!callbacks || !callbacks->on_data)
-        return ritual__error_set(err, -EINVAL, "%s %s: on_data callback is required", verb, shown);
+        return ritual_error_set(err, -EINVAL, "%s %s: on_data callback is required", verb, shown);
     if (loop->freeing)
-        return ritual__error_set(err, -ESHUTDOWN, "%s %s", verb, shown);
+        return ritual_error_set(err, -ESHUTDOWN, "%s %s", verb, shown);
     return ritual__address_parse(address, addr, len, any_host, err);
 }

@@ -296,7 +296,7 @@ static void conn_finish(ritual_loop *loop, ritual_conn *conn)
 void ritual__conns_reap(ritual_loop *loop)
 {
     while (!ritual_list_empty(&loop->closed)) {
-        ritual_conn *conn = container_of(loop->closed.next, ritual_conn, link);
+        ritual_conn *conn = ritual_container_of(loop->closed.next, ritual_conn, link);
         ritual_list_del(&conn->link);
         const struct ritual_conn_profile *profile = conn->profile;
         ritual__conn_release_input(conn); /* kept if it closed during its own on_data */
@@ -567,6 +567,21 @@ size_t ritual_conn_write_queued(const ritual_conn *conn)
         } while (q != conn->out_tail);
     }
     return queued;
+}
+
+int ritual_conn_write_blocked(const ritual_conn *conn)
+{
+    return (conn->flags & CONN_OVER_HIGH) != 0;
+}
+
+size_t ritual_conn_input_held(const ritual_conn *conn)
+{
+    return in_len(conn);
+}
+
+int ritual_conn_closing(const ritual_conn *conn)
+{
+    return (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED)) != 0;
 }
 
 ritual_loop *ritual_conn_loop(const ritual_conn *conn)

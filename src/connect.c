@@ -26,13 +26,13 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
                                  err) < 0)
         return NULL;
     if (any_host) {
-        ritual__error_set(err, -EINVAL, "connect %s: name a host to connect to", address);
+        ritual_error_set(err, -EINVAL, "connect %s: name a host to connect to", address);
         return NULL;
     }
 
     struct ritual_conn_profile *profile = calloc(1, sizeof *profile);
     if (!profile) {
-        ritual__error_set(err, -ENOMEM, "connect %s", address);
+        ritual_error_set(err, -ENOMEM, "connect %s", address);
         return NULL;
     }
     profile->cbs = *callbacks;
@@ -46,14 +46,14 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
     int rc = ritual__loop_reserve_rbuf(loop, profile->opts.read_buffer_size);
     if (rc < 0) {
         free(profile);
-        ritual__error_set(err, rc, "connect %s", address);
+        ritual_error_set(err, rc, "connect %s", address);
         return NULL;
     }
 
     int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         free(profile);
-        ritual__error_set(err, -errno, "socket %s", address);
+        ritual_error_set(err, -errno, "socket %s", address);
         return NULL;
     }
     /* Even a connect that succeeds at once is reported from the loop, so
@@ -63,14 +63,14 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
         int e = -errno;
         close(fd);
         free(profile);
-        ritual__error_set(err, e, "connect %s", address);
+        ritual_error_set(err, e, "connect %s", address);
         return NULL;
     }
     ritual_conn *conn;
     rc = ritual__conn_open(loop, profile, fd, true, &conn);
     if (rc < 0) {
         free(profile);
-        ritual__error_set(err, rc, "connect %s", address);
+        ritual_error_set(err, rc, "connect %s", address);
         return NULL;
     }
     conn->data = options->data;

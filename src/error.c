@@ -15,7 +15,7 @@ const char *ritual_strerror(int code)
     return desc ? desc : "Unknown error";
 }
 
-int ritual__error_set(ritual_error *err, int code, const char *fmt, ...)
+int ritual_error_set(ritual_error *err, int code, const char *fmt, ...)
 {
     if (!err)
         return code;

@@ -6,6 +6,7 @@
 #define RITUAL_INTERNAL_H
 
 #include "ritual.h"
+#include "ritual_list.h"
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -15,53 +16,6 @@
 #include <sys/socket.h>
 
 #define RITUAL_NS_PER_MS 1000000ull
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-/* --------------------------------------------------------- intrusive list */
-
-/* Circular and doubly linked with a sentinel head, as in the Linux kernel:
- * a node leaves its list without knowing which list that is. */
-struct ritual_list {
-    struct ritual_list *prev, *next;
-};
-
-static inline void ritual_list_init(struct ritual_list *head)
-{
-    head->prev = head->next = head;
-}
-
-static inline bool ritual_list_empty(const struct ritual_list *head)
-{
-    return head->next == head;
-}
-
-static inline void ritual_list_add_tail(struct ritual_list *head, struct ritual_list *node)
-{
-    node->prev = head->prev;
-    node->next = head;
-    head->prev->next = node;
-    head->prev = node;
-}
-
-static inline void ritual_list_del(struct ritual_list *node)
-{
-    node->prev->next = node->next;
-    node->next->prev = node->prev;
-    node->prev = node->next = node;
-}
-
-/* Moves every node of `from` to the end of `to`. */
-static inline void ritual_list_splice(struct ritual_list *from, struct ritual_list *to)
-{
-    if (ritual_list_empty(from))
-        return;
-    from->next->prev = to->prev;
-    to->prev->next = from->next;
-    from->prev->next = to;
-    to->prev = from->prev;
-    ritual_list_init(from);
-}
 
 /* ------------------------------------------------------------ I/O handle */
 
@@ -295,6 +249,7 @@ struct ritual_listener {
     ritual_loop *loop;
     struct ritual_conn_profile profile;
     void *data;
+    void *protocol_data;
     unsigned max_conns;
     size_t conns;
     unsigned refs; /* 1 while listening, +1 per open connection */
@@ -402,6 +357,7 @@ struct ritual_loop {
     ritual_log_level log_level;
     ritual_log_fn log_fn;
     void *log_data;
+    void *data; /* the application's (ritual_loop_data) */
 
     /* shared read buffer: every connection reads here first */
     char *rbuf;
@@ -450,15 +406,12 @@ struct ritual_loop {
     struct ritual_cleanup *cleanups; /* run by ritual_loop_free */
 };
 
-/* Something layered on the loop (the HTTP server) that must be freed with
- * it: runs in ritual_loop_free once every connection has closed. */
+/* A hook of ritual_loop_on_free. */
 struct ritual_cleanup {
     void (*fn)(void *arg);
     void *arg;
     struct ritual_cleanup *next;
 };
-/* Returns 0 or -ENOMEM. */
-int ritual__loop_on_free(ritual_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* A counter with one writer: a plain add, published for readers elsewhere. */
 static inline void ritual__stat_add(_Atomic uint64_t *counter, uint64_t n)
@@ -496,10 +449,6 @@ int ritual__endpoint_prepare(ritual_loop *loop, const char *verb, const char *ad
 int ritual__address_format(const struct sockaddr *sa, char *buf, size_t len);
 
 /* ----------------------------------------------------------------- errors */
-
-/* Fills err (if not NULL) with code and "call address: strerror". Returns code. */
-int ritual__error_set(ritual_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #define ritual__log_enabled(loop, level) ((loop)->log_level >= (level))
 

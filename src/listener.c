@@ -44,7 +44,7 @@ static int open_listening_socket(const struct sockaddr_storage *addr, bool any_h
 
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return ritual__error_set(err, -errno, "socket %s", where);
+        return ritual_error_set(err, -errno, "socket %s", where);
     int one = 1, zero = 0;
     /* A restart must bind while old connections sit in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
@@ -58,19 +58,19 @@ static int open_listening_socket(const struct sockaddr_storage *addr, bool any_h
     if (bind(fd, (const struct sockaddr *)addr, len) < 0) {
         int e = -errno;
         close(fd);
-        return ritual__error_set(err, e, "bind %s", where);
+        return ritual_error_set(err, e, "bind %s", where);
     }
     if (listen(fd, backlog) < 0) {
         int e = -errno;
         close(fd);
-        return ritual__error_set(err, e, "listen %s", where);
+        return ritual_error_set(err, e, "listen %s", where);
     }
     return fd;
 
 fail_setsockopt : {
     int e = -errno;
     close(fd);
-    return ritual__error_set(err, e, "setsockopt %s", where);
+    return ritual_error_set(err, e, "setsockopt %s", where);
 }
 }
 
@@ -125,7 +125,7 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
         char where[80] = "?";
         if (l)
             ritual__address_format((const struct sockaddr *)&l->addr, where, sizeof where);
-        ritual__error_set(err, rc, "listen %s", where);
+        ritual_error_set(err, rc, "listen %s", where);
         close(fd);
         free(l);
         return NULL;
@@ -135,6 +135,7 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
     l->profile.loop = loop;
     l->profile.listener = l;
     l->data = options->data;
+    l->protocol_data = options->protocol_data;
     l->max_conns = options->max_conns;
     l->refs = 1;
     ritual__timer_node_init(&l->retry_timer, RITUAL_TIMER_LOOP);
@@ -319,7 +320,7 @@ void ritual__listener_unref(ritual_listener *l)
 void ritual__listeners_reap(ritual_loop *loop)
 {
     while (!ritual_list_empty(&loop->dead_listeners)) {
-        ritual_listener *l = container_of(loop->dead_listeners.next, ritual_listener, link);
+        ritual_listener *l = ritual_container_of(loop->dead_listeners.next, ritual_listener, link);
         ritual_list_del(&l->link);
         if (l->io.busy) { /* the kernel still has its accept: freed when that ends */
             l->reaped = true;
@@ -400,6 +401,11 @@ int ritual_listener_port(const ritual_listener *l)
 void *ritual_listener_data(const ritual_listener *l)
 {
     return l->data;
+}
+
+void *ritual_listener_protocol_data(const ritual_listener *l)
+{
+    return l->protocol_data;
 }
 
 size_t ritual_listener_conn_count(const ritual_listener *l)

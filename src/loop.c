@@ -39,8 +39,8 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
         else if (env && strcmp(env, "io_uring") == 0)
             choice = RITUAL_BACKEND_IO_URING;
         else if (env && *env && strcmp(env, "auto") != 0) {
-            ritual__error_set(err, -EINVAL,
-                              "loop: RITUAL_BACKEND=%s: not auto, io_uring, epoll or poll", env);
+            ritual_error_set(err, -EINVAL,
+                             "loop: RITUAL_BACKEND=%s: not auto, io_uring, epoll or poll", env);
             return NULL;
         }
     }
@@ -61,19 +61,20 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
         backend = &ritual__backend_poll;
         break;
     default:
-        ritual__error_set(err, -EINVAL, "loop: unknown backend %d", (int)options->backend);
+        ritual_error_set(err, -EINVAL, "loop: unknown backend %d", (int)options->backend);
         return NULL;
     }
 
     ritual_loop *loop = calloc(1, sizeof *loop);
     if (!loop) {
-        ritual__error_set(err, -ENOMEM, "loop");
+        ritual_error_set(err, -ENOMEM, "loop");
         return NULL;
     }
     loop->backend = backend;
     loop->log_level = options->log_level ? options->log_level : RITUAL_LOG_WARN;
     loop->log_fn = options->log_fn;
     loop->log_data = options->log_data;
+    loop->data = options->data;
     loop->now = ritual__clock_ns();
     ritual_list_init(&loop->conns);
     ritual_list_init(&loop->closed);
@@ -97,13 +98,13 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
         rc = backend->init(loop);
     }
     if (rc < 0) {
-        ritual__error_set(err, rc, "%s: create", backend->name);
+        ritual_error_set(err, rc, "%s: create", backend->name);
         free(loop);
         return NULL;
     }
     rc = ritual__posts_init(loop);
     if (rc < 0) {
-        ritual__error_set(err, rc, "eventfd");
+        ritual_error_set(err, rc, "eventfd");
         backend->destroy(loop);
         free(loop);
         return NULL;
@@ -146,10 +147,10 @@ void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events)
 {
     switch (io->kind) {
     case RITUAL_IO_CONN:
-        ritual__conn_ready(container_of(io, ritual_conn, io), events);
+        ritual__conn_ready(ritual_container_of(io, ritual_conn, io), events);
         break;
     case RITUAL_IO_LISTENER:
-        ritual__listener_ready(container_of(io, ritual_listener, io), events);
+        ritual__listener_ready(ritual_container_of(io, ritual_listener, io), events);
         break;
     case RITUAL_IO_SIGNAL:
         ritual__signals_ready(loop);
@@ -164,9 +165,9 @@ void ritual__io_released(ritual_loop *loop, struct ritual_io *io)
 {
     (void)loop;
     if (io->kind == RITUAL_IO_CONN)
-        ritual__conn_released(container_of(io, ritual_conn, io));
+        ritual__conn_released(ritual_container_of(io, ritual_conn, io));
     else if (io->kind == RITUAL_IO_LISTENER)
-        ritual__listener_released(container_of(io, ritual_listener, io));
+        ritual__listener_released(ritual_container_of(io, ritual_listener, io));
 }
 
 int ritual__io_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
@@ -247,7 +248,8 @@ void ritual__loop_drain_deadline(ritual_loop *loop)
     ritual_log(loop, RITUAL_LOG_WARN, "drain deadline passed: closing %zu connection%s",
                loop->conn_count, loop->conn_count == 1 ? "" : "s");
     while (!ritual_list_empty(&loop->conns))
-        ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
+        ritual__conn_terminate(ritual_container_of(loop->conns.next, ritual_conn, link),
+                               -ECANCELED);
     loop->shutting_down = false;
     loop->stopping = true;
 }
@@ -264,7 +266,8 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
     }
     loop->shutting_down = true;
     while (!ritual_list_empty(&loop->listeners))
-        ritual__listener_drain_and_close(container_of(loop->listeners.next, ritual_listener, link));
+        ritual__listener_drain_and_close(
+            ritual_container_of(loop->listeners.next, ritual_listener, link));
     if (loop->conn_count > 0)
         ritual_log(loop, RITUAL_LOG_INFO,
                    "shutting down: draining %zu connection%s for up to %.1f s", loop->conn_count,
@@ -279,7 +282,7 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
     ritual_list_init(&pending);
     ritual_list_splice(&loop->conns, &pending);
     while (!ritual_list_empty(&pending)) {
-        ritual_conn *conn = container_of(pending.next, ritual_conn, link);
+        ritual_conn *conn = ritual_container_of(pending.next, ritual_conn, link);
         ritual_list_del(&conn->link);
         ritual_list_add_tail(&loop->conns, &conn->link);
         if (conn->profile->cbs.on_shutdown &&
@@ -293,7 +296,17 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
 
 /* -------------------------------------------------------------------- free */
 
-int ritual__loop_on_free(ritual_loop *loop, void (*fn)(void *arg), void *arg)
+void ritual_loop_set_data(ritual_loop *loop, void *data)
+{
+    loop->data = data;
+}
+
+void *ritual_loop_data(const ritual_loop *loop)
+{
+    return loop->data;
+}
+
+int ritual_loop_on_free(ritual_loop *loop, void (*fn)(void *arg), void *arg)
 {
     struct ritual_cleanup *c = malloc(sizeof *c);
     if (!c)
@@ -315,10 +328,11 @@ void ritual_loop_free(ritual_loop *loop)
      * (a connection, an HTTP exchange waiting for its answer) still exists. */
     ritual__posts_free(loop);
     while (!ritual_list_empty(&loop->listeners))
-        ritual_listener_close(container_of(loop->listeners.next, ritual_listener, link));
+        ritual_listener_close(ritual_container_of(loop->listeners.next, ritual_listener, link));
     do {
         while (!ritual_list_empty(&loop->conns))
-            ritual__conn_terminate(container_of(loop->conns.next, ritual_conn, link), -ECANCELED);
+            ritual__conn_terminate(ritual_container_of(loop->conns.next, ritual_conn, link),
+                                   -ECANCELED);
         ritual__loop_end_iteration(loop); /* on_close, and the listeners' memory */
     } while (!ritual_list_empty(&loop->conns) || !ritual_list_empty(&loop->closed));
     ritual__signals_free(loop); /* its descriptor too has an operation in the kernel */

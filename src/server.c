@@ -83,8 +83,7 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
         options = &defaults;
     if (options->accept_mode != RITUAL_ACCEPT_REUSEPORT &&
         options->accept_mode != RITUAL_ACCEPT_SHARED) {
-        ritual__error_set(err, -EINVAL, "server: unknown accept mode %d",
-                          (int)options->accept_mode);
+        ritual_error_set(err, -EINVAL, "server: unknown accept mode %d", (int)options->accept_mode);
         return NULL;
     }
     ritual_server *srv = calloc(1, sizeof *srv);
@@ -92,7 +91,7 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
     struct worker *workers = srv ? calloc(n, sizeof *workers) : NULL;
     if (!workers) {
         free(srv);
-        ritual__error_set(err, -ENOMEM, "server");
+        ritual_error_set(err, -ENOMEM, "server");
         return NULL;
     }
     srv->nworkers = n;
@@ -174,7 +173,7 @@ static ritual_listener *listen_shared(ritual_server *srv, const char *address,
     for (unsigned i = 0; i < srv->nworkers; i++) {
         int own = i + 1 < srv->nworkers ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
         if (own < 0) {
-            ritual__error_set(err, -errno, "listen %s: dup", address);
+            ritual_error_set(err, -errno, "listen %s: dup", address);
             close(fd);
             return NULL;
         }

@@ -32,19 +32,19 @@ ritual_signal *ritual_signal_new(ritual_loop *loop, int signum, ritual_signal_cb
     sigset_t one;
     sigemptyset(&one);
     if (sigaddset(&one, signum) < 0 || signum == SIGKILL || signum == SIGSTOP) {
-        ritual__error_set(err, -EINVAL, "signal %d", signum);
+        ritual_error_set(err, -EINVAL, "signal %d", signum);
         return NULL;
     }
     ritual_signal *sig = calloc(1, sizeof *sig);
     if (!sig) {
-        ritual__error_set(err, -ENOMEM, "signal %d", signum);
+        ritual_error_set(err, -ENOMEM, "signal %d", signum);
         return NULL;
     }
     /* Blocked, the signal stays pending until the signalfd reads it. */
     int rc = pthread_sigmask(SIG_BLOCK, &one, NULL);
     if (rc != 0) {
         free(sig);
-        ritual__error_set(err, -rc, "pthread_sigmask %s", sigabbrev_np(signum));
+        ritual_error_set(err, -rc, "pthread_sigmask %s", sigabbrev_np(signum));
         return NULL;
     }
     sigset_t saved = loop->signal_mask;
@@ -53,7 +53,7 @@ ritual_signal *ritual_signal_new(ritual_loop *loop, int signum, ritual_signal_cb
     if (rc < 0) {
         loop->signal_mask = saved;
         free(sig);
-        ritual__error_set(err, rc, "signalfd %s", sigabbrev_np(signum));
+        ritual_error_set(err, rc, "signalfd %s", sigabbrev_np(signum));
         return NULL;
     }
     sig->loop = loop;

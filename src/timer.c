@@ -161,16 +161,17 @@ void ritual__timers_run(ritual_loop *loop)
         ritual__timer_node_cancel(loop, node);
         switch (node->kind) {
         case RITUAL_TIMER_USER:
-            user_timer_fired(loop, container_of(node, ritual_timer, node), due.deadline);
+            user_timer_fired(loop, ritual_container_of(node, ritual_timer, node), due.deadline);
             break;
         case RITUAL_TIMER_CONN:
-            ritual__conn_timer_fired(container_of(node, ritual_conn, timer));
+            ritual__conn_timer_fired(ritual_container_of(node, ritual_conn, timer));
             break;
         case RITUAL_TIMER_LOOP:
             if (node == &loop->shutdown_timer)
                 ritual__loop_drain_deadline(loop);
             else
-                ritual__listener_retry_fired(container_of(node, ritual_listener, retry_timer));
+                ritual__listener_retry_fired(
+                    ritual_container_of(node, ritual_listener, retry_timer));
             break;
         }
     }
@@ -180,7 +181,7 @@ void ritual__timers_run(ritual_loop *loop)
 void ritual__timers_free(ritual_loop *loop)
 {
     while (!ritual_list_empty(&loop->timers))
-        ritual_timer_free(container_of(loop->timers.next, ritual_timer, link));
+        ritual_timer_free(ritual_container_of(loop->timers.next, ritual_timer, link));
     free(loop->heap);
     loop->heap = NULL;
     loop->heap_len = loop->heap_cap = 0;

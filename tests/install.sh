@@ -10,7 +10,7 @@ trap 'kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 pid=
 
 cmake --install "$build" --prefix "$tmp" >/dev/null
-for f in include/ritual.h include/ritual_http.h lib/libritual.a lib/libritual.so bin/ritual; do
+for f in include/ritual.h include/ritual_http.h include/ritual_list.h lib/libritual.a lib/libritual.so bin/ritual; do
     [ -e "$tmp/$f" ] || { echo "not installed: $f"; exit 1; }
 done
 pc=$(find "$tmp" -name ritual.pc | head -n1)

@@ -154,20 +154,34 @@ static void keepalive(int port)
     ASSERT_LE(took, 3000);
     http_client_close(c);
 
-    /* A request every 500 ms for 3 s: never idle for 1 s, never closed. */
+    /* A request every 500 ms for 3 s: never idle for 1 s, never closed. The
+     * server reads each request after it was sent, so a close that comes
+     * under 1 s after a send is the server's mistake; one that comes later
+     * means this client stalled (a loaded machine): it proves nothing, and
+     * the story goes on with a new connection. */
     c = http_client_open(port);
     start = now_ms();
+    int stalls = 0;
     for (int i = 0; i < 6; i++) {
+        uint64_t sent_at = now_ms();
         http_send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         if (!http_read_response(c, &r, 0, TIMEOUT))
             FAIL("request %d (%.2f s in): the connection was closed", i, since(start));
         HTTP_EXPECT_STATUS(&r, 200);
         http_response_free(&r);
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        if (poll(&p, 1, 500) > 0) /* the pause between requests */
-            FAIL("request %d: the server closed a connection idle for under 500 ms", i);
+        if (poll(&p, 1, 500) > 0) { /* the pause between requests */
+            uint64_t idle = now_ms() - sent_at;
+            if (idle < 1000)
+                FAIL("request %d: the server closed a connection idle for %llu ms", i,
+                     (unsigned long long)idle);
+            ASSERT_LT(++stalls, 3);
+            http_client_close(c);
+            c = http_client_open(port);
+        }
     }
-    note("a request every 500 ms kept the connection open for %.2f s", since(start));
+    note("a request every 500 ms kept the connection open for %.2f s (%d client stalls)",
+         since(start), stalls);
     http_client_close(c);
 }
 

@@ -99,12 +99,15 @@ static void setup(uint64_t timeouts_ms)
         .keepalive_timeout_ms = timeouts_ms,
         .send_timeout_ms = timeouts_ms,
         .max_body = 1u << 20,
+        .data = &port,
     };
     ritual_error err;
     listener = ritual_http_listen(loop, "127.0.0.1:0", &o, &err);
     if (!listener)
         FAIL("ritual_http_listen: %s", err.message);
     port = ritual_listener_port(listener);
+    /* The layer keeps its state beside the application's pointer. */
+    ASSERT(ritual_listener_data(listener) == &port);
 }
 
 static void send_str(int fd, const char *text)
@@ -214,7 +217,7 @@ static void story_abort(void)
     lt_run(loop, 20000);
     pthread_join(client, NULL);
     /* Everything the connections had is back on the free list. */
-    struct http_config *cfg = ritual_listener_data(listener);
+    struct http_config *cfg = ritual_listener_protocol_data(listener);
     ASSERT(ritual_list_empty(&cfg->sites[0]->all_conns));
     note("2. 20 bodies of 500 KB whose handler aborted: no exchange kept");
     ritual_loop_free(loop);

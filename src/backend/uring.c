@@ -253,10 +253,10 @@ static int read_goal(const struct ritual_io *io, unsigned events)
         return GOAL_NONE;
     bool conn = io->kind == RITUAL_IO_CONN;
     if ((events & RITUAL_IO_READ) &&
-        !(conn && ritual__conn_receive_room(container_of(io, ritual_conn, io)) == 0))
+        !(conn && ritual__conn_receive_room(ritual_container_of(io, ritual_conn, io)) == 0))
         return GOAL_READ;
     if (conn && !(events & RITUAL_IO_QUIET) &&
-        !(container_of(io, ritual_conn, io)->flags & (CONN_CONNECTING | CONN_CLOSED)))
+        !(ritual_container_of(io, ritual_conn, io)->flags & (CONN_CONNECTING | CONN_CLOSED)))
         return GOAL_WATCH;
     return GOAL_NONE;
 }
@@ -305,9 +305,10 @@ static int arm_read(struct uring_state *st, struct ritual_io *io, int goal)
         io_uring_prep_poll_multishot(sqe, io->fd, 0); /* errors and hang-ups only */
         io->busy |= RITUAL_BUSY_WATCH;
     } else if (io->kind == RITUAL_IO_CONN) {
-        prep_receive(st, sqe, io->fd, ritual__conn_receive_room(container_of(io, ritual_conn, io)));
+        prep_receive(st, sqe, io->fd,
+                     ritual__conn_receive_room(ritual_container_of(io, ritual_conn, io)));
     } else if (io->kind == RITUAL_IO_LISTENER &&
-               container_of(io, ritual_listener, io)->max_conns == 0) {
+               ritual_container_of(io, ritual_listener, io)->max_conns == 0) {
         io_uring_prep_multishot_accept(sqe, io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     } else {
         io_uring_prep_poll_add(sqe, io->fd, POLLIN);
@@ -323,7 +324,7 @@ static int arm_read(struct uring_state *st, struct ritual_io *io, int goal)
  * a wait for writability (outbound connect, file segment). */
 static int arm_write(struct uring_state *st, struct ritual_io *io)
 {
-    ritual_conn *conn = container_of(io, ritual_conn, io);
+    ritual_conn *conn = ritual_container_of(io, ritual_conn, io);
     if (st->slots_used == SEND_SLOTS) {
         (void)io_uring_submit(&st->ring);
         submitted(st);
@@ -531,7 +532,7 @@ static void read_done(struct uring_state *st, ritual_loop *loop, struct ritual_i
             st->buf_used[bid] += res > 0 ? (uint32_t)res : 0;
         }
         if (io->kind == RITUAL_IO_CONN && res > 0)
-            ritual__conn_received(container_of(io, ritual_conn, io), data, res);
+            ritual__conn_received(ritual_container_of(io, ritual_conn, io), data, res);
         if (!(flags & IORING_CQE_F_BUF_MORE)) { /* the kernel is done with it */
             if (st->incremental)
                 st->buf_used[bid] = 0;
@@ -552,11 +553,11 @@ static void read_done(struct uring_state *st, ritual_loop *loop, struct ritual_i
             ritual_log(loop, RITUAL_LOG_DEBUG,
                        "io_uring: no byte limit on multishot receives: receiving one at a time");
         } else {
-            ritual__conn_received(container_of(io, ritual_conn, io), NULL, res);
+            ritual__conn_received(ritual_container_of(io, ritual_conn, io), NULL, res);
         }
         break;
     case RITUAL_IO_LISTENER: {
-        ritual_listener *l = container_of(io, ritual_listener, io);
+        ritual_listener *l = ritual_container_of(io, ritual_listener, io);
         if (l->max_conns == 0)
             ritual__listener_accepted(l, res);
         else if (!l->closed)
@@ -618,12 +619,12 @@ static void complete(ritual_loop *loop, uint64_t user_data, int res, unsigned fl
         if (!watch)
             read_done(st, loop, io, res, flags);
         else if (res > 0 && (res & (POLLERR | POLLHUP)) && io->registered)
-            ritual__conn_ready(container_of(io, ritual_conn, io), RITUAL_IO_ERROR);
+            ritual__conn_ready(ritual_container_of(io, ritual_conn, io), RITUAL_IO_ERROR);
     } else {
         bool was_send = io->busy & RITUAL_BUSY_SEND;
         io->busy &= (uint8_t) ~(RITUAL_BUSY_WRITE | RITUAL_BUSY_WRITE_CANCEL | RITUAL_BUSY_SEND);
         st->inflight--;
-        write_done(container_of(io, ritual_conn, io), res, was_send);
+        write_done(ritual_container_of(io, ritual_conn, io), res, was_send);
     }
     settle(loop, io);
 }
@@ -731,14 +732,15 @@ static void uring_drain(ritual_loop *loop)
     }
     prepare(loop, false);
     while (!ritual_list_empty(&loop->zombie_conns)) {
-        ritual_conn *conn = container_of(loop->zombie_conns.next, ritual_conn, link);
+        ritual_conn *conn = ritual_container_of(loop->zombie_conns.next, ritual_conn, link);
         conn->io.busy = 0;
         ritual__conn_released(conn);
     }
     /* The last connections let go of their listeners just now. */
     ritual__listeners_reap(loop);
     while (!ritual_list_empty(&loop->zombie_listeners)) {
-        ritual_listener *l = container_of(loop->zombie_listeners.next, ritual_listener, link);
+        ritual_listener *l =
+            ritual_container_of(loop->zombie_listeners.next, ritual_listener, link);
         l->io.busy = 0;
         ritual__listener_released(l);
     }

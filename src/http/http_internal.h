@@ -6,8 +6,9 @@
 #ifndef RITUAL_HTTP_INTERNAL_H
 #define RITUAL_HTTP_INTERNAL_H
 
-#include "../internal.h"
+#include "ritual.h"
 #include "ritual_http.h"
+#include "ritual_list.h"
 
 #include <stdbool.h>
 #include <stdint.h>

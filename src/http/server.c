@@ -51,13 +51,13 @@ static void header_timer_fired(ritual_timer *timer, void *data)
     struct http_site *site = data;
     uint64_t now = ritual_loop_now(site->loop);
     while (!ritual_list_empty(&site->waiting)) {
-        struct http_conn *hc = container_of(site->waiting.next, struct http_conn, wait);
+        struct http_conn *hc = ritual_container_of(site->waiting.next, struct http_conn, wait);
         if (hc->deadline_ms > now) {
             ritual_timer_start(timer, hc->deadline_ms - now, 0);
             return;
         }
         wait_stop(hc);
-        if (hc->conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+        if (ritual_conn_closing(hc->conn))
             continue; /* already going (reset in this same iteration) */
         if (hc->last_len > 0)
             ritual__http_respond_early(hc, 408, true); /* a head begun and never finished */
@@ -153,7 +153,7 @@ static void dispatch(struct http_conn *hc, const char *head, size_t head_len)
     hc->site->opts->handler(ex, hc->site->opts->data);
     if (ex->responded || !hc->conn)
         return;
-    if (hc->conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED)) {
+    if (ritual_conn_closing(hc->conn)) {
         /* The handler closed or aborted the connection instead of answering:
          * the exchange ends with it (an answer now could never be sent). */
         ex->responded = true;
@@ -231,7 +231,7 @@ void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_
     if (hc->state == HTTP_WAITING) {
         owned_free(hc);
         hc->state = HTTP_IDLE;
-        bool buffered = hc->conn->in && hc->conn->in->len > 0;
+        bool buffered = ritual_conn_input_held(hc->conn) > 0;
         if (hc->done || (hc->eof && !buffered))
             ritual_conn_close(hc->conn);
         else
@@ -357,14 +357,12 @@ static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
 }
 
 /* Enough is queued for this connection: leave the rest of its pipeline in
- * the library's buffer; it is handed over again once the queue drains. */
+ * the library's buffer; it is handed over again once the queue drains. A
+ * file segment waiting in the queue holds the pipeline too: what would
+ * follow it is memory, 16 KiB a chunk, however short the answer. */
 static bool output_full(const struct http_conn *hc)
 {
-    /* A file segment waiting in the queue holds the pipeline too: what
-     * would follow it is memory, 16 KiB a chunk, however short the
-     * answer, and the watermark counts bytes, not chunks. */
-    return (hc->conn->flags & CONN_FILE_QUEUED) ||
-           ritual_conn_write_queued(hc->conn) > hc->site->opts->conn.write_high_watermark;
+    return ritual_conn_write_blocked(hc->conn);
 }
 
 static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
@@ -415,7 +413,7 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
 
 static struct http_site *site_of(ritual_conn *conn)
 {
-    struct http_config *cfg = ritual_listener_data(ritual_conn_listener(conn));
+    struct http_config *cfg = ritual_listener_protocol_data(ritual_conn_listener(conn));
     ritual_loop *loop = ritual_conn_loop(conn);
     for (unsigned i = 0; i < cfg->nsites; i++)
         if (cfg->sites[i]->loop == loop)
@@ -523,7 +521,7 @@ static void site_free(void *arg)
 {
     struct http_site *site = arg;
     while (!ritual_list_empty(&site->all_conns)) {
-        struct http_conn *hc = container_of(site->all_conns.next, struct http_conn, all);
+        struct http_conn *hc = ritual_container_of(site->all_conns.next, struct http_conn, all);
         owned_free(hc);
         ritual_list_del(&hc->all);
         free(hc);
@@ -556,13 +554,13 @@ static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ri
         site->header_timer = ritual_timer_new(loop, header_timer_fired, site);
     }
     if (!site || !site->headers || !site->header_timer ||
-        ritual__loop_on_free(loop, site_free, site) < 0) {
+        ritual_loop_on_free(loop, site_free, site) < 0) {
         if (site) {
             ritual_timer_free(site->header_timer);
             free(site->headers);
             free(site);
         }
-        ritual__error_set(err, -ENOMEM, "http: out of memory");
+        ritual_error_set(err, -ENOMEM, "http: out of memory");
         return NULL;
     }
     cfg->refs++;
@@ -574,7 +572,7 @@ static struct http_config *config_new(const ritual_http_options *options, unsign
                                       ritual_error *err)
 {
     if (!options || !options->handler) {
-        ritual__error_set(err, -EINVAL, "http: a handler is required");
+        ritual_error_set(err, -EINVAL, "http: a handler is required");
         return NULL;
     }
     struct http_config *cfg = calloc(1, sizeof *cfg);
@@ -600,7 +598,6 @@ static struct http_config *config_new(const ritual_http_options *options, unsign
         o->limits.max_request_line = 8192;
     if (!o->limits.max_head)
         o->limits.max_head = 32768;
-    ritual__conn_options_defaults(&o->conn);
     o->server_name = strdup(o->server_name ? o->server_name : "ritual");
     cfg->sites = calloc(nsites, sizeof *cfg->sites);
     if (!o->server_name || !cfg->sites) {
@@ -612,7 +609,7 @@ static struct http_config *config_new(const ritual_http_options *options, unsign
     cfg->refs = 1; /* the caller's, dropped once the sites hold theirs */
     return cfg;
 oom:
-    ritual__error_set(err, -ENOMEM, "http: out of memory");
+    ritual_error_set(err, -ENOMEM, "http: out of memory");
     return NULL;
 }
 
@@ -624,7 +621,8 @@ static ritual_listen_options listen_options(struct http_config *cfg)
     lo.flags = cfg->opts.listen_flags;
     lo.max_conns = cfg->opts.max_conns;
     lo.conn = cfg->opts.conn;
-    lo.data = cfg;
+    lo.data = cfg->opts.data; /* the application's, as for any listener */
+    lo.protocol_data = cfg;
     return lo;
 }
 
