@@ -2,7 +2,8 @@
  * clients are refused) but the 100 clients already streaming keep being
  * echoed until each has all of its 1 MB back and has closed; then the server
  * exits 0, well before the drain deadline. A second signal cuts the drain
- * short: exit 1 at once. */
+ * short: exit 1 at once. Clients with nothing in flight do not hold the
+ * drain: closed once silent for a second. */
 #include "support.h"
 
 #include <errno.h>
@@ -152,13 +153,36 @@ static void drain_streams(const char *ritual, const char *workers)
         close(clients[i].fd);
 }
 
+/* Sends to `fd` without reading until neither the server nor the kernel
+ * takes more (the server's queue toward us is over its high watermark and
+ * it stopped reading): a transfer in flight that cannot finish. */
+static void fill_until_stuck(int fd)
+{
+    static char buf[PIECE];
+    memset(buf, 'x', sizeof buf);
+    size_t sent = 0;
+    for (;;) {
+        ssize_t w = send(fd, buf, sizeof buf, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            sent += (size_t)w;
+            ASSERT_LT(sent, 256u << 20);
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            FAIL("send after %zu bytes: %s", sent, strerror(errno));
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 300) == 0)
+            return; /* no room for 300 ms: stuck */
+    }
+}
+
 static void second_signal(const char *ritual, const char *workers)
 {
     struct server s;
     server_start(ritual, (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL},
                  0, &s);
     int fd = tcp_connect(s.port);
-    echo_roundtrip(fd, "idle from now on", 16, 5000);
+    fill_until_stuck(fd);
 
     SYSCHECK(kill(s.pid, SIGTERM));
     uint64_t term_at = now_ms();
@@ -169,7 +193,7 @@ static void second_signal(const char *ritual, const char *workers)
         sleep_ms(10);
     }
     if (server_wait(&s, 0))
-        FAIL("server exited on the first SIGTERM with an open connection (it should drain)");
+        FAIL("server exited on the first SIGTERM with a transfer in flight (it should drain)");
 
     SYSCHECK(kill(s.pid, SIGTERM));
     uint64_t second_at = now_ms();
@@ -178,6 +202,42 @@ static void second_signal(const char *ritual, const char *workers)
     note("second SIGTERM: exit %llu ms later", (unsigned long long)(now_ms() - second_at));
     server_expect_exit(&s, 1);
     close(fd);
+}
+
+/* Connections with nothing in flight do not hold the drain: closed
+ * cleanly (a FIN, not a reset) once silent for a second, so the server
+ * exits long before its 10 s deadline. */
+static void idle_clients(const char *ritual, const char *workers)
+{
+    enum { IDLE = 20 };
+    struct server s;
+    server_start(ritual, (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL},
+                 0, &s);
+    int fds[IDLE];
+    for (int i = 0; i < IDLE; i++) {
+        fds[i] = tcp_connect(s.port);
+        echo_roundtrip(fds[i], "then silent", 11, 5000);
+    }
+    SYSCHECK(kill(s.pid, SIGTERM));
+    uint64_t term_at = now_ms();
+    for (int i = 0; i < IDLE; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        ASSERT_EQ(poll(&p, 1, 5000), 1);
+        char c;
+        ssize_t r = recv(fds[i], &c, 1, 0);
+        if (r != 0)
+            FAIL("idle client %d: expected a clean end of stream, got %s", i,
+                 r < 0 ? strerror(errno) : "a byte");
+        close(fds[i]); /* as a client does at the end of the stream */
+    }
+    uint64_t closed_at = now_ms();
+    if (!server_wait(&s, 3000))
+        FAIL("server still running 3 s after its idle clients were closed");
+    note("%d idle clients, %s worker(s): closed %llu ms after SIGTERM, exit %llu ms after", IDLE,
+         workers, (unsigned long long)(closed_at - term_at),
+         (unsigned long long)(now_ms() - term_at));
+    ASSERT_LT(now_ms() - term_at, 5000); /* the drain deadline is 10 s */
+    server_expect_clean_exit(&s);
 }
 
 int main(int argc, char **argv)
@@ -189,5 +249,7 @@ int main(int argc, char **argv)
     drain_streams(ritual, "4");
     second_signal(ritual, "1");
     second_signal(ritual, "4");
+    idle_clients(ritual, "1");
+    idle_clients(ritual, "4");
     return 0;
 }

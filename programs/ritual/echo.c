@@ -4,6 +4,7 @@
 #include "commands.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,8 +34,10 @@ static const char echo_usage[] =
     "  --idle-timeout SECONDS   close connections idle this long; 0 never (default 300)\n"
     "  --buffer-size BYTES      read size and per-connection input limit, K/M suffixes\n"
     "                           allowed (default 64K)\n"
-    "  --drain-timeout SECONDS  on SIGTERM/SIGINT, let connections finish for up to\n"
-    "                           this long (default 10); a second signal stops at once\n"
+    "  --drain-timeout SECONDS  on SIGTERM/SIGINT, let connections mid-transfer finish\n"
+    "                           for up to this long (default 10); a connection with\n"
+    "                           nothing in flight closes once it has been silent for\n"
+    "                           a second; a second signal stops at once\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n"
     "  -h, --help               show this help\n"
     "\n"
@@ -52,11 +55,35 @@ struct echo_config {
     ritual_log_level log_level;
 };
 
+/* A connection is quiet once it has had nothing in flight (no input held,
+ * no output queued) and received nothing for this long. */
+#define QUIET_MS 1000
+
+/* The connection's data pointer holds when it last received bytes, as
+ * ritual_loop_now() + 1 (0: never). */
 static size_t echo_on_data(ritual_conn *conn, const char *bytes, size_t len)
 {
+    ritual_conn_set_data(conn, (void *)(uintptr_t)(ritual_loop_now(ritual_conn_loop(conn)) + 1));
     /* A failed write has closed the connection already; nothing to do. */
     (void)ritual_write(conn, bytes, len);
     return len;
+}
+
+/* A graceful shutdown began. An echo has no requests to finish, so the
+ * drain is for connections mid-transfer: one that is quiet closes now,
+ * as nginx closes idle keep-alive connections; one that received bytes
+ * within QUIET_MS closes once it has been silent that long (its idle
+ * timeout shortened); one with bytes in flight keeps the drain deadline. */
+static void echo_on_shutdown(ritual_conn *conn)
+{
+    if (ritual_conn_input_held(conn) > 0 || ritual_conn_write_queued(conn) > 0)
+        return;
+    uintptr_t last = (uintptr_t)ritual_conn_data(conn);
+    uint64_t now = ritual_loop_now(ritual_conn_loop(conn));
+    if (last == 0 || now - (last - 1) >= QUIET_MS)
+        ritual_conn_close(conn);
+    else
+        ritual_conn_set_idle_timeout(conn, QUIET_MS);
 }
 
 enum {
@@ -193,7 +220,8 @@ int echo_main(int argc, char **argv)
         ritual_server_free(server);
         return rc;
     }
-    const ritual_conn_callbacks callbacks = {.on_data = echo_on_data};
+    const ritual_conn_callbacks callbacks = {.on_data = echo_on_data,
+                                             .on_shutdown = echo_on_shutdown};
     ritual_listener *listener =
         ritual_server_listen(server, cfg.listen, &cfg.listen_opts, &callbacks, &err);
     if (!listener) {
