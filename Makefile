@@ -18,7 +18,8 @@ FUZZ_TIME  ?= 60
 all: build
 
 build:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+	    -DRITUAL_TEST_HOOKS=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # Serves the demo site in www/ on http://127.0.0.1:8080/ (Ctrl-C stops it).
@@ -27,11 +28,11 @@ run: build
 
 $(ASAN_BUILD)/CMakeCache.txt:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
-	    -DRITUAL_SANITIZE=address,undefined >/dev/null
+	    -DRITUAL_SANITIZE=address,undefined -DRITUAL_TEST_HOOKS=ON >/dev/null
 
 $(TSAN_BUILD)/CMakeCache.txt:
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
-	    -DRITUAL_SANITIZE=thread >/dev/null
+	    -DRITUAL_SANITIZE=thread -DRITUAL_TEST_HOOKS=ON >/dev/null
 
 test: build $(ASAN_BUILD)/CMakeCache.txt $(TSAN_BUILD)/CMakeCache.txt
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)

@@ -41,6 +41,7 @@ typedef struct ritual_listener ritual_listener;
 typedef struct ritual_conn ritual_conn;
 typedef struct ritual_timer ritual_timer;
 typedef struct ritual_signal ritual_signal;
+typedef struct ritual_watch ritual_watch;
 
 /* ---------------------------------------------------------------- errors */
 
@@ -510,6 +511,46 @@ RITUAL_API void ritual_signal_free(ritual_signal *signal);
 RITUAL_API ritual_signal *ritual_server_signal_new(ritual_server *server, int signum,
                                                    ritual_signal_cb cb, void *data,
                                                    ritual_error *err);
+
+/* ----------------------------------------------------------- fd watchers */
+
+/* Readiness of a descriptor the application owns (a pipe, an inotify or
+ * timer fd, a database client's socket), so that it joins the loop as
+ * uv_poll_t or libevent's event_new do. The loop does no I/O on it: the
+ * callback reads or writes it, without blocking. Level-triggered on every
+ * backend: while the fd stays ready and the interest stays on, the callback
+ * runs on every iteration. */
+enum {
+    RITUAL_WATCH_READABLE = 1u << 0,
+    RITUAL_WATCH_WRITABLE = 1u << 1,
+    RITUAL_WATCH_ERROR = 1u << 2, /* reported only: an error or a hang-up */
+};
+
+/* `events` says what is ready: the bits of the interest that are, and
+ * RITUAL_WATCH_ERROR (with any interest on) for an error or a hang-up. */
+typedef void (*ritual_watch_cb)(ritual_watch *watch, unsigned events, void *data);
+
+/* A watch of `fd`, with no interest yet (ritual_watch_start). The fd stays
+ * the caller's: the loop never closes it. Returns NULL with `err` filled:
+ * -EINVAL without an fd or a callback, -EBADF for a closed fd, -EPERM for a
+ * regular file or a directory (always ready: read it), -EEXIST if another
+ * watch of this loop has the fd, -ENOMEM. */
+RITUAL_API ritual_watch *ritual_watch_new(ritual_loop *loop, int fd, ritual_watch_cb cb, void *data,
+                                          ritual_error *err);
+
+/* Replaces the interest with `events` (RITUAL_WATCH_READABLE and/or
+ * _WRITABLE; 0 stops the watch, which then hears not even errors). Returns
+ * 0, -EINVAL for other bits or a freed watch, or a negative errno from the
+ * backend (-ENOMEM). */
+RITUAL_API int ritual_watch_start(ritual_watch *watch, unsigned events);
+
+RITUAL_API int ritual_watch_fd(const ritual_watch *watch);
+
+/* Stops and frees the watch; allowed inside its own callback, which then
+ * never runs again. Free it before closing its fd (or in the same
+ * callback): a descriptor number closed under a watch may be reused by the
+ * next open. ritual_loop_free frees the watches still open. */
+RITUAL_API void ritual_watch_free(ritual_watch *watch);
 
 #ifdef __cplusplus
 }

@@ -218,7 +218,12 @@ RITUAL_API ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex
  * connection will close, Connection: close; for HEAD it sends no body.
  * A header whose name is NULL is raw text, copied as is: whole lines, each
  * ending in CRLF (a block of headers prepared once and reused).
- * Returns 0 or a negative errno (the connection is gone: nothing to do). */
+ * Returns 0 or a negative errno: -EINVAL for a status outside 100-599, a
+ * header name that is empty or holds a control character, a space or a
+ * colon, a value with CR, LF or another control character but HTAB (header
+ * injection), or raw text that is not whole lines (then
+ * nothing is sent and the exchange is still to be answered); -EALREADY if
+ * it was answered; else the connection is gone (-EPIPE): nothing to do. */
 RITUAL_API int ritual_http_respond(ritual_http_exchange *ex, int status,
                                    const ritual_http_header *headers, size_t num_headers,
                                    const void *body, size_t len);

@@ -1,7 +1,8 @@
 /* address.c - "HOST:PORT" in and out. No DNS: a listener address is an IP
  * literal, `localhost` or "all addresses", so a typo fails at once instead of
  * resolving to something surprising. */
-#include "internal.h"
+#include "address.h"
+#include "loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

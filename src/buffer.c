@@ -1,7 +1,8 @@
 /* buffer.c - per-loop free lists for output chunks, file segments and input buffers, so a
  * warmed-up loop does not call malloc on its hot path. The lists are capped:
  * after a burst, memory beyond the cap goes back to the allocator. */
-#include "internal.h"
+#include "buffer.h"
+#include "loop.h"
 
 #include <stdlib.h>
 

@@ -7,7 +7,10 @@
  * our close into a reset) -> closed (fd gone, on_close at the end of the
  * iteration). An echo costs one recv and one send, and an idle connection
  * holds no buffer at all. */
-#include "conn.h"
+#include "address.h"
+#include "conn_parts.h"
+#include "io.h"
+#include "listener.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -219,8 +222,10 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
     /* An outbound connection may be made outside the loop, long after the
      * iteration's clock was read: its timeout counts from now. */
     conn->last_active = tick_of(connecting ? ritual__clock_ns() : loop->now);
-    if (connecting)
+    if (connecting) {
         conn->flags |= CONN_CONNECTING;
+        conn->io.connecting = 1;
+    }
     ritual__timer_node_init(&conn->timer, RITUAL_TIMER_CONN);
 
     int one = 1;
@@ -234,7 +239,7 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
         rc = ritual__timer_node_schedule(loop, &conn->timer, deadline(conn));
     if (rc < 0) {
         ritual__timer_node_cancel(loop, &conn->timer);
-        loop->backend->forget(loop, &conn->io);
+        ritual__io_forget(loop, &conn->io);
         close(fd);
         conn->io.fd = -1;
         conn_recycle(loop, conn);
@@ -264,7 +269,7 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
     conn->flags |= CONN_CLOSED;
     conn->close_reason = (int16_t)reason;
     ritual__timer_node_cancel(loop, &conn->timer);
-    loop->backend->forget(loop, &conn->io);
+    ritual__io_forget(loop, &conn->io);
     close(conn->io.fd); /* on Linux the fd is released even if close reports EINTR */
     conn->io.fd = -1;
     ritual__conn_release_input(conn);
@@ -468,6 +473,7 @@ static void connect_done(ritual_conn *conn)
         return;
     }
     conn->flags &= ~CONN_CONNECTING;
+    conn->io.connecting = 0;
     stamp_activity(conn);
     ritual__conn_schedule(conn, deadline(conn));
     ritual__conn_update_interest(conn);

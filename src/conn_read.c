@@ -2,7 +2,7 @@
  * one shared buffer, and on_data usually consumes it all; only a remainder is
  * copied into a buffer of the connection's own, which exists just while it
  * holds bytes. */
-#include "conn.h"
+#include "conn_parts.h"
 
 #include <errno.h>
 #include <string.h>

@@ -3,7 +3,8 @@
  * and the queue is flushed with sendmsg when the socket is writable again.
  * ritual_write_file queues a file segment between chunks, sent with sendfile.
  * Watermarks turn a slow reader into paused reading, not unbounded memory. */
-#include "conn.h"
+#include "conn_parts.h"
+#include "io.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -165,8 +166,7 @@ static int send_file(ritual_conn *conn, struct ritual_file_chunk *file)
 
 static bool gathering(const ritual_conn *conn)
 {
-    return conn_loop(conn)->backend->completion &&
-           !(conn->flags & (CONN_BACKED_UP | CONN_CONNECTING));
+    return conn_loop(conn)->gathers && !(conn->flags & (CONN_BACKED_UP | CONN_CONNECTING));
 }
 
 /* The kernel refused output, or could not be offered it: from here until

@@ -1,7 +1,9 @@
 /* connect.c - outbound connections: a non-blocking connect whose handshake
  * completes in the loop (EINPROGRESS, then writable, then SO_ERROR). From
  * then on an outbound connection is like an accepted one. */
-#include "internal.h"
+#include "address.h"
+#include "conn.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <stdlib.h>

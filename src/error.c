@@ -1,5 +1,5 @@
 /* error.c - error codes, error messages and the loop's log. */
-#include "internal.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -2,7 +2,11 @@
  * done once and checked at every step, and the accept loop with its guards:
  * a per-wake-up cap, retries for transient errors, and a pause with backoff
  * when file descriptors run out. */
-#include "internal.h"
+#include "address.h"
+#include "conn.h"
+#include "io.h"
+#include "listener.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -137,6 +141,7 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
     l->data = options->data;
     l->protocol_data = options->protocol_data;
     l->max_conns = options->max_conns;
+    l->io.accept_all = options->max_conns == 0;
     l->refs = 1;
     ritual__timer_node_init(&l->retry_timer, RITUAL_TIMER_LOOP);
     ritual_list_add_tail(&loop->listeners, &l->link);
@@ -379,7 +384,7 @@ void ritual_listener_close(ritual_listener *l)
         return;
     l->closed = true;
     ritual__timer_node_cancel(l->loop, &l->retry_timer);
-    l->loop->backend->forget(l->loop, &l->io);
+    ritual__io_forget(l->loop, &l->io);
     close(l->io.fd);
     l->io.fd = -1;
     ritual_list_del(&l->link);

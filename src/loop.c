@@ -1,7 +1,15 @@
 /* loop.c - the event loop: create, run, stop, shut down, free. One iteration
  * waits in the backend until I/O is ready or the next timer is due, then runs
  * the ready handlers, the due timers, and the close callbacks, in that order. */
-#include "internal.h"
+#include "buffer.h"
+#include "conn.h"
+#include "io.h"
+#include "listener.h"
+#include "loop.h"
+#include "post.h"
+#include "signals.h"
+#include "timer.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -28,49 +36,11 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
     if (!options)
         options = &defaults;
 
-    ritual_backend choice = options->backend;
-    if (choice == RITUAL_BACKEND_AUTO) {
-        /* An override for tests and for sandboxes that refuse epoll. */
-        const char *env = getenv("RITUAL_BACKEND");
-        if (env && strcmp(env, "poll") == 0)
-            choice = RITUAL_BACKEND_POLL;
-        else if (env && strcmp(env, "epoll") == 0)
-            choice = RITUAL_BACKEND_EPOLL;
-        else if (env && strcmp(env, "io_uring") == 0)
-            choice = RITUAL_BACKEND_IO_URING;
-        else if (env && *env && strcmp(env, "auto") != 0) {
-            ritual_error_set(err, -EINVAL,
-                             "loop: RITUAL_BACKEND=%s: not auto, io_uring, epoll or poll", env);
-            return NULL;
-        }
-    }
-    const struct ritual_backend_ops *backend;
-    switch (choice) {
-    case RITUAL_BACKEND_AUTO:
-    case RITUAL_BACKEND_IO_URING:
-#ifdef RITUAL_HAVE_URING
-        backend = &ritual__backend_uring;
-#else
-        backend = &ritual__backend_epoll;
-#endif
-        break;
-    case RITUAL_BACKEND_EPOLL:
-        backend = &ritual__backend_epoll;
-        break;
-    case RITUAL_BACKEND_POLL:
-        backend = &ritual__backend_poll;
-        break;
-    default:
-        ritual_error_set(err, -EINVAL, "loop: unknown backend %d", (int)options->backend);
-        return NULL;
-    }
-
     ritual_loop *loop = calloc(1, sizeof *loop);
     if (!loop) {
         ritual_error_set(err, -ENOMEM, "loop");
         return NULL;
     }
-    loop->backend = backend;
     loop->log_level = options->log_level ? options->log_level : RITUAL_LOG_WARN;
     loop->log_fn = options->log_fn;
     loop->log_data = options->log_data;
@@ -88,24 +58,18 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
     loop->signal_io.kind = RITUAL_IO_SIGNAL;
     sigemptyset(&loop->signal_mask);
 
-    int rc = backend->init(loop);
-    if (rc < 0 && backend->completion) {
-        /* io_uring refused (an old kernel, the io_uring_disabled sysctl, a
-         * seccomp filter): epoll does the same job. */
-        ritual_log(loop, choice == RITUAL_BACKEND_IO_URING ? RITUAL_LOG_WARN : RITUAL_LOG_INFO,
-                   "io_uring unavailable (%s): using epoll", ritual_strerror(rc));
-        backend = loop->backend = &ritual__backend_epoll;
-        rc = backend->init(loop);
-    }
+    ritual_list_init(&loop->watches);
+    ritual_list_init(&loop->dead_watches);
+    ritual_list_init(&loop->zombie_watches);
+    int rc = ritual__io_init(loop, options->backend, err);
     if (rc < 0) {
-        ritual_error_set(err, rc, "%s: create", backend->name);
         free(loop);
         return NULL;
     }
     rc = ritual__posts_init(loop);
     if (rc < 0) {
         ritual_error_set(err, rc, "eventfd");
-        backend->destroy(loop);
+        ritual__io_destroy(loop);
         free(loop);
         return NULL;
     }
@@ -139,46 +103,9 @@ void ritual__loop_end_iteration(ritual_loop *loop)
 {
     ritual__conns_reap(loop);
     ritual__listeners_reap(loop);
+    ritual__watches_reap(loop);
     free(loop->rbuf_retired);
     loop->rbuf_retired = NULL;
-}
-
-void ritual__io_ready(ritual_loop *loop, struct ritual_io *io, unsigned events)
-{
-    switch (io->kind) {
-    case RITUAL_IO_CONN:
-        ritual__conn_ready(ritual_container_of(io, ritual_conn, io), events);
-        break;
-    case RITUAL_IO_LISTENER:
-        ritual__listener_ready(ritual_container_of(io, ritual_listener, io), events);
-        break;
-    case RITUAL_IO_SIGNAL:
-        ritual__signals_ready(loop);
-        break;
-    case RITUAL_IO_WAKEUP:
-        ritual__posts_ready(loop);
-        break;
-    }
-}
-
-void ritual__io_released(ritual_loop *loop, struct ritual_io *io)
-{
-    (void)loop;
-    if (io->kind == RITUAL_IO_CONN)
-        ritual__conn_released(ritual_container_of(io, ritual_conn, io));
-    else if (io->kind == RITUAL_IO_LISTENER)
-        ritual__listener_released(ritual_container_of(io, ritual_listener, io));
-}
-
-int ritual__io_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
-{
-    /* An exclusive entry with no interest is no entry at all. */
-    if (io->events == events && (io->registered || (io->exclusive && events == 0)))
-        return 0;
-    int rc = loop->backend->set(loop, io, events);
-    if (rc == 0)
-        io->events = (uint8_t)events;
-    return rc;
 }
 
 int ritual_loop_run(ritual_loop *loop)
@@ -186,17 +113,13 @@ int ritual_loop_run(ritual_loop *loop)
     int rc = 0;
     loop->now = ritual__clock_ns();
     while (!loop->stopping) {
-        rc = loop->backend->poll(loop, ritual__timers_next_timeout(loop));
-        if (rc < 0) {
-            ritual_log(loop, RITUAL_LOG_ERROR, "%s: wait: %s", loop->backend->name,
-                       ritual_strerror(rc));
+        rc = ritual__io_wait(loop, ritual__timers_next_timeout(loop));
+        if (rc < 0)
             break;
-        }
         ritual__timers_run(loop);
         ritual__loop_end_iteration(loop);
     }
-    if (loop->backend->flush)
-        loop->backend->flush(loop);
+    ritual__io_flush(loop);
     loop->stopping = false;
     if (rc == 0 && loop->forced)
         rc = -ECANCELED;
@@ -229,7 +152,7 @@ size_t ritual_loop_conn_count(const ritual_loop *loop)
 
 const char *ritual_loop_backend_name(const ritual_loop *loop)
 {
-    return loop->backend->name;
+    return ritual__io_backend_name(loop);
 }
 
 /* ---------------------------------------------------------------- shutdown */
@@ -335,9 +258,9 @@ void ritual_loop_free(ritual_loop *loop)
                                    -ECANCELED);
         ritual__loop_end_iteration(loop); /* on_close, and the listeners' memory */
     } while (!ritual_list_empty(&loop->conns) || !ritual_list_empty(&loop->closed));
+    ritual__watches_free(loop);
     ritual__signals_free(loop); /* its descriptor too has an operation in the kernel */
-    if (loop->backend->drain)
-        loop->backend->drain(loop); /* hands back what the kernel still holds */
+    ritual__io_drain(loop);     /* hands back what the kernel still holds */
     while (loop->cleanups) {
         struct ritual_cleanup *c = loop->cleanups;
         loop->cleanups = c->next;
@@ -348,6 +271,6 @@ void ritual_loop_free(ritual_loop *loop)
     ritual__timers_free(loop);
     ritual__buffers_free(loop);
     free(loop->rbuf);
-    loop->backend->destroy(loop);
+    ritual__io_destroy(loop);
     free(loop);
 }

@@ -3,7 +3,9 @@
  * empty, write the loop's eventfd; the loop swaps the vector out under the
  * same mutex and runs the calls without holding it. The two vectors are
  * reused, so a warmed-up loop allocates nothing per message. */
-#include "internal.h"
+#include "io.h"
+#include "loop.h"
+#include "post.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -135,7 +137,7 @@ void ritual__posts_free(ritual_loop *loop)
     pthread_mutex_unlock(&p->lock);
     while (p->len)
         run_posts(loop);
-    loop->backend->forget(loop, &loop->wakeup_io);
+    ritual__io_forget(loop, &loop->wakeup_io);
     close(loop->wakeup_io.fd);
     loop->wakeup_io.fd = -1;
     pthread_mutex_destroy(&p->lock);

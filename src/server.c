@@ -4,7 +4,8 @@
  * SO_REUSEPORT (the kernel hashes each new connection to one of them) or on
  * one shared socket registered in every worker with EPOLLEXCLUSIVE. They are
  * told to shut down through ritual_loop_post. */
-#include "internal.h"
+#include "listener.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +56,7 @@ static int same_backend(ritual_server *srv, ritual_loop_options *loop_options, r
 {
     unsigned refused = 0;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        refused += srv->workers[i].loop->backend == &ritual__backend_epoll;
+        refused += srv->workers[i].loop->uring_refused;
     if (refused == 0 || refused == srv->nworkers)
         return 0;
     ritual_log(srv->control,
@@ -65,7 +66,7 @@ static int same_backend(ritual_server *srv, ritual_loop_options *loop_options, r
     loop_options->backend = RITUAL_BACKEND_EPOLL;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
-        if (w->loop->backend == &ritual__backend_epoll)
+        if (w->loop->uring_refused)
             continue;
         ritual_loop_free(w->loop);
         w->loop = ritual_loop_new(loop_options, err);
@@ -109,7 +110,7 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
     ritual_loop_options loop_options = options->loop;
     if ((loop_options.backend == RITUAL_BACKEND_AUTO ||
          loop_options.backend == RITUAL_BACKEND_IO_URING) &&
-        srv->control->backend == &ritual__backend_epoll)
+        srv->control->uring_refused)
         loop_options.backend = RITUAL_BACKEND_EPOLL;
     for (unsigned i = 0; i < n; i++) {
         workers[i].server = srv;

@@ -1,6 +1,8 @@
 /* signal.c - signals delivered inside the loop through one signalfd per loop,
  * so no handler runs at an arbitrary point and no global state is needed. */
-#include "internal.h"
+#include "io.h"
+#include "loop.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -125,7 +127,7 @@ void ritual__signals_free(ritual_loop *loop)
         loop->signals = next;
     }
     if (loop->signal_io.fd >= 0) {
-        loop->backend->forget(loop, &loop->signal_io);
+        ritual__io_forget(loop, &loop->signal_io);
         close(loop->signal_io.fd);
         loop->signal_io.fd = -1;
     }

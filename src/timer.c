@@ -4,7 +4,10 @@
  * `last_active`, and when the heap entry comes due the connection works out
  * its real deadline and reschedules itself. So the hot path never touches the
  * heap, and a heap operation (O(log n)) happens at most once per timeout. */
-#include "internal.h"
+#include "conn.h"
+#include "listener.h"
+#include "loop.h"
+#include "timer.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -41,3 +41,10 @@ ritual_library_test(lib_queued 30)
 # A server's workers all run on one backend, even when an address-space
 # limit leaves room for only some io_uring rings.
 ritual_library_test(lib_server_backend 30)
+# fd watchers: readable and writable interest on the application's own
+# descriptors, freed from their own callbacks, the same refusals everywhere.
+ritual_library_test(lib_watch 60)
+# No file includes a header of a layer above its own (scripts/check-layers).
+add_test(NAME layers COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/check-layers
+         ${PROJECT_SOURCE_DIR})
+set_tests_properties(layers PROPERTIES TIMEOUT 30 LABELS library)

@@ -1,10 +1,13 @@
 /* libtest.h - helpers for the library's own tests: a loop, a listener on an
  * ephemeral loopback port, a watchdog, and client threads. The tests include
- * internal.h to look at a connection's state where the API does not show it. */
+ * the core's private headers to look at a connection's state where the API
+ * does not show it. */
 #ifndef RITUAL_LIBTEST_H
 #define RITUAL_LIBTEST_H
 
-#include "internal.h"
+#include "conn.h"
+#include "listener.h"
+#include "loop.h"
 #include "ritual.h"
 #include "support.h"
 

@@ -13,7 +13,11 @@
  *   4. requests pipelined behind a late answer, then a half-close: all
  *      answered;
  *   5. an answer posted from another thread while the loop is being freed:
- *      it runs while its exchange still exists (ASan would see otherwise). */
+ *      it runs while its exchange still exists (ASan would see otherwise);
+ *   6. heads that would not be heads (CR or LF in a header, a name with a
+ *      space or a colon, raw text that is not whole lines, a status outside
+ *      100-599) are refused with -EINVAL, nothing sent, and the exchange
+ *      can still be answered. */
 #include "http/http_internal.h"
 #include "libtest.h"
 
@@ -68,6 +72,39 @@ static void handler(ritual_http_exchange *ex, void *data)
     }
     if (target_is(ex, "/big")) {
         ritual_http_respond(ex, 200, NULL, 0, big, BIG);
+        return;
+    }
+    if (target_is(ex, "/inject")) {
+        static const ritual_http_header bad_value[] = {
+            RITUAL_HTTP_HEADER("X-Name", "a\r\nSet-Cookie: evil=1")};
+        static const ritual_http_header bad_lf[] = {RITUAL_HTTP_HEADER("X-Name", "a\nb")};
+        static const ritual_http_header bad_name[] = {RITUAL_HTTP_HEADER("X Name", "a")};
+        static const ritual_http_header no_name[] = {RITUAL_HTTP_HEADER("", "a")};
+        static const ritual_http_header colon[] = {RITUAL_HTTP_HEADER("X-Long-Name:", "a")};
+        static const ritual_http_header long_value[] = {
+            RITUAL_HTTP_HEADER("X-Long-Name", "a value of more than eight bytes\r\n")};
+#define RAW(text)                                                                                  \
+    {                                                                                              \
+        NULL, 0, text, sizeof text - 1                                                             \
+    }
+        static const ritual_http_header raw_body[] = {RAW("X-A: 1\r\n\r\nbody\r\n")};
+        static const ritual_http_header raw_bare[] = {RAW("X-A: 1\nX-B: 2\r\n")};
+        static const ritual_http_header raw_ok[] = {RAW("X-A: 1\r\nX-B: 2\r\n")};
+#undef RAW
+        const struct {
+            int status;
+            const ritual_http_header *h;
+        } refused[] = {{200, bad_value}, {200, bad_lf},     {200, bad_name}, {200, no_name},
+                       {200, colon},     {200, long_value}, {200, raw_body}, {200, raw_bare},
+                       {99, NULL},       {600, NULL},       {1000, NULL},    {-200, NULL}};
+        for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+            if (ritual_http_respond(ex, refused[i].status, refused[i].h, refused[i].h ? 1 : 0,
+                                    "no\n", 3) != -EINVAL)
+                FAIL("head %zu was not refused", i);
+        const ritual_http_header good[] = {
+            RITUAL_HTTP_HEADER("X-Tab", "a\tb, and more than eight bytes"),
+            RITUAL_HTTP_HEADER("X-Utf8", "caf\xc3\xa9"), raw_ok[0]};
+        ASSERT_EQ(ritual_http_respond(ex, 200, good, 3, "fine\n", 5), 0);
         return;
     }
     if (target_is(ex, "/quit")) {
@@ -317,6 +354,38 @@ static void story_post_at_free(void)
     note("5. an answer posted while the loop is freed: run while its exchange exists");
 }
 
+/* 6 ------------------------------------------------------------------ */
+
+static void *asks_to_inject(void *arg)
+{
+    (void)arg;
+    int fd = tcp_connect(port);
+    send_str(fd, "GET /inject HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    size_t len;
+    char *text = read_all(fd, &len);
+    ASSERT_EQ(count_of(text, len, "HTTP/1.1 "), 1);
+    ASSERT_EQ(count_of(text, len, "HTTP/1.1 200 OK\r\n"), 1);
+    ASSERT_EQ(count_of(text, len, "\r\nX-A: 1\r\nX-B: 2\r\n"), 1);
+    ASSERT_EQ(count_of(text, len, "\r\nX-Tab: a\tb, and more than eight bytes\r\n"), 1);
+    ASSERT_EQ(count_of(text, len, "evil"), 0);
+    ASSERT_EQ(count_of(text, len, "no\n"), 0);
+    ASSERT(len > 5 && memcmp(text + len - 5, "fine\n", 5) == 0);
+    free(text);
+    close(fd);
+    ASSERT_EQ(ritual_loop_post(loop, stop_loop, NULL), 0);
+    return NULL;
+}
+
+static void story_inject(void)
+{
+    setup(0);
+    pthread_t client = lt_thread(asks_to_inject, NULL);
+    lt_run(loop, 10000);
+    pthread_join(client, NULL);
+    note("6. twelve heads that would not be heads: refused, then a good answer, alone");
+    ritual_loop_free(loop);
+}
+
 int main(void)
 {
     big = malloc(BIG);
@@ -327,6 +396,7 @@ int main(void)
     story_quit();
     story_half_close();
     story_post_at_free();
+    story_inject();
     free(big);
     return 0;
 }

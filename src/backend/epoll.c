@@ -3,7 +3,7 @@
  * next wait. Interest changes reach the kernel only when they differ from
  * what is registered (see ritual__io_set), so a steady connection costs no
  * epoll_ctl at all. */
-#include "../internal.h"
+#include "backend.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -31,18 +31,18 @@ static int epoll_init(ritual_loop *loop)
         free(st);
         return e;
     }
-    loop->backend_data = st;
+    ritual__backend_set_state(loop, st);
     return 0;
 }
 
 static void epoll_destroy(ritual_loop *loop)
 {
-    struct epoll_state *st = loop->backend_data;
+    struct epoll_state *st = ritual__backend_state(loop);
     if (!st)
         return;
     close(st->epfd);
     free(st);
-    loop->backend_data = NULL;
+    ritual__backend_set_state(loop, NULL);
 }
 
 static uint32_t to_epoll(unsigned events)
@@ -73,7 +73,7 @@ static int epoll_set_exclusive(struct epoll_state *st, struct ritual_io *io, uns
 
 static int epoll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
 {
-    struct epoll_state *st = loop->backend_data;
+    struct epoll_state *st = ritual__backend_state(loop);
     if (io->exclusive)
         return epoll_set_exclusive(st, io, events);
     if (events & RITUAL_IO_QUIET) {
@@ -101,7 +101,7 @@ static void epoll_forget(ritual_loop *loop, struct ritual_io *io)
      * refers to the socket; connections are never dup'ed (all fds are
      * CLOEXEC), so for them the EPOLL_CTL_DEL system call is saved. A shared
      * listening socket has a dup per loop and must be removed by hand. */
-    struct epoll_state *st = loop->backend_data;
+    struct epoll_state *st = ritual__backend_state(loop);
     if (io->exclusive && io->registered)
         (void)epoll_ctl(st->epfd, EPOLL_CTL_DEL, io->fd, NULL);
     io->registered = 0;
@@ -125,10 +125,10 @@ static int wait_for_events(struct epoll_state *st, int64_t timeout_ns)
 
 static int epoll_poll(ritual_loop *loop, int64_t timeout_ns)
 {
-    struct epoll_state *st = loop->backend_data;
+    struct epoll_state *st = ritual__backend_state(loop);
     int n = wait_for_events(st, timeout_ns);
     int err = n < 0 ? errno : 0;
-    loop->now = ritual__clock_ns();
+    ritual__loop_woke(loop);
     if (n < 0)
         return err == EINTR ? 0 : -err;
     for (int i = 0; i < n; i++) {

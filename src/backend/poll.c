@@ -5,7 +5,7 @@
  *
  * Like epoll here it is level-triggered, and an fd with no interest stays
  * in the array: poll reports errors and hang-ups whatever it asked for. */
-#include "../internal.h"
+#include "backend.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -30,13 +30,13 @@ static int poll_init(ritual_loop *loop)
     struct poll_state *st = calloc(1, sizeof *st);
     if (!st)
         return -ENOMEM;
-    loop->backend_data = st;
+    ritual__backend_set_state(loop, st);
     return 0;
 }
 
 static void poll_destroy(ritual_loop *loop)
 {
-    struct poll_state *st = loop->backend_data;
+    struct poll_state *st = ritual__backend_state(loop);
     if (!st)
         return;
     free(st->pfds);
@@ -45,7 +45,7 @@ static void poll_destroy(ritual_loop *loop)
     free(st->ready);
     free(st->ready_events);
     free(st);
-    loop->backend_data = NULL;
+    ritual__backend_set_state(loop, NULL);
 }
 
 static short to_poll(unsigned events)
@@ -91,7 +91,7 @@ static int grow(struct poll_state *st, int fd)
 
 static int poll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
 {
-    struct poll_state *st = loop->backend_data;
+    struct poll_state *st = ritual__backend_state(loop);
     if (io->fd < 0)
         return -EBADF;
     size_t i;
@@ -115,7 +115,7 @@ static int poll_set(ritual_loop *loop, struct ritual_io *io, unsigned events)
 
 static void poll_forget(ritual_loop *loop, struct ritual_io *io)
 {
-    struct poll_state *st = loop->backend_data;
+    struct poll_state *st = ritual__backend_state(loop);
     io->registered = 0;
     if (io->fd < 0 || (size_t)io->fd >= st->slot_cap || !st->slot[io->fd])
         return;
@@ -133,11 +133,11 @@ static void poll_forget(ritual_loop *loop, struct ritual_io *io)
 
 static int poll_poll(ritual_loop *loop, int64_t timeout_ns)
 {
-    struct poll_state *st = loop->backend_data;
+    struct poll_state *st = ritual__backend_state(loop);
     struct timespec ts = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
     int n = ppoll(st->pfds, (nfds_t)st->n, timeout_ns < 0 ? NULL : &ts, NULL);
     int err = n < 0 ? errno : 0;
-    loop->now = ritual__clock_ns();
+    ritual__loop_woke(loop);
     if (n < 0)
         return err == EINTR ? 0 : -err;
     st->nready = 0;

@@ -4,6 +4,7 @@
  * costs one system call. Bodies up to STAGE_BODY_MAX are copied into the
  * stage; larger ones and files are written after it. */
 #include "http_internal.h"
+#include "parser.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -170,8 +171,6 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
                       size_t num_headers, uint64_t content_length, bool close, bool http10)
 {
     struct http_site *site = hc->site;
-    if (status < 100 || status > 999)
-        status = 500;
     const char *reason;
     size_t reason_len;
     switch (status) { /* the usual answers without a lookup */
@@ -256,6 +255,85 @@ static int check_exchange(ritual_http_exchange *ex)
     return 0;
 }
 
+/* Header names and values pass here on every answer, so they are read
+ * eight bytes at a time (the last word overlapping the one before it):
+ * with ones = 0x01 in every byte and highs = 0x80, a word has a byte below
+ * c when (x - c * ones) & ~x & highs is not 0, and a byte equal to c when
+ * the same holds of x ^ (c * ones) below 1. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+static inline uint64_t byte_below(uint64_t x, uint64_t c)
+{
+    return (x - c * ONES) & ~x & HIGHS;
+}
+
+static inline uint64_t byte_equal(uint64_t x, uint64_t c)
+{
+    return byte_below(x ^ (c * ONES), 1);
+}
+
+/* No byte of `n` at `p` is a control character (but HTAB in a value: it
+ * is the one a value may hold), and in a name none is a space or a colon:
+ * what would end the line or the name where the caller did not mean to. */
+static ALWAYS_INLINE bool field_ok(const char *p, size_t n, bool name)
+{
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if (name ? (c <= ' ' || c == ':') : (c < ' ' && c != '\t'))
+                return false;
+        }
+        return true;
+    }
+    for (size_t i = 0;; i += 8) {
+        if (i > n - 8)
+            i = n - 8; /* the last word overlaps the one before */
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if (name ? (byte_below(x, 0x21) | byte_equal(x, ':')) != 0 : byte_below(x, 0x20) != 0)
+            for (size_t k = i; k < i + 8; k++) { /* a suspect: look closer */
+                unsigned char c = (unsigned char)p[k];
+                if (name || (c < ' ' && c != '\t'))
+                    return false;
+            }
+        if (i == n - 8)
+            return true;
+    }
+}
+
+/* A head the caller asked for that would not be one: a status outside
+ * 100-599; a header name that is empty or holds a control character, a
+ * space or a colon; a value with CR, LF, NUL or another control character
+ * but HTAB (header injection: a second header, or a body of the caller's
+ * choosing); or a raw block that is not whole CRLF-ended lines. Returns 0
+ * or -EINVAL. */
+static int check_head(int status, const ritual_http_header *headers, size_t num_headers)
+{
+    if (status < 100 || status > 599)
+        return -EINVAL;
+    for (size_t i = 0; i < num_headers; i++) {
+        const ritual_http_header *h = &headers[i];
+        if (!h->name) { /* raw lines: CRLF-ended, none empty, no bare CR or LF */
+            size_t n = h->value_len;
+            const char *p = h->value, *end = p + n, *c;
+            if (n < 2 || end[-1] != '\n' || p[0] == '\r')
+                return -EINVAL;
+            for (c = p; (c = memchr(c, '\n', (size_t)(end - c))) != NULL; c++)
+                if (c == p || c[-1] != '\r' || (c + 1 < end && c[1] == '\r'))
+                    return -EINVAL;
+            for (c = p; (c = memchr(c, '\r', (size_t)(end - c))) != NULL; c++)
+                if (c + 1 == end || c[1] != '\n')
+                    return -EINVAL;
+            continue;
+        }
+        if (h->name_len == 0 || !field_ok(h->name, h->name_len, true) ||
+            !field_ok(h->value, h->value_len, false))
+            return -EINVAL;
+    }
+    return 0;
+}
+
 /* How every answer starts: the exchange checked and the head staged.
  * Returns false (with *rc the error, and `release` run) when there is no
  * answer to give; else true, with *rc the result of staging the head. */
@@ -263,7 +341,9 @@ static bool start_answer(ritual_http_exchange *ex, int status, const ritual_http
                          size_t num_headers, uint64_t len, void (*release)(void *arg), void *arg,
                          int *rc)
 {
-    *rc = check_exchange(ex);
+    *rc = check_head(status, headers, num_headers);
+    if (*rc == 0)
+        *rc = check_exchange(ex);
     if (*rc < 0) {
         if (release)
             release(arg);

@@ -1,0 +1,73 @@
+/* conn.h - what the three parts of a connection share: conn.c (its life:
+ * opening, closing, timeouts, readiness), conn_read.c (input and its buffer)
+ * and conn_write.c (output and its queue). Private to the library. */
+#ifndef RITUAL_CONN_PARTS_H
+#define RITUAL_CONN_PARTS_H
+
+#include "buffer.h"
+#include "conn.h"
+#include "loop.h"
+
+#define READS_PER_WAKEUP 16 /* fairness: then let other connections run */
+#define IOV_BATCH 64
+#define INBUF_ALLOC_MIN 4096 /* one page, header included; the pooled size */
+#define INBUF_HEADER offsetof(struct ritual_inbuf, data)
+
+static inline ritual_loop *conn_loop(const ritual_conn *conn)
+{
+    return conn->profile->loop;
+}
+
+/* A clock reading as a tick, rounded up: a deadline counted from it can
+ * only come late, never early. */
+static inline uint32_t tick_of(uint64_t ns)
+{
+    return (uint32_t)((ns + RITUAL_NS_PER_MS - 1) / RITUAL_NS_PER_MS);
+}
+
+static inline void stamp_activity(ritual_conn *conn)
+{
+    conn->last_active = tick_of(conn_loop(conn)->now);
+}
+
+static inline const ritual_conn_options *opts(const ritual_conn *conn)
+{
+    return &conn->profile->opts;
+}
+
+static inline const ritual_conn_callbacks *cbs(const ritual_conn *conn)
+{
+    return &conn->profile->cbs;
+}
+
+static inline uint32_t in_len(const ritual_conn *conn)
+{
+    return conn->in ? conn->in->len : 0;
+}
+
+/* Something received but not yet handed over: input, or a FIN behind it. */
+static inline bool has_held_input(const ritual_conn *conn)
+{
+    return in_len(conn) > 0 || (conn->flags & CONN_EOF_PENDING);
+}
+
+/* conn.c */
+void ritual__conn_update_interest(ritual_conn *conn);         /* registers what the state wants */
+void ritual__conn_schedule(ritual_conn *conn, uint64_t when); /* 0: cancel */
+void ritual__conn_release_input(ritual_conn *conn);
+void ritual__conn_finish_close(ritual_conn *conn); /* queue empty: FIN, then linger */
+
+/* conn_read.c */
+int ritual__conn_reserve_input(ritual_conn *conn, size_t need);
+void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len);
+void ritual__conn_deliver_held(ritual_conn *conn);
+void ritual__conn_read(ritual_conn *conn);
+void ritual__conn_linger_read(ritual_conn *conn);
+
+/* conn_write.c */
+void ritual__conn_flush(ritual_conn *conn);
+/* Returns a node of the output queue to its free list (a file segment's
+ * release callback runs). */
+void ritual__outq_put(ritual_conn *conn, struct ritual_outq *q);
+
+#endif
