@@ -14,6 +14,7 @@
  */
 #include "ritual_http.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +81,12 @@ static int parse_request(const uint8_t *data, size_t n, size_t last_len,
     int rc = ritual_http_parse_request(buf, n, &r, limits, last_len);
     memset(s, 0, sizeof *s);
     s->v[0] = (uint64_t)(int64_t)rc;
-    CHECK(rc == RITUAL_HTTP_PARTIAL || rc == -400 || rc == -414 || rc == -417 || rc == -431 ||
-          rc == -501 || rc == -505 || (rc > 0 && (size_t)rc <= n));
+    CHECK(rc == RITUAL_HTTP_PARTIAL || (rc == -EBADMSG && r.status == 400) ||
+          (rc == -EMSGSIZE && (r.status == 414 || r.status == 431)) ||
+          (rc == -EOPNOTSUPP && (r.status == 417 || r.status == 501)) ||
+          (rc == -EPROTONOSUPPORT && r.status == 505) || (rc > 0 && (size_t)rc <= n));
+    if (rc < 0 && rc != RITUAL_HTTP_PARTIAL)
+        s->v[1] = (uint64_t)r.status;
     if (rc > 0) {
         CHECK(r.num_headers <= (limits ? 4u : SLOTS));
         CHECK(r.minor_version == 0 || r.minor_version == 1);
@@ -174,8 +179,8 @@ static int parse_response(const uint8_t *data, size_t n, int head, size_t last_l
     int rc = ritual_http_parse_response(buf, n, &r, head, last_len);
     memset(s, 0, sizeof *s);
     s->v[0] = (uint64_t)(int64_t)rc;
-    CHECK(rc == RITUAL_HTTP_PARTIAL || rc == -400 || rc == -414 || rc == -431 || rc == -505 ||
-          (rc > 0 && (size_t)rc <= n));
+    CHECK(rc == RITUAL_HTTP_PARTIAL || rc == -EBADMSG || rc == -EMSGSIZE ||
+          rc == -EPROTONOSUPPORT || (rc > 0 && (size_t)rc <= n));
     if (rc > 0) {
         CHECK(r.status >= 100 && r.status <= 599);
         s->v[1] = (uint64_t)r.status;
@@ -233,10 +238,11 @@ static void feed(ritual_http_chunked *dec, const uint8_t *in, size_t n, struct d
         char *buf = copy(in + off, n - off);
         const char *p = NULL;
         size_t plen = 0;
-        long c = ritual_http_chunked_decode(dec, buf, n - off, &p, &plen);
-        if (c < 0) {
-            CHECK(c == -400);
-            d->err = c;
+        size_t c;
+        int rc = ritual_http_chunked_decode(dec, buf, n - off, &c, &p, &plen);
+        if (rc < 0) {
+            CHECK(rc == -EBADMSG);
+            d->err = rc;
         } else {
             CHECK(c > 0 && (size_t)c <= n - off && plen <= (size_t)c);
             if (plen) {

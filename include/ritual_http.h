@@ -8,14 +8,15 @@
  *     cached Date header, timeouts, and strict handling of bad input. A user
  *     registers one handler and answers each request with ritual_http_respond.
  *
- * Errors are HTTP statuses: a parse that fails returns minus the status to
- * answer with (-400, -414, -431, -501, -505), so the caller needs no table.
+ * Errors are negative errnos, as everywhere in libritual; a request that
+ * fails to parse also says which status to answer with (req->status).
  */
 #ifndef RITUAL_HTTP_H
 #define RITUAL_HTTP_H
 
 #include "ritual.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,7 +27,7 @@ extern "C" {
 /* --------------------------------------------------------------- parser */
 
 /* The head is not complete yet: call again with more bytes. */
-#define RITUAL_HTTP_PARTIAL (-1)
+#define RITUAL_HTTP_PARTIAL (-EAGAIN)
 
 typedef struct ritual_http_header {
     const char *name; /* as received; compare case-insensitively */
@@ -73,22 +74,26 @@ typedef struct ritual_http_request {
     ritual_http_body body;
     uint64_t content_length; /* when body is RITUAL_HTTP_BODY_LENGTH */
     unsigned flags;          /* RITUAL_HTTP_* above */
+    int status;              /* after a failed parse: the status to answer */
 } ritual_http_request;
 
 /* Parses a request head from buf[0..len).
  * Returns the length of the head (through the empty line; leading empty
- * lines are skipped and counted), RITUAL_HTTP_PARTIAL if it is not complete,
- * or minus the status to answer:
- *   -400 malformed syntax, bare CR or LF, whitespace before a colon, obsolete
+ * lines are skipped and counted), RITUAL_HTTP_PARTIAL (-EAGAIN) if it is not
+ * complete, or a negative errno with the status to answer in req->status:
+ * -EBADMSG with 400, -EMSGSIZE with 414 or 431, -EOPNOTSUPP with 417 or 501,
+ * -EPROTONOSUPPORT with 505. The statuses:
+ *   400 malformed syntax, bare CR or LF, whitespace before a colon, obsolete
  *        line folding, control characters, invalid method, target or header
  *        name, missing (HTTP/1.1) or repeated Host, Content-Length that is
  *        not a number, overflows, or repeats, Content-Length together with
  *        Transfer-Encoding, a Transfer-Encoding whose last coding is not
  *        chunked, or Transfer-Encoding in an HTTP/1.0 request;
- *   -414 request line longer than limits->max_request_line;
- *   -431 head longer than limits->max_head, or more headers than slots;
- *   -501 a transfer coding other than chunked (before a final chunked);
- *   -505 an HTTP version other than 1.x.
+ *   414 request line longer than limits->max_request_line;
+ *   417 an Expect other than 100-continue;
+ *   431 head longer than limits->max_head, or more headers than slots;
+ *   501 a transfer coding other than chunked (before a final chunked);
+ *   505 an HTTP version other than 1.x.
  * A request split at any byte parses exactly as the whole does. `limits` may
  * be NULL for the defaults. `last_len` is the length given in the previous
  * call for the same request (0 the first time): bytes already known not to
@@ -112,7 +117,7 @@ typedef struct ritual_http_response {
 /* Parses a response head. `head_request` nonzero: the response answers a
  * HEAD request, so it has no body whatever its headers say (1xx, 204 and
  * 304 have none either). Returns as ritual_http_parse_request (a malformed
- * response is -400). */
+ * response is -EBADMSG; there is no status to answer). */
 RITUAL_API int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response *res,
                                           int head_request, size_t last_len);
 
@@ -123,14 +128,15 @@ typedef struct ritual_http_chunked {
     unsigned count; /* bytes in the current size line or trailer section */
 } ritual_http_chunked;
 
-/* Decodes chunked framing from buf[0..len) without copying. Returns the
- * number of bytes consumed (>= 0) and points *data at the body bytes found
- * among them (*data_len, possibly 0; at most one run per call, so call again
- * while bytes remain), or -400 for malformed framing or a chunk size that
- * overflows. Chunk extensions and trailers are read and discarded.
- * ritual_http_chunked_done tells when the last chunk and trailers are in. */
-RITUAL_API long ritual_http_chunked_decode(ritual_http_chunked *dec, const char *buf, size_t len,
-                                           const char **data, size_t *data_len);
+/* Decodes chunked framing from buf[0..len) without copying. Returns 0 with
+ * *used the bytes consumed and *data pointing at the body bytes found among
+ * them (*data_len, possibly 0; at most one run per call, so call again
+ * while bytes remain), or -EBADMSG for malformed framing or a chunk size
+ * that overflows (answer 400). Chunk extensions and trailers are read and
+ * discarded. ritual_http_chunked_done tells when the last chunk and
+ * trailers are in. */
+RITUAL_API int ritual_http_chunked_decode(ritual_http_chunked *dec, const char *buf, size_t len,
+                                          size_t *used, const char **data, size_t *data_len);
 RITUAL_API int ritual_http_chunked_done(const ritual_http_chunked *dec);
 
 /* Finds a header by name (case-insensitive); NULL if absent. */
@@ -256,7 +262,7 @@ RITUAL_API int ritual_http_respond_error(ritual_http_exchange *ex, int status, i
 RITUAL_API void ritual_http_date(int64_t unix_time, char out[30]);
 
 /* Parses an IMF-fixdate (and the two obsolete forms RFC 9110 allows).
- * Returns 0 with *out set, or -1. */
+ * Returns 0 with *out set, or -EINVAL. */
 RITUAL_API int ritual_http_parse_date(const char *text, size_t len, int64_t *out);
 
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
 #include "ritual_http.h"
 #include "support.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -369,7 +370,28 @@ static int within(const char *p, size_t n, const char *buf, size_t len)
 
 #define SLOTS 16
 
-/* Parses buf[0..len) as case c says (limits, slots). */
+/* The errno the API gives with each status a failed parse may ask for. */
+static int errno_of_status(int status)
+{
+    switch (status) {
+    case 400:
+        return -EBADMSG;
+    case 414:
+    case 431:
+        return -EMSGSIZE;
+    case 417:
+    case 501:
+        return -EOPNOTSUPP;
+    case 505:
+        return -EPROTONOSUPPORT;
+    }
+    FAIL("a failed parse asked for status %d", status);
+}
+
+/* Parses buf[0..len) as case c says (limits, slots). The cases say what
+ * they want as the head's length, RITUAL_HTTP_PARTIAL, or minus the status
+ * to answer: a failure comes back so, once its errno is checked against the
+ * status the parser set. */
 static int parse_case(const struct req_case *c, const char *buf, size_t len,
                       ritual_http_request *req, ritual_http_header *slots, size_t last_len)
 {
@@ -377,7 +399,12 @@ static int parse_case(const struct req_case *c, const char *buf, size_t len,
     memset(req, 0xa5, sizeof *req);
     req->headers = slots;
     req->num_headers = c->slots == (size_t)-1 ? 0 : c->slots ? c->slots : SLOTS;
-    return ritual_http_parse_request(buf, len, req, &limits, last_len);
+    int rc = ritual_http_parse_request(buf, len, req, &limits, last_len);
+    if (rc >= 0 || rc == RITUAL_HTTP_PARTIAL)
+        return rc;
+    if (rc != errno_of_status(req->status))
+        FAIL("%s: %s with status %d", c->name, ritual_strerror(rc), req->status);
+    return -req->status;
 }
 
 /* The fields of a successful parse of buf[0..len). */
@@ -642,6 +669,21 @@ static void check_response_fields(const struct res_case *c, const ritual_http_re
     ASSERT_EQ(r->flags, c->flags);
 }
 
+/* A response's failure as the cases say it: minus the status a request
+ * failing so would get (400, 431 for a head too long, 505). */
+static int response_status(int rc)
+{
+    if (rc >= 0 || rc == RITUAL_HTTP_PARTIAL)
+        return rc;
+    if (rc == -EBADMSG)
+        return -400;
+    if (rc == -EMSGSIZE)
+        return -431;
+    if (rc == -EPROTONOSUPPORT)
+        return -505;
+    FAIL("a response parse failed with %s", ritual_strerror(rc));
+}
+
 static void check_response(const struct res_case *c)
 {
     size_t len = strlen(c->in);
@@ -655,7 +697,8 @@ static void check_response(const struct res_case *c)
             memset(&res, 0xa5, sizeof res);
             res.headers = slots;
             res.num_headers = SLOTS;
-            int got = ritual_http_parse_response(buf, k, &res, c->head_request, pass ? last : 0);
+            int got = response_status(
+                ritual_http_parse_response(buf, k, &res, c->head_request, pass ? last : 0));
             if (k == len)
                 whole = got;
             int ok = want > 0 ? (k >= (size_t)want ? got == want : got == RITUAL_HTTP_PARTIAL)
@@ -913,10 +956,11 @@ static void feed(ritual_http_chunked *dec, const char *in, size_t len, struct de
         const char *b = at_guard(in + off, len - off);
         const char *data = NULL;
         size_t n = 99;
-        long c = ritual_http_chunked_decode(dec, b, len - off, &data, &n);
-        if (c < 0) {
-            ASSERT_EQ(c, -400);
-            d->err = (int)c;
+        size_t c;
+        int rc = ritual_http_chunked_decode(dec, b, len - off, &c, &data, &n);
+        if (rc < 0) {
+            ASSERT_EQ(rc, -EBADMSG);
+            d->err = -400;
             break;
         }
         ASSERT(c > 0 && (size_t)c <= len - off); /* progress, unless done */
@@ -983,7 +1027,8 @@ static void check_chunked(const struct chunk_case *c)
     if (c->err) {
         const char *data;
         size_t n;
-        ASSERT_EQ(ritual_http_chunked_decode(&dec, "0\r\n\r\n", 5, &data, &n), -400);
+        size_t used;
+        ASSERT_EQ(ritual_http_chunked_decode(&dec, "0\r\n\r\n", 5, &used, &data, &n), -EBADMSG);
     }
 }
 
@@ -1083,7 +1128,7 @@ static void check_dates(void)
         "1994-11-06T08:49:37Z",
     };
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
-        if (ritual_http_parse_date(garbage[i], strlen(garbage[i]), &t) != -1)
+        if (ritual_http_parse_date(garbage[i], strlen(garbage[i]), &t) != -EINVAL)
             FAIL("'%s' parsed", garbage[i]);
 }
 

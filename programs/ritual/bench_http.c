@@ -203,11 +203,13 @@ static long read_responses(struct bench_conn *bc, const char *bytes, size_t len,
         } else {
             const char *data;
             size_t data_len;
-            n = ritual_http_chunked_decode(&bc->chunked, at, left, &data, &data_len);
-            if (n < 0) {
-                protocol_error(bc, "malformed chunked body", n);
+            size_t took;
+            int rc = ritual_http_chunked_decode(&bc->chunked, at, left, &took, &data, &data_len);
+            if (rc < 0) {
+                protocol_error(bc, "malformed chunked body", rc);
                 return -1;
             }
+            n = (long)took;
             if (ritual_http_chunked_done(&bc->chunked))
                 complete(bc, now);
             else if (n == 0)

@@ -15,6 +15,7 @@
 #include "parser.h"
 #include "ritual_http.h"
 
+#include <errno.h>
 #include <limits.h>
 
 #define MAX_SIZE_LINE 4096 /* chunk-size and extensions, CRLF excluded */
@@ -138,10 +139,11 @@ static unsigned trailer_byte(ritual_http_chunked *dec, char c)
     return FAILED;
 }
 
-long ritual_http_chunked_decode(ritual_http_chunked *dec, const char *buf, size_t len,
-                                const char **data, size_t *data_len)
+int ritual_http_chunked_decode(ritual_http_chunked *dec, const char *buf, size_t len, size_t *used,
+                               const char **data, size_t *data_len)
 {
-    const char *p = buf, *end = buf + (len < LONG_MAX ? len : LONG_MAX);
+    const char *p = buf, *end = buf + len;
+    *used = 0;
     *data = buf;
     *data_len = 0;
     int have_data = 0;
@@ -149,9 +151,10 @@ long ritual_http_chunked_decode(ritual_http_chunked *dec, const char *buf, size_
     while (p < end) {
         switch (dec->state) {
         case DONE:
-            return p - buf; /* what follows is not ours: the next request */
+            *used = (size_t)(p - buf); /* what follows is not ours: the next request */
+            return 0;
         case FAILED:
-            return -400;
+            return -EBADMSG;
         case SIZE_LF:
             if (*p++ != '\n')
                 goto fail;
@@ -163,8 +166,10 @@ long ritual_http_chunked_decode(ritual_http_chunked *dec, const char *buf, size_
             }
             break;
         case DATA: {
-            if (have_data) /* one run per call: the caller comes back */
-                return p - buf;
+            if (have_data) { /* one run per call: the caller comes back */
+                *used = (size_t)(p - buf);
+                return 0;
+            }
             size_t n = (size_t)(end - p);
             if (n > dec->remaining)
                 n = (size_t)dec->remaining;
@@ -205,13 +210,14 @@ long ritual_http_chunked_decode(ritual_http_chunked *dec, const char *buf, size_
         }
     }
     if (dec->state == FAILED)
-        return -400;
-    return p - buf;
+        return -EBADMSG;
+    *used = (size_t)(p - buf);
+    return 0;
 
 fail:
     dec->state = FAILED;
     *data_len = 0;
-    return -400;
+    return -EBADMSG;
 }
 
 int ritual_http_chunked_done(const ritual_http_chunked *dec)

@@ -7,6 +7,7 @@
  */
 #include "ritual_http.h"
 
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -155,7 +156,7 @@ static int64_t full_year(int yy)
 
 /* The weekday is checked for being a name but not against the date: that
  * is a sender's slip, and nothing we could use a date for depends on it. */
-int ritual_http_parse_date(const char *s, size_t len, int64_t *out)
+static int parse_date(const char *s, size_t len, int64_t *out)
 {
     if (len == 29 && is_day_name(s) && memcmp(s + 3, ", ", 2) == 0 && s[7] == ' ' && s[11] == ' ' &&
         s[16] == ' ' && memcmp(s + 25, " GMT", 4) == 0) {
@@ -186,4 +187,9 @@ int ritual_http_parse_date(const char *s, size_t len, int64_t *out)
                       out);
     }
     return -1;
+}
+
+int ritual_http_parse_date(const char *s, size_t len, int64_t *out)
+{
+    return parse_date(s, len, out) == 0 ? 0 : -EINVAL;
 }

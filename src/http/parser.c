@@ -14,6 +14,7 @@
 #include "parser.h"
 #include "ritual_http.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
@@ -172,10 +173,10 @@ static ALWAYS_INLINE int parse_headers(const char *p, const char *end, struct ht
      * CR can be the last byte: the tests marked so cannot fail. */
     for (;;) {
         if (p == end)
-            return RITUAL_HTTP_PARTIAL;
+            return HTTP_PARTIAL;
         if (*p == '\r') {
             if (!fenced && p + 1 == end)
-                return RITUAL_HTTP_PARTIAL;
+                return HTTP_PARTIAL;
             if (p[1] != '\n')
                 return -400;
             h->count = (size_t)(slot - slots);
@@ -192,7 +193,7 @@ static ALWAYS_INLINE int parse_headers(const char *p, const char *end, struct ht
         const char *name = p;
         p = scan_class(p, end, RITUAL__HTTP_TCHAR, fenced);
         if (!fenced && p == end)
-            return RITUAL_HTTP_PARTIAL;
+            return HTTP_PARTIAL;
         if (*p != ':' || p == name)
             return -400;
         size_t name_len = (size_t)(p - name);
@@ -206,11 +207,11 @@ static ALWAYS_INLINE int parse_headers(const char *p, const char *end, struct ht
         const char *value = p;
         p = scan_value(p, end);
         if (!fenced && p == end)
-            return RITUAL_HTTP_PARTIAL;
+            return HTTP_PARTIAL;
         if (*p != '\r') /* bare LF, NUL, other controls, DEL */
             return -400;
         if (!fenced && p + 1 == end)
-            return RITUAL_HTTP_PARTIAL;
+            return HTTP_PARTIAL;
         if (p[1] != '\n')
             return -400;
         const char *value_end = p;
@@ -260,11 +261,11 @@ static inline int find_line_end(const char *p, const char *end, size_t max_line,
     const char *limit = (size_t)(end - p) > max_line ? p + max_line + 1 : end;
     const char *q = scan(p, limit);
     if (q == limit)
-        return (size_t)(q - p) > max_line ? -414 : RITUAL_HTTP_PARTIAL;
+        return (size_t)(q - p) > max_line ? -414 : HTTP_PARTIAL;
     if (*q != '\r')
         return -400;
     if (q + 1 == end)
-        return RITUAL_HTTP_PARTIAL;
+        return HTTP_PARTIAL;
     if (q[1] != '\n')
         return -400;
     *cr = q;
@@ -456,7 +457,7 @@ static int skip_empty_lines(const char **pp, const char *end)
         p += 8; /* a flood of them, four at a time */
     while (p < end && *p == '\r') {
         if (p + 1 == end)
-            return RITUAL_HTTP_PARTIAL;
+            return HTTP_PARTIAL;
         if (p[1] != '\n')
             return -400;
         p += 2;
@@ -553,8 +554,30 @@ static size_t limit_or(size_t v, size_t dflt)
     return v < INT_MAX ? v : INT_MAX; /* head lengths are returned as int */
 }
 
-int ritual_http_parse_request(const char *buf, size_t len, ritual_http_request *req,
-                              const ritual_http_limits *limits, size_t last_len)
+/* The parser works in statuses (minus the status to answer); the API in
+ * negative errnos, with the status beside them. */
+static int parse_error(int rc, int *status)
+{
+    if (rc == HTTP_PARTIAL)
+        return RITUAL_HTTP_PARTIAL;
+    if (status)
+        *status = -rc;
+    switch (-rc) {
+    case 414:
+    case 431:
+        return -EMSGSIZE;
+    case 417:
+    case 501:
+        return -EOPNOTSUPP;
+    case 505:
+        return -EPROTONOSUPPORT;
+    default:
+        return -EBADMSG;
+    }
+}
+
+static int parse_request(const char *buf, size_t len, ritual_http_request *req,
+                         const ritual_http_limits *limits, size_t last_len)
 {
     size_t max_line = DEFAULT_MAX_REQUEST_LINE, max_head = DEFAULT_MAX_HEAD;
     if (limits) {
@@ -562,13 +585,13 @@ int ritual_http_parse_request(const char *buf, size_t len, ritual_http_request *
         max_head = limit_or(limits->max_head, DEFAULT_MAX_HEAD);
     }
     if (last_len && still_partial(buf, len, last_len, max_line, max_head, scan_request_line))
-        return RITUAL_HTTP_PARTIAL;
+        return HTTP_PARTIAL;
     /* A head cannot end past max_head: parse no further, and if that is
      * not enough, the head is too long. */
     int rc = parse_request_head(buf, buf + (len < max_head ? len : max_head), req, max_line);
     if (rc >= 0)
         return rc;
-    return rc == RITUAL_HTTP_PARTIAL && len >= max_head ? -431 : rc;
+    return rc == HTTP_PARTIAL && len >= max_head ? -431 : rc;
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -621,12 +644,19 @@ static int finish_response(const struct http_head *h, ritual_http_response *res,
     return 0;
 }
 
-int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response *res,
-                               int head_request, size_t last_len)
+int ritual_http_parse_request(const char *buf, size_t len, ritual_http_request *req,
+                              const ritual_http_limits *limits, size_t last_len)
+{
+    int rc = parse_request(buf, len, req, limits, last_len);
+    return rc >= 0 ? rc : parse_error(rc, &req->status);
+}
+
+static int parse_response(const char *buf, size_t len, ritual_http_response *res, int head_request,
+                          size_t last_len)
 {
     const size_t max_line = DEFAULT_MAX_REQUEST_LINE, max_head = DEFAULT_MAX_HEAD;
     if (still_partial(buf, len, last_len, max_line, max_head, scan_value))
-        return RITUAL_HTTP_PARTIAL;
+        return HTTP_PARTIAL;
     const char *end = buf + (len < max_head ? len : max_head);
 
     const char *cr, *p = NULL;
@@ -640,9 +670,16 @@ int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response
         if (rc == 0)
             rc = finish_response(&h, res, head_request);
     }
-    if (rc == RITUAL_HTTP_PARTIAL && len >= max_head)
+    if (rc == HTTP_PARTIAL && len >= max_head)
         return -431;
     return rc ? rc : (int)(p - buf);
+}
+
+int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response *res,
+                               int head_request, size_t last_len)
+{
+    int rc = parse_response(buf, len, res, head_request, last_len);
+    return rc >= 0 ? rc : parse_error(rc, NULL);
 }
 
 /* ----------------------------------------------------------- reason phrases */

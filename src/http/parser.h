@@ -15,6 +15,10 @@
  * out of line, having more than one caller. */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* Inside the parser: the head is not complete yet (the API's
+ * RITUAL_HTTP_PARTIAL). Its other failures are minus the status to answer. */
+#define HTTP_PARTIAL (-1)
+
 /* One 256-entry table: one lookup per byte, no range tests in hot loops. */
 enum {
     RITUAL__HTTP_TCHAR = 1, /* token: ALPHA DIGIT and !#$%&'*+-.^_`|~ */

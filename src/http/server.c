@@ -287,8 +287,9 @@ static size_t feed_body(struct http_conn *hc, const char *p, size_t n)
     while (used < n && !ritual_http_chunked_done(&hc->chunked)) {
         const char *data;
         size_t data_len;
-        long r = ritual_http_chunked_decode(&hc->chunked, p + used, n - used, &data, &data_len);
-        if (r < 0) {
+        size_t r;
+        if (ritual_http_chunked_decode(&hc->chunked, p + used, n - used, &r, &data, &data_len) <
+            0) {
             ritual__http_respond_early(hc, 400, true);
             return n;
         }
@@ -302,7 +303,7 @@ static size_t feed_body(struct http_conn *hc, const char *p, size_t n)
                 return n;
             }
         }
-        used += (size_t)r;
+        used += r;
         if (r == 0)
             break;
     }
@@ -331,7 +332,7 @@ static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
     if (rc < 0) {
         hc->raw = p;
         hc->raw_len = n;
-        ritual__http_respond_early(hc, -rc, true);
+        ritual__http_respond_early(hc, req->status, true);
         return n;
     }
     size_t head_len = (size_t)rc;
