@@ -12,15 +12,13 @@
  * length of the buffer as a whole.
  */
 #include "parser.h"
+#include "scan.h"
 #include "ritual_http.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
-
-#define DEFAULT_MAX_REQUEST_LINE 8192
-#define DEFAULT_MAX_HEAD 32768
 
 /* Generated from the RFC 9110 grammar; the classes are in chars.h. */
 const unsigned char ritual__http_ctype[256] = {
@@ -41,120 +39,6 @@ const unsigned char ritual__http_ctype[256] = {
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* e0 */
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* f0 */
 };
-
-/* ------------------------------------------------ scanning 8 bytes at once */
-
-/* The long runs (request targets, field values) are tested a word of 8
- * bytes at a time for any byte that stops them: a few ALU operations per
- * word instead of a load, a compare and a branch per byte. has_less(w, n)
- * flags the bytes of w below n (n <= 128). A borrow can also flag a byte
- * above a real hit, never one below it, so the lowest flag is exact: with
- * the word loaded little-endian, its position is the count of trailing
- * zeros. high_or_del(w) flags the bytes >= 0x7f, exactly (no carry leaves
- * a byte). */
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
-static inline uint64_t has_less(uint64_t w, unsigned n)
-{
-    return (w - ONES * n) & ~w & HIGHS;
-}
-
-static inline uint64_t high_or_del(uint64_t w)
-{
-    return (w | ((w & ~HIGHS) + ONES)) & HIGHS;
-}
-
-static inline const char *first_flagged(const char *p, uint64_t flags)
-{
-    return p + __builtin_ctzll(flags) / 8;
-}
-
-/* The first byte at or after p that cannot be in a request line (anything
- * but 0x20-0x7e: the CR that should end it, or a bad byte), or end. */
-static const char *scan_request_line(const char *p, const char *end)
-{
-    for (; end - p >= 8; p += 8) {
-        uint64_t w = http_load64(p);
-        uint64_t stop = has_less(w, 0x20) | high_or_del(w);
-        if (stop)
-            return first_flagged(p, stop);
-    }
-    while (p < end && (unsigned char)*p - 0x20u < 0x5fu)
-        p++;
-    return p;
-}
-
-/* The first byte at or after p that cannot be in a request-target (anything
- * but VCHAR 0x21-0x7e: the SP that should end it, or a bad byte), or end. */
-static const char *scan_target(const char *p, const char *end)
-{
-    for (; end - p >= 8; p += 8) {
-        uint64_t w = http_load64(p);
-        uint64_t stop = has_less(w, 0x21) | high_or_del(w);
-        if (stop)
-            return first_flagged(p, stop);
-    }
-    while (p < end && (unsigned char)*p - 0x21u < 0x5eu)
-        p++;
-    return p;
-}
-
-/* Flags the bytes of w that cannot be in a field value: controls (HTAB
- * too: the caller lets it through) and DEL. has_less(w, 0x20) and a DEL
- * test (0x7f is the one byte below 0x80 that + 1 carries into the top bit)
- * share their `& ~w & HIGHS`. */
-static inline uint64_t value_stops(uint64_t w)
-{
-    return ((w - ONES * 0x20) | ((w & ~HIGHS) + ONES)) & ~w & HIGHS;
-}
-
-/* The first byte at or after p that cannot be in a field value (a control
- * other than HTAB, or DEL: normally the CR ending the line), or end. */
-static ALWAYS_INLINE const char *scan_value(const char *p, const char *end)
-{
-    if (end - p >= 8) {
-        const char *last = end - 8; /* the last word: one compare a round */
-        do {
-            uint64_t stop = value_stops(http_load64(p));
-            if (!stop) {
-                p += 8;
-                continue;
-            }
-            p = first_flagged(p, stop);
-            if (*p != '\t')
-                return p;
-            p++; /* HTAB is the one control a value may hold */
-        } while (p <= last);
-    }
-    while (p < end && http_is(*p, RITUAL__HTTP_VALUE))
-        p++;
-    return p;
-}
-
-/* The first byte at or after p not of `class` (normally the colon ending a
- * field name, or the CR ending a Host value), or end. These runs are short
- * and neither set has an arithmetic shape, so this is one table lookup per
- * byte, unrolled by four. `fenced` says that the buffer ends in a byte no
- * class holds (the LF of a complete head), which stops the scan before
- * end: then there is no bound to test at all. */
-static ALWAYS_INLINE const char *scan_class(const char *p, const char *end, unsigned class,
-                                            int fenced)
-{
-    for (; fenced || end - p >= 4; p += 4) {
-        if (!http_is(p[0], class))
-            return p;
-        if (!http_is(p[1], class))
-            return p + 1;
-        if (!http_is(p[2], class))
-            return p + 2;
-        if (!http_is(p[3], class))
-            return p + 3;
-    }
-    while (p < end && http_is(*p, class))
-        p++;
-    return p;
-}
 
 /* ------------------------------------------------------------ header lines */
 
@@ -232,15 +116,14 @@ static ALWAYS_INLINE int parse_headers(const char *p, const char *end, struct ht
 }
 
 /* The same for any buffer, out of line. */
-static int parse_headers_bounded(const char *p, const char *end, struct http_head *h,
-                                 const char **out)
+int ritual__http_parse_fields(const char *p, const char *end, struct http_head *h, const char **out)
 {
     return parse_headers(p, end, h, out, 0);
 }
 
 /* "HTTP/" DIGIT "." DIGIT: the minor version (1.x for any x but 0 counts
  * as 1.1), -505 for another major, -400 if malformed. */
-static int parse_version(const char *v, size_t n)
+int ritual__http_parse_version(const char *v, size_t n)
 {
     if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || http_digit(v[5]) > 9 || v[6] != '.' ||
         http_digit(v[7]) > 9)
@@ -248,28 +131,6 @@ static int parse_version(const char *v, size_t n)
     if (v[5] != '1')
         return -505;
     return v[7] == '0' ? 0 : 1;
-}
-
-/* Finds the end of the first line at p (the request or status line). Returns
- * 0 with *cr at its CR, PARTIAL, -414 once more than max_line bytes are
- * seen without the CR, or -400 for a bad byte (bare LF, a control). The
- * line's bytes are checked by `scan`. */
-static inline int find_line_end(const char *p, const char *end, size_t max_line,
-                                const char *(*scan)(const char *, const char *), const char **cr)
-{
-    /* Scan no further than the byte that would make the line too long. */
-    const char *limit = (size_t)(end - p) > max_line ? p + max_line + 1 : end;
-    const char *q = scan(p, limit);
-    if (q == limit)
-        return (size_t)(q - p) > max_line ? -414 : HTTP_PARTIAL;
-    if (*q != '\r')
-        return -400;
-    if (q + 1 == end)
-        return HTTP_PARTIAL;
-    if (q[1] != '\n')
-        return -400;
-    *cr = q;
-    return 0;
 }
 
 /* ----------------------------------------------------------------- requests */
@@ -372,7 +233,7 @@ static int parse_request_line(const char *p, const char *cr, ritual_http_request
     req->target = t;
     req->target_len = (size_t)(sp - t);
 
-    int minor = parse_version(sp + 1, (size_t)(cr - (sp + 1)));
+    int minor = ritual__http_parse_version(sp + 1, (size_t)(cr - (sp + 1)));
     if (minor < 0)
         return minor;
     req->minor_version = minor;
@@ -514,9 +375,9 @@ static int parse_request_head(const char *buf, const char *end, ritual_http_requ
  * overall instead of O(n^2): each call looks at the new bytes, plus (once
  * per run) back over the token bytes before them, plus, in the first line,
  * a memchr bounded by max_line. */
-static int still_partial(const char *buf, size_t len, size_t last_len, size_t max_line,
-                         size_t max_head,
-                         const char *(*scan_first_line)(const char *, const char *))
+int ritual__http_still_partial(const char *buf, size_t len, size_t last_len, size_t max_line,
+                               size_t max_head,
+                               const char *(*scan_first_line)(const char *, const char *))
 {
     if (last_len == 0 || last_len >= len || len >= max_head)
         return 0;
@@ -556,7 +417,7 @@ static size_t limit_or(size_t v, size_t dflt)
 
 /* The parser works in statuses (minus the status to answer); the API in
  * negative errnos, with the status beside them. */
-static int parse_error(int rc, int *status)
+int ritual__http_parse_error(int rc, int *status)
 {
     if (rc == HTTP_PARTIAL)
         return RITUAL_HTTP_PARTIAL;
@@ -579,12 +440,13 @@ static int parse_error(int rc, int *status)
 static int parse_request(const char *buf, size_t len, ritual_http_request *req,
                          const ritual_http_limits *limits, size_t last_len)
 {
-    size_t max_line = DEFAULT_MAX_REQUEST_LINE, max_head = DEFAULT_MAX_HEAD;
+    size_t max_line = RITUAL__HTTP_MAX_REQUEST_LINE, max_head = RITUAL__HTTP_MAX_HEAD;
     if (limits) {
-        max_line = limit_or(limits->max_request_line, DEFAULT_MAX_REQUEST_LINE);
-        max_head = limit_or(limits->max_head, DEFAULT_MAX_HEAD);
+        max_line = limit_or(limits->max_request_line, RITUAL__HTTP_MAX_REQUEST_LINE);
+        max_head = limit_or(limits->max_head, RITUAL__HTTP_MAX_HEAD);
     }
-    if (last_len && still_partial(buf, len, last_len, max_line, max_head, scan_request_line))
+    if (last_len &&
+        ritual__http_still_partial(buf, len, last_len, max_line, max_head, scan_request_line))
         return HTTP_PARTIAL;
     /* A head cannot end past max_head: parse no further, and if that is
      * not enough, the head is too long. */
@@ -594,146 +456,9 @@ static int parse_request(const char *buf, size_t len, ritual_http_request *req,
     return rc == HTTP_PARTIAL && len >= max_head ? -431 : rc;
 }
 
-/* ---------------------------------------------------------------- responses */
-
-/* HTTP-version SP 3DIGIT SP reason-phrase, in [p, cr). The SP after the
- * status is optional here: some servers leave it out with no reason. */
-static int parse_status_line(const char *p, const char *cr, ritual_http_response *res)
-{
-    size_t n = (size_t)(cr - p);
-    if (n < 12 || p[8] != ' ')
-        return -400;
-    int minor = parse_version(p, 8);
-    if (minor < 0)
-        return minor;
-    int status = 0;
-    for (int i = 9; i < 12; i++) {
-        unsigned d = http_digit(p[i]);
-        if (d > 9)
-            return -400;
-        status = status * 10 + (int)d;
-    }
-    if (status < 100 || status > 599) /* RFC 9110 15: the valid range */
-        return -400;
-    if (n > 12 && p[12] != ' ')
-        return -400;
-    res->minor_version = minor;
-    res->status = status;
-    res->reason = n > 12 ? p + 13 : p + 12;
-    res->reason_len = n > 12 ? n - 13 : 0;
-    return 0;
-}
-
-/* RFC 9112 6.3 for responses. */
-static int finish_response(const struct http_head *h, ritual_http_response *res, int head_request)
-{
-    if (h->has_te && (h->has_cl || h->te_chunked > 1))
-        return -400;
-    int s = res->status;
-    if (head_request || s < 200 || s == 204 || s == 304)
-        res->body = RITUAL_HTTP_BODY_NONE;
-    else if (h->has_te) /* chunked not last: the body runs to the close */
-        res->body = h->te_last_chunked ? RITUAL_HTTP_BODY_CHUNKED : RITUAL_HTTP_BODY_UNTIL_CLOSE;
-    else if (h->has_cl)
-        res->body = RITUAL_HTTP_BODY_LENGTH;
-    else
-        res->body = RITUAL_HTTP_BODY_UNTIL_CLOSE;
-    res->content_length = h->has_cl ? h->content_length : 0;
-    res->flags = h->flags;
-    res->num_headers = h->count;
-    return 0;
-}
-
 int ritual_http_parse_request(const char *buf, size_t len, ritual_http_request *req,
                               const ritual_http_limits *limits, size_t last_len)
 {
     int rc = parse_request(buf, len, req, limits, last_len);
-    return rc >= 0 ? rc : parse_error(rc, &req->status);
-}
-
-static int parse_response(const char *buf, size_t len, ritual_http_response *res, int head_request,
-                          size_t last_len)
-{
-    const size_t max_line = DEFAULT_MAX_REQUEST_LINE, max_head = DEFAULT_MAX_HEAD;
-    if (still_partial(buf, len, last_len, max_line, max_head, scan_value))
-        return HTTP_PARTIAL;
-    const char *end = buf + (len < max_head ? len : max_head);
-
-    const char *cr, *p = NULL;
-    int rc = find_line_end(buf, end, max_line, scan_value, &cr);
-    if (rc == 0)
-        rc = parse_status_line(buf, cr, res);
-    if (rc == 0) {
-        struct http_head h = {
-            .headers = res->headers, .cap = res->num_headers, .minor = res->minor_version};
-        rc = parse_headers_bounded(cr + 2, end, &h, &p);
-        if (rc == 0)
-            rc = finish_response(&h, res, head_request);
-    }
-    if (rc == HTTP_PARTIAL && len >= max_head)
-        return -431;
-    return rc ? rc : (int)(p - buf);
-}
-
-int ritual_http_parse_response(const char *buf, size_t len, ritual_http_response *res,
-                               int head_request, size_t last_len)
-{
-    int rc = parse_response(buf, len, res, head_request, last_len);
-    return rc >= 0 ? rc : parse_error(rc, NULL);
-}
-
-/* ----------------------------------------------------------- reason phrases */
-
-const char *ritual_http_reason(int status)
-{
-    /* One line a status reads best; clang-format would make it three. */
-    // clang-format off
-    switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
-    // clang-format on
+    return rc >= 0 ? rc : ritual__http_parse_error(rc, &req->status);
 }

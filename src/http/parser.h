@@ -19,6 +19,10 @@
  * RITUAL_HTTP_PARTIAL). Its other failures are minus the status to answer. */
 #define HTTP_PARTIAL (-1)
 
+/* Limits when the caller gives none (and the only ones for responses). */
+#define RITUAL__HTTP_MAX_REQUEST_LINE 8192
+#define RITUAL__HTTP_MAX_HEAD 32768
+
 /* One 256-entry table: one lookup per byte, no range tests in hot loops. */
 enum {
     RITUAL__HTTP_TCHAR = 1, /* token: ALPHA DIGIT and !#$%&'*+-.^_`|~ */
@@ -149,5 +153,22 @@ static ALWAYS_INLINE enum http_field http_field_of(const char *name, size_t n)
  * (-400, -417). */
 int ritual__http_on_field(struct http_head *h, enum http_field field, const char *value,
                           size_t value_len);
+
+/* Shared by the request and response parsers (parser.c). */
+
+/* Header lines from p through the empty line into h's slots: 0 with *out
+ * just past it, HTTP_PARTIAL, or minus the status to answer. */
+int ritual__http_parse_fields(const char *p, const char *end, struct http_head *h,
+                              const char **out);
+/* "HTTP/1.x": the minor version (0 or 1), -505 for another major, -400 if
+ * malformed. */
+int ritual__http_parse_version(const char *v, size_t n);
+/* 1 when the bytes after last_len cannot complete the head (see parser.c). */
+int ritual__http_still_partial(const char *buf, size_t len, size_t last_len, size_t max_line,
+                               size_t max_head,
+                               const char *(*scan_first_line)(const char *, const char *));
+/* The API's negative errno for the parser's result; *status (if not NULL)
+ * gets the status to answer. */
+int ritual__http_parse_error(int rc, int *status);
 
 #endif
