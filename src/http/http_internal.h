@@ -121,6 +121,12 @@ struct http_conn {
     struct ritual_http_exchange ex; /* the current exchange */
 };
 
+/* server.c: the callbacks of every HTTP connection, the per-loop header
+ * deadline, and what a connection owns beside the library's buffer. */
+extern const ritual_conn_callbacks ritual__http_callbacks;
+void ritual__http_header_timer_fired(ritual_timer *timer, void *data);
+void ritual__http_owned_free(struct http_conn *hc);
+
 /* response.c */
 void ritual__http_date_refresh(struct http_site *site);
 /* Sends what is staged for stage_conn. */

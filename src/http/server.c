@@ -46,7 +46,7 @@ static void wait_stop(struct http_conn *hc)
 
 /* Every deadline is the same timeout after its start, so the list is in
  * deadline order and the timer only ever needs its head. */
-static void header_timer_fired(ritual_timer *timer, void *data)
+void ritual__http_header_timer_fired(ritual_timer *timer, void *data)
 {
     struct http_site *site = data;
     uint64_t now = ritual_loop_now(site->loop);
@@ -73,7 +73,7 @@ static bool is_head(const ritual_http_request *req)
     return req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
 }
 
-static void owned_free(struct http_conn *hc)
+void ritual__http_owned_free(struct http_conn *hc)
 {
     if (hc->owned) {
         free(hc->owned->headers);
@@ -210,7 +210,7 @@ void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_
     struct http_site *site = hc->site;
     ex->responded = true;
     if (!hc->conn) { /* answered after the connection closed */
-        owned_free(hc);
+        ritual__http_owned_free(hc);
         hc->state = HTTP_IDLE;
         ritual_list_del(&hc->all);
         hc->next_free = site->free_conns;
@@ -229,7 +229,7 @@ void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_
     if (hc->close_after)
         hc->done = true; /* the response said Connection: close */
     if (hc->state == HTTP_WAITING) {
-        owned_free(hc);
+        ritual__http_owned_free(hc);
         hc->state = HTTP_IDLE;
         bool buffered = ritual_conn_input_held(hc->conn) > 0;
         if (hc->done || (hc->eof && !buffered))
@@ -268,7 +268,7 @@ static void finish_body(struct http_conn *hc)
     reparse_owned(hc);
     dispatch(hc, NULL, 0);
     if (hc->state != HTTP_WAITING)
-        owned_free(hc);
+        ritual__http_owned_free(hc);
 }
 
 /* Body bytes for the request in HTTP_BODY. Returns the bytes consumed. */
@@ -492,13 +492,13 @@ static void on_close(ritual_conn *conn, int reason)
     hc->conn = NULL;
     if (hc->state == HTTP_WAITING)
         return; /* the handler still holds the exchange: freed when it answers */
-    owned_free(hc);
+    ritual__http_owned_free(hc);
     ritual_list_del(&hc->all);
     hc->next_free = site->free_conns;
     site->free_conns = hc;
 }
 
-static const ritual_conn_callbacks http_callbacks = {
+const ritual_conn_callbacks ritual__http_callbacks = {
     .on_open = on_open,
     .on_data = on_data,
     .on_eof = on_eof,
@@ -506,164 +506,6 @@ static const ritual_conn_callbacks http_callbacks = {
     .on_shutdown = on_shutdown,
     .on_close = on_close,
 };
-
-/* ----------------------------------------------------------------- setup */
-
-static void config_unref(struct http_config *cfg)
-{
-    if (--cfg->refs > 0)
-        return;
-    free((char *)cfg->opts.server_name);
-    free(cfg->sites);
-    free(cfg);
-}
-
-static void site_free(void *arg)
-{
-    struct http_site *site = arg;
-    while (!ritual_list_empty(&site->all_conns)) {
-        struct http_conn *hc = ritual_container_of(site->all_conns.next, struct http_conn, all);
-        owned_free(hc);
-        ritual_list_del(&hc->all);
-        free(hc);
-    }
-    while (site->free_conns) {
-        struct http_conn *next = site->free_conns->next_free;
-        free(site->free_conns);
-        site->free_conns = next;
-    }
-    ritual_timer_free(site->header_timer);
-    free(site->headers);
-    ritual__http_stage_drop(site);
-    free(site->stage);
-    free(site->pieces);
-    config_unref(site->config);
-    free(site);
-}
-
-static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ritual_error *err)
-{
-    struct http_site *site = calloc(1, sizeof *site);
-    if (site) {
-        site->config = cfg;
-        site->opts = &cfg->opts;
-        site->loop = loop;
-        site->date_sec = -1;
-        ritual_list_init(&site->waiting);
-        ritual_list_init(&site->all_conns);
-        site->headers = calloc(cfg->opts.max_headers, sizeof *site->headers);
-        site->header_timer = ritual_timer_new(loop, header_timer_fired, site);
-    }
-    if (!site || !site->headers || !site->header_timer ||
-        ritual_loop_on_free(loop, site_free, site) < 0) {
-        if (site) {
-            ritual_timer_free(site->header_timer);
-            free(site->headers);
-            free(site);
-        }
-        ritual_error_set(err, -ENOMEM, "http: out of memory");
-        return NULL;
-    }
-    cfg->refs++;
-    ritual__http_date_refresh(site);
-    return site;
-}
-
-static struct http_config *config_new(const ritual_http_options *options, unsigned nsites,
-                                      ritual_error *err)
-{
-    if (!options || !options->handler) {
-        ritual_error_set(err, -EINVAL, "http: a handler is required");
-        return NULL;
-    }
-    struct http_config *cfg = calloc(1, sizeof *cfg);
-    if (!cfg)
-        goto oom;
-    cfg->opts = *options;
-    ritual_http_options *o = &cfg->opts;
-    if (!o->max_headers)
-        o->max_headers = 100;
-    if (!o->max_body)
-        o->max_body = 1u << 20;
-    if (!o->max_requests)
-        o->max_requests = 10000;
-    if (!o->header_timeout_ms)
-        o->header_timeout_ms = 10000;
-    if (!o->body_timeout_ms)
-        o->body_timeout_ms = 60000;
-    if (!o->keepalive_timeout_ms)
-        o->keepalive_timeout_ms = 75000;
-    if (!o->send_timeout_ms)
-        o->send_timeout_ms = 60000;
-    if (!o->limits.max_request_line)
-        o->limits.max_request_line = 8192;
-    if (!o->limits.max_head)
-        o->limits.max_head = 32768;
-    o->server_name = strdup(o->server_name ? o->server_name : "ritual");
-    cfg->sites = calloc(nsites, sizeof *cfg->sites);
-    if (!o->server_name || !cfg->sites) {
-        free((char *)o->server_name);
-        free(cfg->sites);
-        free(cfg);
-        goto oom;
-    }
-    cfg->refs = 1; /* the caller's, dropped once the sites hold theirs */
-    return cfg;
-oom:
-    ritual_error_set(err, -ENOMEM, "http: out of memory");
-    return NULL;
-}
-
-static ritual_listen_options listen_options(struct http_config *cfg)
-{
-    ritual_listen_options lo;
-    memset(&lo, 0, sizeof lo);
-    lo.backlog = cfg->opts.backlog;
-    lo.flags = cfg->opts.listen_flags;
-    lo.max_conns = cfg->opts.max_conns;
-    lo.conn = cfg->opts.conn;
-    lo.data = cfg->opts.data; /* the application's, as for any listener */
-    lo.protocol_data = cfg;
-    return lo;
-}
-
-ritual_listener *ritual_http_listen(ritual_loop *loop, const char *address,
-                                    const ritual_http_options *options, ritual_error *err)
-{
-    struct http_config *cfg = config_new(options, 1, err);
-    if (!cfg)
-        return NULL;
-    struct http_site *site = site_new(cfg, loop, err);
-    ritual_listener *l = NULL;
-    if (site) {
-        cfg->sites[cfg->nsites++] = site;
-        ritual_listen_options lo = listen_options(cfg);
-        l = ritual_listen(loop, address, &lo, &http_callbacks, err);
-    }
-    config_unref(cfg); /* the site keeps it, and frees it with the loop */
-    return l;
-}
-
-ritual_listener *ritual_http_server_listen(ritual_server *server, const char *address,
-                                           const ritual_http_options *options, ritual_error *err)
-{
-    unsigned n = ritual_server_workers(server);
-    struct http_config *cfg = config_new(options, n, err);
-    if (!cfg)
-        return NULL;
-    ritual_listener *l = NULL;
-    for (unsigned i = 0; i < n; i++) {
-        struct http_site *site = site_new(cfg, ritual_server_loop(server, i), err);
-        if (!site)
-            goto out;
-        cfg->sites[cfg->nsites++] = site;
-    }
-    ritual_listen_options lo = listen_options(cfg);
-    l = ritual_server_listen(server, address, &lo, &http_callbacks, err);
-out:
-    config_unref(cfg);
-    return l;
-}
 
 /* ------------------------------------------------------------- accessors */
 

@@ -1,0 +1,165 @@
+/* listen.c - HTTP listeners: the configuration a listener's loops share
+ * (the options with their defaults filled in, reference-counted) and a
+ * site per loop (its connections, free list, header timer, Date cache),
+ * freed with its loop. */
+#include "http_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void config_unref(struct http_config *cfg)
+{
+    if (--cfg->refs > 0)
+        return;
+    free((char *)cfg->opts.server_name);
+    free(cfg->sites);
+    free(cfg);
+}
+
+static void site_free(void *arg)
+{
+    struct http_site *site = arg;
+    while (!ritual_list_empty(&site->all_conns)) {
+        struct http_conn *hc = ritual_container_of(site->all_conns.next, struct http_conn, all);
+        ritual__http_owned_free(hc);
+        ritual_list_del(&hc->all);
+        free(hc);
+    }
+    while (site->free_conns) {
+        struct http_conn *next = site->free_conns->next_free;
+        free(site->free_conns);
+        site->free_conns = next;
+    }
+    ritual_timer_free(site->header_timer);
+    free(site->headers);
+    ritual__http_stage_drop(site);
+    free(site->stage);
+    free(site->pieces);
+    config_unref(site->config);
+    free(site);
+}
+
+static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ritual_error *err)
+{
+    struct http_site *site = calloc(1, sizeof *site);
+    if (site) {
+        site->config = cfg;
+        site->opts = &cfg->opts;
+        site->loop = loop;
+        site->date_sec = -1;
+        ritual_list_init(&site->waiting);
+        ritual_list_init(&site->all_conns);
+        site->headers = calloc(cfg->opts.max_headers, sizeof *site->headers);
+        site->header_timer = ritual_timer_new(loop, ritual__http_header_timer_fired, site);
+    }
+    if (!site || !site->headers || !site->header_timer ||
+        ritual_loop_on_free(loop, site_free, site) < 0) {
+        if (site) {
+            ritual_timer_free(site->header_timer);
+            free(site->headers);
+            free(site);
+        }
+        ritual_error_set(err, -ENOMEM, "http: out of memory");
+        return NULL;
+    }
+    cfg->refs++;
+    ritual__http_date_refresh(site);
+    return site;
+}
+
+static struct http_config *config_new(const ritual_http_options *options, unsigned nsites,
+                                      ritual_error *err)
+{
+    if (!options || !options->handler) {
+        ritual_error_set(err, -EINVAL, "http: a handler is required");
+        return NULL;
+    }
+    struct http_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        goto oom;
+    cfg->opts = *options;
+    ritual_http_options *o = &cfg->opts;
+    if (!o->max_headers)
+        o->max_headers = 100;
+    if (!o->max_body)
+        o->max_body = 1u << 20;
+    if (!o->max_requests)
+        o->max_requests = 10000;
+    if (!o->header_timeout_ms)
+        o->header_timeout_ms = 10000;
+    if (!o->body_timeout_ms)
+        o->body_timeout_ms = 60000;
+    if (!o->keepalive_timeout_ms)
+        o->keepalive_timeout_ms = 75000;
+    if (!o->send_timeout_ms)
+        o->send_timeout_ms = 60000;
+    if (!o->limits.max_request_line)
+        o->limits.max_request_line = 8192;
+    if (!o->limits.max_head)
+        o->limits.max_head = 32768;
+    o->server_name = strdup(o->server_name ? o->server_name : "ritual");
+    cfg->sites = calloc(nsites, sizeof *cfg->sites);
+    if (!o->server_name || !cfg->sites) {
+        free((char *)o->server_name);
+        free(cfg->sites);
+        free(cfg);
+        goto oom;
+    }
+    cfg->refs = 1; /* the caller's, dropped once the sites hold theirs */
+    return cfg;
+oom:
+    ritual_error_set(err, -ENOMEM, "http: out of memory");
+    return NULL;
+}
+
+static ritual_listen_options listen_options(struct http_config *cfg)
+{
+    ritual_listen_options lo;
+    memset(&lo, 0, sizeof lo);
+    lo.backlog = cfg->opts.backlog;
+    lo.flags = cfg->opts.listen_flags;
+    lo.max_conns = cfg->opts.max_conns;
+    lo.conn = cfg->opts.conn;
+    lo.data = cfg->opts.data; /* the application's, as for any listener */
+    lo.protocol_data = cfg;
+    return lo;
+}
+
+ritual_listener *ritual_http_listen(ritual_loop *loop, const char *address,
+                                    const ritual_http_options *options, ritual_error *err)
+{
+    struct http_config *cfg = config_new(options, 1, err);
+    if (!cfg)
+        return NULL;
+    struct http_site *site = site_new(cfg, loop, err);
+    ritual_listener *l = NULL;
+    if (site) {
+        cfg->sites[cfg->nsites++] = site;
+        ritual_listen_options lo = listen_options(cfg);
+        l = ritual_listen(loop, address, &lo, &ritual__http_callbacks, err);
+    }
+    config_unref(cfg); /* the site keeps it, and frees it with the loop */
+    return l;
+}
+
+ritual_listener *ritual_http_server_listen(ritual_server *server, const char *address,
+                                           const ritual_http_options *options, ritual_error *err)
+{
+    unsigned n = ritual_server_workers(server);
+    struct http_config *cfg = config_new(options, n, err);
+    if (!cfg)
+        return NULL;
+    ritual_listener *l = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        struct http_site *site = site_new(cfg, ritual_server_loop(server, i), err);
+        if (!site)
+            goto out;
+        cfg->sites[cfg->nsites++] = site;
+    }
+    ritual_listen_options lo = listen_options(cfg);
+    l = ritual_server_listen(server, address, &lo, &ritual__http_callbacks, err);
+out:
+    config_unref(cfg);
+    return l;
+}
