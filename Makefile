@@ -8,7 +8,7 @@ BENCH_BUILD ?= build-bench
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure -j $(JOBS)
-FORMAT_FILES = include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*.[ch] examples/*.c \
+FORMAT_FILES = include/*.h src/*.[ch] src/*/*.[ch] programs/*/*.[ch] tests/*/*.[ch] examples/*.c \
                bench/*.h bench/*/*.c fuzz/*.c
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60

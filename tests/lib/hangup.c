@@ -104,7 +104,7 @@ static void tick(ritual_timer *t, void *data)
     ritual_timer_stop(t);
 }
 
-int main(void)
+static void clean_hangup_while_paused(void)
 {
     w.loop = lt_loop();
     note("backend %s", ritual_loop_backend_name(w.loop));
@@ -113,6 +113,7 @@ int main(void)
     ritual_listener *l = lt_listen(w.loop, NULL, &cbs);
     w.port = ritual_listener_port(l);
     ritual_timer *t = ritual_timer_new(w.loop, tick, NULL);
+    ASSERT(t != NULL);
     ASSERT_EQ(ritual_timer_start(t, 5, 5), 0);
     pthread_t th = lt_thread(client, NULL);
     lt_run(w.loop, 10000);
@@ -127,5 +128,6 @@ int main(void)
     ASSERT(memcmp(w.got, last_words, w.got_len) == 0);
     ritual_timer_free(t);
     ritual_loop_free(w.loop);
-    return 0;
 }
+
+TEST_CASES(CASE(clean_hangup_while_paused))

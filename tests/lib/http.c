@@ -152,25 +152,18 @@ static void send_str(int fd, const char *text)
     send_all(fd, text, strlen(text));
 }
 
-/* Reads until EOF (or 10 s); returns the bytes read (malloc'd, NUL-ended). */
-static char *read_all(int fd, size_t *len)
+/* Reads until the stream ends as `end` says it must (within 10 s); returns
+ * the bytes read (malloc'd, NUL-ended). */
+static char *read_all(int fd, size_t *len, enum stream_end end)
 {
-    size_t cap = BIG + (1u << 20), n = 0;
+    size_t cap = BIG + (1u << 20);
     char *buf = malloc(cap + 1);
     ASSERT(buf != NULL);
-    uint64_t deadline = now_ms() + 10000;
-    while (now_ms() < deadline) {
-        ssize_t r = recv(fd, buf + n, cap - n, 0);
-        if (r == 0 || (r < 0 && errno == ECONNRESET))
-            break;
-        if (r < 0 && errno == EINTR)
-            continue;
-        SYSCHECK(r);
-        n += (size_t)r;
-        ASSERT(n < cap);
-    }
-    buf[n] = '\0';
-    *len = n;
+    int got = recv_to_end(fd, buf, cap, len, 10000);
+    if (got != (int)end)
+        FAIL("the stream ended with %s, expected %s", got == STREAM_EOF ? "a FIN" : "a reset",
+             end == STREAM_EOF ? "a FIN" : "a reset");
+    buf[*len] = '\0';
     return buf;
 }
 
@@ -208,7 +201,7 @@ static void *never_reads(void *arg)
     return NULL;
 }
 
-static void story_late_big(void)
+static void late_big(void)
 {
     setup(1000);
     late_timer = ritual_timer_new(loop, answer_late, big);
@@ -239,7 +232,7 @@ static void *posts_then_aborted(void *arg)
         int fd = tcp_connect(port);
         send_all(fd, req, (size_t)head + 500000);
         size_t len;
-        free(read_all(fd, &len));
+        free(read_all(fd, &len, STREAM_RESET));
         ASSERT_EQ(len, 0); /* aborted: nothing, then a reset */
         close(fd);
     }
@@ -247,7 +240,7 @@ static void *posts_then_aborted(void *arg)
     return NULL;
 }
 
-static void story_abort(void)
+static void abort_instead_of_answer(void)
 {
     setup(0);
     pthread_t client = lt_thread(posts_then_aborted, NULL);
@@ -268,7 +261,7 @@ static void *asks_to_quit(void *arg)
     int fd = tcp_connect(port);
     send_str(fd, "GET /quit HTTP/1.1\r\nHost: a\r\n\r\n");
     size_t len;
-    char *text = read_all(fd, &len);
+    char *text = read_all(fd, &len, STREAM_EOF);
     ASSERT_EQ(count_of(text, len, "HTTP/1.1 200 OK"), 1);
     ASSERT(len > 4 && memcmp(text + len - 4, "bye\n", 4) == 0);
     free(text);
@@ -276,7 +269,7 @@ static void *asks_to_quit(void *arg)
     return NULL;
 }
 
-static void story_quit(void)
+static void shutdown_after_answer(void)
 {
     setup(0);
     pthread_t client = lt_thread(asks_to_quit, NULL);
@@ -298,7 +291,7 @@ static void *pipelines_then_half_closes(void *arg)
     send_all(fd, reqs, sizeof reqs - 1);
     SYSCHECK(shutdown(fd, SHUT_WR));
     size_t len;
-    char *text = read_all(fd, &len);
+    char *text = read_all(fd, &len, STREAM_EOF);
     ASSERT_EQ(count_of(text, len, "HTTP/1.1 200 OK"), 3);
     ASSERT(len > 3 && memcmp(text + len - 3, "ok\n", 3) == 0);
     free(text);
@@ -307,7 +300,7 @@ static void *pipelines_then_half_closes(void *arg)
     return NULL;
 }
 
-static void story_half_close(void)
+static void half_close_after_pipeline(void)
 {
     setup(0);
     late_timer = ritual_timer_new(loop, answer_late, NULL);
@@ -320,10 +313,13 @@ static void story_half_close(void)
 
 /* 5 ------------------------------------------------------------------ */
 
+static int posted_answer_runs, posted_answer_result = 1;
+
 static void answer_from_post(ritual_loop *l, void *arg)
 {
     (void)l;
-    ritual_http_respond(arg, 200, NULL, 0, "posted\n", 7);
+    posted_answer_runs++;
+    posted_answer_result = ritual_http_respond(arg, 200, NULL, 0, "posted\n", 7);
 }
 
 static void *asks_late(void *arg)
@@ -337,7 +333,7 @@ static void *asks_late(void *arg)
     return (void *)(intptr_t)fd;
 }
 
-static void story_post_at_free(void)
+static void answer_posted_at_free(void)
 {
     setup(0);
     atomic_store(&handled, 0);
@@ -351,7 +347,10 @@ static void story_post_at_free(void)
     pending = NULL;
     ritual_loop_free(loop);
     close((int)(intptr_t)ret);
-    note("5. an answer posted while the loop is freed: run while its exchange exists");
+    note("5. an answer posted while the loop is freed: run while its exchange exists, %s",
+         ritual_strerror(posted_answer_result));
+    ASSERT_EQ(posted_answer_runs, 1);
+    ASSERT_EQ(posted_answer_result, 0);
 }
 
 /* 6 ------------------------------------------------------------------ */
@@ -362,7 +361,7 @@ static void *asks_to_inject(void *arg)
     int fd = tcp_connect(port);
     send_str(fd, "GET /inject HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     size_t len;
-    char *text = read_all(fd, &len);
+    char *text = read_all(fd, &len, STREAM_EOF);
     ASSERT_EQ(count_of(text, len, "HTTP/1.1 "), 1);
     ASSERT_EQ(count_of(text, len, "HTTP/1.1 200 OK\r\n"), 1);
     ASSERT_EQ(count_of(text, len, "\r\nX-A: 1\r\nX-B: 2\r\n"), 1);
@@ -376,7 +375,7 @@ static void *asks_to_inject(void *arg)
     return NULL;
 }
 
-static void story_inject(void)
+static void header_injection(void)
 {
     setup(0);
     pthread_t client = lt_thread(asks_to_inject, NULL);
@@ -386,17 +385,18 @@ static void story_inject(void)
     ritual_loop_free(loop);
 }
 
-int main(void)
+static void make_big(void)
 {
     big = malloc(BIG);
     ASSERT(big != NULL);
     memset(big, 'x', BIG);
-    story_late_big();
-    story_abort();
-    story_quit();
-    story_half_close();
-    story_post_at_free();
-    story_inject();
-    free(big);
-    return 0;
 }
+
+static void free_big(void)
+{
+    free(big);
+}
+
+TEST_CASES_WITH(make_big, free_big, CASE(late_big), CASE(abort_instead_of_answer),
+                CASE(shutdown_after_answer), CASE(half_close_after_pipeline),
+                CASE(answer_posted_at_free), CASE(header_injection))

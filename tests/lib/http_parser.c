@@ -2,7 +2,12 @@
  * and dates. Every input, valid or not, is parsed whole and then at every
  * split offset (a buffer growing byte by byte, and two pieces), always
  * placed so that it ends at a PROT_NONE page: a read past the end faults.
- * A prefix must say PARTIAL, or the very verdict the whole input gets. */
+ * A prefix must say PARTIAL, or the very verdict the whole input gets.
+ *
+ * Cases: request_heads, response_heads, chunked_bodies (each its table),
+ * dates, header_and_reason_helpers, and parse_throughput (a measurement,
+ * reported, not asserted). The fixture maps the guard page and builds the
+ * long inputs the tables point to. */
 #include "ritual_http.h"
 #include "support.h"
 
@@ -17,6 +22,8 @@
 
 #define GUARD_SPACE (64 * 1024)
 static char *guard_end; /* the first byte of the PROT_NONE page */
+static char *guard_map;
+static size_t guard_map_size;
 
 static void guard_init(void)
 {
@@ -27,6 +34,13 @@ static void guard_init(void)
     ASSERT(map != MAP_FAILED);
     SYSCHECK(mprotect(map + space, page, PROT_NONE));
     guard_end = map + space;
+    guard_map = map;
+    guard_map_size = space + page;
+}
+
+static void guard_free(void)
+{
+    SYSCHECK(munmap(guard_map, guard_map_size));
 }
 
 /* Copies s[0..n) so that it ends exactly at the guard page. */
@@ -504,7 +518,7 @@ static void check_request(const struct req_case *c)
 }
 
 /* A 300-byte request parsed whole, many times: the number in the report. */
-static void measure_throughput(void)
+static void parse_throughput(void)
 {
     ritual_http_header slots[SLOTS];
     ritual_http_request req;
@@ -1034,7 +1048,7 @@ static void check_chunked(const struct chunk_case *c)
 
 /* ------------------------------------------------------------------ dates */
 
-static void check_dates(void)
+static void dates(void)
 {
     static const struct {
         int64_t t;
@@ -1134,7 +1148,7 @@ static void check_dates(void)
 
 /* ---------------------------------------------------------- small helpers */
 
-static void check_helpers(void)
+static void header_and_reason_helpers(void)
 {
     ritual_http_header h[3] = {RITUAL_HTTP_HEADER("Host", "a"),
                                RITUAL_HTTP_HEADER("Content-Type", "text/plain"),
@@ -1194,28 +1208,36 @@ static void build_inputs(void)
     strcpy(p, "\r\n");
 }
 
-int main(void)
+/* The fixture: the guard page and the long inputs, for every case. */
+static void set_up(void)
 {
     guard_init();
     build_inputs();
+}
 
+static void request_heads(void)
+{
     size_t n_req = sizeof req_cases / sizeof req_cases[0];
     for (size_t i = 0; i < n_req; i++)
         check_request(&req_cases[i]);
     note("%zu request cases, whole and at every split", n_req);
+}
 
+static void response_heads(void)
+{
     size_t n_res = sizeof res_cases / sizeof res_cases[0];
     for (size_t i = 0; i < n_res; i++)
         check_response(&res_cases[i]);
     note("%zu response cases", n_res);
+}
 
+static void chunked_bodies(void)
+{
     size_t n_chunk = sizeof chunk_cases / sizeof chunk_cases[0];
     for (size_t i = 0; i < n_chunk; i++)
         check_chunked(&chunk_cases[i]);
     note("%zu chunked cases", n_chunk);
-
-    check_dates();
-    check_helpers();
-    measure_throughput();
-    return 0;
 }
+
+TEST_CASES_WITH(set_up, guard_free, CASE(request_heads), CASE(response_heads), CASE(chunked_bodies),
+                CASE(dates), CASE(header_and_reason_helpers), CASE(parse_throughput))

@@ -40,6 +40,7 @@ static void *serve(void *arg)
     ritual_conn_callbacks cbs = {.on_data = echo};
     st->port = ritual_listener_port(lt_listen(st->loop, &opts, &cbs));
     ritual_timer *t = ritual_timer_new(st->loop, poll_stop, st);
+    ASSERT(t != NULL);
     ASSERT_EQ(ritual_timer_start(t, 5, 5), 0);
     st->ready = 1;
     lt_run(st->loop, 20000);
@@ -54,13 +55,17 @@ static void roundtrip(int port, const char *msg)
     close(fd);
 }
 
-int main(void)
+static void two_loops_two_threads(void)
 {
     struct server_thread a = {0}, b = {0};
     a.thread = lt_thread(serve, &a);
     b.thread = lt_thread(serve, &b);
-    while (!a.ready || !b.ready)
+    uint64_t deadline = now_ms() + 10000;
+    while (!a.ready || !b.ready) {
+        if (now_ms() > deadline)
+            FAIL("the loops' threads were not ready within 10 s");
         sleep_ms(1);
+    }
     ASSERT_NE(a.port, b.port);
 
     roundtrip(a.port, "to loop a");
@@ -76,5 +81,6 @@ int main(void)
 
     ASSERT_EQ(a.bytes, strlen("to loop a"));
     ASSERT_EQ(b.bytes, strlen("to loop b, longer") + strlen("b again"));
-    return 0;
 }
+
+TEST_CASES(CASE(two_loops_two_threads))

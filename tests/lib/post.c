@@ -1,6 +1,10 @@
-/* ritual_loop_post from many threads at once: every message is delivered
- * exactly once, on the loop's thread, and those of one thread in the order
- * they were posted. Calls still queued when the loop is freed run then. */
+/* ritual_loop_post.
+ *
+ * - many_threads_in_order: posts from many threads at once; every message
+ *   is delivered exactly once, on the loop's thread, and those of one
+ *   thread in the order they were posted.
+ * - queued_calls_run_at_free: calls still queued when the loop is freed
+ *   run then, and may post no more. */
 #include "libtest.h"
 
 #include <errno.h>
@@ -51,7 +55,7 @@ static void late(ritual_loop *l, void *arg)
     ASSERT_EQ(ritual_loop_post(l, late, NULL), -ESHUTDOWN);
 }
 
-int main(void)
+static void many_threads_in_order(void)
 {
     loop = lt_loop();
     loop_thread = pthread_self();
@@ -65,9 +69,24 @@ int main(void)
     for (int t = 0; t < THREADS; t++)
         ASSERT_EQ(next_seq[t], PER_THREAD);
     note("%d threads posted %d messages each; all delivered once, in order", THREADS, PER_THREAD);
+    ritual_loop_free(loop);
+}
 
+static void stop(ritual_loop *l, void *arg)
+{
+    (void)arg;
+    ritual_loop_stop(l);
+}
+
+static void queued_calls_run_at_free(void)
+{
+    loop = lt_loop();
+    /* A loop that has run, as in an application's shutdown. */
+    ASSERT_EQ(ritual_loop_post(loop, stop, NULL), 0);
+    lt_run(loop, 10000);
     ASSERT_EQ(ritual_loop_post(loop, late, NULL), 0);
     ritual_loop_free(loop);
     ASSERT_EQ(late_runs, 1);
-    return 0;
 }
+
+TEST_CASES(CASE(many_threads_in_order), CASE(queued_calls_run_at_free))

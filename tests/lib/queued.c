@@ -1,16 +1,16 @@
 /* What is queued means the same on every backend: output the kernel has
- * not taken. Two stories.
+ * not taken. Two cases.
  *
- * 1. Taken at once. A connection whose peer reads writes 8 KiB in 100 small
- *    writes from one on_data, far less than any socket buffer holds: the
- *    kernel takes them as they come (io_uring sends them with the turn's
- *    batch, which must change nothing the user can see). Nothing is ever
- *    queued, no on_drain follows, a write_limit and a high watermark of
- *    4 KiB are never reached, and reading does not stop.
- * 2. Refused. A connection whose peer does not read writes 1 MiB in small
- *    writes: whatever the backend, all but what the socket buffers hold is
- *    queued, reading stops above the high watermark, and on_drain comes
- *    once the peer has read it all. */
+ * - small_writes_taken_at_once (story 1): a connection whose peer reads
+ *   writes 8 KiB in 80 small writes from one on_data, far less than any
+ *   socket buffer holds: the kernel takes them as they come (io_uring sends
+ *   them with the turn's batch, which must change nothing the user can
+ *   see). Nothing is ever queued, no on_drain follows, a write_limit and a
+ *   high watermark of 4 KiB are never reached, and reading does not stop.
+ * - refused_writes_queued (story 2): a connection whose peer does not read
+ *   writes 1 MiB in small writes: whatever the backend, all but what the
+ *   socket buffers hold is queued, reading stops above the high watermark,
+ *   and on_drain comes once the peer has read it all. */
 #include "libtest.h"
 
 #include <errno.h>
@@ -25,7 +25,6 @@
 
 struct story {
     int number;
-    ritual_listener *listener;
     int port;
     ritual_conn *conn;
     size_t most_queued;
@@ -37,7 +36,7 @@ struct story {
     _Atomic int client_done;
 };
 
-static struct story s1 = {.number = 1}, s2 = {.number = 2};
+static struct story story;
 static ritual_loop *loop;
 
 static struct story *story_of(ritual_conn *conn)
@@ -99,96 +98,113 @@ static void on_close(ritual_conn *conn, int reason)
     s->conn = NULL;
 }
 
-static void read_all(int fd, size_t want, int story)
+/* Reads the `want` bytes of the story's writes; an end of the stream before
+ * them (a FIN or a reset: it says which) or 10 s without them fails. */
+static void read_all(int fd, size_t want, int number)
 {
     static char buf[1 << 16];
     size_t got = 0;
     uint64_t deadline = now_ms() + 10000;
     while (got < want) {
         if (!wait_fd(fd, POLLIN, deadline))
-            FAIL("story %d: %zu of %zu bytes arrived", story, got, want);
+            FAIL("story %d: %zu of %zu bytes arrived", number, got, want);
         ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n <= 0)
-            FAIL("story %d: the server closed after %zu of %zu bytes", story, got, want);
+        if (n == 0)
+            FAIL("story %d: the server sent a FIN after %zu of %zu bytes", number, got, want);
+        if (n < 0)
+            FAIL("story %d: recv after %zu of %zu bytes: %s", number, got, want, strerror(errno));
         for (ssize_t i = 0; i < n; i++)
-            ASSERT_EQ(buf[i], 'a' + story);
+            ASSERT_EQ(buf[i], 'a' + number);
         got += (size_t)n;
     }
 }
 
-static void *client(void *arg)
+/* Story 1's peer: reads all along. */
+static void *reading_client(void *arg)
 {
     (void)arg;
-    /* 1: reads all along. */
-    int fd = tcp_connect(s1.port);
+    int fd = tcp_connect(story.port);
     send_all(fd, "go", 2);
     read_all(fd, STORY1_WRITES * SMALL, 1);
     close(fd);
-    s1.client_done = 1;
+    story.client_done = 1;
+    return NULL;
+}
 
-    /* 2: does not read until the server has written everything. */
-    fd = tcp_connect_rcvbuf(s2.port, 16 * 1024);
+/* Story 2's peer: does not read until the server has written everything. */
+static void *stalling_client(void *arg)
+{
+    (void)arg;
+    int fd = tcp_connect_rcvbuf(story.port, 16 * 1024);
     send_all(fd, "go", 2);
     uint64_t deadline = now_ms() + 10000;
-    while (!s2.server_wrote && now_ms() < deadline)
+    while (!story.server_wrote) {
+        if (now_ms() > deadline)
+            FAIL("story 2: the server did not write within 10 s");
         sleep_ms(1);
+    }
     read_all(fd, STORY2_BYTES / SMALL * SMALL, 2);
     close(fd);
-    s2.client_done = 1;
+    story.client_done = 1;
     return NULL;
 }
 
 static void tick(ritual_timer *t, void *data)
 {
     (void)data;
-    if (s1.conn)
-        see_queue(&s1, s1.conn);
-    if (s1.client_done && s2.client_done && !s1.conn && !s2.conn) {
+    if (story.number == 1 && story.conn)
+        see_queue(&story, story.conn);
+    if (story.client_done && story.closes > 0) {
         ritual_timer_stop(t);
         ritual_loop_stop(loop);
     }
 }
 
-static void listen_story(struct story *s, const ritual_listen_options *base)
+/* Listens with `opts` and runs the loop while `client` plays the peer,
+ * until the client is done and the server's connection has closed. */
+static void run_story(int number, ritual_listen_options opts, void *(*client)(void *))
 {
-    ritual_listen_options opts = *base;
-    opts.data = s;
-    ritual_conn_callbacks cbs = {
-        .on_open = on_open, .on_data = on_data, .on_drain = on_drain, .on_close = on_close};
-    s->listener = lt_listen(loop, &opts, &cbs);
-    s->port = ritual_listener_port(s->listener);
-}
-
-int main(void)
-{
+    story.number = number;
     loop = lt_loop();
     note("backend %s", ritual_loop_backend_name(loop));
-    listen_story(&s1, &(ritual_listen_options){
-                          .conn = {.write_limit = LIMIT, .write_high_watermark = LIMIT}});
-    listen_story(&s2, &(ritual_listen_options){.conn.write_high_watermark = 256 * 1024});
+    opts.data = &story;
+    ritual_conn_callbacks cbs = {
+        .on_open = on_open, .on_data = on_data, .on_drain = on_drain, .on_close = on_close};
+    story.port = ritual_listener_port(lt_listen(loop, &opts, &cbs));
     ritual_timer *t = ritual_timer_new(loop, tick, NULL);
+    ASSERT(t != NULL);
     ASSERT_EQ(ritual_timer_start(t, 1, 1), 0);
     pthread_t th = lt_thread(client, NULL);
     lt_run(loop, 30000);
     lt_join(th);
-
-    note("1: most queued %zu bytes, %d drains, reading stopped: %s", s1.most_queued, s1.drains,
-         s1.read_stopped ? "yes" : "no");
-    ASSERT_EQ(s1.closes, 1);
-    ASSERT_EQ(s1.reason, 0); /* not -ENOBUFS: nothing counted against write_limit */
-    ASSERT_EQ(s1.most_queued, 0);
-    ASSERT_EQ(s1.drains, 0);
-    ASSERT_EQ(s1.read_stopped, 0);
-
-    note("2: %zu of %d bytes queued after the writes, %d drains", s2.queued_after, STORY2_BYTES,
-         s2.drains);
-    ASSERT_EQ(s2.closes, 1);
-    ASSERT_EQ(s2.reason, 0);
-    ASSERT_GE(s2.queued_after, STORY2_BYTES - SOCKET_ROOM);
-    ASSERT_GE(s2.drains, 1);
-    ASSERT(s2.read_stopped);
-
     ritual_timer_free(t);
     ritual_loop_free(loop);
-    return 0;
 }
+
+static void small_writes_taken_at_once(void)
+{
+    run_story(
+        1, (ritual_listen_options){.conn = {.write_limit = LIMIT, .write_high_watermark = LIMIT}},
+        reading_client);
+    note("most queued %zu bytes, %d drains, reading stopped: %s", story.most_queued, story.drains,
+         story.read_stopped ? "yes" : "no");
+    ASSERT_EQ(story.closes, 1);
+    ASSERT_EQ(story.reason, 0); /* not -ENOBUFS: nothing counted against write_limit */
+    ASSERT_EQ(story.most_queued, 0);
+    ASSERT_EQ(story.drains, 0);
+    ASSERT_EQ(story.read_stopped, 0);
+}
+
+static void refused_writes_queued(void)
+{
+    run_story(2, (ritual_listen_options){.conn.write_high_watermark = 256 * 1024}, stalling_client);
+    note("%zu of %d bytes queued after the writes, %d drains", story.queued_after, STORY2_BYTES,
+         story.drains);
+    ASSERT_EQ(story.closes, 1);
+    ASSERT_EQ(story.reason, 0);
+    ASSERT_GE(story.queued_after, STORY2_BYTES - SOCKET_ROOM);
+    ASSERT_GE(story.drains, 1);
+    ASSERT(story.read_stopped);
+}
+
+TEST_CASES(CASE(small_writes_taken_at_once), CASE(refused_writes_queued))

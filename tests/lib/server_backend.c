@@ -37,7 +37,7 @@ static void log_line(void *data, ritual_log_level level, const char *line)
     note("log: %s", line);
 }
 
-int main(void)
+static void workers_share_one_backend(void)
 {
     /* How much one loop takes, on the backend this run uses. */
     size_t before = vm_bytes();
@@ -78,5 +78,6 @@ int main(void)
         ASSERT(strstr(book.last, "all of them run on epoll") != NULL);
     }
     ritual_server_free(srv);
-    return 0;
 }
+
+TEST_CASES(CASE(workers_share_one_backend))

@@ -33,6 +33,7 @@ struct repeat {
 static void on_repeat(ritual_timer *t, void *data)
 {
     struct repeat *r = data;
+    ASSERT_LT(r->count, 5); /* stopped itself after the fifth */
     r->fired_ns[r->count++] = ritual__clock_ns();
     ASSERT_EQ(ritual_timer_active(t), 1);
     if (r->count == 5)
@@ -52,7 +53,7 @@ static void on_done(ritual_timer *t, void *data)
     ritual_loop_stop(data);
 }
 
-int main(void)
+static void order_period_and_stop(void)
 {
     ritual_loop *loop = lt_loop();
 
@@ -69,15 +70,18 @@ int main(void)
 
     struct repeat rep = {.period_ms = 15};
     ritual_timer *repeating = ritual_timer_new(loop, on_repeat, &rep);
+    ASSERT(repeating != NULL);
     rep.started_ns = ritual__clock_ns();
     ASSERT_EQ(ritual_timer_start(repeating, 15, 15), 0);
 
     ritual_timer *stopped = ritual_timer_new(loop, on_never, NULL);
+    ASSERT(stopped != NULL);
     ASSERT_EQ(ritual_timer_start(stopped, 5, 0), 0);
     ritual_timer_stop(stopped);
     ASSERT_EQ(ritual_timer_active(stopped), 0);
 
     ritual_timer *done = ritual_timer_new(loop, on_done, loop);
+    ASSERT(done != NULL);
     ASSERT_EQ(ritual_timer_start(done, 200, 0), 0);
 
     uint64_t before = ritual_loop_now(loop);
@@ -101,5 +105,6 @@ int main(void)
 
     /* Timers still allocated (stopped, done, repeating) go with the loop. */
     ritual_loop_free(loop);
-    return 0;
 }
+
+TEST_CASES(CASE(order_period_and_stop))

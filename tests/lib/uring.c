@@ -3,31 +3,34 @@
  * them; what only io_uring has (the provided buffer ring, operations held
  * by the kernel) is asserted when the loop runs on io_uring.
  *
- * 1. The buffer ring runs dry: 1,000 clients connect, then each sends
- *    32 KiB at once; every byte comes back to its own client, each
- *    connection closes exactly once (reason 0, after the client's FIN),
- *    and on io_uring the ring grew, doubling, as the log says.
- * 2. Closing with operations in flight: sends stuck in the kernel (a client
- *    that never reads) and receives armed (a client that says nothing) are
- *    aborted, closed (cut after close_timeout_ms) or left open for
- *    ritual_loop_free; a listener closes with its accept armed. Each
- *    on_close runs once with its reason, the clients see the reset or the
- *    end of stream, no descriptor is left behind, and ASan/LSan (the
- *    sanitizer build) see nothing. Then a loop freed without ever having
- *    run, and one freed on another thread than the one that ran it.
- * 3. Fallback: a kernel that refuses io_uring (RITUAL_URING_FAIL=1) gets
- *    epoll, a warning, and a working echo.
- * 4. Closed while the loop is not running (between runs): a listener stops
- *    listening and an aborted connection is reset at once, as documented,
- *    not when the loop next runs.
- * 5. A loop with a signal handle is freed promptly.
+ * ring_runs_dry: 1,000 clients connect, then each sends 32 KiB at once;
+ *   every byte comes back to its own client, each connection closes
+ *   exactly once (reason 0, after the client's FIN), and on io_uring the
+ *   ring grew, doubling, as the log says.
+ * close_in_flight: sends stuck in the kernel (a client that never reads)
+ *   and receives armed (a client that says nothing) are aborted, closed
+ *   (cut after close_timeout_ms) or left open for ritual_loop_free; a
+ *   listener closes with its accept armed. Each on_close runs once with its
+ *   reason, the clients see the reset or the end of stream, no descriptor
+ *   is left behind, and ASan/LSan (the sanitizer build) see nothing.
+ * freed_without_running: a loop freed without ever having run.
+ * freed_on_another_thread: a loop freed on another thread than the one
+ *   that ran it.
+ * fallback_when_refused: a kernel that refuses io_uring
+ *   (RITUAL_URING_FAIL=1) gets epoll, a warning, and a working echo.
+ * closed_between_runs: closed while the loop is not running, a listener
+ *   stops listening and an aborted connection is reset at once, as
+ *   documented, not when the loop next runs.
+ * freed_with_signal_handle: a loop with a signal handle is freed promptly.
  *
- * Stories 4 and 5 found bugs in the io_uring backend (5: the free waited a
- * second for the signalfd's poll, fixed since). Their checks report
- * (EXPECT) and the test fails at the end, after every story has run.
+ * closed_between_runs and freed_with_signal_handle found bugs in the
+ * io_uring backend (the second: the free waited a second for the
+ * signalfd's poll, fixed since). Their checks report (EXPECT) and let the
+ * case go on; the case fails at its end (the fixture's after step).
  *
  * io_uring unavailable on this machine: a note, and its assertions are
- * skipped -- unless RITUAL_TEST_REQUIRE_URING=1, which makes it a failure. */
+ * skipped -- unless RITUAL_TEST_REQUIRE_URING=1, which makes it a failure.
+ * The fixture's before step (probe_backend) decides which, for each case. */
 #include "libtest.h"
 
 #include <dirent.h>
@@ -43,7 +46,7 @@
 
 /* ---------------------------------------------------------------- common */
 
-/* A check that reports and lets the test go on; main fails at the end. */
+/* A check that reports and lets the case go on; it fails at its end. */
 static int expectations_failed;
 #define EXPECT(cond, ...)                                                                          \
     do {                                                                                           \
@@ -58,7 +61,7 @@ static int expectations_failed;
 
 static int uring_works;  /* a loop asking for io_uring gets it here */
 static int uring_built;  /* the library has the backend (it may be refused) */
-static int expect_uring; /* the stories' loops (backend auto) must run on it */
+static int expect_uring; /* the cases' loops (backend auto) must run on it */
 
 /* What a loop logged, through its log_fn. */
 struct logbook {
@@ -119,6 +122,8 @@ static int check_backend(ritual_loop *loop, const char *story)
  * io_uring assertions; otherwise io_uring must work, or be excused. */
 static void probe_backend(void)
 {
+    expectations_failed = 0;
+    expect_uring = 0;
     struct logbook book;
     ritual_loop *loop = new_loop(RITUAL_BACKEND_IO_URING, &book);
     uring_works = strcmp(ritual_loop_backend_name(loop), "io_uring") == 0;
@@ -141,7 +146,7 @@ static void probe_backend(void)
     note("io_uring is not available (%s): the io_uring assertions are skipped", why);
 }
 
-/* Open descriptors of this process: what a story leaves behind shows here. */
+/* Open descriptors of this process: what a case leaves behind shows here. */
 static int count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -223,7 +228,7 @@ static size_t echo(ritual_conn *conn, const char *bytes, size_t len)
     return len;
 }
 
-/* -------------------------------------------- 1. the buffer ring runs dry */
+/* ------------------------------------------------ the buffer ring runs dry */
 
 #define S1_CONNS 1000
 #define S1_BYTES (32 * 1024)
@@ -373,12 +378,11 @@ static void *s1_clients(void *arg)
 
 static void ring_runs_dry(void)
 {
-    uint64_t start = now_ms();
     raise_nofile_up_to(4096, 2 * S1_CONNS + 100);
     int fds0 = count_fds();
     struct logbook book;
     s1.loop = new_loop(RITUAL_BACKEND_AUTO, &book);
-    int on_uring = check_backend(s1.loop, "1. the ring runs dry");
+    int on_uring = check_backend(s1.loop, "ring_runs_dry");
     gate_init(&s1.burst_sent);
     ritual_conn_callbacks cbs = {.on_open = s1_open, .on_data = s1_data, .on_close = s1_close};
     ritual_listener *l = lt_listen(s1.loop, NULL, &cbs);
@@ -400,7 +404,7 @@ static void ring_runs_dry(void)
     }
     int burst_first = somaxconn >= S1_CONNS;
     if (!burst_first)
-        note("1: net.core.somaxconn is %d: the clients connect while the loop runs, and the ring "
+        note("net.core.somaxconn is %d: the clients connect while the loop runs, and the ring "
              "may not run dry",
              somaxconn);
     pthread_t t = lt_thread(s1_clients, NULL);
@@ -409,8 +413,8 @@ static void ring_runs_dry(void)
     lt_run(s1.loop, 60000);
     lt_join(t);
 
+    /* (The loop stops at the 1,000th close: that many closes is a given.) */
     ASSERT_EQ(s1.opened, S1_CONNS);
-    ASSERT_EQ(s1.closed, S1_CONNS);
     for (size_t i = 0; i < S1_CONNS; i++) {
         ASSERT_EQ(s1.conns[i].received, S1_BYTES);
         ASSERT_EQ(s1.conns[i].closes, 1);
@@ -423,7 +427,7 @@ static void ring_runs_dry(void)
     ASSERT_EQ(stats.bytes_written, (uint64_t)S1_CONNS * S1_BYTES);
     ASSERT_EQ(book.errors, 0);
 
-    note("1: %d clients sent %d KiB each in %llu ms; the ring ran dry %d time%s", S1_CONNS,
+    note("%d clients sent %d KiB each in %llu ms; the ring ran dry %d time%s", S1_CONNS,
          S1_BYTES / 1024, (unsigned long long)s1.burst_ms, book.ran_dry,
          book.ran_dry == 1 ? "" : "s");
     if (on_uring) {
@@ -442,10 +446,9 @@ static void ring_runs_dry(void)
     ritual_loop_free(s1.loop);
     gate_free(&s1.burst_sent);
     ASSERT_EQ(count_fds(), fds0);
-    note("1: %llu ms", (unsigned long long)(now_ms() - start));
 }
 
-/* ------------------------------------ 2. closing with operations in flight */
+/* --------------------------------------- closing with operations in flight */
 
 #define S2_PER_LISTENER 9         /* three of each fate */
 #define S2_STUCK_BYTES (1u << 20) /* queued for a client that never reads */
@@ -708,11 +711,10 @@ static int s2_expected_reason(const struct s2_conn *c)
 
 static void close_in_flight(void)
 {
-    uint64_t start = now_ms();
     int fds0 = count_fds();
     static struct s2_world world;
     struct s2_world *w = &world;
-    w->story = "2. close in flight";
+    w->story = "close_in_flight";
     struct logbook book;
     w->loop = new_loop(RITUAL_BACKEND_AUTO, &book);
     w->on_uring = check_backend(w->loop, w->story);
@@ -724,10 +726,9 @@ static void close_in_flight(void)
 
     ritual_timer *tick = ritual_timer_new(w->loop, s2_tick, w);
     ASSERT_EQ(ritual_timer_start(tick, 20, 20), 0);
-    lt_run(w->loop, 20000);
-    ASSERT_EQ(w->phase, 2);
+    lt_run(w->loop, 20000); /* s2_tick stops it once the listeners are checked (phase 2) */
     if (w->on_uring)
-        note("2: %d of %d stuck writes were sends in the kernel (the others waited for room)",
+        note("%d of %d stuck writes were sends in the kernel (the others waited for room)",
              w->sends_in_flight, S2_PER_LISTENER);
 
     /* Before the free: the aborted and closed ones closed once, each with
@@ -750,7 +751,7 @@ static void close_in_flight(void)
     uint64_t free_start = now_ms();
     ritual_loop_free(w->loop);
     uint64_t free_ms = now_ms() - free_start;
-    note("2: ritual_loop_free with %d connections open took %llu ms", left_open,
+    note("ritual_loop_free with %d connections open took %llu ms", left_open,
          (unsigned long long)free_ms);
     /* The loop waited for the kernel's cancellations, which take a turn
      * or two; not for the full second it allows before it lets go. */
@@ -763,7 +764,6 @@ static void close_in_flight(void)
     ASSERT_EQ(book.errors, 0);
     s2_check_clients(w, clients);
     ASSERT_EQ(count_fds(), fds0);
-    note("2: %llu ms", (unsigned long long)(now_ms() - start));
 }
 
 /* A loop that never ran: its listener has a client in the kernel's accept
@@ -787,13 +787,12 @@ static void count_close(ritual_conn *conn, int reason)
     k->reason = reason;
 }
 
-static void never_run(void)
+static void freed_without_running(void)
 {
-    uint64_t start = now_ms();
     int fds0 = count_fds();
     struct logbook book;
     ritual_loop *loop = new_loop(RITUAL_BACKEND_AUTO, &book);
-    check_backend(loop, "2b. freed without running");
+    check_backend(loop, "freed_without_running");
     struct counts k = {0};
     ritual_listen_options o = {.data = &k};
     ritual_conn_callbacks cbs = {.on_open = count_open, .on_data = echo, .on_close = count_close};
@@ -829,11 +828,10 @@ static void never_run(void)
         n += (size_t)r;
     }
     ASSERT(n == 0 || (n == 7 && memcmp(buf, "unsent?", 7) == 0));
-    note("2b: the adopted connection's peer got %zu of the 7 bytes written", n);
+    note("the adopted connection's peer got %zu of the 7 bytes written", n);
     close(client);
     close(sp[1]);
     ASSERT_EQ(count_fds(), fds0);
-    note("2b: %llu ms", (unsigned long long)(now_ms() - start));
 }
 
 /* A loop run on a thread of its own, until its sends stall, and freed on
@@ -845,13 +843,12 @@ static void *run_thread(void *arg)
     return NULL;
 }
 
-static void freed_elsewhere(void)
+static void freed_on_another_thread(void)
 {
-    uint64_t start = now_ms();
     int fds0 = count_fds();
     static struct s2_world world;
     struct s2_world *w = &world;
-    w->story = "2c. freed on another thread";
+    w->story = "freed_on_another_thread";
     w->all_left_open = 1;
     struct logbook book;
     w->loop = new_loop(RITUAL_BACKEND_AUTO, &book);
@@ -866,7 +863,7 @@ static void freed_elsewhere(void)
 
     uint64_t free_start = now_ms();
     ritual_loop_free(w->loop);
-    note("2c: ritual_loop_free on the main thread took %llu ms",
+    note("ritual_loop_free on the main thread took %llu ms",
          (unsigned long long)(now_ms() - free_start));
     for (int i = 0; i < w->want; i++) {
         ASSERT_EQ(w->conns[i].closes, 1);
@@ -875,10 +872,9 @@ static void freed_elsewhere(void)
     ASSERT_EQ(book.errors, 0);
     s2_check_clients(w, clients);
     ASSERT_EQ(count_fds(), fds0);
-    note("2c: %llu ms", (unsigned long long)(now_ms() - start));
 }
 
-/* ------------------------------------------------------------ 3. fallback */
+/* --------------------------------------------------------------- fallback */
 
 static struct {
     ritual_loop *loop;
@@ -907,13 +903,12 @@ static void *s3_client(void *arg)
     return NULL;
 }
 
-static void fallback(void)
+static void fallback_when_refused(void)
 {
 #ifndef RITUAL_TEST_HOOKS
-    note("3: skipped: the library was built without RITUAL_TEST_HOOKS (RITUAL_URING_FAIL)");
+    note("skipped: the library was built without RITUAL_TEST_HOOKS (RITUAL_URING_FAIL)");
     return;
 #endif
-    uint64_t start = now_ms();
     const char *was = getenv("RITUAL_URING_FAIL");
     char saved[64];
     if (was)
@@ -927,10 +922,10 @@ static void fallback(void)
     if (uring_built) {
         ASSERT_EQ(book.unavailable, 1);
         ASSERT_EQ(book.unavailable_level, RITUAL_LOG_WARN);
-        note("3: logged at warn: \"%s\"", book.unavailable_line);
+        note("logged at warn: \"%s\"", book.unavailable_line);
     } else {
         ASSERT_EQ(book.unavailable, 0);
-        note("3: the library has no io_uring backend: nothing to fall back from");
+        note("the library has no io_uring backend: nothing to fall back from");
     }
     ritual_conn_callbacks cbs = {.on_data = echo, .on_close = s3_close};
     s3.port = ritual_listener_port(lt_listen(s3.loop, NULL, &cbs));
@@ -960,10 +955,9 @@ static void fallback(void)
     loop = new_loop(RITUAL_BACKEND_IO_URING, &book);
     ASSERT_EQ(strcmp(ritual_loop_backend_name(loop), uring_works ? "io_uring" : "epoll"), 0);
     ritual_loop_free(loop);
-    note("3: %llu ms", (unsigned long long)(now_ms() - start));
 }
 
-/* ---------------------------------------- 4. closed while the loop is idle */
+/* ------------------------------------------- closed while the loop is idle */
 
 static void stop_when_open(ritual_timer *t, void *data)
 {
@@ -1002,11 +996,10 @@ static int wait_end(int fd, int timeout_ms)
  * after ritual_loop_run returned, with no run to follow soon. */
 static void closed_between_runs(void)
 {
-    uint64_t start = now_ms();
     int fds0 = count_fds();
     struct logbook book;
     ritual_loop *loop = new_loop(RITUAL_BACKEND_AUTO, &book);
-    int on_uring = check_backend(loop, "4. closed between runs");
+    int on_uring = check_backend(loop, "closed_between_runs");
     struct counts k = {0};
     ritual_listen_options o = {.data = &k};
     ritual_conn_callbacks cbs = {.on_open = count_open, .on_data = echo, .on_close = count_close};
@@ -1015,8 +1008,7 @@ static void closed_between_runs(void)
     int client = tcp_connect(port);
     ritual_timer *t = ritual_timer_new(loop, stop_when_open, &k);
     ASSERT_EQ(ritual_timer_start(t, 5, 5), 0);
-    lt_run(loop, 10000);
-    ASSERT_EQ(k.opens, 1);
+    lt_run(loop, 10000); /* until the client's connection opened: k.conn */
     if (on_uring) {
         ASSERT(l->io.busy & RITUAL_BUSY_READ);
         ASSERT(k.conn->io.busy & RITUAL_BUSY_READ);
@@ -1026,13 +1018,13 @@ static void closed_between_runs(void)
     ritual_listener_close(l);
     int again = tcp_try_connect(port);
     EXPECT(again == -ECONNREFUSED,
-           "4: a listener closed after ritual_loop_run returned still accepts connections (%s): "
+           "a listener closed after ritual_loop_run returned still accepts connections (%s): "
            "its accept, armed in the kernel, holds the socket until the loop runs or is freed",
            again >= 0 ? "connect succeeded" : strerror(-again));
     ritual_conn_abort(k.conn);
     int end = wait_end(client, 1000);
     EXPECT(end == END_RESET,
-           "4: a connection aborted after ritual_loop_run returned: its client saw %s within "
+           "a connection aborted after ritual_loop_run returned: its client saw %s within "
            "1 s, not the reset: its receive, armed in the kernel, holds the socket open",
            end ? end_name(end) : "nothing");
 
@@ -1049,10 +1041,9 @@ static void closed_between_runs(void)
     ASSERT_EQ(tcp_try_connect(port), -ECONNREFUSED);
     close(client);
     ASSERT_EQ(count_fds(), fds0);
-    note("4: %llu ms", (unsigned long long)(now_ms() - start));
 }
 
-/* ------------------------------------------ 5. freed with a signal handle */
+/* --------------------------------------------- freed with a signal handle */
 
 static void on_signal(ritual_signal *sig, int signum, void *data)
 {
@@ -1063,13 +1054,12 @@ static void on_signal(ritual_signal *sig, int signum, void *data)
 
 /* A loop with a signal handle (every `ritual` server's control loop has
  * one: ritual_server_shutdown_on_signals) and a connection to cancel. */
-static void free_with_signal(void)
+static void freed_with_signal_handle(void)
 {
-    uint64_t start = now_ms();
     int fds0 = count_fds();
     struct logbook book;
     ritual_loop *loop = new_loop(RITUAL_BACKEND_AUTO, &book);
-    check_backend(loop, "5. freed with a signal handle");
+    check_backend(loop, "freed_with_signal_handle");
     ritual_error err;
     ASSERT(ritual_signal_new(loop, SIGUSR1, on_signal, NULL, &err) != NULL);
     struct counts k = {0};
@@ -1078,15 +1068,14 @@ static void free_with_signal(void)
     int client = tcp_connect(ritual_listener_port(lt_listen(loop, &o, &cbs)));
     ritual_timer *t = ritual_timer_new(loop, stop_when_open, &k);
     ASSERT_EQ(ritual_timer_start(t, 5, 5), 0);
-    lt_run(loop, 10000);
-    ASSERT_EQ(k.opens, 1);
+    lt_run(loop, 10000); /* until the client's connection opened: k.conn */
 
     uint64_t free_start = now_ms();
     ritual_loop_free(loop);
     uint64_t free_ms = now_ms() - free_start;
-    note("5: ritual_loop_free took %llu ms", (unsigned long long)free_ms);
+    note("ritual_loop_free took %llu ms", (unsigned long long)free_ms);
     EXPECT(free_ms < 500,
-           "5: ritual_loop_free of a loop with a signal handle took %llu ms: the drain waits for "
+           "ritual_loop_free of a loop with a signal handle took %llu ms: the drain waits for "
            "the signalfd's poll, which is cancelled only after the drain",
            (unsigned long long)free_ms);
     ASSERT_EQ(k.closes, 1);
@@ -1095,22 +1084,17 @@ static void free_with_signal(void)
     close(client);
     ASSERT_EQ(book.errors, 0);
     ASSERT_EQ(count_fds(), fds0);
-    note("5: %llu ms", (unsigned long long)(now_ms() - start));
 }
 
-int main(void)
+/* A case's EXPECT failures, once it has told all of its story. */
+static void check_expectations(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    probe_backend();
-    ring_runs_dry();
-    close_in_flight();
-    never_run();
-    freed_elsewhere();
-    fallback();
-    closed_between_runs();
-    free_with_signal();
     if (expectations_failed)
         FAIL("%d expectation%s failed (see above)", expectations_failed,
              expectations_failed == 1 ? "" : "s");
-    return 0;
 }
+
+TEST_CASES_WITH(probe_backend, check_expectations, CASE(ring_runs_dry), CASE(close_in_flight),
+                CASE(freed_without_running), CASE(freed_on_another_thread),
+                CASE(fallback_when_refused), CASE(closed_between_runs),
+                CASE(freed_with_signal_handle))

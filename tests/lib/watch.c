@@ -1,20 +1,21 @@
-/* lib_watch: fd watchers (ritual_watch) on the loop's backend (run once per
- * backend by CTest).
+/* lib_watch: fd watchers (ritual_watch) on the loop's backend (each case
+ * runs once per backend by CTest).
  *
- * 1. Level-triggered: 10 KiB waiting in a pipe, read 1 KiB per callback:
- *    ten callbacks, every byte in order, then the watch stops itself.
- * 2. Both directions in one loop: a writable watch fills a pipe until
- *    EAGAIN, each time, until 4 MiB have gone, and frees itself in its own
- *    callback; a readable watch on the other end drains it. Every byte
- *    arrives, in order, and the read end then sees the end of the stream.
- * 3. A hang-up: the peer of a socketpair closes; the watch hears it, and
- *    its callback frees it and closes the fd. No callback follows.
- * 4. Stopped: a watch whose interest is 0 hears nothing, not even a
- *    hang-up, however long the fd stays ready.
- * 5. What is refused, the same on every backend: no fd, a closed fd, a
- *    regular file, a second watch of one fd, unknown interest bits.
- * 6. A loop freed with watches still open frees them (no leak under ASan)
- *    and leaves their fds open: they are the application's. */
+ * - level_triggered: 10 KiB waiting in a pipe, read 1 KiB per callback:
+ *   ten callbacks, every byte in order, then the watch stops itself.
+ * - both_directions: a writable watch fills a pipe until EAGAIN, each time,
+ *   until 4 MiB have gone, and frees itself in its own callback; a readable
+ *   watch on the other end of it, in the same loop, drains it. Every byte
+ *   arrives, in order, and the read end then sees the end of the stream.
+ * - hangup_frees_watch: the peer of a socketpair closes; the watch hears
+ *   it, and its callback frees it and closes the fd. No callback follows.
+ * - stopped_hears_nothing: a watch whose interest is 0 hears nothing, not
+ *   even a hang-up, however long the fd stays ready.
+ * - refusals: what is refused, the same on every backend: no fd, a closed
+ *   fd, a regular file, a second watch of one fd, unknown interest bits.
+ * - loop_free_keeps_fds: a loop freed with watches still open frees them
+ *   (no leak under ASan) and leaves their fds open: they are the
+ *   application's. */
 #include "libtest.h"
 
 #include <errno.h>
@@ -23,6 +24,13 @@
 #include <unistd.h>
 
 static ritual_loop *loop;
+
+/* The case's loop, on the backend this run uses. */
+static void new_loop(void)
+{
+    loop = lt_loop();
+    note("backend %s", ritual_loop_backend_name(loop));
+}
 
 static void make_pipe(int fds[2])
 {
@@ -43,7 +51,7 @@ static void turn(ritual_timer *t, void *data)
     if (--turns_left <= 0)
         ritual_loop_stop(loop);
     else
-        ritual_timer_start(t, 1, 0);
+        ASSERT_EQ(ritual_timer_start(t, 1, 0), 0);
 }
 
 static void run_turns(int turns)
@@ -56,7 +64,7 @@ static void run_turns(int turns)
     ritual_timer_free(t);
 }
 
-/* 1 ------------------------------------------------------------------ */
+/* ------------------------------------------------------------------ */
 
 struct level {
     int calls;
@@ -78,9 +86,9 @@ static void level_read(ritual_watch *w, unsigned events, void *data)
     }
 }
 
-static void story_level(void)
+static void level_triggered(void)
 {
-    loop = lt_loop();
+    new_loop();
     int p[2];
     make_pipe(p);
     static char sent[10240];
@@ -101,10 +109,10 @@ static void story_level(void)
     ritual_loop_free(loop);
     close(p[0]);
     close(p[1]);
-    note("1. 10 KiB read 1 KiB per callback: %d callbacks", s.calls);
+    note("10 KiB read 1 KiB per callback: %d callbacks", s.calls);
 }
 
-/* 2 ------------------------------------------------------------------ */
+/* ------------------------------------------------------------------ */
 
 #define FLOW (4u << 20)
 
@@ -162,9 +170,9 @@ static void flow_read(ritual_watch *w, unsigned events, void *data)
     }
 }
 
-static void story_flow(void)
+static void both_directions(void)
 {
-    loop = lt_loop();
+    new_loop();
     int p[2];
     make_pipe(p);
     static struct flow f;
@@ -182,11 +190,11 @@ static void story_flow(void)
     ritual_watch_free(r);
     ritual_loop_free(loop);
     close(p[0]);
-    note("2. 4 MiB through a pipe: %d write callbacks (%d full), %d read callbacks", f.write_calls,
+    note("4 MiB through a pipe: %d write callbacks (%d full), %d read callbacks", f.write_calls,
          f.fills, f.read_calls);
 }
 
-/* 3 ------------------------------------------------------------------ */
+/* ------------------------------------------------------------------ */
 
 struct hangup {
     int calls;
@@ -211,9 +219,9 @@ static void close_peer(ritual_timer *t, void *data)
     close(*(int *)data);
 }
 
-static void story_hangup(void)
+static void hangup_frees_watch(void)
 {
-    loop = lt_loop();
+    new_loop();
     int sv[2];
     SYSCHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
     static struct hangup h;
@@ -228,12 +236,12 @@ static void story_hangup(void)
     ASSERT(h.events & RITUAL_WATCH_READABLE);
     ASSERT(!fd_open(sv[0]));
     ritual_loop_free(loop);
-    note("3. the peer's close: one callback (events 0x%x), which freed the watch and closed "
+    note("the peer's close: one callback (events 0x%x), which freed the watch and closed "
          "the fd",
          h.events);
 }
 
-/* 4 ------------------------------------------------------------------ */
+/* ------------------------------------------------------------------ */
 
 static int stopped_calls;
 
@@ -245,9 +253,9 @@ static void never(ritual_watch *w, unsigned events, void *data)
     stopped_calls++;
 }
 
-static void story_stopped(void)
+static void stopped_hears_nothing(void)
 {
-    loop = lt_loop();
+    new_loop();
     int sv[2];
     SYSCHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
     ASSERT_EQ(write(sv[1], "x", 1), 1);
@@ -265,10 +273,10 @@ static void story_stopped(void)
     ritual_watch_free(w);
     ritual_loop_free(loop);
     close(sv[0]);
-    note("4. interest 0 on a ready, hung-up fd: no callback in 10 turns");
+    note("interest 0 on a ready, hung-up fd: no callback in 10 turns");
 }
 
-/* 5 ------------------------------------------------------------------ */
+/* ------------------------------------------------------------------ */
 
 static void expect_refused(int fd, int code, const char *what)
 {
@@ -278,16 +286,16 @@ static void expect_refused(int fd, int code, const char *what)
         FAIL("%s: a watch was made", what);
     if (err.code != code)
         FAIL("%s: %s, expected %s", what, err.message, ritual_strerror(code));
-    note("5. %s: %s", what, err.message);
+    note("%s: %s", what, err.message);
 }
 
-static void story_refused(void)
+static void refusals(void)
 {
-    loop = lt_loop();
+    new_loop();
     expect_refused(-1, -EINVAL, "no fd");
     int p[2];
     make_pipe(p);
-    int closed = dup(p[0]);
+    int closed = SYSCHECK(dup(p[0]));
     close(closed);
     expect_refused(closed, -EBADF, "a closed fd");
     int file = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
@@ -305,39 +313,36 @@ static void story_refused(void)
     close(p[1]);
 }
 
-/* 6 ------------------------------------------------------------------ */
+/* ------------------------------------------------------------------ */
 
-static void story_loop_free(void)
+static void count_call(ritual_watch *w, unsigned events, void *data)
 {
-    loop = lt_loop();
+    (void)w;
+    (void)events;
+    (*(int *)data)++;
+}
+
+static void loop_free_keeps_fds(void)
+{
+    new_loop();
     int p[2];
     make_pipe(p);
     ASSERT_EQ(write(p[1], "y", 1), 1);
-    ritual_watch *r = ritual_watch_new(loop, p[0], never, NULL, NULL);
-    ritual_watch *w = ritual_watch_new(loop, p[1], never, NULL, NULL);
+    int r_calls = 0, w_calls = 0;
+    ritual_watch *r = ritual_watch_new(loop, p[0], count_call, &r_calls, NULL);
+    ritual_watch *w = ritual_watch_new(loop, p[1], count_call, &w_calls, NULL);
     ASSERT(r && w);
     ASSERT_EQ(ritual_watch_start(r, RITUAL_WATCH_READABLE), 0);
     ASSERT_EQ(ritual_watch_start(w, RITUAL_WATCH_WRITABLE), 0);
-    stopped_calls = 0;
     run_turns(2);
-    ASSERT(stopped_calls > 0); /* both are ready */
+    ASSERT_GT(r_calls, 0); /* both are ready, and heard */
+    ASSERT_GT(w_calls, 0);
     ritual_loop_free(loop);
     ASSERT(fd_open(p[0]) && fd_open(p[1]));
     close(p[0]);
     close(p[1]);
-    note("6. a loop freed with two watches open: freed, their fds left open");
+    note("a loop freed with two watches open: freed, their fds left open");
 }
 
-int main(void)
-{
-    loop = lt_loop();
-    note("backend %s", ritual_loop_backend_name(loop));
-    ritual_loop_free(loop);
-    story_level();
-    story_flow();
-    story_hangup();
-    story_stopped();
-    story_refused();
-    story_loop_free();
-    return 0;
-}
+TEST_CASES(CASE(level_triggered), CASE(both_directions), CASE(hangup_frees_watch),
+           CASE(stopped_hears_nothing), CASE(refusals), CASE(loop_free_keeps_fds))

@@ -40,15 +40,14 @@ static int somaxconn(void)
     return n;
 }
 
-int main(int argc, char **argv)
+static void frozen_server_serves_full_backlog(void)
 {
-    const char *ritual = test_init(argc, argv);
     int max_backlog = somaxconn();
     int clients = max_backlog < MAX_CLIENTS ? max_backlog : MAX_CLIENTS;
     note("net.core.somaxconn is %d: %d clients", max_backlog, clients);
     raise_nofile(MAX_CLIENTS + 256);
     struct server s;
-    server_start(ritual, NULL, 0, &s);
+    server_start(ritual_program(), NULL, 0, &s);
 
     SYSCHECK(kill(s.pid, SIGSTOP));
     wait_for_state(s.pid, 'T');
@@ -69,5 +68,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < clients; i++)
         close(fds[i]);
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+TEST_CASES(CASE(frozen_server_serves_full_backlog))

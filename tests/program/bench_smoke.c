@@ -1,5 +1,6 @@
-/* ritual bench against ritual echo for 2 s: messages flow, no error of any
- * kind, exit 0, and the JSON report has its documented shape. */
+/* ritual bench against ritual echo, closed loop for 2 s (closed_loop_pipelined)
+ * and open loop at a fixed rate for 1 s (open_loop_at_rate): messages flow, no
+ * error of any kind, exit 0, and the JSON report has its documented shape. */
 #include "bench_support.h"
 
 static const char *const keys[] = {
@@ -33,18 +34,26 @@ static void check_run(const char *ritual, int port, const char *const extra[])
               json_number(r.out, "messages") * json_number(r.out, "size"));
 }
 
-int main(int argc, char **argv)
+/* Closed loop: 50 connections, 4 messages of 1000 bytes in flight on each,
+ * two threads. */
+static void closed_loop_pipelined(void)
 {
-    const char *ritual = test_init(argc, argv);
     struct server s;
-    server_start(ritual, NULL, 0, &s);
-
+    server_start(ritual_program(), NULL, 0, &s);
     const char *const closed[] = {"--duration", "2",    "--connections", "50", "--pipeline", "4",
                                   "--size",     "1000", "--threads",     "2",  NULL};
-    check_run(ritual, s.port, closed);
-    const char *const open[] = {"--duration", "1", "--connections", "10", "--rate", "5000", NULL};
-    check_run(ritual, s.port, open);
-
+    check_run(ritual_program(), s.port, closed);
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+/* Open loop: 10 connections at 5,000 messages/s in all. */
+static void open_loop_at_rate(void)
+{
+    struct server s;
+    server_start(ritual_program(), NULL, 0, &s);
+    const char *const open[] = {"--duration", "1", "--connections", "10", "--rate", "5000", NULL};
+    check_run(ritual_program(), s.port, open);
+    server_expect_clean_exit(&s);
+}
+
+TEST_CASES(CASE(closed_loop_pipelined), CASE(open_loop_at_rate))

@@ -22,14 +22,14 @@ static void *bench_thread(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
+static void stall_shows_in_the_tail(void)
 {
-    const char *ritual = test_init(argc, argv);
     struct server s;
-    server_start(ritual, NULL, 0, &s);
+    server_start(ritual_program(), NULL, 0, &s);
 
     static struct bench_run run;
-    run.ritual = ritual;
+    memset(&run, 0, sizeof run);
+    run.ritual = ritual_program();
     run.port = s.port;
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, bench_thread, &run), 0);
@@ -50,5 +50,6 @@ int main(int argc, char **argv)
     ASSERT_GT(p99, 100000); /* but the stall is in the tail */
     ASSERT_GT(max, 180000); /* and whoever was due first waited the whole 200 ms */
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+TEST_CASES(CASE(stall_shows_in_the_tail))

@@ -3,6 +3,8 @@
  * says so. The corrupting server is a thread of this test. */
 #include "bench_support.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -12,26 +14,40 @@
 #define CORRUPT_AT 100000 /* the byte of each connection's stream that is flipped */
 
 static int listen_fd;
+static int stop_pipe[2]; /* a byte on stop_pipe[1] ends serve() */
 
+/* Echoes every connection, flipping byte CORRUPT_AT of each stream, until
+ * told to stop; then closes every connection it accepted. */
 static void *serve(void *arg)
 {
     (void)arg;
-    struct pollfd p[64];
-    size_t seen[64] = {0};
-    int n = 1;
-    p[0].fd = listen_fd;
+    enum { MAX = 64 };
+    struct pollfd p[MAX];
+    size_t seen[MAX] = {0};
+    int n = 2;
+    p[0].fd = stop_pipe[0];
     p[0].events = POLLIN;
+    p[1].fd = listen_fd;
+    p[1].events = POLLIN;
     for (;;) {
-        SYSCHECK(poll(p, (nfds_t)n, -1));
-        if ((p[0].revents & POLLIN) && n < 64) {
-            int c = accept(listen_fd, NULL, NULL);
+        /* A full table stops accepting: the listener is left out of poll. */
+        p[1].fd = n < MAX ? listen_fd : -1;
+        if (poll(p, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            SYSCHECK(-1);
+        }
+        if (p[0].revents)
+            break;
+        if (p[1].revents & POLLIN) {
+            int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
             if (c >= 0) {
                 seen[n] = 0;
                 p[n].fd = c;
                 p[n++].events = POLLIN;
             }
         }
-        for (int i = 1; i < n; i++) {
+        for (int i = 2; i < n; i++) {
             if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             char buf[65536];
@@ -50,16 +66,20 @@ static void *serve(void *arg)
             }
         }
     }
+    for (int i = 2; i < n; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
     return NULL;
 }
 
-int main(int argc, char **argv)
+static void corrupted_byte_is_a_verify_error(void)
 {
-    const char *ritual = test_init(argc, argv);
-    listen_fd = SYSCHECK(socket(AF_INET, SOCK_STREAM, 0));
+    const char *ritual = ritual_program();
+    listen_fd = SYSCHECK(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     SYSCHECK(bind(listen_fd, (struct sockaddr *)&sin, sizeof sin));
     SYSCHECK(listen(listen_fd, 64));
+    SYSCHECK(pipe2(stop_pipe, O_CLOEXEC));
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, serve, NULL), 0);
 
@@ -68,8 +88,16 @@ int main(int argc, char **argv)
     run_bench(ritual, socket_port(listen_fd), extra, 30000, &r);
     note("%s", r.out);
     note("stderr: %s", r.err);
+
+    ASSERT_EQ(write(stop_pipe[1], "x", 1), 1);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+    close(listen_fd);
+
     ASSERT_EQ(r.exit_code, 1);
     ASSERT_GE(json_number(r.out, "verify"), 1);
     ASSERT(strstr(r.err, "differ") != NULL);
-    return 0;
 }
+
+TEST_CASES(CASE(corrupted_byte_is_a_verify_error))

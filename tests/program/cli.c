@@ -237,18 +237,26 @@ static void backend_choice(void)
     server_expect_clean_exit(&s);
 }
 
-int main(int argc, char **argv)
+static void no_command(void)
 {
-    ritual = test_init(argc, argv);
-
-    usage_errors();
     struct cmd_result r;
-    expect_one_line_error((const char *const[]){NULL}, 2, &r); /* no command at all */
-
-    help((const char *const[]){"echo", "--help", NULL});
-    port_in_use();
-    ipv6_listen();
-    backend_choice();
-    help((const char *const[]){"--help", NULL});
-    return 0;
+    expect_one_line_error((const char *const[]){NULL}, 2, &r);
 }
+
+static void help_for_echo(void)
+{
+    help((const char *const[]){"echo", "--help", NULL});
+}
+
+static void help_at_top_level(void)
+{
+    help((const char *const[]){"--help", NULL});
+}
+
+static void find_ritual(void)
+{
+    ritual = ritual_program();
+}
+
+TEST_CASES_WITH(find_ritual, NULL, CASE(usage_errors), CASE(no_command), CASE(help_for_echo),
+                CASE(port_in_use), CASE(ipv6_listen), CASE(backend_choice), CASE(help_at_top_level))

@@ -83,12 +83,12 @@ static int collect_echoes(int quiet_ms, int timeout_ms, int close_served)
     }
 }
 
-int main(int argc, char **argv)
+static void out_of_descriptors_serves_every_client(void)
 {
-    const char *ritual = test_init(argc, argv);
+    memset(served, 0, sizeof served);
     raise_nofile(CLIENTS + 256);
     struct server s;
-    server_start(ritual, NULL, 64, &s);
+    server_start(ritual_program(), NULL, 64, &s);
 
     /* All 200 handshakes complete in the kernel's backlog. */
     size_t connected = connect_many(s.port, fds, CLIENTS, 5000);
@@ -130,5 +130,6 @@ int main(int argc, char **argv)
     close(fd);
 
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+TEST_CASES(CASE(out_of_descriptors_serves_every_client))

@@ -1,6 +1,7 @@
 /* The bench's latency histogram: exact at the edges, within 1/128 of the
  * true value for percentiles of known distributions, and merging per-thread
- * histograms gives what one histogram of everything would. */
+ * histograms gives what one histogram of everything would. No server: the
+ * histogram is compiled from the program's source. */
 #include "histogram.h"
 #include "support.h"
 
@@ -17,9 +18,9 @@ static void assert_close(uint64_t got, uint64_t want)
 
 static struct histogram h, a, b, all;
 
-int main(void)
+/* Uniform 1..100000 us, in ns: the p-th percentile is p% of the range. */
+static void uniform_percentiles(void)
 {
-    /* Uniform 1..100000 us, in ns: the p-th percentile is p% of the range. */
     hist_init(&h);
     for (uint64_t v = 1; v <= 100000; v++)
         hist_record(&h, v * 1000);
@@ -33,8 +34,11 @@ int main(void)
     ASSERT_EQ(hist_percentile(&h, 100), 100000000);
     ASSERT_EQ(hist_percentile(&h, 0), 1000);
     assert_close((uint64_t)hist_mean(&h), 50000500);
+}
 
-    /* Exponential with mean 50 us: p50 = ln 2 * mean, p99 = ln 100 * mean. */
+/* Exponential with mean 50 us: p50 = ln 2 * mean, p99 = ln 100 * mean. */
+static void exponential_percentiles(void)
+{
     hist_init(&h);
     struct prng r;
     prng_seed(&r, 42);
@@ -47,18 +51,26 @@ int main(void)
          (unsigned long long)hist_percentile(&h, 99), log(100) * 50000);
     ASSERT(fabs((double)hist_percentile(&h, 50) / (log(2) * 50000) - 1) < 0.02);
     ASSERT(fabs((double)hist_percentile(&h, 99) / (log(100) * 50000) - 1) < 0.02);
+}
 
-    /* Small values are exact; huge ones are clamped to 60 s. */
+/* Small values are exact; huge ones are clamped to 60 s. */
+static void small_exact_huge_clamped(void)
+{
     hist_init(&h);
     hist_record(&h, 7);
     ASSERT_EQ(hist_percentile(&h, 50), 7);
     hist_record(&h, 3600ull * 1000000000ull);
     ASSERT_EQ(h.max, 60000000000ull);
+    ASSERT_EQ(hist_percentile(&h, 100), 60000000000ull);
+}
 
-    /* Merging two halves equals recording everything in one. */
+/* Merging two halves equals recording everything in one. */
+static void merge_equals_one_histogram(void)
+{
     hist_init(&a);
     hist_init(&b);
     hist_init(&all);
+    struct prng r;
     prng_seed(&r, 7);
     for (int i = 0; i < 200000; i++) {
         uint64_t v = prng_range(&r, 500, 20000000);
@@ -73,9 +85,16 @@ int main(void)
     static const double ps[] = {1, 50, 90, 99, 99.9, 99.99};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         ASSERT_EQ(hist_percentile(&a, ps[i]), hist_percentile(&all, ps[i]));
+}
 
-    /* An empty histogram answers 0, not garbage. */
+/* An empty histogram answers 0, not garbage. */
+static void empty_answers_zero(void)
+{
     hist_init(&h);
     ASSERT_EQ(hist_percentile(&h, 99), 0);
-    return 0;
+    ASSERT_EQ(hist_percentile(&h, 0), 0);
+    ASSERT(hist_mean(&h) == 0);
 }
+
+TEST_CASES(CASE(uniform_percentiles), CASE(exponential_percentiles), CASE(small_exact_huge_clamped),
+           CASE(merge_equals_one_histogram), CASE(empty_answers_zero))

@@ -15,6 +15,7 @@
 
 static char root[64];
 static int port;
+static struct server server;
 
 static const char hello[] = "hello, world\n";
 
@@ -47,6 +48,19 @@ static void make_tree(void)
     file_write_at(root, "mime.types", "# extra types\napplication/x-ritual rit ritual\n", 46);
 }
 
+/* Starts the case's server on the tree (extra_args NULL-terminated, or NULL). */
+static void serve(const char *const extra_args[])
+{
+    http_server_start(ritual_program(), root, extra_args, &server);
+    port = server.port;
+}
+
+static void stop_and_remove_tree(void)
+{
+    server_expect_clean_exit(&server);
+    remove_tree(root);
+}
+
 /* The Last-Modified and ETag the server must derive from stat(). */
 static void validators(const char *rel, char *date, size_t date_cap, char *etag, size_t etag_cap)
 {
@@ -63,6 +77,15 @@ static void validators(const char *rel, char *date, size_t date_cap, char *etag,
              months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     snprintf(etag, etag_cap, "\"%llx-%llx\"", (unsigned long long)st.st_mtim.tv_sec,
              (unsigned long long)st.st_size);
+}
+
+/* How many times `needle` occurs in the NUL-terminated `text`. */
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
 }
 
 /* GET `target` and expect `status` (and `body`, unless NULL). */
@@ -92,6 +115,7 @@ static void expect_type(const char *target, const char *type)
 
 static void get_and_head(void)
 {
+    serve(NULL);
     char date[64], etag[64];
     validators("hello.txt", date, sizeof date, etag, sizeof etag);
 
@@ -115,7 +139,6 @@ static void get_and_head(void)
         HTTP_EXPECT_FIELD(r, "Accept-Ranges", "bytes");
         HTTP_EXPECT_FIELD(r, "Server", "ritual");
         HTTP_EXPECT_FIELD(r, "Connection", NULL);
-        ASSERT(http_field(r, "Date") != NULL);
         ASSERT_EQ(http_field_count(r, "Date"), 1);
         struct tm tm;
         memset(&tm, 0, sizeof tm);
@@ -126,7 +149,6 @@ static void get_and_head(void)
         if (skew < -5 || skew > 5)
             FAIL("Date: \"%s\" is %lld s away from the clock", http_field(r, "Date"), skew);
     }
-    ASSERT_EQ(head.body_len, 0);
     ASSERT_EQ(get.body_len, strlen(hello));
     ASSERT(memcmp(get.body, hello, strlen(hello)) == 0);
     http_response_free(&head);
@@ -137,17 +159,24 @@ static void get_and_head(void)
     ASSERT(http_read_response(c, &e, 0, TIMEOUT));
     HTTP_EXPECT_STATUS(&e, 200);
     HTTP_EXPECT_FIELD(&e, "Content-Length", "0");
-    ASSERT_EQ(e.body_len, 0);
     http_response_free(&e);
     http_client_close(c);
     note("GET and HEAD /hello.txt: same headers, ETag %s, HEAD without a body", etag);
 
-    /* A HEAD of a missing file is a 404 without a body. */
+    /* A HEAD of a missing file is a 404 without a body: the GET pipelined
+     * behind it parses. */
+    c = http_client_open(port);
+    http_send(c, "HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
     struct http_response r;
-    http_exchange(port, "HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n", &r, TIMEOUT);
+    ASSERT(http_read_response(c, &r, 1, TIMEOUT));
     HTTP_EXPECT_STATUS(&r, 404);
-    ASSERT_EQ(r.body_len, 0);
     http_response_free(&r);
+    ASSERT(http_read_response(c, &r, 0, TIMEOUT));
+    HTTP_EXPECT_STATUS(&r, 200);
+    ASSERT(r.body_len == strlen(hello) && memcmp(r.body, hello, r.body_len) == 0);
+    http_response_free(&r);
+    http_client_close(c);
     expect_get("/nope", 404, "404 Not Found\n");
     expect_get("/nope/deeper", 404, NULL);
     expect_get("/hello.txt/", 404, NULL); /* a file is not a directory: ENOTDIR */
@@ -155,6 +184,7 @@ static void get_and_head(void)
 
 static void other_methods(void)
 {
+    serve(NULL);
     static const char *const methods[] = {"POST",    "PUT",  "DELETE", "PATCH",
                                           "OPTIONS", "BREW", "get",    "Head"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
@@ -180,6 +210,7 @@ static void other_methods(void)
 
 static void directories(void)
 {
+    serve(NULL);
     expect_get("/", 200, "<h1>home</h1>\n");
     expect_get("/index.html", 200, "<h1>home</h1>\n");
     expect_type("/", "text/html; charset=utf-8");
@@ -207,6 +238,7 @@ static void directories(void)
 
 static void names_and_types(void)
 {
+    serve(NULL);
     expect_get("/a%20b.txt", 200, "a space\n");
     expect_get("/a b.txt", 400, NULL); /* a raw space ends the target: a bad request line */
     expect_get("/caf%C3%A9.txt", 200, "utf-8 name\n");
@@ -240,18 +272,14 @@ static void names_and_types(void)
     note("percent-encoded names, queries ignored, Content-Type by extension");
 }
 
-/* A second server: --autoindex lists /list/, --index picks another file,
+/* Another server: --autoindex lists /list/, --index picks another file,
  * --mime adds types. */
-static void autoindex(const char *ritual)
+static void autoindex_index_and_mime(void)
 {
     char mime[128];
     snprintf(mime, sizeof mime, "%s/mime.types", root);
-    struct server s;
-    http_server_start(ritual, root,
-                      (const char *const[]){"--autoindex", "--index", "start.txt", "--mime", mime,
-                                            "--workers", "1", NULL},
-                      &s);
-    port = s.port;
+    serve((const char *const[]){"--autoindex", "--index", "start.txt", "--mime", mime, "--workers",
+                                "1", NULL});
 
     struct http_response r;
     http_exchange(port, "GET /list/ HTTP/1.1\r\nHost: x\r\n\r\n", &r, TIMEOUT);
@@ -286,7 +314,8 @@ static void autoindex(const char *ritual)
     http_exchange(port, "GET /bare/ HTTP/1.1\r\nHost: x\r\n\r\n", &r, TIMEOUT);
     HTTP_EXPECT_STATUS(&r, 200);
     ASSERT(strstr(r.body, "Index of /bare/") != NULL);
-    ASSERT(strstr(r.body, "<li>") != NULL); /* "../" only */
+    ASSERT_EQ(count_of(r.body, "<li>"), 1); /* "../" only */
+    ASSERT(strstr(r.body, "<li><a href=\"../\">") != NULL);
     http_response_free(&r);
 
     expect_get("/docs/", 200, "start\n"); /* --index start.txt */
@@ -300,24 +329,7 @@ static void autoindex(const char *ritual)
     expect_type("/thing.rit", "application/x-ritual");
     expect_type("/hello.txt", "text/plain; charset=utf-8");
     note("--autoindex lists /list/ with escaped names, --index and --mime apply");
-    server_expect_clean_exit(&s);
 }
 
-int main(int argc, char **argv)
-{
-    const char *ritual = test_init(argc, argv);
-    make_tree();
-    struct server s;
-    http_server_start(ritual, root, NULL, &s);
-    port = s.port;
-
-    get_and_head();
-    other_methods();
-    directories();
-    names_and_types();
-    server_expect_clean_exit(&s);
-
-    autoindex(ritual);
-    remove_tree(root);
-    return 0;
-}
+TEST_CASES_WITH(make_tree, stop_and_remove_tree, CASE(get_and_head), CASE(other_methods),
+                CASE(directories), CASE(names_and_types), CASE(autoindex_index_and_mime))

@@ -45,8 +45,8 @@ static void own_clients(int port)
         http_client_close(c[i]);
 }
 
-/* Runs wrk and checks its report; returns the requests it counted. */
-static long run_wrk(const char *wrk, int port, const char *path, const char *conns,
+/* Runs wrk and checks its report: no error, and some requests counted. */
+static void run_wrk(const char *wrk, int port, const char *path, const char *conns,
                     const char *duration)
 {
     char url[128];
@@ -72,19 +72,17 @@ static long run_wrk(const char *wrk, int port, const char *path, const char *con
     note("wrk -c%s -d%s %s: %ld requests, no errors (%.*s)", conns, duration, path, requests,
          rps ? (int)strcspn(rps, "\n") : 0, rps ? rps : "");
     ASSERT_GT(requests, 0);
-    return requests;
 }
 
-int main(int argc, char **argv)
+static void keep_alive_clients_then_wrk(void)
 {
-    const char *ritual = test_init(argc, argv);
     raise_nofile(4096);
     temp_dir_make(root, sizeof root);
     file_write_at(root, "hello.txt", hello, strlen(hello));
     file_write_pattern_at(root, "big.bin", 61, BIG_SIZE);
 
     struct server s;
-    http_server_start(ritual, root, NULL, &s);
+    http_server_start(ritual_program(), root, NULL, &s);
     long rss_start = proc_rss_kb(s.pid);
     own_clients(s.port);
 
@@ -104,5 +102,6 @@ int main(int argc, char **argv)
 
     server_expect_clean_exit(&s);
     remove_tree(root);
-    return 0;
 }
+
+TEST_CASES(CASE(keep_alive_clients_then_wrk))

@@ -1,14 +1,21 @@
 /* http_timeouts: slow or silent clients cannot hold a connection.
  *   - slowloris: a head trickling in one byte every 200 ms gets 408 and the
  *     close once --header-timeout (1 s) has passed since the connect;
- *   - a head begun and abandoned gets 408 too, also on a kept-alive
- *     connection; a connection that never sends a byte is closed silently;
- *   - --keepalive-timeout 1: an idle connection closes silently ~1 s after
- *     its last response, but one that keeps asking stays open;
- *   - --body-timeout 1: a body that stops arriving ends the connection;
- *   - --send-timeout 1: a client that asks for 64 MB and never reads is
- *     dropped within a few seconds, and the server's memory stays flat;
- *     one that reads slowly but steadily gets every byte. */
+ *     slow_head_in_time: one that takes 400 ms is answered;
+ *   - abandoned_heads: a head begun and abandoned gets 408 too, also on a
+ *     kept-alive connection; a connection that never sends a byte is
+ *     closed silently;
+ *   - keepalive_timeout: with --keepalive-timeout 1, an idle connection
+ *     closes silently ~1 s after its last response, but one that keeps
+ *     asking stays open;
+ *   - body_timeout: with --body-timeout 1, a body that stops arriving ends
+ *     the connection;
+ *   - busy_pipeline: with every timeout 1 s, a pipeline of 1 MiB answers
+ *     read slowly is not cut while the server is the one sending;
+ *   - with --send-timeout 1, send_timeout_stalled_reader: a client that
+ *     asks for 64 MB and never reads is dropped within a few seconds, and
+ *     the server's memory stays flat; send_timeout_steady_reader: one that
+ *     reads slowly but steadily gets every byte. */
 #include "support.h"
 
 #include <dirent.h>
@@ -27,6 +34,7 @@
 #define BIG_SEED 31
 
 static char root[64];
+static struct server server;
 
 static void make_tree(void)
 {
@@ -34,6 +42,43 @@ static void make_tree(void)
     file_write_at(root, "index.html", "<h1>home</h1>\n", 14);
     file_write_pattern_at(root, "big.bin", BIG_SEED, BIG_SIZE);
     file_write_pattern_at(root, "mib.bin", BIG_SEED, 1u << 20); /* big.bin's first MiB */
+}
+
+static void stop_and_remove_tree(void)
+{
+    server_expect_clean_exit(&server);
+    remove_tree(root);
+}
+
+/* The servers of the three groups of cases; each returns the port. */
+
+/* Head timeout 1 s; keep-alive long, so it cannot be what closes. */
+static int serve_header_timeout(void)
+{
+    http_server_start(
+        ritual_program(), root,
+        (const char *const[]){"--header-timeout", "1", "--keepalive-timeout", "30", NULL}, &server);
+    return server.port;
+}
+
+/* Keep-alive and body timeouts 1 s; heads may take long. */
+static int serve_idle_timeouts(void)
+{
+    http_server_start(ritual_program(), root,
+                      (const char *const[]){"--keepalive-timeout", "1", "--header-timeout", "30",
+                                            "--body-timeout", "1", NULL},
+                      &server);
+    return server.port;
+}
+
+/* Every timeout 1 s, send included; one worker, whose sockets are counted. */
+static int serve_send_timeout(void)
+{
+    http_server_start(ritual_program(), root,
+                      (const char *const[]){"--send-timeout", "1", "--header-timeout", "1",
+                                            "--keepalive-timeout", "1", "--workers", "1", NULL},
+                      &server);
+    return server.port;
 }
 
 /* Seconds since `start`, as a double, for the notes. */
@@ -59,8 +104,9 @@ static void expect_408(struct http_client *c, uint64_t start, int lo_ms, int hi_
     ASSERT_LE(took, hi_ms);
 }
 
-static void slowloris(int port)
+static void slowloris(void)
 {
+    int port = serve_header_timeout();
     static const char head[] = "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa";
     struct http_client *c = http_client_open(port);
     uint64_t start = now_ms();
@@ -85,9 +131,10 @@ static void slowloris(int port)
     http_client_close(c);
 }
 
-/* A head that takes 500 ms, well within the 1 s: answered. */
-static void slow_but_in_time(int port)
+/* A head that takes 400 ms, well within the 1 s: answered. */
+static void slow_head_in_time(void)
 {
+    int port = serve_header_timeout();
     static const char head[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     struct http_client *c = http_client_open(port);
     for (size_t i = 0; i < 5; i++) {
@@ -104,8 +151,9 @@ static void slow_but_in_time(int port)
     note("a head sent in 5 pieces over 400 ms: answered");
 }
 
-static void abandoned_heads(int port)
+static void abandoned_heads(void)
 {
+    int port = serve_header_timeout();
     /* A head begun and abandoned. */
     struct http_client *c = http_client_open(port);
     uint64_t start = now_ms();
@@ -137,8 +185,9 @@ static void abandoned_heads(int port)
     http_client_close(c);
 }
 
-static void keepalive(int port)
+static void keepalive_timeout(void)
 {
+    int port = serve_idle_timeouts();
     /* Idle after a response: closed silently after ~1 s. */
     struct http_client *c = http_client_open(port);
     http_send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -158,7 +207,7 @@ static void keepalive(int port)
      * server reads each request after it was sent, so a close that comes
      * under 1 s after a send is the server's mistake; one that comes later
      * means this client stalled (a loaded machine): it proves nothing, and
-     * the story goes on with a new connection. */
+     * the case goes on with a new connection. */
     c = http_client_open(port);
     start = now_ms();
     int stalls = 0;
@@ -172,6 +221,7 @@ static void keepalive(int port)
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
         if (poll(&p, 1, 500) > 0) { /* the pause between requests */
             uint64_t idle = now_ms() - sent_at;
+            http_expect_eof(c, TIMEOUT); /* readable: the FIN, not stray bytes or a reset */
             if (idle < 1000)
                 FAIL("request %d: the server closed a connection idle for %llu ms", i,
                      (unsigned long long)idle);
@@ -185,8 +235,9 @@ static void keepalive(int port)
     http_client_close(c);
 }
 
-static void body_timeout(int port)
+static void body_timeout(void)
 {
+    int port = serve_idle_timeouts();
     struct http_client *c = http_client_open(port);
     uint64_t start = now_ms();
     http_send(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello");
@@ -210,8 +261,9 @@ static void body_timeout(int port)
  * connection while the server is the one busy sending. The partial head
  * at the end of the pipeline gets its 408 once everything before it is
  * answered. */
-static void busy_pipeline(int port)
+static void busy_pipeline(void)
 {
+    int port = serve_send_timeout();
     enum { N = 8, SIZE = 1 << 20 };
     struct http_client *c = http_client_open(port);
     static char reqs[N * 64 + 64];
@@ -271,23 +323,14 @@ static int count_sockets(pid_t pid)
     return n;
 }
 
-/* Waits (sampling /proc, at most 5 s) until the server holds `n` sockets. */
-static void wait_sockets(pid_t pid, int n)
+/* A client that reads nothing is dropped, and costs the server no memory. */
+static void send_timeout_stalled_reader(void)
 {
-    uint64_t start = now_ms();
-    while (count_sockets(pid) != n) {
-        if (now_ms() - start > 5000)
-            FAIL("the server holds %d sockets, expected %d", count_sockets(pid), n);
-        sleep_ms(10);
-    }
-}
+    int port = serve_send_timeout();
+    int baseline = count_sockets(server.pid); /* the listeners */
+    long rss_before = proc_rss_kb(server.pid);
 
-static void send_timeout_stalled(struct server *s, int baseline)
-{
-    wait_sockets(s->pid, baseline); /* the previous client is gone */
-    long rss_before = proc_rss_kb(s->pid);
-
-    struct http_client *c = http_client_open(s->port);
+    struct http_client *c = http_client_open(port);
     int small = 4096; /* a small receive window: the server stalls sooner */
     SYSCHECK(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small));
     http_send(c, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -295,9 +338,9 @@ static void send_timeout_stalled(struct server *s, int baseline)
     /* The response has begun: the server holds the connection now. */
     struct pollfd ready = {.fd = c->fd, .events = POLLIN};
     ASSERT_EQ(poll(&ready, 1, TIMEOUT), 1);
-    ASSERT_EQ(count_sockets(s->pid), baseline + 1);
+    ASSERT_EQ(count_sockets(server.pid), baseline + 1);
     /* Never read. The server's socket goes away once it gives up. */
-    while (count_sockets(s->pid) > baseline) {
+    while (count_sockets(server.pid) > baseline) {
         if (now_ms() - start > 15000)
             FAIL("the server still holds the connection of a client that reads nothing, "
                  "15 s on (--send-timeout 1)");
@@ -307,7 +350,7 @@ static void send_timeout_stalled(struct server *s, int baseline)
         (void)poll(&p, 1, 20);
     }
     uint64_t took = now_ms() - start;
-    long rss_after = proc_rss_kb(s->pid);
+    long rss_after = proc_rss_kb(server.pid);
     struct tcp_info info;
     socklen_t len = sizeof info;
     SYSCHECK(getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &info, &len));
@@ -320,11 +363,12 @@ static void send_timeout_stalled(struct server *s, int baseline)
     http_client_close(c);
 }
 
-static void send_timeout_steady(struct server *s)
+static void send_timeout_steady_reader(void)
 {
+    int port = serve_send_timeout();
     /* Reads 256 KiB every 600 ms for 3 s (slow, but never stalled for the
      * 1 s of the timeout), then the rest at full speed: every byte arrives. */
-    struct http_client *c = http_client_open(s->port);
+    struct http_client *c = http_client_open(port);
     http_send(c, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
     struct http_response r;
     ASSERT(http_read_head(c, &r, TIMEOUT));
@@ -362,40 +406,7 @@ static void send_timeout_steady(struct server *s)
     http_client_close(c);
 }
 
-int main(int argc, char **argv)
-{
-    const char *ritual = test_init(argc, argv);
-    make_tree();
-
-    /* Head timeout 1 s; keep-alive long, so it cannot be what closes. */
-    struct server s;
-    http_server_start(
-        ritual, root,
-        (const char *const[]){"--header-timeout", "1", "--keepalive-timeout", "30", NULL}, &s);
-    slowloris(s.port);
-    slow_but_in_time(s.port);
-    abandoned_heads(s.port);
-    server_expect_clean_exit(&s);
-
-    /* Keep-alive and body timeouts 1 s; heads may take long. */
-    http_server_start(ritual, root,
-                      (const char *const[]){"--keepalive-timeout", "1", "--header-timeout", "30",
-                                            "--body-timeout", "1", NULL},
-                      &s);
-    keepalive(s.port);
-    body_timeout(s.port);
-    server_expect_clean_exit(&s);
-
-    http_server_start(ritual, root,
-                      (const char *const[]){"--send-timeout", "1", "--header-timeout", "1",
-                                            "--keepalive-timeout", "1", "--workers", "1", NULL},
-                      &s);
-    int listeners = count_sockets(s.pid);
-    busy_pipeline(s.port);
-    send_timeout_steady(&s);
-    send_timeout_stalled(&s, listeners);
-    server_expect_clean_exit(&s);
-
-    remove_tree(root);
-    return 0;
-}
+TEST_CASES_WITH(make_tree, stop_and_remove_tree, CASE(slowloris), CASE(slow_head_in_time),
+                CASE(abandoned_heads), CASE(keepalive_timeout), CASE(body_timeout),
+                CASE(busy_pipeline), CASE(send_timeout_steady_reader),
+                CASE(send_timeout_stalled_reader))

@@ -9,12 +9,11 @@
 
 #define CONNS 1000
 
-int main(int argc, char **argv)
+static void thousand_idle_connections_cost_no_cpu(void)
 {
-    const char *ritual = test_init(argc, argv);
     raise_nofile(CONNS + 256);
     struct server s;
-    server_start(ritual, NULL, 0, &s);
+    server_start(ritual_program(), NULL, 0, &s);
     long rss_before = proc_rss_kb(s.pid);
 
     /* One echo on each, so every connection has been accepted and set up. */
@@ -41,5 +40,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < CONNS; i++)
         close(fds[i]);
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+TEST_CASES(CASE(thousand_idle_connections_cost_no_cpu))

@@ -1,7 +1,8 @@
 /* integrity: 16 MB of random bytes, sent in random-sized pieces (1 byte to
  * 64 KiB) while the echo is read at the same time, come back byte-exact and
- * in order: first over one connection, then over four at once. Lost, doubled
- * or reordered bytes at buffer boundaries show up here. */
+ * in order: over one connection (one_connection), and over four at once
+ * (four_connections_at_once). Lost, doubled or reordered bytes at buffer
+ * boundaries show up here. */
 #include "support.h"
 
 #include <errno.h>
@@ -109,26 +110,30 @@ static void run_flows(struct flow *flows, int n)
     }
 }
 
-int main(int argc, char **argv)
+/* Opens `n` flows (seeds first_seed...) to a fresh server, echoes them all at
+ * once, and stops the server. */
+static void echo_flows(int n, uint64_t first_seed)
 {
-    const char *ritual = test_init(argc, argv);
     struct server s;
-    server_start(ritual, NULL, 0, &s);
+    server_start(ritual_program(), NULL, 0, &s);
     static struct flow flows[MAX_FLOWS];
-
-    flow_open(&flows[0], s.port, 1);
+    for (int i = 0; i < n; i++)
+        flow_open(&flows[i], s.port, first_seed + (uint64_t)i);
     uint64_t start = now_ms();
-    run_flows(flows, 1);
-    note("16 MB in random pieces echoed byte-exact over 1 connection in %llu ms",
-         (unsigned long long)(now_ms() - start));
-
-    for (int i = 0; i < MAX_FLOWS; i++)
-        flow_open(&flows[i], s.port, 100 + (uint64_t)i);
-    start = now_ms();
-    run_flows(flows, MAX_FLOWS);
-    note("16 MB in random pieces echoed byte-exact over %d connections at once in %llu ms",
-         MAX_FLOWS, (unsigned long long)(now_ms() - start));
-
+    run_flows(flows, n);
+    note("16 MB in random pieces echoed byte-exact over %d connection%s in %llu ms", n,
+         n == 1 ? "" : "s at once", (unsigned long long)(now_ms() - start));
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+static void one_connection(void)
+{
+    echo_flows(1, 1);
+}
+
+static void four_connections_at_once(void)
+{
+    echo_flows(MAX_FLOWS, 100);
+}
+
+TEST_CASES(CASE(one_connection), CASE(four_connections_at_once))

@@ -6,12 +6,11 @@
 #include <poll.h>
 #include <unistd.h>
 
-int main(int argc, char **argv)
+static void third_client_waits_until_one_leaves(void)
 {
-    const char *ritual = test_init(argc, argv);
     struct server s;
     const char *const args[] = {"--max-conns", "2", "--workers", "1", NULL};
-    server_start(ritual, args, 0, &s);
+    server_start(ritual_program(), args, 0, &s);
 
     int a = tcp_connect(s.port);
     int b = tcp_connect(s.port);
@@ -34,5 +33,6 @@ int main(int argc, char **argv)
     close(b);
     close(c);
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+TEST_CASES(CASE(third_client_waits_until_one_leaves))

@@ -17,13 +17,12 @@
 
 static int fds[CONNS];
 
-int main(int argc, char **argv)
+static void ten_thousand_connections(void)
 {
-    const char *ritual = test_init(argc, argv);
     rlim_t nofile = raise_nofile_up_to(NOFILE, CONNS + 512);
     note("RLIMIT_NOFILE %llu for the test and the server", (unsigned long long)nofile);
     struct server s;
-    server_start(ritual, NULL, nofile, &s);
+    server_start(ritual_program(), NULL, nofile, &s);
 
     /* Warm up with one connection, then take the baseline. */
     int fd = tcp_connect(s.port);
@@ -56,5 +55,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < CONNS; i++)
         close(fds[i]);
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+TEST_CASES(CASE(ten_thousand_connections))

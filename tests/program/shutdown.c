@@ -1,9 +1,10 @@
-/* shutdown: SIGTERM drains. The server closes its listener at once (new
- * clients are refused) but the 100 clients already streaming keep being
- * echoed until each has all of its 1 MB back and has closed; then the server
- * exits 0, well before the drain deadline. A second signal cuts the drain
- * short: exit 1 at once. Clients with nothing in flight do not hold the
- * drain: closed once silent for a second. */
+/* shutdown: SIGTERM drains (drain_streams_*). The server closes its listener
+ * at once (new clients are refused) but the 100 clients already streaming
+ * keep being echoed until each has all of its 1 MB back and has closed; then
+ * the server exits 0, well before the drain deadline. A second signal cuts
+ * the drain short: exit 1 at once (second_signal_*). Clients with nothing in
+ * flight do not hold the drain: closed once silent for a second
+ * (idle_clients_*). Each with one worker, then four. */
 #include "support.h"
 
 #include <errno.h>
@@ -80,13 +81,13 @@ static int all_under_way(void)
     return 1;
 }
 
-static void drain_streams(const char *ritual, const char *workers)
+static void drain_streams(const char *workers)
 {
     struct server s;
     note("%s worker(s)", workers);
     memset(clients, 0, sizeof clients);
-    server_start(ritual, (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL},
-                 0, &s);
+    server_start(ritual_program(),
+                 (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL}, 0, &s);
     for (int i = 0; i < CLIENTS; i++) {
         clients[i].fd = tcp_connect(s.port);
         set_nonblocking(clients[i].fd, 1);
@@ -171,16 +172,19 @@ static void fill_until_stuck(int fd)
         if (w < 0 && errno != EAGAIN && errno != EINTR)
             FAIL("send after %zu bytes: %s", sent, strerror(errno));
         struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, 300) == 0)
+        int r = poll(&p, 1, 300);
+        if (r < 0 && errno != EINTR)
+            SYSCHECK(r);
+        if (r == 0)
             return; /* no room for 300 ms: stuck */
     }
 }
 
-static void second_signal(const char *ritual, const char *workers)
+static void second_signal(const char *workers)
 {
     struct server s;
-    server_start(ritual, (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL},
-                 0, &s);
+    server_start(ritual_program(),
+                 (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL}, 0, &s);
     int fd = tcp_connect(s.port);
     fill_until_stuck(fd);
 
@@ -207,12 +211,12 @@ static void second_signal(const char *ritual, const char *workers)
 /* Connections with nothing in flight do not hold the drain: closed
  * cleanly (a FIN, not a reset) once silent for a second, so the server
  * exits long before its 10 s deadline. */
-static void idle_clients(const char *ritual, const char *workers)
+static void idle_clients(const char *workers)
 {
     enum { IDLE = 20 };
     struct server s;
-    server_start(ritual, (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL},
-                 0, &s);
+    server_start(ritual_program(),
+                 (const char *const[]){"--drain-timeout", "10", "--workers", workers, NULL}, 0, &s);
     int fds[IDLE];
     for (int i = 0; i < IDLE; i++) {
         fds[i] = tcp_connect(s.port);
@@ -240,16 +244,42 @@ static void idle_clients(const char *ritual, const char *workers)
     server_expect_clean_exit(&s);
 }
 
-int main(int argc, char **argv)
+/* One loop, then four workers: SIGTERM under load drains every one. */
+static void drain_streams_one_worker(void)
 {
-    const char *ritual = test_init(argc, argv);
-    raise_nofile(CLIENTS + 256);
-    /* One loop, then four workers: SIGTERM under load drains every one. */
-    drain_streams(ritual, "1");
-    drain_streams(ritual, "4");
-    second_signal(ritual, "1");
-    second_signal(ritual, "4");
-    idle_clients(ritual, "1");
-    idle_clients(ritual, "4");
-    return 0;
+    drain_streams("1");
 }
+
+static void drain_streams_four_workers(void)
+{
+    drain_streams("4");
+}
+
+static void second_signal_one_worker(void)
+{
+    second_signal("1");
+}
+
+static void second_signal_four_workers(void)
+{
+    second_signal("4");
+}
+
+static void idle_clients_one_worker(void)
+{
+    idle_clients("1");
+}
+
+static void idle_clients_four_workers(void)
+{
+    idle_clients("4");
+}
+
+static void raise_limit(void)
+{
+    raise_nofile(CLIENTS + 256);
+}
+
+TEST_CASES_WITH(raise_limit, NULL, CASE(drain_streams_one_worker), CASE(drain_streams_four_workers),
+                CASE(second_signal_one_worker), CASE(second_signal_four_workers),
+                CASE(idle_clients_one_worker), CASE(idle_clients_four_workers))

@@ -5,10 +5,12 @@
  * unwritten. Now SIGHUP and SIGUSR1 reopen the log, SIGUSR2 and SIGALRM are
  * ignored (each says so in the log), and SIGQUIT drains as SIGTERM does.
  *
- * ritual http: 20 requests, then each signal in turn, a request after each;
- * the log moved away as logrotate does, SIGUSR1, 5 more requests; SIGQUIT:
- * exit 0, and the 24 requests before the rotation are in the moved file,
- * the 5 after it in the new one. ritual echo: the same signals with a client connected. */
+ * http_signals_and_log_rotation: ritual http, 20 requests, then each signal
+ * in turn, a request after each; the log moved away as logrotate does,
+ * SIGUSR1, 5 more requests; SIGQUIT: exit 0, and the 24 requests before the
+ * rotation are in the moved file, the 5 after it in the new one.
+ * echo_signals_with_a_client: ritual echo, the same signals with a client
+ * connected, which SIGQUIT's drain waits for. */
 #include "support.h"
 
 #include <signal.h>
@@ -61,8 +63,9 @@ static int lines_in(const char *path)
     return n;
 }
 
-static void http_story(const char *ritual)
+static void http_signals_and_log_rotation(void)
 {
+    const char *ritual = ritual_program();
     char root[64], logs[64], log[128], rotated[140];
     temp_dir_make(root, sizeof root);
     temp_dir_make(logs, sizeof logs);
@@ -116,8 +119,9 @@ static void http_story(const char *ritual)
     remove_tree(logs);
 }
 
-static void echo_story(const char *ritual)
+static void echo_signals_with_a_client(void)
 {
+    const char *ritual = ritual_program();
     struct server s;
     server_start(ritual, NULL, 0, &s);
     int fd = tcp_connect(s.port);
@@ -145,10 +149,4 @@ static void echo_story(const char *ritual)
     server_expect_clean_exit(&s);
 }
 
-int main(int argc, char **argv)
-{
-    const char *ritual = test_init(argc, argv);
-    http_story(ritual);
-    echo_story(ritual);
-    return 0;
-}
+TEST_CASES(CASE(http_signals_and_log_rotation), CASE(echo_signals_with_a_client))

@@ -31,11 +31,10 @@ static size_t flood(int fd, size_t sent)
     return sent;
 }
 
-int main(int argc, char **argv)
+static void silent_and_flooding_clients_starve_no_one(void)
 {
-    const char *ritual = test_init(argc, argv);
     struct server s;
-    server_start(ritual, NULL, 0, &s);
+    server_start(ritual_program(), NULL, 0, &s);
 
     int a = tcp_connect(s.port); /* connects and stays silent */
     int c = tcp_connect(s.port); /* floods and never reads */
@@ -64,5 +63,6 @@ int main(int argc, char **argv)
     close(b);
     close(c);
     server_expect_clean_exit(&s);
-    return 0;
 }
+
+TEST_CASES(CASE(silent_and_flooding_clients_starve_no_one))

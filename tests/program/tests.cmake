@@ -39,3 +39,15 @@ ritual_program_test(signals 60)
 # What a hostile client makes ritual http hold stays bounded: pipelined
 # ranges never read, and a large listing asked for by many.
 ritual_program_test(http_bounds 120 RUN_SERIAL TRUE)
+
+# The bench's histogram, compiled from the program's source (one process,
+# no backend).
+add_executable(test_histogram program/histogram.c ${PROJECT_SOURCE_DIR}/programs/ritual/histogram.c)
+target_include_directories(test_histogram PRIVATE ${PROJECT_SOURCE_DIR}/programs/ritual)
+target_link_libraries(test_histogram PRIVATE ritual_testsupport m)
+ritual_test_cases(${CMAKE_CURRENT_SOURCE_DIR}/program/histogram.c histogram_cases)
+foreach(case IN LISTS histogram_cases)
+  add_test(NAME histogram.${case} COMMAND test_histogram ${case})
+  set_tests_properties(histogram.${case} PROPERTIES TIMEOUT 30 LABELS "program;histogram"
+                       ENVIRONMENT "${RITUAL_TEST_ENV}")
+endforeach()

@@ -1,5 +1,6 @@
 /* libtest.h - helpers for the library's own tests: a loop, a listener on an
- * ephemeral loopback port, a watchdog, and client threads. The tests include
+ * ephemeral loopback port, a watchdog, and client threads. A loop made by
+ * lt_loop must be freed by the end of its case. The tests include
  * the core's private headers to look at a connection's state where the API
  * does not show it. */
 #ifndef RITUAL_LIBTEST_H
@@ -16,12 +17,36 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Loops made by lt_loop and not freed yet: none may outlive its case. */
+static atomic_int lt_loops_live;
+
+static inline void lt_loop_freed(void *arg)
+{
+    (void)arg;
+    lt_loops_live--;
+}
+
+static inline void lt_check_loops_freed(void)
+{
+    int live = lt_loops_live;
+    if (live != 0)
+        FAIL("%d loop%s made by the case never freed", live, live == 1 ? " was" : "s were");
+}
+
+/* Registered before main: lt_loop may run on several threads at once. */
+__attribute__((constructor)) static void lt_register_checks(void)
+{
+    test_at_case_end(lt_check_loops_freed);
+}
+
 static inline ritual_loop *lt_loop(void)
 {
     ritual_error err;
     ritual_loop *loop = ritual_loop_new(NULL, &err);
     if (!loop)
         FAIL("ritual_loop_new: %s", err.message);
+    ASSERT_EQ(ritual_loop_on_free(loop, lt_loop_freed, NULL), 0);
+    lt_loops_live++;
     return loop;
 }
 

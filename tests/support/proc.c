@@ -1,0 +1,144 @@
+/* proc.c - processes, limits and the clock. See support.h. */
+#include "support.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------ processes and the clock */
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    SYSCHECK(clock_gettime(CLOCK_MONOTONIC, &ts));
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* Reads /proc/PID/stat and returns a pointer just after the last ')': the
+ * command name may hold spaces and parentheses. */
+static const char *proc_stat_fields(pid_t pid, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = SYSCHECK(open(path, O_RDONLY | O_CLOEXEC));
+    ssize_t n = SYSCHECK(read(fd, buf, cap - 1));
+    close(fd);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    if (paren == NULL)
+        FAIL("%s: unexpected format", path);
+    return paren + 1;
+}
+
+long proc_cpu_ticks(pid_t pid)
+{
+    char buf[1024];
+    const char *p = proc_stat_fields(pid, buf, sizeof buf);
+    /* After ')': state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt
+     * majflt cmajflt utime(14) stime(15). */
+    char state;
+    unsigned long utime, stime;
+    if (sscanf(p, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &utime, &stime) !=
+        3)
+        FAIL("/proc/%d/stat: cannot parse utime and stime", (int)pid);
+    return (long)(utime + stime);
+}
+
+char proc_state(pid_t pid)
+{
+    char buf[1024];
+    const char *p = proc_stat_fields(pid, buf, sizeof buf);
+    char state;
+    if (sscanf(p, " %c", &state) != 1)
+        FAIL("/proc/%d/stat: cannot parse the state", (int)pid);
+    return state;
+}
+
+long proc_status_kb(pid_t pid, const char *field)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    size_t len;
+    char *text = file_read(path, &len);
+    if (text == NULL)
+        FAIL("%s: %s", path, strerror(errno));
+    size_t flen = strlen(field);
+    long kb = -1;
+    for (char *line = text; line != NULL && *line != '\0';) {
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
+            kb = strtol(line + flen + 1, NULL, 10);
+            break;
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    free(text);
+    if (kb < 0)
+        FAIL("%s: no %s field", path, field);
+    return kb;
+}
+
+long proc_rss_kb(pid_t pid)
+{
+    return proc_status_kb(pid, "VmRSS");
+}
+
+double proc_cpu_percent(pid_t pid, int window_ms, long *ticks)
+{
+    long before = proc_cpu_ticks(pid);
+    uint64_t start = now_ms();
+    sleep_ms(window_ms);
+    long used = proc_cpu_ticks(pid) - before;
+    uint64_t elapsed = now_ms() - start;
+    if (ticks != NULL)
+        *ticks = used;
+    return 100.0 * (double)used / (double)sysconf(_SC_CLK_TCK) / ((double)elapsed / 1000.0);
+}
+
+rlim_t raise_nofile_up_to(rlim_t want, rlim_t need)
+{
+    struct rlimit rl;
+    SYSCHECK(getrlimit(RLIMIT_NOFILE, &rl));
+    if (rl.rlim_cur >= want)
+        return rl.rlim_cur;
+    struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max > want ? rl.rlim_max : want};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+        return want;
+    /* Without CAP_SYS_RESOURCE the hard limit is as far as we go. */
+    if (errno != EPERM || rl.rlim_max < need)
+        FAIL("setrlimit(RLIMIT_NOFILE, %llu): %s (hard limit %llu, need %llu)",
+             (unsigned long long)want, strerror(errno), (unsigned long long)rl.rlim_max,
+             (unsigned long long)need);
+    rl.rlim_cur = rl.rlim_max;
+    SYSCHECK(setrlimit(RLIMIT_NOFILE, &rl));
+    return rl.rlim_cur;
+}
+
+void raise_nofile(rlim_t n)
+{
+    raise_nofile_up_to(n, n);
+}
