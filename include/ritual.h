@@ -15,6 +15,27 @@
  *     everything created from it must be used from one thread at a time.
  *   - Callbacks may call any ritual function on the object they were given,
  *     including closing it; memory is released only after the callback returns.
+ *
+ * When things happen (the same on every backend unless said otherwise)
+ *   - A callback may act on any object of its loop, not only its own: write
+ *     to or close another connection, stop a timer, close a listener. An
+ *     object closed during an iteration keeps its memory until the iteration
+ *     ends, so pointers taken earlier in the iteration stay valid to it.
+ *   - on_close runs once per connection, at the end of the iteration in
+ *     which it closed (closed outside a run: at the end of the next one),
+ *     never inside ritual_conn_close or ritual_write; and
+ *     its memory goes when on_close returns (on io_uring, once the kernel
+ *     has also let go of it). ritual_loop_free runs the on_close of those
+ *     still open, with -ECANCELED.
+ *   - A write reaches the kernel before ritual_write returns when nothing is
+ *     queued ahead of it, on epoll and poll; on io_uring writes under 16
+ *     KiB (and those behind them) are gathered and go in the loop's batched
+ *     send at the end of the iteration (at most 64 KiB a connection waits
+ *     so). What the kernel
+ *     refuses is queued and sent as the socket drains; only that counts as
+ *     queued (ritual_conn_write_queued, the watermarks, write_limit).
+ *   - A loop's callbacks all run on the thread running it; ritual_loop_post
+ *     is the one way in from another thread.
  */
 #ifndef RITUAL_H
 #define RITUAL_H
@@ -146,6 +167,17 @@ typedef void (*ritual_post_fn)(ritual_loop *loop, void *arg);
  * thread may post once ritual_loop_free has returned. */
 RITUAL_API int ritual_loop_post(ritual_loop *loop, ritual_post_fn fn, void *arg);
 
+/* As ritual_loop_post, unless `max_pending` calls already wait to run:
+ * then -EAGAIN and nothing is queued. A producer that outruns the loop (a
+ * fan-out to a slow worker) learns it here, rather than growing the queue
+ * without bound. Any thread. */
+RITUAL_API int ritual_loop_try_post(ritual_loop *loop, ritual_post_fn fn, void *arg,
+                                    size_t max_pending);
+
+/* Calls posted to the loop that have not started yet: its backlog, from
+ * any thread (a snapshot: other threads may post meanwhile). */
+RITUAL_API size_t ritual_loop_posts_pending(const ritual_loop *loop);
+
 /* What a loop has done, readable from any thread without a lock (each
  * counter is written by the loop's thread only). */
 typedef struct ritual_loop_stats {
@@ -153,6 +185,8 @@ typedef struct ritual_loop_stats {
     uint64_t conns;         /* connections open now */
     uint64_t bytes_read;    /* received from peers */
     uint64_t bytes_written; /* handed to the kernel for peers */
+    uint64_t drain_cut;     /* connections a drain deadline cut (on_close
+                               with -ECANCELED): 0 after a clean drain */
 } ritual_loop_stats;
 
 RITUAL_API void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats *out);
@@ -162,6 +196,10 @@ RITUAL_API void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats
  * it, and the layers built into it (HTTP) never set it. */
 RITUAL_API void ritual_loop_set_data(ritual_loop *loop, void *data);
 RITUAL_API void *ritual_loop_data(const ritual_loop *loop);
+
+/* The index of the ritual_server worker that runs this loop (0 to
+ * workers - 1), or -1 for a loop of one's own or a server's control loop. */
+RITUAL_API int ritual_loop_worker(const ritual_loop *loop);
 
 /* Makes ritual_loop_free call fn(arg) once every connection of the loop has
  * closed (their on_close has run) and the backend has let go of them, while
@@ -203,8 +241,8 @@ typedef struct ritual_conn_callbacks {
     void (*on_eof)(ritual_conn *conn);
     /* Output that had to be queued went out: the queue emptied, or, having
      * passed the high watermark, fell below the low one and reading resumed
-     * (unless paused by the user). Not called for writes the kernel took at
-     * once, which were never queued (see ritual_conn_write_queued). */
+     * (unless paused by the user; with keep_reading it never stopped). Not called for writes the
+     * kernel took at once, which were never queued (see ritual_conn_write_queued). */
     void (*on_drain)(ritual_conn *conn);
     /* The loop started a graceful shutdown. If NULL, nothing happens and the
      * connection runs until it closes or the drain deadline passes. */
@@ -231,19 +269,37 @@ typedef struct ritual_conn_options {
                                     (ritual_conn_write_queued); default 1 MiB */
     size_t write_low_watermark;  /* resume reading below; default high / 4 */
     size_t write_limit;          /* close (-ENOBUFS) above; default 64 MiB */
+    int keep_reading;            /* nonzero: go on reading whatever is queued
+                                    (a relay, which throttles the other side
+                                    itself); the watermarks then only drive
+                                    on_drain and ritual_conn_write_blocked */
     int nagle;                   /* nonzero keeps Nagle's algorithm; by default
                                     TCP_NODELAY is set */
 } ritual_conn_options;
 
 /* Queues `len` bytes for sending. If nothing is queued yet they are sent at
  * once and only what the kernel did not take is copied.
- * Returns 0, -EPIPE if the connection is closing or closed, or -ENOBUFS if
+ * Returns 0, -EPIPE if the connection is closing or closed or its sending
+ * side was shut (ritual_conn_shutdown_write), or -ENOBUFS if
  * the queue would exceed write_limit (the connection is then closed). A send
  * error closes the connection and is returned (-ECONNRESET, -EPIPE). */
 RITUAL_API int ritual_write(ritual_conn *conn, const void *data, size_t len);
 
 /* As ritual_write for several pieces, sent with one system call. */
 RITUAL_API int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt);
+
+/* As ritual_write, without copying: the bytes stay the caller's until
+ * `release(arg)` (may be NULL) runs, exactly once: at once if the kernel
+ * took them all, else when the last byte is sent or the connection drops
+ * them (it closed; on io_uring a send in flight may make that come after
+ * on_close). Keep them unchanged until then. A broadcast writes one buffer
+ * to many connections this way, counting references. Counts as queued
+ * output like any write (watermarks, write_limit). Returns as ritual_write,
+ * or -EINVAL above RITUAL_WRITE_REF_MAX bytes; release runs on every
+ * return path. */
+#define RITUAL_WRITE_REF_MAX (UINT32_C(1) << 30)
+RITUAL_API int ritual_write_ref(ritual_conn *conn, const void *data, size_t len,
+                                void (*release)(void *arg), void *arg);
 
 /* Queues `len` bytes of the file `fd` from `offset`, after what is already
  * queued; they are sent with sendfile(2), never copied through user space.
@@ -264,6 +320,15 @@ RITUAL_API void ritual_conn_close(ritual_conn *conn);
 /* Closes at once with a TCP RST, dropping queued output. on_close follows
  * with -ECONNABORTED. Idempotent. */
 RITUAL_API void ritual_conn_abort(ritual_conn *conn);
+
+/* Half-close: sends a FIN once the queued output is out (or, for an
+ * outbound connection, once connected), and keeps reading: on_data and
+ * on_eof go on as before, and the connection closes as usual (on_eof with
+ * no handler, ritual_conn_close, a timeout). From this call on, writes
+ * return -EPIPE. A proxy passes a client's EOF on this way without losing
+ * the reply. Returns 0 (also when called again), -EPIPE if the connection
+ * is closing or closed, or the error shutdown(2) gave (it is then closed). */
+RITUAL_API int ritual_conn_shutdown_write(ritual_conn *conn);
 
 /* Stops reading from the connection (the loop no longer wakes for its
  * input) until ritual_conn_resume. */
@@ -288,7 +353,8 @@ RITUAL_API size_t ritual_conn_write_queued(const ritual_conn *conn);
 
 /* 1 while the connection's own output holds its reading back: the queue
  * passed write_high_watermark and has not yet fallen to write_low_watermark,
- * or a file segment waits to be sent. Meanwhile no on_data is called; when
+ * or a file segment waits to be sent. (With keep_reading, 1 while the queue
+ * is between the two, and reading goes on.) Meanwhile no on_data is called; when
  * it ends, held input is handed over again and on_drain runs. A protocol
  * that answers several pipelined requests in one on_data stops taking them
  * when this turns 1 and returns what it consumed: the rest waits, bounded by
@@ -409,7 +475,17 @@ RITUAL_API void ritual_listener_close(ritual_listener *listener);
 /* --------------------------------------------------------------- servers */
 
 /* A server runs one loop per worker thread; each worker owns the
- * connections it accepts, so nothing on the data path is shared or locked. */
+ * connections it accepts, so nothing on the data path is shared or locked.
+ *
+ * Which thread runs what: a worker's loop runs on a thread of its own, and
+ * with it the connections its listeners accept, their callbacks, the
+ * timers made on that loop and the calls posted to it. The control loop
+ * (ritual_server_control_loop) runs on the thread that calls
+ * ritual_server_run: the signals of ritual_server_shutdown_on_signals, and
+ * the timers and posts one makes on it; it has no connections. Per-worker
+ * state goes in each worker's loop (ritual_loop_set_data from
+ * on_worker_start; ritual_loop_worker tells the index): the options.data of
+ * ritual_server_listen is shared by every worker's listener. */
 typedef struct ritual_server ritual_server;
 
 typedef enum ritual_accept_mode {
@@ -426,6 +502,14 @@ typedef struct ritual_server_options {
     ritual_accept_mode accept_mode;
     int pin;                  /* nonzero: pin worker i to CPU i (modulo the CPUs) */
     ritual_loop_options loop; /* for every worker's loop */
+    /* On each worker's thread, before its loop first runs: set up what the
+     * worker owns (ritual_loop_set_data, timers, connections out). */
+    void (*on_worker_start)(ritual_server *server, ritual_loop *loop);
+    /* On each worker's thread, once its loop has stopped (after a drain its
+     * connections are closed; after ritual_server_stop they close in
+     * ritual_server_free, whose thread then runs their on_close). */
+    void (*on_worker_stop)(ritual_server *server, ritual_loop *loop);
+    void *data; /* the application's: ritual_server_data */
 } ritual_server_options;
 
 /* Creates the server and its workers' loops (threads start in run).
@@ -442,7 +526,9 @@ RITUAL_API ritual_listener *ritual_server_listen(ritual_server *server, const ch
                                                  ritual_error *err);
 
 /* Runs every worker on a thread of its own and returns when all have
- * stopped: 0, -ECANCELED after ritual_server_stop, or a loop's error. */
+ * stopped: 0, -ECANCELED after ritual_server_stop, or a loop's error. A
+ * drain whose deadline cut connections still returns 0; how many it cut is
+ * ritual_server_stats_get's drain_cut. */
 RITUAL_API int ritual_server_run(ritual_server *server);
 
 /* Any thread: every worker stops accepting (taking what the kernel already
@@ -457,6 +543,22 @@ RITUAL_API void ritual_server_stop(ritual_server *server);
 RITUAL_API int ritual_server_shutdown_on_signals(ritual_server *server, uint64_t drain_ms);
 
 RITUAL_API unsigned ritual_server_workers(const ritual_server *server);
+
+/* The sum of every worker's ritual_loop_stats (any thread; after
+ * ritual_server_run, drain_cut says whether the drain was clean). */
+RITUAL_API void ritual_server_stats_get(const ritual_server *server, ritual_loop_stats *out);
+
+/* ritual_server_options.data. */
+RITUAL_API void *ritual_server_data(const ritual_server *server);
+
+/* The loop that runs on the thread calling ritual_server_run (see above):
+ * for timers and posts that concern the whole server, such as a periodic
+ * report of ritual_server_stats_get. */
+RITUAL_API ritual_loop *ritual_server_control_loop(const ritual_server *server);
+
+/* Calls ritual_loop_post(worker's loop, fn, arg) for every worker. Returns
+ * 0, or the first error (the workers before it got the call). Any thread. */
+RITUAL_API int ritual_server_post_all(ritual_server *server, ritual_post_fn fn, void *arg);
 
 /* Worker `index`'s loop (NULL if out of range), e.g. for ritual_loop_stats_get. */
 RITUAL_API ritual_loop *ritual_server_loop(const ritual_server *server, unsigned index);

@@ -9,7 +9,7 @@
 #define CHUNK_FREE_MAX 64  /* 1 MiB of output chunks kept for reuse */
 #define INBUF_FREE_MAX 256 /* 1 MiB of small input buffers kept for reuse */
 #define INBUF_POOLED_SIZE 4096
-#define FILE_CHUNK_FREE_MAX 256 /* file segments: 40 bytes each */
+#define FILE_CHUNK_FREE_MAX 256 /* file segments and refs: 72 bytes each */
 
 _Static_assert(sizeof(struct ritual_chunk) == RITUAL_CHUNK_SIZE, "chunk is one allocation size");
 
@@ -26,6 +26,7 @@ struct ritual_chunk *ritual__chunk_get(ritual_loop *loop)
     }
     chunk->q.next = NULL;
     chunk->q.start = chunk->q.end = 0;
+    chunk->q.kind = RITUAL_OUTQ_MEMORY;
     return chunk;
 }
 
@@ -52,8 +53,8 @@ struct ritual_file_chunk *ritual__file_chunk_get(ritual_loop *loop)
             return NULL;
     }
     file->q.next = NULL;
-    file->q.start = 0;
-    file->q.end = RITUAL_OUTQ_FILE;
+    file->q.start = file->q.end = 0;
+    file->q.kind = RITUAL_OUTQ_FILE;
     return file;
 }
 

@@ -326,6 +326,16 @@ void ritual__conn_released(ritual_conn *conn)
     conn_finish(conn_loop(conn), conn);
 }
 
+/* ritual_conn_shutdown_write's queue is out: the FIN, and reading goes on. */
+void ritual__conn_send_fin(ritual_conn *conn)
+{
+    if (shutdown(conn->io.fd, SHUT_WR) < 0) {
+        ritual__conn_terminate(conn, -errno);
+        return;
+    }
+    ritual__conn_update_interest(conn);
+}
+
 /* The queue is empty: send our FIN, then read until the peer's. */
 void ritual__conn_finish_close(ritual_conn *conn)
 {
@@ -387,6 +397,19 @@ static void abort_with(ritual_conn *conn, int reason)
 void ritual_conn_abort(ritual_conn *conn)
 {
     abort_with(conn, -ECONNABORTED);
+}
+
+int ritual_conn_shutdown_write(ritual_conn *conn)
+{
+    if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+        return -EPIPE;
+    if (conn->flags & CONN_SHUT_WR)
+        return 0;
+    conn->flags |= CONN_SHUT_WR;
+    if (conn->out_tail || (conn->flags & CONN_CONNECTING))
+        return 0; /* the FIN follows the queue, or the handshake */
+    ritual__conn_send_fin(conn);
+    return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
 }
 
 void ritual__conn_timer_fired(ritual_conn *conn)
@@ -479,6 +502,11 @@ static void connect_done(ritual_conn *conn)
     ritual__conn_update_interest(conn);
     if (conn->flags & (CONN_CLOSED | CONN_CLOSING))
         return; /* closed by the user before it connected: no on_open */
+    if ((conn->flags & CONN_SHUT_WR) && !conn->out_tail) {
+        ritual__conn_send_fin(conn); /* shut before it connected, with nothing to say */
+        if (conn->flags & CONN_CLOSED)
+            return;
+    }
     if (cbs(conn)->on_open)
         cbs(conn)->on_open(conn);
     /* Connected during a drain: it is told like the others were. */
@@ -577,7 +605,7 @@ size_t ritual_conn_write_queued(const ritual_conn *conn)
 
 int ritual_conn_write_blocked(const ritual_conn *conn)
 {
-    return (conn->flags & CONN_OVER_HIGH) != 0;
+    return (conn->flags & (CONN_OVER_HIGH | CONN_ABOVE_HIGH)) != 0;
 }
 
 size_t ritual_conn_input_held(const ritual_conn *conn)

@@ -29,7 +29,13 @@ enum {
     CONN_EOF_PENDING = 1u << 11, /* the FIN came in behind input not yet handed over */
     CONN_HUNG_UP = 1u << 12,     /* both directions shut cleanly while not reading */
     CONN_BACKED_UP = 1u << 13,   /* the kernel refused output: the queue counts */
+    CONN_SHUT_WR = 1u << 14,     /* our side shut by the user: FIN once the queue is out */
+    CONN_ABOVE_HIGH = 1u << 15,  /* keep_reading: the queue passed the high watermark and
+                                    on_drain is due at the low one; reading goes on */
 };
+
+/* No more writes: closing, closed, or our side shut (ritual_write: -EPIPE). */
+#define CONN_NO_WRITES (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED | CONN_SHUT_WR)
 
 /* What a connection runs on: callbacks and options, shared by all the
  * connections of a listener, or owned by one outbound connection. */

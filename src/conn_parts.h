@@ -56,6 +56,7 @@ void ritual__conn_update_interest(ritual_conn *conn);         /* registers what 
 void ritual__conn_schedule(ritual_conn *conn, uint64_t when); /* 0: cancel */
 void ritual__conn_release_input(ritual_conn *conn);
 void ritual__conn_finish_close(ritual_conn *conn); /* queue empty: FIN, then linger */
+void ritual__conn_send_fin(ritual_conn *conn);     /* queue empty after a shutdown_write */
 
 /* conn_read.c */
 int ritual__conn_reserve_input(ritual_conn *conn, size_t need);

@@ -36,8 +36,8 @@ static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, 
         skip = 0;
         while (len > 0) {
             struct ritual_outq *tail = conn->out_tail;
-            if (!tail || ritual__outq_is_file(tail) ||
-                tail->end == sizeof(struct ritual_chunk) - sizeof *tail) {
+            if (!tail || tail->kind != RITUAL_OUTQ_MEMORY ||
+                tail->end == sizeof((struct ritual_chunk *)tail)->data) {
                 struct ritual_chunk *chunk = ritual__chunk_get(conn_loop(conn));
                 if (!chunk)
                     return -ENOMEM;
@@ -60,7 +60,7 @@ static int queue_output(ritual_conn *conn, const struct iovec *iov, int iovcnt, 
 
 void ritual__outq_put(ritual_conn *conn, struct ritual_outq *q)
 {
-    if (ritual__outq_is_file(q)) {
+    if (q->kind != RITUAL_OUTQ_MEMORY) {
         struct ritual_file_chunk *file = (struct ritual_file_chunk *)q;
         if (file->release)
             file->release(file->arg);
@@ -174,7 +174,11 @@ static bool gathering(const ritual_conn *conn)
 static void back_up(ritual_conn *conn)
 {
     conn->flags |= CONN_BACKED_UP;
-    if (conn->out_len > opts(conn)->write_high_watermark)
+    if (conn->out_len <= opts(conn)->write_high_watermark)
+        return;
+    if (opts(conn)->keep_reading)
+        conn->flags |= CONN_ABOVE_HIGH; /* only on_drain, at the low watermark, follows */
+    else
         conn->flags |= CONN_OVER_HIGH; /* stop reading until the peer catches up */
 }
 
@@ -208,7 +212,7 @@ static int queue_refused(ritual_conn *conn, const struct iovec *iov, int iovcnt,
 
 int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
 {
-    if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+    if (conn->flags & CONN_NO_WRITES)
         return -EPIPE;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -251,11 +255,88 @@ int ritual_write(ritual_conn *conn, const void *data, size_t len)
     return ritual_writev(conn, &iov, 1);
 }
 
+/* Queues the caller's bytes [sent, len) of `data` as a ref node, released
+ * once sent or dropped. `counts`: the kernel refused them (or could not be
+ * offered them), so they count against write_limit and the watermarks. */
+static int queue_ref(ritual_conn *conn, const char *data, size_t sent, size_t len,
+                     void (*release)(void *arg), void *arg, bool counts)
+{
+    if (counts && (size_t)conn->out_len + (len - sent) > opts(conn)->write_limit) {
+        if (release)
+            release(arg);
+        ritual__conn_terminate(conn, -ENOBUFS);
+        return -ENOBUFS;
+    }
+    struct ritual_file_chunk *ref = ritual__file_chunk_get(conn_loop(conn));
+    if (!ref) {
+        if (release)
+            release(arg);
+        ritual__conn_terminate(conn, -ENOMEM);
+        return -ENOMEM;
+    }
+    ref->q.kind = RITUAL_OUTQ_REF;
+    ref->q.start = (uint32_t)sent;
+    ref->q.end = (uint32_t)len;
+    ref->data = data;
+    ref->release = release;
+    ref->arg = arg;
+    outq_append(conn, &ref->q);
+    conn->out_len += (uint32_t)(len - sent);
+    if (counts)
+        back_up(conn);
+    ritual__conn_update_interest(conn);
+    return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
+}
+
+int ritual_write_ref(ritual_conn *conn, const void *data, size_t len, void (*release)(void *arg),
+                     void *arg)
+{
+    int rc = 0;
+    if (conn->flags & CONN_NO_WRITES)
+        rc = -EPIPE;
+    else if (len > RITUAL_WRITE_REF_MAX)
+        rc = -EINVAL;
+    if (rc < 0 || len == 0) {
+        if (release)
+            release(arg);
+        return rc;
+    }
+    if (gathering(conn) && (conn->out_tail || len < SEND_NOW_MIN) &&
+        (size_t)conn->out_len + len < GATHER_MAX)
+        return queue_ref(conn, data, 0, len, release, arg, false);
+    send_gathered(conn);
+    if (conn->flags & CONN_CLOSED) {
+        if (release)
+            release(arg);
+        return conn->close_reason;
+    }
+    if (conn->out_tail || (conn->flags & CONN_CONNECTING))
+        return queue_ref(conn, data, 0, len, release, arg, true);
+    ssize_t n = send(conn->io.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        n = 0;
+    if (n < 0) {
+        rc = -errno;
+        if (release)
+            release(arg);
+        ritual__conn_terminate(conn, rc);
+        return rc;
+    }
+    if (n > 0)
+        count_sent(conn, (size_t)n);
+    if ((size_t)n == len) {
+        if (release)
+            release(arg); /* all of it went: nothing kept */
+        return 0;
+    }
+    return queue_ref(conn, data, (size_t)n, len, release, arg, true);
+}
+
 int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
                       void (*release)(void *arg), void *arg)
 {
     int rc = 0;
-    if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+    if (conn->flags & CONN_NO_WRITES)
         rc = -EPIPE;
     if (rc < 0 || len == 0) {
         if (release)
@@ -298,7 +379,8 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
     /* A file being sent counts as over the high watermark: reading waits
      * until it is out, so a peer cannot queue file after file unread. */
     back_up(conn);
-    conn->flags |= CONN_OVER_HIGH;
+    if (!opts(conn)->keep_reading)
+        conn->flags |= CONN_OVER_HIGH;
     ritual__conn_update_interest(conn);
     return (conn->flags & CONN_CLOSED) ? conn->close_reason : 0;
 }
@@ -308,7 +390,7 @@ int ritual__conn_output_iov(const ritual_conn *conn, struct iovec *iov, int max)
     int n = 0;
     const struct ritual_outq *q = conn->out_tail->next; /* the head */
     for (; n < max && !ritual__outq_is_file(q); q = q->next) {
-        iov[n].iov_base = ((struct ritual_chunk *)q)->data + q->start;
+        iov[n].iov_base = (void *)ritual__outq_bytes(q);
         iov[n++].iov_len = q->end - q->start;
         if (q == conn->out_tail)
             break;
@@ -406,9 +488,18 @@ static void after_output(ritual_conn *conn)
         if (conn->flags & CONN_REDELIVER)
             ritual__conn_schedule(conn, conn_loop(conn)->now + 1);
     }
+    if ((conn->flags & CONN_ABOVE_HIGH) && conn->out_len <= opts(conn)->write_low_watermark) {
+        conn->flags &= ~CONN_ABOVE_HIGH;
+        drained = true;
+    }
     if (!conn->out_tail && (conn->flags & CONN_CLOSING)) {
         ritual__conn_finish_close(conn);
         return;
+    }
+    if (!conn->out_tail && (conn->flags & CONN_SHUT_WR)) {
+        ritual__conn_send_fin(conn); /* what was written before the shutdown is out */
+        if (conn->flags & CONN_CLOSED)
+            return;
     }
     if (!conn->out_tail) {
         /* What the kernel had refused has gone out (output it took as it

@@ -45,6 +45,7 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
     loop->log_fn = options->log_fn;
     loop->log_data = options->log_data;
     loop->data = options->data;
+    loop->worker_index = -1;
     loop->now = ritual__clock_ns();
     ritual_list_init(&loop->conns);
     ritual_list_init(&loop->closed);
@@ -143,6 +144,7 @@ void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats *out)
     out->conns = atomic_load_explicit(&loop->stat_conns, memory_order_relaxed);
     out->bytes_read = atomic_load_explicit(&loop->stat_read, memory_order_relaxed);
     out->bytes_written = atomic_load_explicit(&loop->stat_written, memory_order_relaxed);
+    out->drain_cut = atomic_load_explicit(&loop->stat_drain_cut, memory_order_relaxed);
 }
 
 size_t ritual_loop_conn_count(const ritual_loop *loop)
@@ -170,6 +172,7 @@ void ritual__loop_drain_deadline(ritual_loop *loop)
 {
     ritual_log(loop, RITUAL_LOG_WARN, "drain deadline passed: closing %zu connection%s",
                loop->conn_count, loop->conn_count == 1 ? "" : "s");
+    ritual__stat_add(&loop->stat_drain_cut, loop->conn_count);
     while (!ritual_list_empty(&loop->conns))
         ritual__conn_terminate(ritual_container_of(loop->conns.next, ritual_conn, link),
                                -ECANCELED);
@@ -227,6 +230,11 @@ void ritual_loop_set_data(ritual_loop *loop, void *data)
 void *ritual_loop_data(const ritual_loop *loop)
 {
     return loop->data;
+}
+
+int ritual_loop_worker(const ritual_loop *loop)
+{
+    return loop->worker_index;
 }
 
 int ritual_loop_on_free(ritual_loop *loop, void (*fn)(void *arg), void *arg)

@@ -28,7 +28,8 @@ struct ritual_loop {
     ritual_log_level log_level;
     ritual_log_fn log_fn;
     void *log_data;
-    void *data; /* the application's (ritual_loop_data) */
+    void *data;       /* the application's (ritual_loop_data) */
+    int worker_index; /* which worker of a ritual_server runs it; -1: none */
 
     /* shared read buffer: every connection reads here first */
     char *rbuf;
@@ -66,7 +67,7 @@ struct ritual_loop {
     struct ritual_list watches, dead_watches, zombie_watches;
 
     /* ritual_loop_stats: written by this loop's thread only, read anywhere */
-    _Atomic uint64_t stat_accepted, stat_conns, stat_read, stat_written;
+    _Atomic uint64_t stat_accepted, stat_conns, stat_read, stat_written, stat_drain_cut;
 
     struct ritual_io wakeup_io; /* eventfd written by ritual_loop_post */
     struct ritual_posts *posts;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -54,13 +55,17 @@ int ritual__posts_init(ritual_loop *loop)
     return 0;
 }
 
-int ritual_loop_post(ritual_loop *loop, ritual_post_fn fn, void *arg)
+static int post(ritual_loop *loop, ritual_post_fn fn, void *arg, size_t max_pending)
 {
     struct ritual_posts *p = loop->posts;
     pthread_mutex_lock(&p->lock);
     if (p->closed) {
         pthread_mutex_unlock(&p->lock);
         return -ESHUTDOWN;
+    }
+    if (p->len >= max_pending) {
+        pthread_mutex_unlock(&p->lock);
+        return -EAGAIN;
     }
     if (p->len == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 64;
@@ -86,6 +91,27 @@ int ritual_loop_post(ritual_loop *loop, ritual_post_fn fn, void *arg)
         /* EAGAIN would mean the counter is full: the loop is awake anyway. */
     }
     return 0;
+}
+
+int ritual_loop_post(ritual_loop *loop, ritual_post_fn fn, void *arg)
+{
+    return post(loop, fn, arg, SIZE_MAX);
+}
+
+int ritual_loop_try_post(ritual_loop *loop, ritual_post_fn fn, void *arg, size_t max_pending)
+{
+    return post(loop, fn, arg, max_pending);
+}
+
+size_t ritual_loop_posts_pending(const ritual_loop *loop)
+{
+    struct ritual_posts *p = loop->posts;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->len;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 /* Runs every call posted so far, in order. */

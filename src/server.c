@@ -39,6 +39,9 @@ struct ritual_server {
     uint64_t drain_ms; /* for the signal handlers */
     atomic_int signals_seen;
     atomic_bool forced;
+    void (*on_worker_start)(ritual_server *server, ritual_loop *loop);
+    void (*on_worker_stop)(ritual_server *server, ritual_loop *loop);
+    void *data;
 };
 
 static unsigned online_cpus(void)
@@ -72,6 +75,7 @@ static int same_backend(ritual_server *srv, ritual_loop_options *loop_options, r
         w->loop = ritual_loop_new(loop_options, err);
         if (!w->loop)
             return err ? err->code : -ENOMEM;
+        w->loop->worker_index = (int)i;
     }
     return 0;
 }
@@ -105,6 +109,9 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
     }
     srv->accept_mode = options->accept_mode;
     srv->pin = options->pin;
+    srv->on_worker_start = options->on_worker_start;
+    srv->on_worker_stop = options->on_worker_stop;
+    srv->data = options->data;
     /* The control loop was the probe: if io_uring was refused there, the
      * workers go straight to epoll, without trying (and logging) again. */
     ritual_loop_options loop_options = options->loop;
@@ -120,6 +127,7 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
             ritual_server_free(srv);
             return NULL;
         }
+        workers[i].loop->worker_index = (int)i;
     }
     if (same_backend(srv, &loop_options, err) < 0) {
         ritual_server_free(srv);
@@ -136,6 +144,40 @@ unsigned ritual_server_workers(const ritual_server *srv)
 ritual_loop *ritual_server_loop(const ritual_server *srv, unsigned index)
 {
     return index < srv->nworkers ? srv->workers[index].loop : NULL;
+}
+
+void *ritual_server_data(const ritual_server *srv)
+{
+    return srv->data;
+}
+
+ritual_loop *ritual_server_control_loop(const ritual_server *srv)
+{
+    return srv->control;
+}
+
+int ritual_server_post_all(ritual_server *srv, ritual_post_fn fn, void *arg)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        int rc = ritual_loop_post(srv->workers[i].loop, fn, arg);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void ritual_server_stats_get(const ritual_server *srv, ritual_loop_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        ritual_loop_stats w;
+        ritual_loop_stats_get(srv->workers[i].loop, &w);
+        out->accepted += w.accepted;
+        out->conns += w.conns;
+        out->bytes_read += w.bytes_read;
+        out->bytes_written += w.bytes_written;
+        out->drain_cut += w.drain_cut;
+    }
 }
 
 /* ------------------------------------------------------------- listening */
@@ -225,8 +267,13 @@ static void *worker_main(void *arg)
             ritual_log(w->loop, RITUAL_LOG_WARN, "worker %u: pin to CPU %u: %s", w->index,
                        w->index % online_cpus(), strerror(rc));
     }
+    ritual_server *srv = w->server;
+    if (srv->on_worker_start)
+        srv->on_worker_start(srv, w->loop);
     w->rc = ritual_loop_run(w->loop);
-    ritual_loop_post(w->server->control, worker_stopped, w->server);
+    if (srv->on_worker_stop)
+        srv->on_worker_stop(srv, w->loop);
+    ritual_loop_post(srv->control, worker_stopped, srv);
     return NULL;
 }
 

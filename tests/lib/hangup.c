@@ -1,5 +1,5 @@
-/* A clean hang-up is not a reset. The server shuts its sending side with
- * shutdown(2) and pauses reading; the peer sends its last bytes and a FIN.
+/* A clean hang-up is not a reset. The server shuts its sending side
+ * (ritual_conn_shutdown_write) and pauses reading; the peer sends its last bytes and a FIN.
  * The socket then reports a hang-up with no error (both directions are
  * shut), which must not be taken for a reset: once reading resumes, the
  * last bytes arrive, then on_eof, and the connection closes cleanly. A proxy
@@ -31,7 +31,7 @@ static struct world w;
 static void on_open(ritual_conn *conn)
 {
     w.conn = conn;
-    SYSCHECK(shutdown(ritual_conn_fd(conn), SHUT_WR));
+    ASSERT_EQ(ritual_conn_shutdown_write(conn), 0);
     ritual_conn_pause(conn);
 }
 

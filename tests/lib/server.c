@@ -1,4 +1,5 @@
-/* One loop per core: a server of 4 workers, one case per accept mode.
+/* One loop per core: a server of 4 workers, one case per accept mode, and
+ * what a drain that ran out of time reports.
  *
  * reuseport_workers (SO_REUSEPORT):
  * - every worker gets some of 400 connections, each worker's counters
@@ -10,7 +11,11 @@
  *   mid-stream: every client gets all its bytes back and a clean EOF; run
  *   returns 0.
  * shared_socket_workers (one socket, EPOLLEXCLUSIVE): the same traffic and
- * counters but the busy worker; it reports how it spread the connections. */
+ * counters but the busy worker; it reports how it spread the connections.
+ * Both end with a clean drain: ritual_server_stats_get sums the workers'
+ * counters, none cut.
+ * drain_deadline_cut_counted: connections a drain deadline cuts are
+ * counted (drain_cut), while ritual_server_run returns 0. */
 #include "libtest.h"
 
 #include <errno.h>
@@ -135,6 +140,12 @@ static void shutdown_mid_stream(pthread_t server_thread)
         close(fds[i]);
     }
     lt_join(server_thread);
+    /* A clean drain, said so by the server's summed counters. */
+    ritual_loop_stats sum;
+    ritual_server_stats_get(srv, &sum);
+    ASSERT_EQ(sum.accepted, CONNS);
+    ASSERT_EQ(sum.conns, 0);
+    ASSERT_EQ(sum.drain_cut, 0);
 }
 
 static void run_mode(ritual_accept_mode mode, const char *name)
@@ -188,4 +199,38 @@ static void shared_socket_workers(void)
     run_mode(RITUAL_ACCEPT_SHARED, "EPOLLEXCLUSIVE");
 }
 
-TEST_CASES(CASE(reuseport_workers), CASE(shared_socket_workers))
+/* Two idle clients and no on_shutdown: the drain deadline cuts both, and
+ * ritual_server_run still returns 0; drain_cut is how the caller knows. */
+static void drain_deadline_cut_counted(void)
+{
+    ritual_error err;
+    ritual_server_options so = {.workers = 2};
+    srv = ritual_server_new(&so, &err);
+    ASSERT(srv != NULL);
+    ritual_conn_callbacks cbs = {.on_data = on_data};
+    ritual_listener *l = ritual_server_listen(srv, "127.0.0.1:0", NULL, &cbs, &err);
+    if (!l)
+        FAIL("ritual_server_listen: %s", err.message);
+    int port = ritual_listener_port(l);
+    pthread_t t = lt_thread(run_server, NULL);
+    int idle[2];
+    for (int i = 0; i < 2; i++) {
+        idle[i] = tcp_connect(port);
+        echo_roundtrip(idle[i], "here", 4, 5000); /* accepted and open */
+    }
+    uint64_t start = now_ms();
+    ritual_server_shutdown(srv, 200);
+    lt_join(t); /* run_server asserts that it returned 0 */
+    ritual_loop_stats sum;
+    ritual_server_stats_get(srv, &sum);
+    note("the drain took %llu ms and cut %llu connections", (unsigned long long)(now_ms() - start),
+         (unsigned long long)sum.drain_cut);
+    ASSERT_EQ(sum.drain_cut, 2);
+    ASSERT_EQ(sum.conns, 0);
+    ASSERT_GE(now_ms() - start, 199); /* not before the deadline */
+    for (int i = 0; i < 2; i++)
+        close(idle[i]);
+    ritual_server_free(srv);
+}
+
+TEST_CASES(CASE(reuseport_workers), CASE(shared_socket_workers), CASE(drain_deadline_cut_counted))

@@ -26,6 +26,15 @@ ritual_library_test(uring 120)
 # A clean hang-up (both directions shut) while paused is not a reset: the
 # last bytes, on_eof, then an orderly close.
 ritual_library_test(hangup 30)
+# Half-close (ritual_conn_shutdown_write) and keep_reading: what a relay
+# needs, on every backend.
+ritual_library_test(half_close 60)
+# ritual_write_ref: no copy, every release exactly once, however the bytes
+# leave (sent, or dropped with the connection).
+ritual_library_test(write_ref 60)
+# ritual_server's worker hooks, indices, control loop and post_all, and
+# bounded posts.
+ritual_library_test(workers 60)
 # The input a connection holds never passes read_buffer_size, however its
 # reading stops and resumes, on every backend.
 ritual_library_test(input_bound 90)

@@ -33,7 +33,6 @@
  * The fixture's before step (probe_backend) decides which, for each case. */
 #include "libtest.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -144,19 +143,6 @@ static void probe_backend(void)
     if (require && strcmp(require, "1") == 0)
         FAIL("io_uring is not available (%s) and RITUAL_TEST_REQUIRE_URING=1", why);
     note("io_uring is not available (%s): the io_uring assertions are skipped", why);
-}
-
-/* Open descriptors of this process: what a case leaves behind shows here. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ASSERT(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1; /* the directory's own */
 }
 
 /* A one-shot signal between threads, awaited with a deadline. */

@@ -9,6 +9,9 @@
 #include <sys/types.h>
 
 uint64_t now_ms(void);
+
+/* Open descriptors of this process (the runner compares them across a case). */
+int count_fds(void);
 void sleep_ms(int ms);
 
 /* utime + stime of a process, in clock ticks (sysconf(_SC_CLK_TCK) a second). */

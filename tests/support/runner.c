@@ -4,7 +4,6 @@
 #include "check.h"
 #include "proc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -53,23 +52,24 @@ const char *ritual_program(void)
     return path;
 }
 
-static int count_open_fds(void)
+const char *example_program(const char *name)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        FAIL("opendir /proc/self/fd: %s", strerror(errno));
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1; /* the directory's own */
+    static char path[PATH_MAX];
+    const char *ritual = ritual_program();
+    const char *slash = strrchr(ritual, '/');
+    int dir = slash ? (int)(slash - ritual) : 1;
+    int n = snprintf(path, sizeof path, "%.*s/example_%s", dir, slash ? ritual : ".", name);
+    if (n < 0 || (size_t)n >= sizeof path)
+        FAIL("example path too long");
+    if (access(path, X_OK) != 0)
+        FAIL("%s: not an executable (%s)", path, strerror(errno));
+    return path;
 }
 
 /* Runs one case here, with the suite's fixture, then checks what it left. */
 static void run_case(const struct test_suite *suite, const struct test_case *c)
 {
-    int fds = count_open_fds();
+    int fds = count_fds();
     if (suite->before)
         suite->before();
     c->run();
@@ -77,7 +77,7 @@ static void run_case(const struct test_suite *suite, const struct test_case *c)
         suite->after();
     for (int i = 0; i < MAX_CASE_END_CHECKS && case_end_checks[i]; i++)
         case_end_checks[i]();
-    int left = count_open_fds();
+    int left = count_fds();
     if (left != fds)
         FAIL("%s: %d descriptors open after the case, %d before", c->name, left, fds);
     int status;
