@@ -51,3 +51,12 @@ foreach(case IN LISTS histogram_cases)
   set_tests_properties(histogram.${case} PROPERTIES TIMEOUT 30 LABELS "program;histogram"
                        ENVIRONMENT "${RITUAL_TEST_ENV}")
 endforeach()
+
+# examples/proxy.c in front of ritual echo: half-close both ways, 4 x 16 MiB
+# byte-exact, memory bounded whichever side stalls.
+ritual_program_test(proxy 120)
+add_dependencies(test_proxy example_proxy)
+# examples/chat.c on two workers: every line to every other client in order,
+# a client that never reads cut without slowing the others, SIGTERM.
+ritual_program_test(chat 120)
+add_dependencies(test_chat example_chat)

@@ -65,4 +65,8 @@ void test_at_case_end(void (*check)(void));
  * Fails the test if it is not an executable. */
 const char *ritual_program(void);
 
+/* An example program built beside it: example_program("proxy") is
+ * build/example_proxy. Fails the test if it is not an executable. */
+const char *example_program(const char *name);
+
 #endif

@@ -119,23 +119,13 @@ void server_start_at(const char *ritual_path, const char *listen, const char *co
     server_start_cmd(ritual_path, "echo", listen, extra_args, nofile, out);
 }
 
-void server_start_cmd(const char *ritual_path, const char *command, const char *listen,
-                      const char *const extra_args[], rlim_t nofile, struct server *out)
+/* Starts argv[0] with its stdout on a pipe and its stderr in a file, and
+ * reads its first stdout line into line[cap]. */
+static void spawn(const char *const argv[], rlim_t nofile, struct server *out, char *line,
+                  size_t cap)
 {
     memset(out, 0, sizeof *out);
     out->stdout_fd = -1;
-
-    const char *argv[64];
-    int argc = 0;
-    argv[argc++] = ritual_path;
-    argv[argc++] = command;
-    argv[argc++] = "--listen";
-    argv[argc++] = listen;
-    for (int i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
-        ASSERT_LT(argc, 62);
-        argv[argc++] = extra_args[i];
-    }
-    argv[argc] = NULL;
 
     snprintf(out->stderr_path, sizeof out->stderr_path, "/tmp/ritual-test-stderr-XXXXXX");
     int err_fd = SYSCHECK(mkostemp(out->stderr_path, O_CLOEXEC));
@@ -164,8 +154,8 @@ void server_start_cmd(const char *ritual_path, const char *command, const char *
                 _exit(127);
             }
         }
-        execv(ritual_path, (char *const *)argv);
-        static const char msg[] = "test: execv of the ritual binary failed\n";
+        execv(argv[0], (char *const *)argv);
+        static const char msg[] = "test: execv of the server failed\n";
         (void)!write(2, msg, sizeof msg - 1);
         _exit(127);
     }
@@ -176,9 +166,41 @@ void server_start_cmd(const char *ritual_path, const char *command, const char *
     out->pid = pid;
     out->stdout_fd = out_pipe[0];
     remember_server(out);
+    read_listening_line(out, line, cap);
+}
 
+void server_start_argv(const char *const argv[], rlim_t nofile, struct server *out)
+{
     char line[256];
-    read_listening_line(out, line, sizeof line);
+    spawn(argv, nofile, out, line, sizeof line);
+    const char *colon = strrchr(line, ':');
+    const char *digits = strncmp(line, "listening on port ", 18) == 0       ? line + 18
+                         : strncmp(line, "listening on ", 13) == 0 && colon ? colon + 1
+                                                                            : NULL;
+    char *end;
+    long port = digits ? strtol(digits, &end, 10) : 0;
+    if (!digits || *end != '\0' || end == digits || port <= 0 || port > 65535)
+        FAIL("%s's first stdout line is \"%s\", expected \"listening on port N\"", argv[0], line);
+    snprintf(out->address, sizeof out->address, "127.0.0.1:%ld", port);
+    out->port = (int)port;
+}
+
+void server_start_cmd(const char *ritual_path, const char *command, const char *listen,
+                      const char *const extra_args[], rlim_t nofile, struct server *out)
+{
+    const char *argv[64];
+    int argc = 0;
+    argv[argc++] = ritual_path;
+    argv[argc++] = command;
+    argv[argc++] = "--listen";
+    argv[argc++] = listen;
+    for (int i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+        ASSERT_LT(argc, 62);
+        argv[argc++] = extra_args[i];
+    }
+    argv[argc] = NULL;
+    char line[256];
+    spawn(argv, nofile, out, line, sizeof line);
     static const char prefix[] = "listening on ";
     if (strncmp(line, prefix, sizeof prefix - 1) != 0)
         FAIL("server's first stdout line is \"%s\", expected \"listening on HOST:PORT\"", line);

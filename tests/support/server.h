@@ -35,6 +35,11 @@ void server_start_at(const char *ritual_path, const char *listen, const char *co
 void server_start_cmd(const char *ritual_path, const char *command, const char *listen,
                       const char *const extra_args[], rlim_t nofile, struct server *out);
 
+/* Starts another program as a server (argv[0] its path, argv
+ * NULL-terminated; an example), as server_start does: its first stdout line
+ * is "listening on port N" or "listening on HOST:PORT". */
+void server_start_argv(const char *const argv[], rlim_t nofile, struct server *out);
+
 /* Waits up to `timeout_ms` for the server to exit. Returns 1 if it has
  * exited (status in s->status), 0 if it is still running. */
 int server_wait(struct server *s, int timeout_ms);
