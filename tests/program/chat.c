@@ -47,9 +47,10 @@ static void make_line(struct talker *t)
     t->out_off = 0;
 }
 
+/* A few lines at a time, so that reading keeps pace with three talkers. */
 static void talker_send(struct talker *t)
 {
-    while (t->sent_lines < LINES) {
+    for (int burst = 0; burst < 8 && t->sent_lines < LINES;) {
         ssize_t w =
             send(t->fd, t->out + t->out_off, LINE_LEN - t->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && (errno == EAGAIN || errno == EINTR))
@@ -60,6 +61,7 @@ static void talker_send(struct talker *t)
         if (t->out_off < LINE_LEN)
             return;
         t->sent_lines++;
+        burst++;
         make_line(t);
     }
 }
@@ -80,31 +82,37 @@ static void take_line(struct talker *t, const char *line, size_t len)
     t->next[from]++;
 }
 
+/* Reads all there is: a talker must keep up with three others, or the
+ * server rightly cuts it as one that stopped reading. */
 static void talker_receive(struct talker *t)
 {
-    ssize_t n = recv(t->fd, t->in + t->in_len, sizeof t->in - t->in_len, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n < 0)
-        FAIL("talker %d: recv: %s", t->id, strerror(errno));
-    if (n == 0) {
-        if (t->in_len != 0)
-            FAIL("talker %d: the stream ended inside a line", t->id);
-        t->ended = 1;
-        return;
-    }
-    t->in_len += (size_t)n;
-    size_t used = 0;
     for (;;) {
-        char *nl = memchr(t->in + used, '\n', t->in_len - used);
-        if (!nl)
-            break;
-        size_t len = (size_t)(nl - (t->in + used)) + 1;
-        take_line(t, t->in + used, len);
-        used += len;
+        ssize_t n = recv(t->fd, t->in + t->in_len, sizeof t->in - t->in_len, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0)
+            FAIL("talker %d: recv: %s", t->id, strerror(errno));
+        if (n == 0) {
+            if (t->in_len != 0)
+                FAIL("talker %d: the stream ended inside a line", t->id);
+            t->ended = 1;
+            return;
+        }
+        t->in_len += (size_t)n;
+        size_t used = 0;
+        for (;;) {
+            char *nl = memchr(t->in + used, '\n', t->in_len - used);
+            if (!nl)
+                break;
+            size_t len = (size_t)(nl - (t->in + used)) + 1;
+            take_line(t, t->in + used, len);
+            used += len;
+        }
+        memmove(t->in, t->in + used, t->in_len - used);
+        t->in_len -= used;
     }
-    memmove(t->in, t->in + used, t->in_len - used);
-    t->in_len -= used;
 }
 
 static int all_heard(const struct talker *t)
