@@ -24,6 +24,15 @@ static void set_idle(struct http_conn *hc, uint64_t ms)
     }
 }
 
+/* Nothing to send and no request under way: the keep-alive timeout, unless
+ * a head has begun. Then the header deadline alone decides, and answers 408:
+ * an idle timeout counted from the last byte sent could come first and close
+ * the connection without a word. */
+static uint64_t idle_between_requests(const struct http_conn *hc)
+{
+    return hc->last_len > 0 ? 0 : hc->site->opts->keepalive_timeout_ms;
+}
+
 /* ------------------------------------------------------- header deadline */
 
 static void wait_start(struct http_conn *hc)
@@ -406,7 +415,7 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     else if (ritual_conn_write_queued(conn) > 0)
         set_idle(hc, site->opts->send_timeout_ms);
     else
-        set_idle(hc, site->opts->keepalive_timeout_ms);
+        set_idle(hc, idle_between_requests(hc));
     return pos;
 }
 
@@ -459,7 +468,7 @@ static void on_drain(ritual_conn *conn)
 {
     struct http_conn *hc = ritual_conn_data(conn);
     if (hc->state == HTTP_IDLE && ritual_conn_write_queued(conn) == 0)
-        set_idle(hc, hc->site->opts->keepalive_timeout_ms);
+        set_idle(hc, idle_between_requests(hc));
 }
 
 static void on_shutdown(ritual_conn *conn)
