@@ -63,6 +63,7 @@ typedef struct ritual_conn ritual_conn;
 typedef struct ritual_timer ritual_timer;
 typedef struct ritual_signal ritual_signal;
 typedef struct ritual_watch ritual_watch;
+typedef struct ritual_tls ritual_tls; /* ritual_tls.h */
 
 /* ---------------------------------------------------------------- errors */
 
@@ -391,8 +392,12 @@ RITUAL_API int ritual_conn_peer(const ritual_conn *conn, char *buf, size_t len);
 
 typedef struct ritual_connect_options {
     ritual_conn_options conn;
-    uint64_t timeout_ms; /* give up on the handshake after this; default 10 s */
-    void *data;          /* the connection's data pointer from the start */
+    uint64_t timeout_ms;     /* give up on the handshake after this; default 10 s */
+    void *data;              /* the connection's data pointer from the start */
+    ritual_tls *tls;         /* TLS (ritual_tls_client_new); NULL: plain. on_open
+                                then waits for the TLS handshake too */
+    const char *server_name; /* TLS: the name sent as SNI and verified in the
+                                certificate; NULL: the address's IP, verified */
 } ritual_connect_options;
 
 /* Connects to `address` ("HOST:PORT" as for ritual_listen; HOST may not be
@@ -417,6 +422,11 @@ enum {
     /* SO_REUSEPORT: several sockets (loops, processes) listen on one port
      * and the kernel spreads new connections over them. */
     RITUAL_LISTEN_REUSEPORT = 1u << 0,
+    /* With `tls`: a connection whose first byte cannot begin a TLS
+     * handshake is handed over unencrypted (ritual_conn_tls_info says
+     * -ENOPROTOOPT) instead of closed, so that the protocol can answer in
+     * plain text; HTTP answers 400, as nginx does. */
+    RITUAL_LISTEN_TLS_PLAINTEXT = 1u << 1,
 };
 
 typedef struct ritual_listen_options {
@@ -427,6 +437,8 @@ typedef struct ritual_listen_options {
     void *data;               /* the application's: see ritual_listener_data */
     void *protocol_data;      /* a protocol layered on the listener (the HTTP
                                  layer): ritual_listener_protocol_data */
+    ritual_tls *tls;          /* TLS for every accepted connection
+                                 (ritual_tls.h); NULL: plain */
 } ritual_listen_options;
 
 /* Listens on `address`, "HOST:PORT": HOST is an IPv4 address, [IPv6],

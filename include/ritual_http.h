@@ -199,6 +199,8 @@ typedef struct ritual_http_options {
     int backlog;
     unsigned listen_flags; /* RITUAL_LISTEN_* */
     unsigned max_conns;
+    ritual_tls *tls; /* HTTPS (ritual_tls.h); plain HTTP that comes to it is
+                        answered with 400 and closed, as nginx does */
 } ritual_http_options;
 
 /* Serves HTTP on `address` in `loop` (see ritual_listen). `options` is

@@ -64,7 +64,8 @@ static unsigned wanted_events(const ritual_conn *conn)
         return RITUAL_IO_WRITE; /* writable: the handshake finished, or failed */
     unsigned events = conn->out_tail ? RITUAL_IO_WRITE : 0;
     if (!(conn->flags &
-          (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_EOF_PENDING | CONN_CLOSING)))
+          (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_EOF_PENDING | CONN_CLOSING)) &&
+        !(conn->tls && ritual__tls_transport_ended(conn)))
         events |= RITUAL_IO_READ;
     else if (events == 0 && (conn->flags & CONN_HUNG_UP))
         events = RITUAL_IO_QUIET;
@@ -254,6 +255,15 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
     ritual__stat_add(&loop->stat_conns, 1);
     ritual_list_add_tail(&loop->conns, &conn->link);
     *out = conn;
+    if (profile->tls) {
+        rc = ritual__tls_attach(conn, profile->tls, true, NULL, profile->tls_plaintext);
+        if (rc < 0) {
+            ritual__conn_terminate(conn, rc); /* never opened: on_close is not called */
+            return rc;
+        }
+        ritual__conn_schedule(conn, deadline(conn)); /* the handshake's */
+        return 0;                                    /* on_open once the handshake is done */
+    }
     if (!connecting && profile->cbs.on_open)
         profile->cbs.on_open(conn);
     return 0;
@@ -290,6 +300,7 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
 static void conn_finish(ritual_loop *loop, ritual_conn *conn)
 {
     const struct ritual_conn_profile *profile = conn->profile;
+    ritual__tls_detach(conn);
     release_output(conn);
     if (profile->listener)
         ritual__listener_unref(profile->listener);
@@ -305,7 +316,7 @@ void ritual__conns_reap(ritual_loop *loop)
         ritual_list_del(&conn->link);
         const struct ritual_conn_profile *profile = conn->profile;
         ritual__conn_release_input(conn); /* kept if it closed during its own on_data */
-        if (profile->cbs.on_close)
+        if (profile->cbs.on_close && !ritual__tls_unseen(conn))
             profile->cbs.on_close(conn, conn->close_reason);
         if (conn->io.busy) {
             /* The kernel still has operations naming it: the struct (and
@@ -329,6 +340,10 @@ void ritual__conn_released(ritual_conn *conn)
 /* ritual_conn_shutdown_write's queue is out: the FIN, and reading goes on. */
 void ritual__conn_send_fin(ritual_conn *conn)
 {
+    if (conn->tls && !ritual__tls_opened(conn))
+        return; /* after the handshake */
+    if (conn->tls && ritual__tls_close_notify(conn))
+        return; /* close_notify first; the FIN when it has gone */
     if (shutdown(conn->io.fd, SHUT_WR) < 0) {
         ritual__conn_terminate(conn, -errno);
         return;
@@ -339,6 +354,10 @@ void ritual__conn_send_fin(ritual_conn *conn)
 /* The queue is empty: send our FIN, then read until the peer's. */
 void ritual__conn_finish_close(ritual_conn *conn)
 {
+    if (conn->tls && ritual__tls_close_notify(conn))
+        return; /* close_notify first; the FIN when it has gone */
+    if (conn->flags & CONN_CLOSED)
+        return;
     if (conn->flags & CONN_EOF) {
         ritual__conn_terminate(conn, conn->close_reason);
         return;
@@ -357,6 +376,8 @@ static void begin_close(ritual_conn *conn, int reason)
 {
     if (conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
         return;
+    if (conn->tls && ritual__tls_defer_close(conn))
+        return; /* what was written goes once the handshake is done */
     if ((conn->flags & CONN_CONNECTING) && !conn->out_tail) {
         ritual__conn_terminate(conn, reason); /* nothing to say: just drop it */
         return;
@@ -382,6 +403,11 @@ static void begin_close(ritual_conn *conn, int reason)
 void ritual_conn_close(ritual_conn *conn)
 {
     begin_close(conn, 0);
+}
+
+void ritual__conn_close_with(ritual_conn *conn, int reason)
+{
+    begin_close(conn, reason);
 }
 
 static void abort_with(ritual_conn *conn, int reason)
@@ -502,14 +528,23 @@ static void connect_done(ritual_conn *conn)
     ritual__conn_update_interest(conn);
     if (conn->flags & (CONN_CLOSED | CONN_CLOSING))
         return; /* closed by the user before it connected: no on_open */
+    if (conn->tls) {
+        ritual__tls_connected(conn); /* on_open once the TLS handshake is done */
+        return;
+    }
     if ((conn->flags & CONN_SHUT_WR) && !conn->out_tail) {
         ritual__conn_send_fin(conn); /* shut before it connected, with nothing to say */
         if (conn->flags & CONN_CLOSED)
             return;
     }
+    ritual__conn_opened(conn);
+}
+
+void ritual__conn_opened(ritual_conn *conn)
+{
     if (cbs(conn)->on_open)
         cbs(conn)->on_open(conn);
-    /* Connected during a drain: it is told like the others were. */
+    /* Opened during a drain: it is told like the others were. */
     if (conn_loop(conn)->shutting_down && cbs(conn)->on_shutdown &&
         !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING)))
         cbs(conn)->on_shutdown(conn);
@@ -610,7 +645,7 @@ int ritual_conn_write_blocked(const ritual_conn *conn)
 
 size_t ritual_conn_input_held(const ritual_conn *conn)
 {
-    return in_len(conn);
+    return in_len(conn) + (conn->tls ? ritual__tls_input_held(conn) : 0);
 }
 
 int ritual_conn_closing(const ritual_conn *conn)

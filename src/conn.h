@@ -44,6 +44,8 @@ struct ritual_conn_profile {
     ritual_conn_options opts;
     ritual_loop *loop;
     ritual_listener *listener;   /* NULL for an outbound connection */
+    ritual_tls *tls;             /* accepted connections: TLS (a reference) */
+    bool tls_plaintext;          /* RITUAL_LISTEN_TLS_PLAINTEXT */
     uint64_t connect_timeout_ms; /* outbound only */
 };
 
@@ -78,10 +80,12 @@ struct ritual_conn {
     struct ritual_inbuf *in;      /* NULL while nothing is left unconsumed */
     struct ritual_outq *out_tail; /* the queue is circular: out_tail->next is its head */
     struct ritual_list link;      /* in loop->conns while open, loop->closed after */
+    struct ritual_tls_conn *tls;  /* NULL: plain (tls/tls.h) */
 };
-/* 80 bytes, plus nothing while idle: input and output buffers exist only
- * while they hold bytes, and the heap holds 16 bytes for a pending timeout. */
-_Static_assert(sizeof(struct ritual_conn) == 80, "ritual_conn changed size: make it a decision");
+/* 88 bytes, plus nothing while idle: input and output buffers exist only
+ * while they hold bytes, and the heap holds 16 bytes for a pending timeout.
+ * TLS state is one pointer, so a plain connection pays 8 bytes for it. */
+_Static_assert(sizeof(struct ritual_conn) == 88, "ritual_conn changed size: make it a decision");
 
 /* Sets up a socket as a connection: accepted, or `connecting` outbound (then
  * on_open waits for the handshake). Returns 0, or a negative errno after

@@ -7,6 +7,7 @@
 #include "buffer.h"
 #include "conn.h"
 #include "loop.h"
+#include "tls/tls.h"
 
 #define READS_PER_WAKEUP 16 /* fairness: then let other connections run */
 #define IOV_BATCH 64
@@ -48,7 +49,8 @@ static inline uint32_t in_len(const ritual_conn *conn)
 /* Something received but not yet handed over: input, or a FIN behind it. */
 static inline bool has_held_input(const ritual_conn *conn)
 {
-    return in_len(conn) > 0 || (conn->flags & CONN_EOF_PENDING);
+    return in_len(conn) > 0 || (conn->flags & CONN_EOF_PENDING) ||
+           (conn->tls && ritual__tls_holds_input(conn));
 }
 
 /* conn.c */
@@ -57,16 +59,31 @@ void ritual__conn_schedule(ritual_conn *conn, uint64_t when); /* 0: cancel */
 void ritual__conn_release_input(ritual_conn *conn);
 void ritual__conn_finish_close(ritual_conn *conn); /* queue empty: FIN, then linger */
 void ritual__conn_send_fin(ritual_conn *conn);     /* queue empty after a shutdown_write */
+void ritual__conn_close_with(ritual_conn *conn, int reason); /* graceful, with a reason */
+/* The user gets the connection: on_open, and on_shutdown if a drain began. */
+void ritual__conn_opened(ritual_conn *conn);
 
 /* conn_read.c */
 int ritual__conn_reserve_input(ritual_conn *conn, size_t need);
 void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len);
 void ritual__conn_deliver_held(ritual_conn *conn);
+/* Hands over the plaintext held, without the FIN that may wait behind it. */
+void ritual__conn_deliver_plain(ritual_conn *conn);
+/* Where to append up to *room bytes of input (reserved first): the held
+ * bytes moved to the front, *room cut to what fits. */
+char *ritual__conn_input_tail(ritual_conn *conn, size_t *room);
+/* Bytes received for a connection without TLS, already stamped and
+ * counted: handed over, or held while reading is held back. */
+void ritual__conn_plain_input(ritual_conn *conn, const char *bytes, size_t len);
+void ritual__conn_peer_eof(ritual_conn *conn);
 void ritual__conn_read(ritual_conn *conn);
 void ritual__conn_linger_read(ritual_conn *conn);
 
 /* conn_write.c */
 void ritual__conn_flush(ritual_conn *conn);
+/* ritual_writev below the user: bytes as they go on the wire (TLS's
+ * records), also while closing. */
+int ritual__conn_write_raw(ritual_conn *conn, const struct iovec *iov, int iovcnt);
 /* Returns a node of the output queue to its free list (a file segment's
  * release callback runs). */
 void ritual__outq_put(ritual_conn *conn, struct ritual_outq *q);

@@ -59,8 +59,20 @@ static int append_input(ritual_conn *conn, const char *bytes, size_t len)
     return 0;
 }
 
+char *ritual__conn_input_tail(ritual_conn *conn, size_t *room)
+{
+    struct ritual_inbuf *in = conn->in;
+    compact_input(in);
+    size_t free_room = in->size - in->len;
+    if (*room > free_room)
+        *room = free_room;
+    return in->data + in->len;
+}
+
 size_t ritual__conn_receive_room(const ritual_conn *conn)
 {
+    if (conn->tls)
+        return ritual__tls_receive_room(conn);
     size_t max = opts(conn)->read_buffer_size, held = in_len(conn);
     return held < max ? max - held : 0;
 }
@@ -94,17 +106,17 @@ void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len)
     }
 }
 
-static void peer_eof(ritual_conn *conn);
+/* What stops a hand-over, before it or inside an on_data. */
+#define HELD_BACK                                                                                  \
+    (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING | CONN_CLOSED | CONN_REDELIVER)
 
 /* Hands over the input the connection holds, at most read_buffer_size bytes
  * per on_data, as reads would have, until reading stops or the user waits
  * for more. A completion backend may have received more than that while
  * reading was being stopped. */
-void ritual__conn_deliver_held(ritual_conn *conn)
+void ritual__conn_deliver_plain(ritual_conn *conn)
 {
-    /* What stops the hand-over, before it or inside an on_data. */
-    const unsigned held_back =
-        CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING | CONN_CLOSED | CONN_REDELIVER;
+    const unsigned held_back = HELD_BACK;
     size_t max = opts(conn)->read_buffer_size;
     while (conn->in && !(conn->flags & held_back)) {
         uint32_t before = conn->in->len;
@@ -120,14 +132,23 @@ void ritual__conn_deliver_held(ritual_conn *conn)
             break; /* the user waits for more */
         }
     }
+}
+
+void ritual__conn_deliver_held(ritual_conn *conn)
+{
+    if (conn->tls) {
+        ritual__tls_deliver(conn);
+        return;
+    }
+    ritual__conn_deliver_plain(conn);
     /* The FIN that came in behind the input, now in its place. */
-    if ((conn->flags & CONN_EOF_PENDING) && !(conn->flags & held_back)) {
+    if ((conn->flags & CONN_EOF_PENDING) && !(conn->flags & HELD_BACK)) {
         conn->flags &= ~CONN_EOF_PENDING;
-        peer_eof(conn);
+        ritual__conn_peer_eof(conn);
     }
 }
 
-static void peer_eof(ritual_conn *conn)
+void ritual__conn_peer_eof(ritual_conn *conn)
 {
     conn->flags |= CONN_EOF;
     if (!cbs(conn)->on_eof) {
@@ -142,6 +163,10 @@ static void peer_eof(ritual_conn *conn)
 
 void ritual__conn_read(ritual_conn *conn)
 {
+    if (conn->tls) {
+        ritual__tls_read(conn);
+        return;
+    }
     ritual_loop *loop = conn_loop(conn);
     size_t max = opts(conn)->read_buffer_size;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
@@ -187,7 +212,7 @@ void ritual__conn_read(ritual_conn *conn)
             continue;
         }
         if (n == 0) {
-            peer_eof(conn);
+            ritual__conn_peer_eof(conn);
             return;
         }
         if (errno == EINTR)
@@ -235,6 +260,15 @@ void ritual__conn_received(ritual_conn *conn, const char *bytes, int len)
         ritual__conn_terminate(conn, len);
         return;
     }
+    if (conn->tls) {
+        if (len > 0) {
+            stamp_activity(conn);
+            ritual__stat_add(&conn_loop(conn)->stat_read, (uint64_t)len);
+        }
+        if (!(conn->flags & (CONN_EOF | CONN_CLOSING)))
+            ritual__tls_received(conn, bytes, (size_t)len);
+        return;
+    }
     if (len == 0) {
         if (conn->flags & (CONN_EOF | CONN_EOF_PENDING | CONN_CLOSING))
             return;
@@ -245,14 +279,18 @@ void ritual__conn_received(ritual_conn *conn, const char *bytes, int len)
             ritual__conn_update_interest(conn);
             return;
         }
-        peer_eof(conn);
+        ritual__conn_peer_eof(conn);
         return;
     }
     if (conn->flags & CONN_CLOSING)
         return; /* no longer read: discarded, as lingering would */
-    ritual_loop *loop = conn_loop(conn);
     stamp_activity(conn);
-    ritual__stat_add(&loop->stat_read, (uint64_t)len);
+    ritual__stat_add(&conn_loop(conn)->stat_read, (uint64_t)len);
+    ritual__conn_plain_input(conn, bytes, (size_t)len);
+}
+
+void ritual__conn_plain_input(ritual_conn *conn, const char *bytes, size_t len)
+{
     bool reading = !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING));
     if (reading && !conn->in) {
         ritual__conn_deliver(conn, bytes, (size_t)len);

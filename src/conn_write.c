@@ -214,6 +214,13 @@ int ritual_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
 {
     if (conn->flags & CONN_NO_WRITES)
         return -EPIPE;
+    if (conn->tls)
+        return ritual__tls_writev(conn, iov, iovcnt);
+    return ritual__conn_write_raw(conn, iov, iovcnt);
+}
+
+int ritual__conn_write_raw(ritual_conn *conn, const struct iovec *iov, int iovcnt)
+{
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -301,6 +308,13 @@ int ritual_write_ref(ritual_conn *conn, const void *data, size_t len, void (*rel
             release(arg);
         return rc;
     }
+    if (conn->tls) { /* encrypting copies: the caller's bytes are free at once */
+        struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+        rc = ritual__tls_writev(conn, &iov, 1);
+        if (release)
+            release(arg);
+        return rc;
+    }
     if (gathering(conn) && (conn->out_tail || len < SEND_NOW_MIN) &&
         (size_t)conn->out_len + len < GATHER_MAX)
         return queue_ref(conn, data, 0, len, release, arg, false);
@@ -338,6 +352,8 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
     int rc = 0;
     if (conn->flags & CONN_NO_WRITES)
         rc = -EPIPE;
+    else if (!ritual__tls_opened(conn))
+        rc = -ENOTCONN; /* TLS: files go once the handshake is done */
     if (rc < 0 || len == 0) {
         if (release)
             release(arg);
@@ -356,8 +372,18 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
     file->release = release;
     file->arg = arg;
     /* No backend sends files itself: with nothing queued ahead, sendfile
-     * now, on every backend. */
-    if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
+     * now, on every backend (over TLS, its first record). */
+    if (conn->tls) {
+        bool idle = !conn->out_tail;
+        outq_append(conn, &file->q);
+        conn->flags |= CONN_FILE_QUEUED;
+        if (idle || gathering(conn))
+            ritual__conn_flush(conn);
+        if (conn->flags & CONN_CLOSED)
+            return conn->close_reason;
+        if (!(conn->flags & CONN_FILE_QUEUED))
+            return 0;
+    } else if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
         rc = send_file(conn, file);
         if (rc != 0) { /* done, or failed */
             ritual__outq_put(conn, &file->q);
@@ -366,16 +392,18 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
             return rc < 0 ? rc : 0;
         }
     }
-    outq_append(conn, &file->q);
-    conn->flags |= CONN_FILE_QUEUED;
-    /* Gathered output ahead of it (a response's head): both go now, the
-     * head with MSG_MORE so that it shares a packet with the file's first
-     * bytes. */
-    send_gathered(conn);
-    if (conn->flags & CONN_CLOSED)
-        return conn->close_reason;
-    if (!(conn->flags & CONN_FILE_QUEUED))
-        return 0; /* all of it went */
+    if (!conn->tls) {
+        outq_append(conn, &file->q);
+        conn->flags |= CONN_FILE_QUEUED;
+        /* Gathered output ahead of it (a response's head): both go now, the
+         * head with MSG_MORE so that it shares a packet with the file's
+         * first bytes. */
+        send_gathered(conn);
+        if (conn->flags & CONN_CLOSED)
+            return conn->close_reason;
+        if (!(conn->flags & CONN_FILE_QUEUED))
+            return 0; /* all of it went */
+    }
     /* A file being sent counts as over the high watermark: reading waits
      * until it is out, so a peer cannot queue file after file unread. */
     back_up(conn);
@@ -421,6 +449,63 @@ static int send_chunks(ritual_conn *conn)
 
 static void after_output(ritual_conn *conn);
 
+/* Puts `len` bytes at the head of the queue, ahead of everything queued. */
+static int queue_front(ritual_conn *conn, const char *p, size_t len)
+{
+    struct ritual_outq *first = NULL, *last = NULL;
+    size_t total = len;
+    while (len > 0) {
+        struct ritual_chunk *chunk = ritual__chunk_get(conn_loop(conn));
+        if (!chunk) {
+            for (struct ritual_outq *q = first; q;) {
+                struct ritual_outq *next = q == last ? NULL : q->next;
+                ritual__chunk_put(conn_loop(conn), (struct ritual_chunk *)q);
+                q = next;
+            }
+            return -ENOMEM;
+        }
+        size_t n = len < sizeof chunk->data ? len : sizeof chunk->data;
+        memcpy(chunk->data, p, n);
+        chunk->q.end = (uint32_t)n;
+        if (last)
+            last->next = &chunk->q;
+        else
+            first = &chunk->q;
+        last = &chunk->q;
+        p += n;
+        len -= n;
+    }
+    if (!first)
+        return 0;
+    if (conn->out_tail) {
+        last->next = conn->out_tail->next;
+        conn->out_tail->next = first;
+    } else {
+        last->next = first;
+        conn->out_tail = last;
+    }
+    conn->out_len += (uint32_t)total;
+    return 0;
+}
+
+/* TLS: the file segment at the head gives its next record, which goes
+ * ahead of it (the segment leaves once its last byte is encrypted).
+ * Returns 1 (something to send), or a negative errno. */
+static int encrypt_file_head(ritual_conn *conn, struct ritual_file_chunk *file)
+{
+    int rc = ritual__tls_encrypt_file(conn, file);
+    if (rc < 0)
+        return rc;
+    if (file->remaining == 0)
+        pop_head(conn);
+    const char *bytes;
+    size_t len;
+    ritual__tls_staged(conn, &bytes, &len);
+    rc = queue_front(conn, bytes, len);
+    ritual__tls_staged_clear(conn);
+    return rc < 0 ? rc : 1;
+}
+
 /* Sends queued output until the kernel pushes back. */
 void ritual__conn_flush(ritual_conn *conn)
 {
@@ -429,7 +514,9 @@ void ritual__conn_flush(ritual_conn *conn)
     while (conn->out_tail) {
         struct ritual_outq *head = conn->out_tail->next;
         int rc;
-        if (ritual__outq_is_file(head)) {
+        if (ritual__outq_is_file(head) && conn->tls) {
+            rc = encrypt_file_head(conn, (struct ritual_file_chunk *)head);
+        } else if (ritual__outq_is_file(head)) {
             rc = send_file(conn, (struct ritual_file_chunk *)head);
             if (rc == 1)
                 pop_head(conn);

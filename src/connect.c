@@ -4,10 +4,12 @@
 #include "address.h"
 #include "conn.h"
 #include "loop.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,5 +78,24 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
         return NULL;
     }
     conn->data = options->data;
+    if (options->tls) {
+        /* Without a name, the certificate must hold the address itself. */
+        char ip[INET6_ADDRSTRLEN] = "";
+        const char *name = options->server_name;
+        if (!name) {
+            const void *a = addr.ss_family == AF_INET6
+                                ? (const void *)&((struct sockaddr_in6 *)&addr)->sin6_addr
+                                : (const void *)&((struct sockaddr_in *)&addr)->sin_addr;
+            name = inet_ntop(addr.ss_family, a, ip, sizeof ip) ? ip : NULL;
+        }
+        rc = ritual__tls_attach(conn, options->tls, false, name, false);
+        if (rc < 0) {
+            /* No callback has run: the connection goes quietly. */
+            profile->cbs.on_close = NULL;
+            ritual__conn_terminate(conn, rc);
+            ritual_error_set(err, rc, "connect %s: tls", address);
+            return NULL;
+        }
+    }
     return conn;
 }

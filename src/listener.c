@@ -7,6 +7,7 @@
 #include "io.h"
 #include "listener.h"
 #include "loop.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -140,6 +141,11 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
     l->profile.listener = l;
     l->data = options->data;
     l->protocol_data = options->protocol_data;
+    if (options->tls) {
+        ritual__tls_use(options->tls);
+        l->profile.tls = options->tls;
+        l->profile.tls_plaintext = (options->flags & RITUAL_LISTEN_TLS_PLAINTEXT) != 0;
+    }
     l->max_conns = options->max_conns;
     l->io.accept_all = options->max_conns == 0;
     l->refs = 1;
@@ -292,6 +298,7 @@ void ritual__listener_accepted(ritual_listener *l, int fd)
             close(fd);
         } else if (ritual__conn_open(l->loop, &l->profile, fd, false, &conn) == 0 &&
                    l->loop->shutting_down && l->profile.cbs.on_shutdown &&
+                   ritual__tls_opened(conn) &&
                    !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
             l->profile.cbs.on_shutdown(conn); /* told like the others were */
         }
@@ -313,6 +320,13 @@ void ritual__listener_conn_closed(ritual_listener *l)
 
 /* -------------------------------------------------------------- lifetime */
 
+/* The listener's memory, and its reference on a TLS configuration. */
+static void listener_free(ritual_listener *l)
+{
+    ritual_tls_free(l->profile.tls);
+    free(l);
+}
+
 void ritual__listener_unref(ritual_listener *l)
 {
     if (--l->refs == 0) {
@@ -332,7 +346,7 @@ void ritual__listeners_reap(ritual_loop *loop)
             ritual_list_add_tail(&loop->zombie_listeners, &l->link);
             continue;
         }
-        free(l);
+        listener_free(l);
     }
 }
 
@@ -341,7 +355,7 @@ void ritual__listener_released(ritual_listener *l)
     if (!l->reaped)
         return; /* still open, or reaped later */
     ritual_list_del(&l->link);
-    free(l);
+    listener_free(l);
 }
 
 void ritual__listener_drain_and_close(ritual_listener *l)
@@ -401,6 +415,11 @@ int ritual_listener_port(const ritual_listener *l)
     if (l->addr.ss_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
     return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
+}
+
+ritual_tls *ritual_listener_tls(const ritual_listener *l)
+{
+    return l->profile.tls;
 }
 
 void *ritual_listener_data(const ritual_listener *l)

@@ -9,6 +9,7 @@
 #include "post.h"
 #include "signals.h"
 #include "timer.h"
+#include "tls/tls.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -95,6 +96,7 @@ int ritual__loop_reserve_rbuf(ritual_loop *loop, size_t size)
         loop->rbuf_retired = loop->rbuf;
     else
         free(loop->rbuf);
+    ritual__tls_loop_free(loop);
     loop->rbuf = buf;
     loop->rbuf_size = size;
     return 0;
@@ -211,7 +213,7 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
         ritual_conn *conn = ritual_container_of(pending.next, ritual_conn, link);
         ritual_list_del(&conn->link);
         ritual_list_add_tail(&loop->conns, &conn->link);
-        if (conn->profile->cbs.on_shutdown &&
+        if (conn->profile->cbs.on_shutdown && ritual__tls_opened(conn) &&
             !(conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CONNECTING)))
             conn->profile->cbs.on_shutdown(conn);
     }

@@ -34,8 +34,9 @@ struct ritual_loop {
     /* shared read buffer: every connection reads here first */
     char *rbuf;
     size_t rbuf_size;
-    char *rbuf_retired; /* replaced while on_data may hold it: freed at iteration end */
-    bool freeing;       /* in ritual_loop_free: no new connections or listeners */
+    char *rbuf_retired;          /* replaced while on_data may hold it: freed at iteration end */
+    struct ritual_tls_loop *tls; /* TLS's buffers, made on first use (tls/tls.h) */
+    bool freeing;                /* in ritual_loop_free: no new connections or listeners */
     bool signals_installed;
 
     struct ritual_heap_entry *heap;

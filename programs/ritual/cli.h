@@ -5,6 +5,7 @@
 
 #include "ritual.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,7 @@ struct cli_signals {
     uint64_t drain_ms;
     int (*reopen)(void *arg, char *msg, size_t cap);
     void *reopen_arg;
+    ritual_tls *tls; /* reloaded on SIGHUP; may be NULL */
 };
 /* Returns 0, or EXIT_RUNTIME after printing why. */
 int cli_signals_watch(struct cli_signals *s);
@@ -55,5 +57,27 @@ int cli_signals_watch(struct cli_signals *s);
 /* Reports getopt_long's '?' (unknown option) or ':' (missing value) for the
  * argument it stopped at, and returns EXIT_USAGE. */
 int cli_getopt_error(const char *cmd, int c, char **argv, int optind_now);
+
+/* tls_options.c: --tls-cert FILE --tls-key FILE, repeatable. */
+#define CLI_TLS_MAX 32
+struct cli_tls {
+    const char *cert[CLI_TLS_MAX];
+    const char *key[CLI_TLS_MAX];
+    int ncert, nkey;
+};
+/* Each returns 0 or EXIT_USAGE (printed). */
+int cli_tls_option(const char *cmd, struct cli_tls *t, bool is_cert, const char *file);
+int cli_tls_check(const char *cmd, const struct cli_tls *t);
+/* The server configuration, or NULL: none asked for (*rc 0), or it failed
+ * (*rc EXIT_RUNTIME, the reason printed). `alpn` may be NULL. */
+ritual_tls *cli_tls_load(const struct cli_tls *t, const char *alpn, int *rc);
+/* Logs which TLS path runs. */
+void cli_tls_log(ritual_server *server, const struct cli_tls *t);
+
+#define CLI_TLS_USAGE                                                                              \
+    "  --tls-cert FILE          serve TLS with this PEM certificate chain; repeat with\n"          \
+    "                           --tls-key for more, chosen by SNI (the first is the\n"             \
+    "                           default); reloaded on SIGHUP\n"                                    \
+    "  --tls-key FILE           the PEM private key of the --tls-cert before it\n"
 
 #endif

@@ -2,6 +2,7 @@
  * whole server is the on_data callback below; the library does the rest. */
 #include "cli.h"
 #include "commands.h"
+#include "ritual_tls.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -38,14 +39,15 @@ static const char echo_usage[] =
     "                           for up to this long (default 10); a connection with\n"
     "                           nothing in flight closes once it has been silent for\n"
     "                           a second; a second signal stops at once\n"
-    "  --log-level LEVEL        error, warn, info or debug (default info)\n"
+    "  --log-level LEVEL        error, warn, info or debug (default info)\n" CLI_TLS_USAGE
     "  -h, --help               show this help\n"
     "\n"
     "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
     "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
-    "once); SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored.\n";
+    "once); SIGHUP reloads the TLS certificates; SIGUSR1, SIGUSR2 and SIGALRM are\n"
+    "logged and ignored.\n";
 
 struct echo_config {
     const char *listen;
@@ -53,6 +55,7 @@ struct echo_config {
     ritual_listen_options listen_opts;
     uint64_t drain_ms;
     ritual_log_level log_level;
+    struct cli_tls tls;
 };
 
 /* A connection is quiet once it has had nothing in flight (no input held,
@@ -98,6 +101,8 @@ enum {
     OPT_ACCEPT_MODE,
     OPT_PIN,
     OPT_BACKEND,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
 };
 
 static int parse_args(int argc, char **argv, struct echo_config *cfg)
@@ -114,6 +119,8 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         {"accept-mode", required_argument, NULL, OPT_ACCEPT_MODE},
         {"pin", no_argument, NULL, OPT_PIN},
         {"backend", required_argument, NULL, OPT_BACKEND},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -180,6 +187,11 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
                 return cli_usage_error(
                     "echo", "--backend: '%s' is not auto, io_uring, epoll or poll", optarg);
             break;
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY:
+            if (cli_tls_option("echo", &cfg->tls, c == OPT_TLS_CERT, optarg) != 0)
+                return EXIT_USAGE;
+            break;
         case 'h':
             fputs(echo_usage, stdout);
             return -1;
@@ -189,6 +201,8 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
     }
     if (optind < argc)
         return cli_usage_error("echo", "unexpected argument '%s'", argv[optind]);
+    if (cli_tls_check("echo", &cfg->tls) != 0)
+        return EXIT_USAGE;
     ritual_error err;
     if (ritual_address_parse(cfg->listen, NULL, NULL, &err) < 0)
         return cli_usage_error("echo", "--listen: %s", err.message);
@@ -207,17 +221,24 @@ int echo_main(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? EXIT_OK : rc;
 
+    ritual_tls *tls = cli_tls_load(&cfg.tls, NULL, &rc);
+    if (rc != 0)
+        return rc;
+    cfg.listen_opts.tls = tls;
     ritual_error err;
     cfg.server.loop.log_level = cfg.log_level;
     ritual_server *server = ritual_server_new(&cfg.server, &err);
-    if (!server)
+    if (!server) {
+        ritual_tls_free(tls);
         return cli_runtime_error("%s", err.message);
+    }
     /* --max-conns is for the whole server */
     cfg.listen_opts.max_conns = cli_per_worker(cfg.listen_opts.max_conns, server);
-    struct cli_signals signals = {.server = server, .drain_ms = cfg.drain_ms};
+    struct cli_signals signals = {.server = server, .drain_ms = cfg.drain_ms, .tls = tls};
     rc = cli_signals_watch(&signals);
     if (rc != 0) {
         ritual_server_free(server);
+        ritual_tls_free(tls);
         return rc;
     }
     const ritual_conn_callbacks callbacks = {.on_data = echo_on_data,
@@ -226,9 +247,12 @@ int echo_main(int argc, char **argv)
         ritual_server_listen(server, cfg.listen, &cfg.listen_opts, &callbacks, &err);
     if (!listener) {
         ritual_server_free(server);
+        ritual_tls_free(tls);
         return cli_runtime_error("%s", err.message);
     }
+    cli_tls_log(server, &cfg.tls);
     rc = cli_serve(server, listener);
     ritual_server_free(server);
+    ritual_tls_free(tls);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* http.c - `ritual http`: a static file server on the library's HTTP layer.
  * This file is the command line and the set-up; files.c answers requests. */
 #include "cli.h"
+#include "ritual_tls.h"
 #include "commands.h"
 #include "http_app.h"
 
@@ -47,14 +48,18 @@ static const char http_usage[] =
     "                              this long (default 10); a second signal stops at once\n"
     "  --pin                       pin worker i to CPU i\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
+    "  --tls-cert FILE             serve HTTPS with this PEM certificate chain; repeat\n"
+    "                              with --tls-key for more, chosen by SNI (the first\n"
+    "                              is the default); reloaded on SIGHUP\n"
+    "  --tls-key FILE              the PEM private key of the --tls-cert before it\n"
     "  -h, --help                  show this help\n"
     "\n"
     "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
     "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
-    "once); SIGHUP and SIGUSR1 reopen the access log file (for logrotate); SIGUSR2\n"
-    "and SIGALRM are logged and ignored.\n";
+    "once); SIGHUP and SIGUSR1 reopen the access log file (for logrotate), SIGHUP\n"
+    "also reloads the TLS certificates; SIGUSR2 and SIGALRM are logged and ignored.\n";
 
 struct http_cli {
     const char *listen;
@@ -66,6 +71,7 @@ struct http_cli {
     uint64_t drain_ms;
     ritual_server_options server;
     ritual_http_options http;
+    struct cli_tls tls;
 };
 
 enum {
@@ -86,6 +92,8 @@ enum {
     OPT_DRAIN,
     OPT_PIN,
     OPT_LOG,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
 };
 
 static int parse_timeout(const char *name, const char *text, uint64_t *ms)
@@ -115,6 +123,8 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         {"drain-timeout", required_argument, NULL, OPT_DRAIN},
         {"pin", no_argument, NULL, OPT_PIN},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -191,6 +201,11 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
                 return cli_usage_error(
                     "http", "--log-level: '%s' is not error, warn, info or debug", optarg);
             break;
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY:
+            if (cli_tls_option("http", &cfg->tls, c == OPT_TLS_CERT, optarg) != 0)
+                return EXIT_USAGE;
+            break;
         case 'h':
             fputs(http_usage, stdout);
             return -1;
@@ -204,6 +219,8 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         return cli_usage_error("http", "unexpected argument '%s'", argv[optind]);
     if (!cfg->root)
         return cli_usage_error("http", "--root DIR is required");
+    if (cli_tls_check("http", &cfg->tls) != 0)
+        return EXIT_USAGE;
     ritual_error err;
     if (ritual_address_parse(cfg->listen, NULL, NULL, &err) < 0)
         return cli_usage_error("http", "--listen: %s", err.message);
@@ -290,6 +307,9 @@ int http_main(int argc, char **argv)
     struct http_app app = {.root_fd = -1, .log_fd = -1};
     ritual_server *server = NULL;
     rc = app_open(&cfg, &app);
+    ritual_tls *tls = NULL;
+    if (rc == 0)
+        tls = cli_tls_load(&cfg.tls, "http/1.1", &rc);
     ritual_error err;
     if (rc == 0 && !(server = ritual_server_new(&cfg.server, &err)))
         rc = cli_runtime_error("%s", err.message);
@@ -298,7 +318,8 @@ int http_main(int argc, char **argv)
     struct cli_signals signals = {.server = server,
                                   .drain_ms = cfg.drain_ms,
                                   .reopen = app.log_fd >= 0 ? reopen_log : NULL,
-                                  .reopen_arg = &app};
+                                  .reopen_arg = &app,
+                                  .tls = tls};
     if (rc == 0)
         rc = cli_signals_watch(&signals);
     ritual_listener *listener = NULL;
@@ -309,13 +330,17 @@ int http_main(int argc, char **argv)
         cfg.http.data = &app;
         if (app.log_fd >= 0)
             cfg.http.log = access_log_write;
+        cfg.http.tls = tls;
         listener = ritual_http_server_listen(server, cfg.listen, &cfg.http, &err);
         if (!listener)
             rc = cli_runtime_error("%s", err.message);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        cli_tls_log(server, &cfg.tls);
         rc = cli_serve(server, listener);
+    }
     ritual_server_free(server);
+    ritual_tls_free(tls);
     app_close(&app);
     return rc;
 }

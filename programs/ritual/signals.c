@@ -6,13 +6,16 @@
  * SIGHUP, and logrotate SIGHUP or SIGUSR1.
  *
  *   SIGQUIT                    drain, as the first SIGTERM does
- *   SIGHUP, SIGUSR1            reopen the log file (after logrotate moved it)
+ *   SIGHUP                     reopen the log file, reload TLS certificates
+ *   SIGUSR1                    reopen the log file (after logrotate moved it)
  *   SIGUSR2, SIGALRM, SIGXFSZ  ignored, with a line in the log; SIGXFSZ so
  *                              that a log past RLIMIT_FSIZE fails to grow
  *                              instead of killing the server
  *
  * They are read on the server's control thread, not in a handler. */
 #include "cli.h"
+
+#include "ritual_tls.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +38,16 @@ static void on_signal(ritual_signal *sig, int signum, void *data)
             snprintf(msg, sizeof msg, "no log file to reopen");
         else if (s->reopen(s->reopen_arg, msg, sizeof msg) < 0)
             level = RITUAL_LOG_ERROR;
+        if (signum == SIGHUP && s->tls) {
+            ritual_error err;
+            size_t used = strlen(msg);
+            if (ritual_tls_reload(s->tls, &err) < 0) {
+                level = RITUAL_LOG_ERROR;
+                snprintf(msg + used, sizeof msg - used, "; certificates kept: %s", err.message);
+            } else {
+                snprintf(msg + used, sizeof msg - used, "; certificates reloaded");
+            }
+        }
         break;
     }
     /* The control thread has no loop of its own to log with: worker 0's

@@ -104,6 +104,7 @@ struct http_conn {
     bool done;         /* ...and once it is staged, nothing more is read */
     bool eof;          /* the peer finished sending */
     bool held;         /* complete requests left in the buffer: output is full */
+    bool plain_on_tls; /* plain text came to a TLS listener: answered with 400 */
     uint32_t idle_ms;  /* the idle timeout last set on the connection */
     unsigned requests; /* answered on this connection */
     size_t last_len;   /* bytes of an incomplete head already scanned */
@@ -138,6 +139,9 @@ void ritual__http_stage_claim(struct http_site *site, struct http_conn *hc);
 /* Answers `status` with a short text body (closing after it if asked) when
  * no exchange exists yet (a request that did not parse). */
 void ritual__http_respond_early(struct http_conn *hc, int status, bool close);
+/* The same with a text of the caller's as the body. */
+void ritual__http_respond_early_text(struct http_conn *hc, int status, bool close,
+                                     const char *text);
 /* Sends "HTTP/1.1 100 Continue". */
 void ritual__http_send_continue(struct http_conn *hc);
 

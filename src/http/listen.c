@@ -123,6 +123,9 @@ static ritual_listen_options listen_options(struct http_config *cfg)
     lo.conn = cfg->opts.conn;
     lo.data = cfg->opts.data; /* the application's, as for any listener */
     lo.protocol_data = cfg;
+    lo.tls = cfg->opts.tls;
+    if (lo.tls)
+        lo.flags |= RITUAL_LISTEN_TLS_PLAINTEXT;
     return lo;
 }
 

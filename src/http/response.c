@@ -467,6 +467,11 @@ int ritual_http_respond_error(ritual_http_exchange *ex, int status, int close)
 
 void ritual__http_respond_early(struct http_conn *hc, int status, bool close)
 {
+    ritual__http_respond_early_text(hc, status, close, NULL);
+}
+
+void ritual__http_respond_early_text(struct http_conn *hc, int status, bool close, const char *text)
+{
     if (!hc->conn)
         return;
     if (close)
@@ -474,8 +479,14 @@ void ritual__http_respond_early(struct http_conn *hc, int status, bool close)
     if (!hc->in_delivery) /* the header timer's 408 */
         ritual__http_date_refresh(hc->site);
     ritual__http_stage_claim(hc->site, hc);
-    char body[64];
+    char body[96];
     size_t len = error_body(status, body, sizeof body);
+    if (text) {
+        len = strlen(text);
+        if (len > sizeof body)
+            len = sizeof body;
+        memcpy(body, text, len);
+    }
     if (stage_head(hc, status, text_plain, 1, len, hc->close_after, false) == 0 &&
         stage_reserve(hc->site, len) == 0)
         stage_copy(hc->site, body, len);

@@ -8,6 +8,7 @@
  * spans reads, or a request whose handler answers later, is copied into a
  * buffer of its own (struct http_owned). */
 #include "http_internal.h"
+#include "ritual_tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -385,6 +386,12 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     hc->held = false;
     ritual__http_stage_claim(site, hc);
     ritual__http_date_refresh(site);
+    if (hc->plain_on_tls) { /* what nginx says, before parsing anything */
+        hc->in_delivery = false;
+        ritual__http_respond_early_text(hc, 400, true,
+                                        "400 The plain HTTP request was sent to HTTPS port\n");
+        return len;
+    }
     size_t pos = 0;
     while (pos < len && hc->conn && !hc->done && hc->state != HTTP_WAITING) {
         size_t used;
@@ -452,6 +459,9 @@ static void on_open(ritual_conn *conn)
     ritual_conn_set_data(conn, hc);
     set_idle(hc, site->opts->keepalive_timeout_ms);
     wait_start(hc); /* the first request has the header timeout too */
+    ritual_tls_info info;
+    hc->plain_on_tls =
+        ritual_listener_tls(ritual_conn_listener(conn)) && ritual_conn_tls_info(conn, &info) < 0;
 }
 
 static void on_eof(ritual_conn *conn)

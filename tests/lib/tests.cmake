@@ -51,3 +51,4 @@ ritual_library_test(watch 60)
 add_test(NAME layers COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/check-layers
          ${PROJECT_SOURCE_DIR})
 set_tests_properties(layers PROPERTIES TIMEOUT 30 LABELS library)
+ritual_library_test(tls 90)
