@@ -96,7 +96,6 @@ int ritual__loop_reserve_rbuf(ritual_loop *loop, size_t size)
         loop->rbuf_retired = loop->rbuf;
     else
         free(loop->rbuf);
-    ritual__tls_loop_free(loop);
     loop->rbuf = buf;
     loop->rbuf_size = size;
     return 0;
@@ -281,6 +280,7 @@ void ritual_loop_free(ritual_loop *loop)
     ritual__timers_free(loop);
     ritual__buffers_free(loop);
     free(loop->rbuf);
+    ritual__tls_loop_free(loop);
     ritual__io_destroy(loop);
     free(loop);
 }

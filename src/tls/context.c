@@ -309,7 +309,8 @@ int ritual_tls_add_cert(ritual_tls *tls, const char *cert_file, const char *key_
     int rc = (certs && cert && key) ? 0 : ritual_error_set(err, -ENOMEM, "tls");
     struct tls_gen *gen = NULL;
     if (rc == 0) {
-        memcpy(certs, tls->certs, n * sizeof *certs);
+        if (n > 0) /* tls->certs is NULL before the first */
+            memcpy(certs, tls->certs, n * sizeof *certs);
         certs[n] = (struct tls_cert_files){cert, key};
         gen = gen_build(tls, certs, n + 1, err);
         rc = gen ? 0 : err ? err->code : -EINVAL;

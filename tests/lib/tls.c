@@ -12,8 +12,8 @@
  *   client reads the answer, then the server's close_notify.
  * truncated_stream_is_an_error: a client that ends with a FIN and no
  *   close_notify: the server never gets on_eof, and closes with -EPROTO.
- * reset_mid_record: half a record, then a reset: -ECONNRESET; a client
- *   after it is served.
+ * reset_mid_record: a round trip, half a record, then a reset:
+ *   -ECONNRESET; a client after it is served.
  * bad_handshakes_are_dropped: a client that sends nothing past the
  *   handshake timeout, garbage, a truncated ClientHello then a FIN, a TLS
  *   1.0 hello: each is closed without on_open or on_close, and a good
@@ -313,6 +313,11 @@ static void *reset_client(void *arg)
     (void)arg;
     struct tls_client c;
     tls_connect(&c, port, ca, "localhost", NULL, NULL, 10000);
+    /* A round trip first: the server has opened the connection (a reset
+     * during the handshake closes it unseen, with no on_close). */
+    char pong[4];
+    tls_send_all(&c, "ping", 4, 10000);
+    tls_recv_exact(&c, pong, 4, 10000);
     /* A record header promising 100 bytes, and 10 of them. */
     static const char half[15] = {0x17, 0x03, 0x03, 0x00, 100};
     send_all(c.fd, half, sizeof half);
@@ -326,19 +331,19 @@ static void reset_mid_record(void)
 {
     loop = lt_loop();
     server_tls = new_server_tls(0);
-    ritual_conn_callbacks cbs = {.on_data = keep_line, .on_close = closed_stop};
+    ritual_conn_callbacks cbs = {.on_data = echo_data, .on_close = closed_stop};
     port = ritual_listener_port(listen_tls(&cbs, 0));
     pthread_t t = lt_thread(reset_client, NULL);
     lt_run(loop, 20000);
     lt_join(t);
     ASSERT_EQ(server_close, -ECONNRESET);
-    ASSERT_EQ(line_len, 0);
     /* The next client is served as if nothing happened. */
-    t = lt_thread(notify_client, NULL);
+    cbs.on_data = keep_line;
     cbs.on_eof = answer_and_close;
     ritual_loop_free(loop);
     loop = lt_loop();
     port = ritual_listener_port(listen_tls(&cbs, 0));
+    t = lt_thread(notify_client, NULL);
     lt_run(loop, 20000);
     lt_join(t);
     ritual_loop_free(loop);
