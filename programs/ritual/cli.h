@@ -69,8 +69,9 @@ struct cli_tls {
 int cli_tls_option(const char *cmd, struct cli_tls *t, bool is_cert, const char *file);
 int cli_tls_check(const char *cmd, const struct cli_tls *t);
 /* The server configuration, or NULL: none asked for (*rc 0), or it failed
- * (*rc EXIT_RUNTIME, the reason printed). `alpn` may be NULL. */
-ritual_tls *cli_tls_load(const struct cli_tls *t, const char *alpn, int *rc);
+ * (*rc EXIT_RUNTIME, the reason printed). `alpn` may be NULL;
+ * `handshake_ms` 0 is the library's default. */
+ritual_tls *cli_tls_load(const struct cli_tls *t, const char *alpn, uint64_t handshake_ms, int *rc);
 /* Logs which TLS path runs. */
 void cli_tls_log(ritual_server *server, const struct cli_tls *t);
 

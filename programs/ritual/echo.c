@@ -221,7 +221,7 @@ int echo_main(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? EXIT_OK : rc;
 
-    ritual_tls *tls = cli_tls_load(&cfg.tls, NULL, &rc);
+    ritual_tls *tls = cli_tls_load(&cfg.tls, NULL, 0, &rc);
     if (rc != 0)
         return rc;
     cfg.listen_opts.tls = tls;

@@ -309,7 +309,8 @@ int http_main(int argc, char **argv)
     rc = app_open(&cfg, &app);
     ritual_tls *tls = NULL;
     if (rc == 0)
-        tls = cli_tls_load(&cfg.tls, "http/1.1", &rc);
+        /* The handshake counts against the header timeout, as in nginx. */
+        tls = cli_tls_load(&cfg.tls, "http/1.1", cfg.http.header_timeout_ms, &rc);
     ritual_error err;
     if (rc == 0 && !(server = ritual_server_new(&cfg.server, &err)))
         rc = cli_runtime_error("%s", err.message);

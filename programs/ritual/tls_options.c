@@ -23,12 +23,15 @@ int cli_tls_check(const char *cmd, const struct cli_tls *t)
     return 0;
 }
 
-ritual_tls *cli_tls_load(const struct cli_tls *t, const char *alpn, int *rc)
+ritual_tls *cli_tls_load(const struct cli_tls *t, const char *alpn, uint64_t handshake_ms, int *rc)
 {
     *rc = 0;
     if (t->ncert == 0)
         return NULL;
-    ritual_tls_options o = {.cert_file = t->cert[0], .key_file = t->key[0], .alpn = alpn};
+    ritual_tls_options o = {.cert_file = t->cert[0],
+                            .key_file = t->key[0],
+                            .alpn = alpn,
+                            .handshake_timeout_ms = handshake_ms};
     ritual_error err;
     ritual_tls *tls = ritual_tls_server_new(&o, &err);
     for (int i = 1; tls && i < t->ncert; i++) {

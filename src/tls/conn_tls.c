@@ -733,7 +733,8 @@ int ritual_conn_tls_info(const ritual_conn *conn, ritual_tls_info *out)
     SSL_get0_alpn_selected(t->ssl, &alpn, &alpn_len);
     if (alpn_len >= sizeof out->alpn)
         alpn_len = sizeof out->alpn - 1;
-    memcpy(out->alpn, alpn, alpn_len);
+    if (alpn_len > 0) /* alpn is NULL when none was agreed */
+        memcpy(out->alpn, alpn, alpn_len);
     out->resumed = SSL_session_reused(t->ssl);
     return 0;
 }

@@ -20,30 +20,6 @@
 
 static const char get[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
-/* Waits until the server's stderr holds `needle` at least `count` times:
- * the sign that the control thread has handled the signal. */
-static void wait_log(const struct server *s, const char *needle, int count)
-{
-    uint64_t deadline = now_ms() + 10000;
-    for (;;) {
-        size_t len;
-        char *text = file_read(s->stderr_path, &len);
-        int seen = 0;
-        for (const char *p = text; p && (p = strstr(p, needle)); p++)
-            seen++;
-        free(text);
-        if (seen >= count)
-            return;
-        if (server_wait((struct server *)s, 0))
-            FAIL("the server ended (wait status 0x%x) before logging \"%s\"", s->status, needle);
-        if (now_ms() > deadline) {
-            server_dump_stderr(s);
-            FAIL("no \"%s\" in the server's log", needle);
-        }
-        sleep_ms(10);
-    }
-}
-
 static void get_ok(int port)
 {
     struct http_response r;
@@ -90,9 +66,9 @@ static void http_signals_and_log_rotation(void)
     int reopened = 0;
     for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
         SYSCHECK(kill(s.pid, signals[i].signum));
-        wait_log(&s, signals[i].logged, 1);
+        server_wait_log(&s, signals[i].logged, 1);
         if (strstr(signals[i].logged, "reopening"))
-            wait_log(&s, "reopened the access log", ++reopened);
+            server_wait_log(&s, "reopened the access log", ++reopened);
         get_ok(s.port);
     }
 
@@ -101,14 +77,14 @@ static void http_signals_and_log_rotation(void)
      * go there. */
     SYSCHECK(rename(log, rotated));
     SYSCHECK(kill(s.pid, SIGUSR1));
-    wait_log(&s, "reopened the access log", ++reopened);
+    server_wait_log(&s, "reopened the access log", ++reopened);
     for (int i = 0; i < 5; i++)
         get_ok(s.port);
 
     SYSCHECK(kill(s.pid, SIGQUIT));
     if (!server_wait(&s, 15000))
         FAIL("SIGQUIT: the server did not exit within 15 s");
-    wait_log(&s, "SIGQUIT: shutting down", 1);
+    server_wait_log(&s, "SIGQUIT: shutting down", 1);
     server_expect_clean_exit(&s);
 
     int old_lines = lines_in(rotated), new_lines = lines_in(log);
@@ -136,12 +112,12 @@ static void echo_signals_with_a_client(void)
     };
     for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
         SYSCHECK(kill(s.pid, signals[i].signum));
-        wait_log(&s, signals[i].logged, 1);
+        server_wait_log(&s, signals[i].logged, 1);
         echo_roundtrip(fd, "still here", 10, 5000);
     }
     /* SIGQUIT drains: the open connection goes on until it closes. */
     SYSCHECK(kill(s.pid, SIGQUIT));
-    wait_log(&s, "SIGQUIT: shutting down", 1);
+    server_wait_log(&s, "SIGQUIT: shutting down", 1);
     echo_roundtrip(fd, "draining", 8, 5000);
     close(fd);
     if (!server_wait(&s, 15000))

@@ -60,3 +60,4 @@ add_dependencies(test_proxy example_proxy)
 # a client that never reads cut without slowing the others, SIGTERM.
 ritual_program_test(chat 120)
 add_dependencies(test_chat example_chat)
+ritual_program_test(tls 120)

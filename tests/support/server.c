@@ -426,3 +426,25 @@ int count_lines(const char *text)
             lines++;
     return lines;
 }
+
+void server_wait_log(struct server *s, const char *needle, int count)
+{
+    uint64_t deadline = now_ms() + 10000;
+    for (;;) {
+        size_t len;
+        char *text = file_read(s->stderr_path, &len);
+        int seen = 0;
+        for (const char *p = text; p && (p = strstr(p, needle)); p++)
+            seen++;
+        free(text);
+        if (seen >= count)
+            return;
+        if (server_wait(s, 0))
+            FAIL("the server ended (wait status 0x%x) before logging \"%s\"", s->status, needle);
+        if (now_ms() > deadline) {
+            server_dump_stderr(s);
+            FAIL("no \"%s\" in the server's log", needle);
+        }
+        sleep_ms(10);
+    }
+}

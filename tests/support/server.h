@@ -56,6 +56,10 @@ void server_expect_exit(struct server *s, int code);
 /* server_expect_exit(s, 0): every test ends with this. */
 void server_expect_clean_exit(struct server *s);
 
+/* Waits up to 10 s until the server's stderr holds `needle` at least
+ * `count` times (the sign that it handled a signal, say); fails the test
+ * if the server ends first or the time runs out. */
+void server_wait_log(struct server *s, const char *needle, int count);
 /* Prints the server's stderr (at most the last 16 KiB) to the test output. */
 void server_dump_stderr(const struct server *s);
 
