@@ -60,8 +60,8 @@ bench:
 fuzz:
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	    -DRITUAL_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_parser fuzz_server
-	@for f in parser server; do \
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_parser fuzz_server fuzz_tls
+	@for f in parser server tls; do \
 	    rm -rf $(FUZZ_BUILD)/corpus-$$f && cp -r fuzz/corpus/$$f $(FUZZ_BUILD)/corpus-$$f && \
 	    echo "== fuzz_$$f for $(FUZZ_TIME) s" && \
 	    (cd $(FUZZ_BUILD) && ./fuzz/fuzz_$$f corpus-$$f -max_total_time=$(FUZZ_TIME) \

@@ -75,8 +75,10 @@ RITUAL_API ritual_tls *ritual_tls_server_new(const ritual_tls_options *options, 
 RITUAL_API int ritual_tls_add_cert(ritual_tls *tls, const char *cert_file, const char *key_file,
                                    ritual_error *err);
 
-/* A client configuration. A client remembers the last session a server gave
- * it and offers it on its next connection with the same server name. */
+/* A client configuration. It keeps the sessions servers give it (the 16
+ * newest) and offers each once, to a new connection with the same server
+ * name: TLS 1.3 tickets are single-use, and the server sends a fresh one
+ * with every resumption. */
 RITUAL_API ritual_tls *ritual_tls_client_new(const ritual_tls_options *options, ritual_error *err);
 
 /* Reads every certificate file again (a renewed certificate). Handshakes

@@ -2,6 +2,7 @@
  * measured window, and the report (text or JSON). A workload (echo, http) is
  * a table of hooks into the threads' lives. */
 #include "bench.h"
+#include "ritual_tls.h"
 #include "cli.h"
 #include "commands.h"
 
@@ -38,6 +39,12 @@ static const char bench_usage[] =
     "                        counted from when each message was due\n"
     "  --threads T           threads, each with its own loop (default 1)\n"
     "  --timeout SECONDS     a message unanswered this long is an error (default 10)\n"
+    "  --close               http: every request says Connection: close, so each\n"
+    "                        costs a new connection (and TLS handshake)\n"
+    "  --tls                 speak TLS (not verified unless --tls-ca)\n"
+    "  --tls-ca FILE         verify the server against these CAs (PEM)\n"
+    "  --tls-sni NAME        the server name to send (and verify)\n"
+    "  --tls-resume          offer the last session on every new connection\n"
     "  --json                print one JSON object instead of the text report\n"
     "  -h, --help            show this help\n"
     "\n"
@@ -133,6 +140,17 @@ static void on_check(ritual_timer *timer, void *data)
     workload->check(data);
 }
 
+void bench_count_handshake(struct bench_thread *t, const ritual_conn *conn)
+{
+    ritual_tls_info info;
+    if (!t->running || ritual_conn_tls_info(conn, &info) < 0)
+        return;
+    if (info.resumed)
+        t->tls_resumed++;
+    else
+        t->tls_full++;
+}
+
 void bench_conn_settled(struct bench_thread *t)
 {
     if (++t->settled < t->nconns)
@@ -193,6 +211,7 @@ struct totals {
     uint64_t cpu_us;
     uint64_t status_class[6]; /* http */
     uint64_t reconnects;      /* http */
+    uint64_t tls_full, tls_resumed;
     const char *first_error;
 };
 
@@ -244,6 +263,9 @@ static void print_text(const struct bench_config *cfg, const struct totals *tot)
         if (tot->reconnects)
             printf("  reconnects %llu (the server closed after Connection: close)\n",
                    (unsigned long long)tot->reconnects);
+        if (cfg->tls)
+            printf("  TLS handshakes %llu full, %llu resumed\n", (unsigned long long)tot->tls_full,
+                   (unsigned long long)tot->tls_resumed);
     } else {
         printf("  errors    connect %llu  reset %llu  timeout %llu  verify %llu  overload %llu\n",
                (unsigned long long)e->connect, (unsigned long long)e->reset,
@@ -316,6 +338,8 @@ static void print_json_http(const struct bench_config *cfg, const struct totals 
            (unsigned long long)e->timeout, (unsigned long long)e->protocol,
            (unsigned long long)e->status, (unsigned long long)e->overload,
            (unsigned long long)error_count(e), (unsigned long long)tot->reconnects);
+    printf("\"tls_full\":%llu,\"tls_resumed\":%llu,", (unsigned long long)tot->tls_full,
+           (unsigned long long)tot->tls_resumed);
     printf("\"client_cpu_us\":%llu,\"client_cpu_us_per_req\":%.4f}\n",
            (unsigned long long)tot->cpu_us,
            tot->messages ? (double)tot->cpu_us / (double)tot->messages : 0.0);
@@ -367,7 +391,12 @@ enum {
     OPT_THREADS,
     OPT_TIMEOUT,
     OPT_URL,
-    OPT_JSON
+    OPT_JSON,
+    OPT_CLOSE,
+    OPT_TLS,
+    OPT_TLS_CA,
+    OPT_TLS_SNI,
+    OPT_TLS_RESUME,
 };
 
 static int parse_args(int argc, char **argv, struct bench_config *cfg)
@@ -383,6 +412,11 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"url", required_argument, NULL, OPT_URL},
         {"json", no_argument, NULL, OPT_JSON},
+        {"close", no_argument, NULL, OPT_CLOSE},
+        {"tls", no_argument, NULL, OPT_TLS},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"tls-sni", required_argument, NULL, OPT_TLS_SNI},
+        {"tls-resume", no_argument, NULL, OPT_TLS_RESUME},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -475,6 +509,26 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
         case OPT_JSON:
             cfg->json = true;
             break;
+        case OPT_CLOSE:
+            if (!http)
+                return cli_usage_error("bench", "--close is for the http workload");
+            cfg->close = true;
+            break;
+        case OPT_TLS:
+            cfg->tls_on = true;
+            break;
+        case OPT_TLS_CA:
+            cfg->tls_on = true;
+            cfg->tls_ca = optarg;
+            break;
+        case OPT_TLS_SNI:
+            cfg->tls_on = true;
+            cfg->tls_sni = optarg;
+            break;
+        case OPT_TLS_RESUME:
+            cfg->tls_on = true;
+            cfg->tls_resume = true;
+            break;
         case 'h':
             fputs(bench_usage, stdout);
             return -1;
@@ -496,6 +550,9 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
         return cli_usage_error("bench", "--size is for the echo workload");
     if (http && cfg->nurls == 0)
         cfg->urls[cfg->nurls++] = "/";
+    if (cfg->close && cfg->pipeline > 1)
+        return cli_usage_error("bench", "--close sends one request per connection: no "
+                                        "--pipeline");
     if (cfg->threads > cfg->connections)
         cfg->threads = cfg->connections;
     return 0;
@@ -540,6 +597,16 @@ int bench_main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(cfg.connections);
+    if (cfg.tls_on) {
+        ritual_tls_options o = {.ca_file = cfg.tls_ca,
+                                .no_verify = cfg.tls_ca == NULL,
+                                .no_resume = !cfg.tls_resume,
+                                .alpn = strcmp(workload->name, "http") == 0 ? "http/1.1" : NULL};
+        ritual_error err;
+        cfg.tls = ritual_tls_client_new(&o, &err);
+        if (!cfg.tls)
+            return cli_runtime_error("bench: %s", err.message);
+    }
     if (workload->prepare(&cfg) < 0)
         return cli_runtime_error("bench: out of memory");
 
@@ -593,6 +660,8 @@ int bench_main(int argc, char **argv)
         for (int k = 0; k < 6; k++)
             tot.status_class[k] += t->status_class[k];
         tot.reconnects += t->reconnects;
+        tot.tls_full += t->tls_full;
+        tot.tls_resumed += t->tls_resumed;
         if (!tot.first_error && t->first_error[0])
             tot.first_error = t->first_error;
     }
@@ -606,5 +675,6 @@ int bench_main(int argc, char **argv)
     free(threads);
     workload->cleanup();
     free(cfg.urls);
+    ritual_tls_free(cfg.tls);
     return error_count(&tot.errors) ? EXIT_RUNTIME : EXIT_OK;
 }

@@ -26,6 +26,12 @@ struct bench_config {
     double rate;         /* open loop: messages per second in total; 0: closed loop */
     uint64_t timeout_ms; /* a message unanswered this long is an error */
     bool json;
+    bool close;          /* http: Connection: close on every request */
+    bool tls_on;         /* --tls */
+    bool tls_resume;     /* offer the last session on a new connection */
+    const char *tls_ca;  /* verify against these CAs; NULL: no verification */
+    const char *tls_sni; /* the server name sent (and verified) */
+    ritual_tls *tls;     /* made from the above once parsed */
 };
 
 struct bench_errors {
@@ -62,8 +68,9 @@ struct bench_thread {
     struct bench_errors errors;
     _Atomic uint64_t messages; /* answered in the window; read by the progress line */
     uint64_t bytes;
-    uint64_t status_class[6]; /* http: responses in the window by status / 100 (0: other) */
-    uint64_t reconnects;      /* http: connections the server closed as it said it would */
+    uint64_t status_class[6];       /* http: responses in the window by status / 100 (0: other) */
+    uint64_t reconnects;            /* http: connections the server closed as it said it would */
+    uint64_t tls_full, tls_resumed; /* TLS handshakes completed in the window */
     char first_error[256];
     pthread_t tid;
 };
@@ -74,6 +81,8 @@ void bench_note_error(struct bench_thread *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A connection connected or failed; the window opens once all have. */
 void bench_conn_settled(struct bench_thread *t);
+/* A connection opened: counts its TLS handshake, full or resumed. */
+void bench_count_handshake(struct bench_thread *t, const ritual_conn *conn);
 
 /* The echo workload (bench_echo.c). */
 int bench_echo_prepare(const struct bench_config *cfg);

@@ -193,7 +193,8 @@ int bench_echo_start_thread(struct bench_thread *t)
         .on_shutdown = on_shutdown,
         .on_close = on_close,
     };
-    ritual_connect_options opts = {.timeout_ms = 10000};
+    ritual_connect_options opts = {
+        .timeout_ms = 10000, .tls = cfg->tls, .server_name = cfg->tls_sni};
     /* Idle timeouts are the server's business; ours is the message timeout. */
     opts.conn.read_buffer_size = 64 * 1024;
     for (unsigned i = 0; i < t->nconns; i++) {

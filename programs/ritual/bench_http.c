@@ -62,8 +62,9 @@ int bench_http_prepare(const struct bench_config *cfg)
     nrequests = cfg->nurls;
     for (unsigned i = 0; i < cfg->nurls; i++) {
         int n = asprintf(&requests[i].text,
-                         "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ritual-bench\r\n\r\n",
-                         cfg->urls[i], cfg->target);
+                         "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ritual-bench\r\n%s\r\n",
+                         cfg->urls[i], cfg->tls_sni ? cfg->tls_sni : cfg->target,
+                         cfg->close ? "Connection: close\r\n" : "");
         if (n < 0) {
             requests[i].text = NULL;
             return -ENOMEM;
@@ -245,6 +246,7 @@ static void on_open(ritual_conn *conn)
     struct bench_conn *bc = ritual_conn_data(conn);
     struct bench_thread *t = bc->t;
     bc->open = true;
+    bench_count_handshake(t, conn);
     if (!bc->ever_open) {
         bc->ever_open = true;
         bench_conn_settled(t);
@@ -272,7 +274,8 @@ static const ritual_conn_callbacks callbacks = {
 static int connect_one(struct bench_conn *bc)
 {
     struct bench_thread *t = bc->t;
-    ritual_connect_options opts = {.timeout_ms = 10000, .data = bc};
+    ritual_connect_options opts = {
+        .timeout_ms = 10000, .data = bc, .tls = t->cfg->tls, .server_name = t->cfg->tls_sni};
     opts.conn.read_buffer_size = 64 * 1024;
     ritual_error err;
     bc->part = PART_HEAD;

@@ -33,6 +33,7 @@ enum {
     TLS_CLOSE_WAIT = 1u << 4, /* closed before the handshake, with writes waiting */
     TLS_PLAINTEXT_OK = 1u << 5,
     TLS_FAILED = 1u << 6,
+    TLS_STARTED = 1u << 7, /* the first bytes came (a ClientHello may come in pieces) */
 };
 
 struct ritual_tls_conn {
@@ -187,7 +188,9 @@ int ritual__tls_attach(ritual_conn *conn, ritual_tls *tls, bool server, const ch
             free(t);
             return -EINVAL;
         }
-        ritual__tls_session_offer(tls, t->ssl, server_name ? server_name : "");
+        /* Sessions are kept by the SNI sent ("" for none), as OpenSSL
+         * reports it when one arrives. */
+        ritual__tls_session_offer(tls, t->ssl, server_name && !is_ip ? server_name : "");
     }
     conn->tls = t;
     /* The handshake has its own deadline; the user's idle timeout starts
@@ -629,10 +632,12 @@ void ritual__tls_received(ritual_conn *conn, const char *bytes, size_t len)
             ritual__tls_deliver(conn);
         return;
     }
-    if ((t->state & TLS_PLAINTEXT_OK) && !(t->state & TLS_HANDSHAKEN) && !t->held &&
-        SSL_get_state(t->ssl) == TLS_ST_BEFORE && (unsigned char)bytes[0] != TLS_FIRST_BYTE) {
-        become_plain(conn, bytes, len);
-        return;
+    if (!(t->state & TLS_STARTED)) {
+        t->state |= TLS_STARTED;
+        if ((t->state & TLS_PLAINTEXT_OK) && (unsigned char)bytes[0] != TLS_FIRST_BYTE) {
+            become_plain(conn, bytes, len);
+            return;
+        }
     }
     if (t->held || (conn->flags & TLS_HELD_BACK)) {
         /* Behind ciphertext already held, or not read now: keep it. */

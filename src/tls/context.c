@@ -385,8 +385,7 @@ static void tls_put(ritual_tls *tls)
     }
     free(tls->certs);
     free(tls->ca_file);
-    free(tls->session_name);
-    SSL_SESSION_free(tls->session);
+    ritual__tls_sessions_clear(tls);
     ritual__tls_tickets_clear(tls);
     BIO_meth_free(tls->bio_method);
     pthread_mutex_destroy(&tls->lock);

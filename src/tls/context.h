@@ -20,7 +20,8 @@ struct tls_ticket_key {
     unsigned char hmac[32];
 };
 
-#define TLS_TICKET_KEYS 3 /* the current key and the two before it */
+#define TLS_TICKET_KEYS 3     /* the current key and the two before it */
+#define TLS_SAVED_SESSIONS 16 /* a client's sessions kept for resumption */
 
 /* One set of certificates as loaded: ctx[0] is the default, the others are
  * chosen by SNI. A connection holds a reference from its handshake on, so a
@@ -59,9 +60,13 @@ struct ritual_tls {
     size_t key_count;
     uint64_t key_born_ns;
     uint64_t ticket_rotate_ns;
-    /* client: the last session a server gave, and the name it was for */
-    SSL_SESSION *session;
-    char *session_name;
+    /* client: sessions servers gave, newest last, each offered once (a
+     * TLS 1.3 ticket is single-use), with the SNI they were for */
+    struct tls_saved_session {
+        SSL_SESSION *session;
+        char *name;
+    } saved[TLS_SAVED_SESSIONS];
+    size_t saved_count;
 };
 
 /* A listener or outbound connection takes a user's reference (dropped with
@@ -80,8 +85,9 @@ void ritual__tls_tickets_clear(ritual_tls *tls);
 int ritual__tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[16],
                           EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int encrypt);
 
-/* Client sessions (client.c): offered on a new connection, saved when a
- * server issues one. */
+/* Client sessions: offered on a new connection, saved when a server issues
+ * one; ritual__tls_sessions_clear drops them all. */
+void ritual__tls_sessions_clear(ritual_tls *tls);
 void ritual__tls_session_offer(ritual_tls *tls, SSL *ssl, const char *server_name);
 int ritual__tls_session_saved(SSL *ssl, SSL_SESSION *session);
 

@@ -8,6 +8,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,9 +100,14 @@ int ritual__tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv
                  ? 1
                  : -1;
     } else {
+        /* 2 renews the ticket: for a ticket sealed with an old key, and
+         * always in TLS 1.3, whose clients use a ticket once (RFC 8446
+         * C.4), so that the next connection has a fresh one to resume
+         * with; nginx renews the same way. */
+        bool renew = found != 0 || SSL_version(ssl) == TLS1_3_VERSION;
         rc = EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key.aes, iv) == 1 &&
                      init_mac(mac, key.hmac) == 1
-                 ? (found == 0 ? 1 : 2)
+                 ? (renew ? 2 : 1)
                  : -1;
     }
     OPENSSL_cleanse(&key, sizeof key);
@@ -110,15 +116,36 @@ int ritual__tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv
 
 /* ----------------------------------------------------------------- client */
 
-/* `server_name`: "" for a server known by its address. */
+static void saved_drop(ritual_tls *tls, size_t i)
+{
+    SSL_SESSION_free(tls->saved[i].session);
+    free(tls->saved[i].name);
+    memmove(&tls->saved[i], &tls->saved[i + 1], (tls->saved_count - i - 1) * sizeof tls->saved[0]);
+    tls->saved_count--;
+}
+
+void ritual__tls_sessions_clear(ritual_tls *tls)
+{
+    while (tls->saved_count > 0)
+        saved_drop(tls, tls->saved_count - 1);
+}
+
+/* The newest session for the name goes to this connection, and out of the
+ * store: a ticket is used once. `server_name`: "" for a server known by
+ * its address. */
 void ritual__tls_session_offer(ritual_tls *tls, SSL *ssl, const char *server_name)
 {
     if (tls->no_resume)
         return;
     pthread_mutex_lock(&tls->lock);
-    if (tls->session && tls->session_name && strcmp(tls->session_name, server_name) == 0 &&
-        SSL_SESSION_is_resumable(tls->session))
-        SSL_set_session(ssl, tls->session);
+    for (size_t i = tls->saved_count; i-- > 0;) {
+        if (strcmp(tls->saved[i].name, server_name) != 0)
+            continue;
+        if (SSL_SESSION_is_resumable(tls->saved[i].session))
+            SSL_set_session(ssl, tls->saved[i].session);
+        saved_drop(tls, i);
+        break;
+    }
     pthread_mutex_unlock(&tls->lock);
 }
 
@@ -131,12 +158,9 @@ int ritual__tls_session_saved(SSL *ssl, SSL_SESSION *session)
     if (!copy)
         return 0;
     pthread_mutex_lock(&tls->lock);
-    SSL_SESSION *old = tls->session;
-    char *old_name = tls->session_name;
-    tls->session = session;
-    tls->session_name = copy;
+    if (tls->saved_count == TLS_SAVED_SESSIONS)
+        saved_drop(tls, 0); /* the oldest */
+    tls->saved[tls->saved_count++] = (struct tls_saved_session){session, copy};
     pthread_mutex_unlock(&tls->lock);
-    SSL_SESSION_free(old);
-    free(old_name);
     return 1;
 }

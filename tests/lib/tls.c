@@ -20,7 +20,8 @@
  *   client after them is served.
  * plaintext_listener_hands_plain_text_over: with RITUAL_LISTEN_TLS_PLAINTEXT
  *   a client speaking plain text reaches on_open and on_data unencrypted,
- *   and ritual_conn_tls_info says so.
+ *   and ritual_conn_tls_info says so; a ClientHello that arrives in two
+ *   pieces (the second not starting like a record) is still TLS.
  * file_to_a_stalled_reader_is_bounded: an 8 MiB file written to a client
  *   that reads nothing for a while: at most two records wait in memory;
  *   then every byte arrives.
@@ -478,6 +479,37 @@ static void *plain_client(void *arg)
     return NULL;
 }
 
+/* The ClientHello in two sends, 50 ms apart, then the handshake as usual. */
+static void *split_hello_client(void *arg)
+{
+    (void)arg;
+    struct tls_client c;
+    memset(&c, 0, sizeof c);
+    c.ctx = SSL_CTX_new(TLS_client_method());
+    c.ssl = SSL_new(c.ctx);
+    BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+    SSL_set_bio(c.ssl, rbio, wbio);
+    SSL_set_tlsext_host_name(c.ssl, "localhost");
+    ASSERT_EQ(SSL_connect(c.ssl), -1); /* wrote its ClientHello, wants the answer */
+    char *hello;
+    long len = BIO_get_mem_data(wbio, &hello);
+    ASSERT_GT(len, 40);
+    c.fd = tcp_connect(port);
+    send_all(c.fd, hello, 7);
+    sleep_ms(50);
+    send_all(c.fd, hello + 7, (size_t)len - 7);
+    SSL_set_fd(c.ssl, c.fd); /* the socket from here on */
+    ASSERT_EQ(SSL_connect(c.ssl), 1);
+    tls_send_all(&c, "tls\n", 4, 10000);
+    char got[8];
+    size_t n;
+    ASSERT_EQ(tls_recv_to_end(&c, got, sizeof got, &n, 10000), 1);
+    ASSERT_EQ(n, 6);
+    ASSERT(memcmp(got, "plain\n", 6) == 0);
+    tls_close(&c);
+    return NULL;
+}
+
 static void plaintext_listener_hands_plain_text_over(void)
 {
     loop = lt_loop();
@@ -490,6 +522,14 @@ static void plaintext_listener_hands_plain_text_over(void)
     lt_join(t);
     ASSERT_EQ(plain_info_rc, -ENOPROTOOPT);
     ASSERT_EQ(line_len, 15);
+    ASSERT_EQ(server_close, 0);
+    line_len = 0;
+    server_close = 1;
+    t = lt_thread(split_hello_client, NULL);
+    lt_run(loop, 20000);
+    lt_join(t);
+    ASSERT_EQ(plain_info_rc, 0); /* TLS, this time */
+    ASSERT_EQ(line_len, 4);
     ASSERT_EQ(server_close, 0);
     ritual_loop_free(loop);
     ritual_tls_free(server_tls);
