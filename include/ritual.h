@@ -252,7 +252,9 @@ typedef struct ritual_conn_callbacks {
      * `reason` is 0 for an orderly close, else a negative errno:
      * -ECONNRESET/-EPIPE (peer reset), -ETIMEDOUT (idle timeout, or a close that could not flush),
      * -ENOBUFS (write limit or full read buffer), -ECONNABORTED
-     * (ritual_conn_abort), -ECANCELED (shutdown deadline or ritual_loop_free). */
+     * (ritual_conn_abort), -ECANCELED (shutdown deadline or ritual_loop_free),
+     * -EPROTO (TLS failed: a bad record, or a stream cut without
+     * close_notify; ritual_tls.h). */
     void (*on_close)(ritual_conn *conn, int reason);
 } ritual_conn_callbacks;
 

@@ -163,10 +163,6 @@ void ritual__conn_peer_eof(ritual_conn *conn)
 
 void ritual__conn_read(ritual_conn *conn)
 {
-    if (conn->tls) {
-        ritual__tls_read(conn);
-        return;
-    }
     ritual_loop *loop = conn_loop(conn);
     size_t max = opts(conn)->read_buffer_size;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
@@ -176,7 +172,15 @@ void ritual__conn_read(ritual_conn *conn)
         char *dst;
         size_t room;
         struct ritual_inbuf *in = conn->in;
-        if (!in) {
+        if (conn->tls) {
+            /* Ciphertext, which OpenSSL reads from the shared buffer. */
+            dst = loop->rbuf;
+            room = ritual__tls_receive_room(conn);
+            if (room > loop->rbuf_size)
+                room = loop->rbuf_size;
+            if (room == 0)
+                return;
+        } else if (!in) {
             dst = loop->rbuf;
             room = max;
         } else {
@@ -201,7 +205,11 @@ void ritual__conn_read(ritual_conn *conn)
         if (n > 0) {
             stamp_activity(conn);
             ritual__stat_add(&loop->stat_read, (uint64_t)n);
-            if (!in) {
+            if (conn->tls) {
+                ritual__tls_received(conn, dst, (size_t)n);
+                if (conn->flags & CONN_CLOSED)
+                    return;
+            } else if (!in) {
                 ritual__conn_deliver(conn, dst, (size_t)n);
             } else {
                 in->len += (uint32_t)n;
@@ -210,6 +218,12 @@ void ritual__conn_read(ritual_conn *conn)
             if ((size_t)n < room)
                 return; /* drained, most likely; level-triggered epoll says if not */
             continue;
+        }
+        if (n == 0 && conn->tls) {
+            ritual__tls_received(conn, NULL, 0);
+            if (!(conn->flags & CONN_CLOSED))
+                ritual__conn_update_interest(conn);
+            return;
         }
         if (n == 0) {
             ritual__conn_peer_eof(conn);

@@ -686,42 +686,6 @@ void ritual__tls_received(ritual_conn *conn, const char *bytes, size_t len)
         ritual__conn_terminate(conn, -ENOMEM);
 }
 
-void ritual__tls_read(ritual_conn *conn)
-{
-    ritual_loop *loop = conn_loop(conn);
-    for (int round = 0; round < READS_PER_WAKEUP; round++) {
-        if (conn->flags & TLS_HELD_BACK)
-            return;
-        size_t room = ritual__tls_receive_room(conn);
-        if (room > loop->rbuf_size)
-            room = loop->rbuf_size;
-        if (room == 0)
-            return;
-        ssize_t n = recv(conn->io.fd, loop->rbuf, room, 0);
-        if (n > 0) {
-            stamp_activity(conn);
-            ritual__stat_add(&loop->stat_read, (uint64_t)n);
-            ritual__tls_received(conn, loop->rbuf, (size_t)n);
-            if (conn->flags & CONN_CLOSED)
-                return;
-            if ((size_t)n < room)
-                return;
-            continue;
-        }
-        if (n == 0) {
-            ritual__tls_received(conn, NULL, 0);
-            if (!(conn->flags & CONN_CLOSED))
-                ritual__conn_update_interest(conn);
-            return;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            ritual__conn_terminate(conn, -errno);
-        return;
-    }
-}
-
 /* ---------------------------------------------------------- public */
 
 int ritual_conn_tls_info(const ritual_conn *conn, ritual_tls_info *out)

@@ -119,19 +119,29 @@ static int parse_alpn(ritual_tls *tls, const char *list, ritual_error *err)
     return 0;
 }
 
-static SSL_CTX *new_server_ctx(ritual_tls *tls, ritual_error *err)
+/* What servers and clients share: TLS 1.2 and up, no renegotiation (the
+ * client-initiated kind is off unless allowed in OpenSSL 3), no
+ * compression, and record buffers given back by idle connections, as nginx
+ * does: a server holds many more idle connections than busy ones. */
+static SSL_CTX *new_ctx(ritual_tls *tls, const SSL_METHOD *method, ritual_error *err)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(method);
     if (!ctx) {
         ritual_error_set(err, -ENOMEM, "tls: SSL_CTX_new: %s", openssl_reason());
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    /* Client-initiated renegotiation is off unless allowed in OpenSSL 3. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    /* Idle connections give their record buffers back, as nginx does: a
-     * server holds many more idle connections than busy ones. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_app_data(ctx, tls);
+    return ctx;
+}
+
+static SSL_CTX *new_server_ctx(ritual_tls *tls, ritual_error *err)
+{
+    SSL_CTX *ctx = new_ctx(tls, TLS_server_method(), err);
+    if (!ctx)
+        return NULL;
     SSL_CTX_set_max_early_data(ctx, 0);
     if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
         SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1) {
@@ -149,7 +159,6 @@ static SSL_CTX *new_server_ctx(ritual_tls *tls, ritual_error *err)
     } else {
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ritual__tls_ticket_cb);
     }
-    SSL_CTX_set_app_data(ctx, tls);
     if (tls->alpn_len)
         SSL_CTX_set_alpn_select_cb(ctx, select_alpn, tls);
     return ctx;
@@ -157,15 +166,9 @@ static SSL_CTX *new_server_ctx(ritual_tls *tls, ritual_error *err)
 
 static SSL_CTX *new_client_ctx(ritual_tls *tls, ritual_error *err)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        ritual_error_set(err, -ENOMEM, "tls: SSL_CTX_new: %s", openssl_reason());
+    SSL_CTX *ctx = new_ctx(tls, TLS_client_method(), err);
+    if (!ctx)
         return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_app_data(ctx, tls);
     if (!tls->no_verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         int ok = tls->ca_file ? SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL)

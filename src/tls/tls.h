@@ -38,8 +38,6 @@ void ritual__tls_connected(ritual_conn *conn);
 void ritual__tls_received(ritual_conn *conn, const char *bytes, size_t len);
 /* Decrypts and hands over plaintext while reading is not held back. */
 void ritual__tls_deliver(ritual_conn *conn);
-/* epoll and poll: reads the socket while it has bytes (level-triggered). */
-void ritual__tls_read(ritual_conn *conn);
 /* Ciphertext the backend may still receive: the input bound plus room for
  * one whole record, less what is held. */
 size_t ritual__tls_receive_room(const ritual_conn *conn);
