@@ -41,5 +41,7 @@ def other_load(runs):
 
 
 def cell_short(c):
-    """A cell as the tables' first column shows it (echo and HTTP cells alike)."""
-    return f"{c['connections']}c/{c['size']}B/p{c['pipeline']}"
+    """A cell as the tables' first column shows it (echo and HTTP cells alike; a TLS
+    cell with a connection per request ends in /close, or /resume if resumed)."""
+    return f"{c['connections']}c/{c['size']}B/p{c['pipeline']}" + \
+        ("/resume" if c.get("resume") else "/close" if c.get("close") else "")

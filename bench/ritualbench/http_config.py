@@ -104,7 +104,8 @@ def http_cell_name(c):
 
 
 def http_cell_key(c):
-    return f"c{c['connections']}-{c['file']}-p{c['pipeline']}"
+    return f"c{c['connections']}-{c['file']}-p{c['pipeline']}" + \
+        ("-resume" if c.get("resume") else "-close" if c.get("close") else "")
 
 
 def free_port():
@@ -123,13 +124,18 @@ def http_server_spec(name, paths, root, tmp, cell):
                 f"{HOST}:0", "--root", root] + RITUAL_HTTP_ARGS, None
     if name == "floor":
         return [paths["floor"], "--listen", f"{HOST}:0", "--body-size", str(cell["size"])], None
+    return peer_spec(name, paths, NGINX_CONF if name == "nginx" else H2O_CONF, root, tmp)
+
+
+def peer_spec(name, paths, template, root, tmp, **values):
+    """(argv, port) of nginx or h2o, its configuration (template, formatted with a free
+    port and values) written into a directory of its own under tmp."""
     port = free_port()
     d = tempfile.mkdtemp(prefix=f"{name}-{port}-", dir=tmp)
     conf = os.path.join(d, f"{name}.conf")
     with open(conf, "w") as f:
-        f.write((NGINX_CONF if name == "nginx" else H2O_CONF).format(
-            tmp=d, host=HOST, port=port, root=root,
-            user="user: root\n" if os.geteuid() == 0 else ""))
+        f.write(template.format(tmp=d, host=HOST, port=port, root=root,
+                                user="user: root\n" if os.geteuid() == 0 else "", **values))
     if name == "nginx":
         return [paths["nginx"], "-c", conf, "-p", d, "-e", "stderr"], port
     return [paths["h2o"], "-c", conf], port
@@ -159,6 +165,11 @@ def http_generator_argv(gen, paths, port, cell, duration, script):
                 "--latency"] + (["-s", script] if cell["pipeline"] > 1 else []) + \
             [f"http://{HOST}:{port}{url}"] + \
             (["--", str(cell["pipeline"])] if cell["pipeline"] > 1 else [])
+    # TLS cells (bench/run http --tls): TLS without verification; with close, a new
+    # connection (and handshake) per request; with resume, each one offers the last session.
+    tls = (["--tls"] if cell.get("tls") else []) + \
+        (["--tls-resume"] if cell.get("resume") else []) + \
+        (["--close"] if cell.get("close") else [])
     return [paths["ritual"], "bench", "http", "--connect", f"{HOST}:{port}",
             "--connections", str(cell["connections"]), "--pipeline", str(cell["pipeline"]),
-            "--duration", f"{duration:g}", "--url", url, "--json"]
+            "--duration", f"{duration:g}", "--url", url] + tls + ["--json"]

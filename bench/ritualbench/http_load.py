@@ -5,6 +5,7 @@ figures per request, or the problem that made it fail."""
 
 import re
 import socket
+import ssl
 import time
 
 from .common import HOST, LOAD_CPU
@@ -14,10 +15,19 @@ from .procfs import busy_ns
 from .servers import Server, ServerError
 
 
-def http_get_ok(port, path="/hello.txt", timeout=1.0):
-    """True if GET path on HOST:port answers 200 with a complete head."""
+def client_tls_context():
+    """TLS as `ritual bench --tls` speaks it: the server is not verified."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def http_get_ok(port, path="/hello.txt", timeout=1.0, tls=False):
+    """True if GET path on HOST:port (over TLS if tls) answers 200 with a complete head."""
     try:
-        with socket.create_connection((HOST, port), timeout=timeout) as s:
+        with socket.create_connection((HOST, port), timeout=timeout) as raw, \
+                (client_tls_context().wrap_socket(raw) if tls else raw) as s:
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
                       .encode())
             data = b""
@@ -35,11 +45,11 @@ class HttpServer(Server):
     """A server for the HTTP bench. With `port` None it is asked for port 0 and prints
     `listening on HOST:PORT` (ritual, the floor); otherwise it was configured to
     listen on `port` (nginx, h2o). Either way it is ready once GET /hello.txt
-    answers 200."""
+    answers 200 (over TLS if tls)."""
 
-    def __init__(self, name, argv, logdir, port=None):
+    def __init__(self, name, argv, logdir, port=None, tls=False):
         super().__init__(name, argv, logdir)
-        self.fixed_port = port
+        self.fixed_port, self.tls = port, tls
 
     def start(self, timeout=10.0):
         deadline = time.monotonic() + timeout
@@ -48,7 +58,7 @@ class HttpServer(Server):
         else:
             self.spawn()
             self.port = self.fixed_port
-        while not http_get_ok(self.port):
+        while not http_get_ok(self.port, tls=self.tls):
             if not self.alive() or time.monotonic() > deadline:
                 rc = self.proc.poll()
                 self.kill()

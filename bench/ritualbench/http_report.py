@@ -9,9 +9,10 @@ from .http_config import (H2O_CONF, HTTP_FILES, HTTP_PEERS, HTTP_RITUAL_NAMES, H
 from .report import failures_lines, head_lines
 
 
-def http_summarize(runs, generators):
+def http_summarize(runs, generators, target=None):
     """Per generator, per cell, per server: medians and least-of-rounds over the ok
-    runs, and the ratios against the floor and the better of nginx and h2o."""
+    runs, and the ratios against the floor and the better of nginx and h2o. target:
+    a cell's target against the better peer (default: HTTP_TARGETS by pipeline depth)."""
     out = {}
     for g in generators:
         cells = {}
@@ -46,7 +47,8 @@ def http_summarize(runs, generators):
                      if p in sv and sv[p]["server_cpu_us_per_req"]}
             c["best_peer"] = min(peers, key=peers.get) if peers else None
             best = peers[c["best_peer"]] if peers else None
-            c["target_vs_best_peer"] = HTTP_TARGETS.get(c["cell"]["pipeline"])
+            c["target_vs_best_peer"] = target(c["cell"]) if target else \
+                HTTP_TARGETS.get(c["cell"]["pipeline"])
             for s in sv.values():
                 v = s["server_cpu_us_per_req"]
                 s["vs_floor"] = v / floor if v and floor else None

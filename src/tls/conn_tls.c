@@ -277,12 +277,16 @@ static void tls_failed(ritual_conn *conn)
     ritual__conn_close_with(conn, -EPROTO);
 }
 
-static int encrypt(ritual_conn *conn, const void *data, size_t len)
+static int encrypt(ritual_conn *conn, const char *data, size_t len)
 {
-    int n = SSL_write(tls_of(conn)->ssl, data, (int)len);
-    if (n != (int)len) {
-        tls_failed(conn);
-        return -EPROTO;
+    while (len > 0) {
+        int piece = len > (1u << 30) ? (1 << 30) : (int)len; /* SSL_write takes an int */
+        if (SSL_write(tls_of(conn)->ssl, data, piece) != piece) {
+            tls_failed(conn);
+            return -EPROTO;
+        }
+        data += piece;
+        len -= (size_t)piece;
     }
     return 0;
 }
@@ -600,34 +604,40 @@ static void decrypt_and_deliver(ritual_conn *conn)
     }
 }
 
-void ritual__tls_deliver(ritual_conn *conn)
+/* OpenSSL reads t->src: the handshake first if it is not done, then
+ * records while reading is not held back. What it leaves unread is kept
+ * (`from_held`: the source was the held buffer itself). */
+static void pump(ritual_conn *conn, const char *from_held)
 {
     struct ritual_tls_conn *t = tls_of(conn);
-    if (!(t->state & TLS_HANDSHAKEN))
-        return;
-    const char *from = t->held ? t->held->data + t->held->start : NULL;
-    t->src = from;
-    t->src_len = t->held ? t->held->len : 0;
-    decrypt_and_deliver(conn);
+    int rc = (t->state & TLS_HANDSHAKEN) ? 1 : handshake(conn);
+    if (rc > 0 && !(conn->flags & TLS_HELD_BACK))
+        decrypt_and_deliver(conn);
     if (conn->flags & CONN_CLOSED) {
         t->src = NULL;
         t->src_len = 0;
         return;
     }
-    if (from && keep_unread(conn, from) < 0)
+    if (keep_unread(conn, from_held) < 0)
         ritual__conn_terminate(conn, -ENOMEM);
+}
+
+void ritual__tls_deliver(ritual_conn *conn)
+{
+    struct ritual_tls_conn *t = tls_of(conn);
+    const char *from = t->held ? t->held->data + t->held->start : NULL;
+    t->src = from;
+    t->src_len = t->held ? t->held->len : 0;
+    pump(conn, from);
 }
 
 void ritual__tls_received(ritual_conn *conn, const char *bytes, size_t len)
 {
     struct ritual_tls_conn *t = tls_of(conn);
     if (len == 0) {
+        /* What is held is read first; the end is decided then (a close_notify
+         * ends the stream, anything else truncates it). */
         t->state |= TLS_EOF;
-        if (!(t->state & TLS_HANDSHAKEN)) {
-            if (!t->held)
-                ritual__conn_terminate(conn, -EPROTO); /* gone mid-handshake */
-            return;
-        }
         if (!(conn->flags & TLS_HELD_BACK))
             ritual__tls_deliver(conn);
         return;
@@ -645,20 +655,6 @@ void ritual__tls_received(ritual_conn *conn, const char *bytes, size_t len)
             ritual__conn_terminate(conn, -ENOMEM);
             return;
         }
-        if (!(t->state & TLS_HANDSHAKEN) && !(conn->flags & (CONN_CLOSED | CONN_CLOSING))) {
-            const char *from = t->held->data + t->held->start;
-            t->src = from;
-            t->src_len = t->held->len;
-            int rc = handshake(conn);
-            if (conn->flags & CONN_CLOSED)
-                return;
-            if (keep_unread(conn, from) < 0) {
-                ritual__conn_terminate(conn, -ENOMEM);
-                return;
-            }
-            if (rc <= 0)
-                return;
-        }
         if (!(conn->flags & TLS_HELD_BACK))
             ritual__tls_deliver(conn);
         return;
@@ -666,24 +662,7 @@ void ritual__tls_received(ritual_conn *conn, const char *bytes, size_t len)
     /* The common case: OpenSSL reads the backend's buffer in place. */
     t->src = bytes;
     t->src_len = len;
-    if (!(t->state & TLS_HANDSHAKEN)) {
-        int rc = handshake(conn);
-        if (conn->flags & CONN_CLOSED)
-            return;
-        if (rc <= 0) {
-            if (keep_unread(conn, NULL) < 0)
-                ritual__conn_terminate(conn, -ENOMEM);
-            return;
-        }
-    }
-    decrypt_and_deliver(conn);
-    if (conn->flags & CONN_CLOSED) {
-        t->src = NULL;
-        t->src_len = 0;
-        return;
-    }
-    if (keep_unread(conn, NULL) < 0)
-        ritual__conn_terminate(conn, -ENOMEM);
+    pump(conn, NULL);
 }
 
 /* ---------------------------------------------------------- public */
