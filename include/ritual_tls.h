@@ -13,9 +13,9 @@
  * once it completed, and a connection whose handshake fails or times out
  * closes without on_open or on_close. Received records are decrypted from
  * whatever buffer the backend received them in (the same path on io_uring,
- * epoll and poll). A file segment is read a record at a time into a buffer
+ * epoll and poll). A file segment is read 64 KiB at a time into a buffer
  * of the loop and encrypted as the socket drains, so a peer that does not
- * read holds one record of it in memory, not the file. ritual_write_ref's
+ * read holds at most those 64 KiB of it in memory, not the file. ritual_write_ref's
  * bytes are encrypted at once and released before it returns.
  *
  * Closing: ritual_conn_close sends close_notify after the queued output,

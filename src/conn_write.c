@@ -488,9 +488,10 @@ static int queue_front(ritual_conn *conn, const char *p, size_t len)
     return 0;
 }
 
-/* TLS: the file segment at the head gives its next record, which goes
- * ahead of it (the segment leaves once its last byte is encrypted).
- * Returns 1 (something to send), or a negative errno. */
+/* TLS: the file segment at the head gives its next records, sent at once
+ * (nothing is ahead of them); what the kernel refuses goes ahead of the
+ * rest of the segment, which leaves once its last byte is encrypted.
+ * Returns 1 if all went, 0 if the kernel pushed back, or a negative errno. */
 static int encrypt_file_head(ritual_conn *conn, struct ritual_file_chunk *file)
 {
     int rc = ritual__tls_encrypt_file(conn, file);
@@ -501,9 +502,23 @@ static int encrypt_file_head(ritual_conn *conn, struct ritual_file_chunk *file)
     const char *bytes;
     size_t len;
     ritual__tls_staged(conn, &bytes, &len);
-    rc = queue_front(conn, bytes, len);
+    ssize_t n;
+    do
+        n = send(conn->io.fd, bytes, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN) {
+        rc = -errno;
+        ritual__tls_staged_clear(conn);
+        return rc;
+    }
+    size_t sent = n > 0 ? (size_t)n : 0;
+    if (sent > 0)
+        count_sent(conn, sent);
+    rc = sent < len ? queue_front(conn, bytes + sent, len - sent) : 0;
     ritual__tls_staged_clear(conn);
-    return rc < 0 ? rc : 1;
+    if (rc < 0)
+        return rc;
+    return sent == len;
 }
 
 /* Sends queued output until the kernel pushes back. */

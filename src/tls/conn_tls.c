@@ -49,11 +49,23 @@ struct ritual_tls_conn {
     size_t early_len, early_cap;
 };
 
+/* A file is read and encrypted this much at a time: four records, sent
+ * with one system call. */
+#define TLS_FILE_STEP (4 * TLS_RECORD)
+
+/* A connection idle this long gives its record buffers (some 34 KiB)
+ * back to the allocator: a server holds many more idle connections than
+ * busy ones. */
+#define TLS_IDLE_MS 1000
+
 struct ritual_tls_loop {
-    char *staged; /* ciphertext OpenSSL wrote, on its way to the queue */
+    ritual_timer *sweep; /* every TLS_IDLE_MS while TLS connections exist */
+    unsigned conns;      /* TLS connections of the loop */
+    char *staged;        /* ciphertext OpenSSL wrote, on its way to the queue */
     size_t staged_len, staged_cap;
     bool failed; /* the staging could not grow */
     char record[TLS_RECORD];
+    char file[TLS_FILE_STEP];
 };
 
 static struct ritual_tls_conn *tls_of(const ritual_conn *conn)
@@ -121,18 +133,48 @@ void ritual__tls_bio_method_init(BIO_METHOD *m)
     BIO_meth_set_create(m, bio_create);
 }
 
+/* SSL_get_error reads the thread's error queue, which must hold nothing
+ * from before the call it explains (another library's, the user's). Only
+ * looking is cheap; clearing an empty queue is not (OpenSSL 3 walks all of
+ * its slots). */
+static inline void clear_errors(void)
+{
+    if (ERR_peek_error())
+        ERR_clear_error();
+}
+
 /* ------------------------------------------------------------ life */
+
+/* Gives back the record buffers of connections idle for TLS_IDLE_MS. */
+static void sweep_idle(ritual_timer *timer, void *data)
+{
+    (void)timer;
+    ritual_loop *loop = data;
+    uint32_t now = tick_of(loop->now);
+    for (struct ritual_list *l = loop->conns.next; l != &loop->conns; l = l->next) {
+        ritual_conn *conn = ritual_container_of(l, ritual_conn, link);
+        struct ritual_tls_conn *t = conn->tls;
+        if (t && (t->state & TLS_HANDSHAKEN) && !t->held && !SSL_pending(t->ssl) &&
+            (int32_t)(now - conn->last_active) >= TLS_IDLE_MS)
+            SSL_free_buffers(t->ssl); /* refused (0) while a record is half read */
+    }
+}
 
 static struct ritual_tls_loop *loop_bufs(ritual_loop *loop)
 {
-    if (!loop->tls)
+    if (!loop->tls) {
         loop->tls = calloc(1, sizeof *loop->tls);
+        if (loop->tls && !(loop->tls->sweep = ritual_timer_new(loop, sweep_idle, loop))) {
+            free(loop->tls);
+            loop->tls = NULL;
+        }
+    }
     return loop->tls;
 }
 
 void ritual__tls_loop_free(ritual_loop *loop)
 {
-    if (loop->tls) {
+    if (loop->tls) { /* its timer went with the loop's */
         free(loop->tls->staged);
         free(loop->tls);
         loop->tls = NULL;
@@ -193,6 +235,8 @@ int ritual__tls_attach(ritual_conn *conn, ritual_tls *tls, bool server, const ch
         ritual__tls_session_offer(tls, t->ssl, server_name && !is_ip ? server_name : "");
     }
     conn->tls = t;
+    if (bufs->conns++ == 0)
+        ritual_timer_start(bufs->sweep, TLS_IDLE_MS, TLS_IDLE_MS);
     /* The handshake has its own deadline; the user's idle timeout starts
      * with on_open. */
     t->idle_ms = conn->idle_ms;
@@ -208,6 +252,8 @@ void ritual__tls_detach(ritual_conn *conn)
     if (!t)
         return;
     conn->tls = NULL;
+    if (--t->loop_bufs->conns == 0)
+        ritual_timer_stop(t->loop_bufs->sweep);
     SSL_free(t->ssl);
     ritual__tls_gen_put(t->gen);
     if (t->held)
@@ -351,8 +397,8 @@ int ritual__tls_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
 
 int ritual__tls_encrypt_file(ritual_conn *conn, struct ritual_file_chunk *file)
 {
-    char *record = tls_of(conn)->loop_bufs->record;
-    size_t want = file->remaining < TLS_RECORD ? (size_t)file->remaining : TLS_RECORD;
+    char *record = tls_of(conn)->loop_bufs->file;
+    size_t want = file->remaining < TLS_FILE_STEP ? (size_t)file->remaining : TLS_FILE_STEP;
     ssize_t n;
     do
         n = pread(file->fd, record, want, (off_t)file->offset);
@@ -433,7 +479,7 @@ static void handshake_done(ritual_conn *conn)
 static int handshake(ritual_conn *conn)
 {
     struct ritual_tls_conn *t = tls_of(conn);
-    ERR_clear_error();
+    clear_errors();
     int rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
         if (flush_staged(conn) < 0)
@@ -576,7 +622,7 @@ static void decrypt_and_deliver(ritual_conn *conn)
             return;
         }
         char *dst = ritual__conn_input_tail(conn, &want);
-        ERR_clear_error();
+        clear_errors();
         int n = SSL_read(t->ssl, dst, (int)want);
         if (n > 0) {
             conn->in->len += (uint32_t)n;

@@ -121,8 +121,10 @@ static int parse_alpn(ritual_tls *tls, const char *list, ritual_error *err)
 
 /* What servers and clients share: TLS 1.2 and up, no renegotiation (the
  * client-initiated kind is off unless allowed in OpenSSL 3), no
- * compression, and record buffers given back by idle connections, as nginx
- * does: a server holds many more idle connections than busy ones. */
+ * compression. Record buffers are not released after every record
+ * (SSL_MODE_RELEASE_BUFFERS, nginx's choice, costs a malloc and a free per
+ * record each way); conn_tls.c gives back those of connections idle for a
+ * second instead. */
 static SSL_CTX *new_ctx(ritual_tls *tls, const SSL_METHOD *method, ritual_error *err)
 {
     SSL_CTX *ctx = SSL_CTX_new(method);
@@ -132,7 +134,6 @@ static SSL_CTX *new_ctx(ritual_tls *tls, const SSL_METHOD *method, ritual_error 
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_app_data(ctx, tls);
     return ctx;
 }

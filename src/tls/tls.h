@@ -7,7 +7,7 @@
  * writes is encrypted at once into the loop's staging buffer and written raw
  * (ritual__conn_write_raw), so the queue, the watermarks and every backend
  * see ciphertext only. File segments stay in the queue as files and are
- * encrypted a record at a time when they reach its head. */
+ * encrypted 64 KiB at a time when they reach its head. */
 #ifndef RITUAL_TLS_INTERNAL_H
 #define RITUAL_TLS_INTERNAL_H
 
@@ -49,7 +49,7 @@ size_t ritual__tls_input_held(const ritual_conn *conn);
 /* The user's plaintext. Before the handshake completes (outbound) it is kept
  * and sent after. Returns as ritual_writev. */
 int ritual__tls_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt);
-/* Encrypts the next record of the file segment at the head of the queue.
+/* Encrypts the next records (64 KiB) of the file segment at the head of the queue.
  * On return 0 the loop's staging holds it (ritual__tls_staged); a negative
  * errno if the file could not be read (-EIO: it ended early). */
 int ritual__tls_encrypt_file(ritual_conn *conn, struct ritual_file_chunk *file);

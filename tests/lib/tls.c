@@ -23,8 +23,12 @@
  *   and ritual_conn_tls_info says so; a ClientHello that arrives in two
  *   pieces (the second not starting like a record) is still TLS.
  * file_to_a_stalled_reader_is_bounded: an 8 MiB file written to a client
- *   that reads nothing for a while: at most two records wait in memory;
- *   then every byte arrives.
+ *   that reads nothing for a while: at most one step of 64 KiB of records
+ *   waits in memory; then every byte arrives.
+ * tickets_rotate: with a new ticket key every second, a session from the
+ *   first key resumes for as long as it is one of the three kept, and not
+ *   after; a session resumes on a loop other than the one that issued it
+ *   (the keys belong to the ritual_tls, shared by every worker).
  * client_verifies_and_resumes: ritual_connect verifies the certificate
  *   against the CA and the name (a wrong name closes with -EPROTO and no
  *   on_open); a second connection resumes the first's session. */
@@ -612,8 +616,85 @@ static void file_to_a_stalled_reader_is_bounded(void)
     ASSERT_EQ(server_close, 0);
     ASSERT_EQ(file_fd, -1); /* released */
     ASSERT_GT(most_queued, 0);
-    ASSERT_LE(most_queued, 2 * (16384 + 64)); /* a record or two, not the file */
+    ASSERT_LE(most_queued, 64 * 1024 + 4 * 64); /* one step's records, not the file */
     ritual_loop_free(loop);
+    ritual_tls_free(server_tls);
+}
+
+/* ------------------------------------------------------------- tickets */
+
+static void stop_posted(ritual_loop *l, void *arg)
+{
+    (void)arg;
+    ritual_loop_stop(l);
+}
+
+static void *serve_loop(void *arg)
+{
+    ritual_loop *l = arg;
+    ASSERT_EQ(ritual_loop_run(l), 0);
+    return NULL;
+}
+
+/* Connects with `session` (may be NULL), reads the echo of one byte (the
+ * session tickets come before it), and returns whether it resumed; the
+ * newest session goes to *out. */
+static int resume_with(int at_port, SSL_SESSION *session, SSL_SESSION **out)
+{
+    struct tls_client c;
+    tls_connect(&c, at_port, ca, "localhost", NULL, session, 10000);
+    char b;
+    tls_send_all(&c, "x", 1, 10000);
+    tls_recv_exact(&c, &b, 1, 10000);
+    int resumed = SSL_session_reused(c.ssl);
+    if (out)
+        *out = SSL_get1_session(c.ssl);
+    tls_shutdown(&c);
+    tls_close(&c);
+    return resumed;
+}
+
+static void tickets_rotate(void)
+{
+    ritual_tls_options o = {.cert_file = cert, .key_file = key, .ticket_rotate_s = 1};
+    ritual_error err;
+    server_tls = ritual_tls_server_new(&o, &err);
+    ASSERT(server_tls);
+    /* Two loops on threads of their own, as two workers: one TLS object. */
+    ritual_loop *loops[2];
+    int ports[2];
+    pthread_t threads[2];
+    ritual_conn_callbacks cbs = {.on_data = echo_data, .on_eof = close_on_eof};
+    for (int i = 0; i < 2; i++) {
+        loops[i] = lt_loop();
+        ritual_listen_options lo = {.tls = server_tls};
+        ports[i] = ritual_listener_port(lt_listen(loops[i], &lo, &cbs));
+    }
+    for (int i = 0; i < 2; i++)
+        threads[i] = lt_thread(serve_loop, loops[i]);
+
+    SSL_SESSION *first = NULL, *later = NULL;
+    ASSERT_EQ(resume_with(ports[0], NULL, &first), 0);
+    ASSERT_EQ(resume_with(ports[1], first, &later), 1); /* another worker */
+    SSL_SESSION_free(later);
+    /* A session from the first key: kept while it is the current key or
+     * one of the two before it, renewed each time; then refused. */
+    int resumed_after[5];
+    for (int s = 0; s < 5; s++) {
+        sleep_ms(1100);
+        resumed_after[s] = resume_with(ports[s % 2], first, NULL);
+    }
+    SSL_SESSION_free(first);
+    note("a first-key session after 1.1..5.5 s: %d %d %d %d %d", resumed_after[0], resumed_after[1],
+         resumed_after[2], resumed_after[3], resumed_after[4]);
+    ASSERT_EQ(resumed_after[0], 1);
+    ASSERT_EQ(resumed_after[4], 0); /* three or more keys later */
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(ritual_loop_post(loops[i], stop_posted, NULL), 0); /* another thread's */
+    for (int i = 0; i < 2; i++) {
+        lt_join(threads[i]);
+        ritual_loop_free(loops[i]);
+    }
     ritual_tls_free(server_tls);
 }
 
@@ -682,4 +763,5 @@ TEST_CASES_WITH(make_certs, remove_certs, CASE(echo_16_mib_both_ends_ritual),
                 CASE(close_notify_both_ways), CASE(truncated_stream_is_an_error),
                 CASE(reset_mid_record), CASE(bad_handshakes_are_dropped),
                 CASE(plaintext_listener_hands_plain_text_over),
-                CASE(file_to_a_stalled_reader_is_bounded), CASE(client_verifies_and_resumes))
+                CASE(file_to_a_stalled_reader_is_bounded), CASE(tickets_rotate),
+                CASE(client_verifies_and_resumes))
