@@ -626,6 +626,15 @@ static void decrypt_and_deliver(ritual_conn *conn)
         int n = SSL_read(t->ssl, dst, (int)want);
         if (n > 0) {
             conn->in->len += (uint32_t)n;
+            /* A key update may want an answer. */
+            if (t->loop_bufs->staged_len > 0 && flush_staged(conn) < 0)
+                return;
+            if (t->src_len == 0 && !SSL_has_pending(t->ssl) && !(t->state & TLS_EOF)) {
+                /* All that came is decrypted: hand it over and wait, without
+                 * asking OpenSSL for what it does not have. */
+                ritual__conn_deliver_plain(conn);
+                return;
+            }
             continue;
         }
         int err = SSL_get_error(t->ssl, n);
