@@ -374,6 +374,11 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
     /* No backend sends files itself: with nothing queued ahead, sendfile
      * now, on every backend (over TLS, its first record). */
     if (conn->tls) {
+        ritual__tls_flush(conn); /* writes before it go before it */
+        if (conn->flags & CONN_CLOSED) {
+            ritual__outq_put(conn, &file->q);
+            return conn->close_reason;
+        }
         bool idle = !conn->out_tail;
         outq_append(conn, &file->q);
         conn->flags |= CONN_FILE_QUEUED;

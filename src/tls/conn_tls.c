@@ -61,8 +61,14 @@ struct ritual_tls_conn {
 struct ritual_tls_loop {
     ritual_timer *sweep; /* every TLS_IDLE_MS while TLS connections exist */
     unsigned conns;      /* TLS connections of the loop */
-    char *staged;        /* ciphertext OpenSSL wrote, on its way to the queue */
+    /* Ciphertext OpenSSL wrote, on its way to the queue: `owner`'s. While a
+     * connection's received bytes are being read (`deferring`), what it
+     * writes waits here until they are done, so that a handshake's tickets,
+     * the answer to a request and close_notify leave in one system call. */
+    char *staged;
     size_t staged_len, staged_cap;
+    ritual_conn *owner;
+    ritual_conn *deferring;
     bool failed; /* the staging could not grow */
     char record[TLS_RECORD];
     char file[TLS_FILE_STEP];
@@ -252,6 +258,12 @@ void ritual__tls_detach(ritual_conn *conn)
     if (!t)
         return;
     conn->tls = NULL;
+    if (t->loop_bufs->owner == conn) {
+        t->loop_bufs->owner = NULL;
+        t->loop_bufs->staged_len = 0;
+    }
+    if (t->loop_bufs->deferring == conn)
+        t->loop_bufs->deferring = NULL;
     if (--t->loop_bufs->conns == 0)
         ritual_timer_stop(t->loop_bufs->sweep);
     SSL_free(t->ssl);
@@ -291,11 +303,13 @@ void ritual__tls_staged_clear(ritual_conn *conn)
     tls_of(conn)->loop_bufs->staged_len = 0;
 }
 
-/* Sends what OpenSSL staged (records, alerts). Returns 0, or the negative
- * errno the connection closed with. */
+/* Sends what OpenSSL staged for the connection (records, alerts).
+ * Returns 0, or the negative errno the connection closed with. */
 static int flush_staged(ritual_conn *conn)
 {
     struct ritual_tls_loop *b = tls_of(conn)->loop_bufs;
+    if (b->owner != conn)
+        return 0; /* nothing of its own is staged */
     if (b->failed) {
         b->failed = false;
         b->staged_len = 0;
@@ -304,9 +318,39 @@ static int flush_staged(ritual_conn *conn)
     }
     if (b->staged_len == 0)
         return 0;
+    if (conn->flags & CONN_CLOSED) { /* aborted with its output: dropped */
+        b->staged_len = 0;
+        return conn->close_reason;
+    }
     struct iovec iov = {.iov_base = b->staged, .iov_len = b->staged_len};
     b->staged_len = 0; /* a raw write does not come back here */
     return ritual__conn_write_raw(conn, &iov, 1);
+}
+
+/* Before OpenSSL writes for `conn`: another connection's staged bytes go
+ * to that connection first. */
+static void stage_claim(ritual_conn *conn)
+{
+    struct ritual_tls_loop *b = tls_of(conn)->loop_bufs;
+    if (b->owner != conn && b->owner && b->staged_len > 0)
+        flush_staged(b->owner);
+    b->owner = conn;
+}
+
+/* Sends what is staged, unless the connection's received bytes are being
+ * read and nothing is queued ahead (then it goes when they are done, with
+ * whatever else they make it write), and there is not much of it. */
+static int flush_unless_deferred(ritual_conn *conn)
+{
+    struct ritual_tls_loop *b = tls_of(conn)->loop_bufs;
+    if (b->deferring == conn && !conn->out_tail && b->staged_len < TLS_FILE_STEP && !b->failed)
+        return 0;
+    return flush_staged(conn);
+}
+
+void ritual__tls_flush(ritual_conn *conn)
+{
+    flush_staged(conn);
 }
 
 /* TLS failed: its alert (if any) goes out, then the connection closes. */
@@ -325,6 +369,7 @@ static void tls_failed(ritual_conn *conn)
 
 static int encrypt(ritual_conn *conn, const char *data, size_t len)
 {
+    stage_claim(conn);
     while (len > 0) {
         int piece = len > (1u << 30) ? (1 << 30) : (int)len; /* SSL_write takes an int */
         if (SSL_write(tls_of(conn)->ssl, data, piece) != piece) {
@@ -392,7 +437,7 @@ int ritual__tls_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt)
     }
     if (fill > 0 && encrypt(conn, record, fill) < 0)
         return -EPROTO;
-    return flush_staged(conn);
+    return flush_unless_deferred(conn);
 }
 
 int ritual__tls_encrypt_file(ritual_conn *conn, struct ritual_file_chunk *file)
@@ -406,7 +451,8 @@ int ritual__tls_encrypt_file(ritual_conn *conn, struct ritual_file_chunk *file)
     if (n < 0)
         return -errno;
     if (n == 0)
-        return -EIO; /* the file ended before its promised length */
+        return -EIO;   /* the file ended before its promised length */
+    stage_claim(conn); /* nothing of its own is staged: written before the file */
     if (SSL_write(tls_of(conn)->ssl, record, (int)n) != (int)n) {
         ERR_clear_error();
         return -EPROTO;
@@ -427,6 +473,7 @@ bool ritual__tls_close_notify(ritual_conn *conn)
     if ((t->state & (TLS_NOTIFY_SENT | TLS_FAILED)) || !(t->state & TLS_HANDSHAKEN))
         return false;
     t->state |= TLS_NOTIFY_SENT;
+    stage_claim(conn);
     (void)SSL_shutdown(t->ssl); /* 0: ours is sent, the peer's not yet read */
     ERR_clear_error();
     if (flush_staged(conn) < 0)
@@ -480,9 +527,10 @@ static int handshake(ritual_conn *conn)
 {
     struct ritual_tls_conn *t = tls_of(conn);
     clear_errors();
+    stage_claim(conn);
     int rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
-        if (flush_staged(conn) < 0)
+        if (flush_unless_deferred(conn) < 0) /* the tickets: with the first answer */
             return -1;
         handshake_done(conn);
         return (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING)) ? -1 : 1;
@@ -623,11 +671,12 @@ static void decrypt_and_deliver(ritual_conn *conn)
         }
         char *dst = ritual__conn_input_tail(conn, &want);
         clear_errors();
+        stage_claim(conn);
         int n = SSL_read(t->ssl, dst, (int)want);
         if (n > 0) {
             conn->in->len += (uint32_t)n;
-            /* A key update may want an answer. */
-            if (t->loop_bufs->staged_len > 0 && flush_staged(conn) < 0)
+            /* A key update may want an answer: with the others. */
+            if (t->loop_bufs->staged_len > 0 && flush_unless_deferred(conn) < 0)
                 return;
             if (t->src_len == 0 && !SSL_has_pending(t->ssl) && !(t->state & TLS_EOF)) {
                 /* All that came is decrypted: hand it over and wait, without
@@ -665,9 +714,14 @@ static void decrypt_and_deliver(ritual_conn *conn)
 static void pump(ritual_conn *conn, const char *from_held)
 {
     struct ritual_tls_conn *t = tls_of(conn);
+    struct ritual_tls_loop *b = t->loop_bufs;
+    ritual_conn *outer = b->deferring;
+    b->deferring = conn;
     int rc = (t->state & TLS_HANDSHAKEN) ? 1 : handshake(conn);
     if (rc > 0 && !(conn->flags & TLS_HELD_BACK))
         decrypt_and_deliver(conn);
+    b->deferring = outer;
+    flush_staged(conn); /* what reading it made it write */
     if (conn->flags & CONN_CLOSED) {
         t->src = NULL;
         t->src_len = 0;

@@ -53,6 +53,9 @@ int ritual__tls_writev(ritual_conn *conn, const struct iovec *iov, int iovcnt);
  * On return 0 the loop's staging holds it (ritual__tls_staged); a negative
  * errno if the file could not be read (-EIO: it ended early). */
 int ritual__tls_encrypt_file(ritual_conn *conn, struct ritual_file_chunk *file);
+/* Sends what the connection's writes left staged (before a file joins
+ * the queue behind them). */
+void ritual__tls_flush(ritual_conn *conn);
 /* The ciphertext staged by the last encryption, and its release. */
 void ritual__tls_staged(ritual_conn *conn, const char **bytes, size_t *len);
 void ritual__tls_staged_clear(ritual_conn *conn);
