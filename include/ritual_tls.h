@@ -7,7 +7,10 @@
  * the watermarks, write_limit and timeouts keep their meaning (they count
  * the encrypted bytes queued, which are the plaintext plus a few bytes a
  * record). So echo, HTTP or a protocol of your own gets TLS without a
- * changed line.
+ * changed line. One difference in timing: what a connection writes while
+ * its own on_data (or on_open, on_eof) runs is encrypted at once but sent
+ * once what arrived with it has all been handed over, in one system call
+ * (up to 64 KiB; more goes at once), on every backend.
  *
  * The handshake runs before the protocol sees the connection: on_open comes
  * once it completed, and a connection whose handshake fails or times out

@@ -1,5 +1,6 @@
 """The reports' charts, drawn by gnuplot (if installed): bars of server CPU per
-message (echo-cpu.png) or per request (http-cpu.png), one panel per kind of cell."""
+message (echo-cpu.png) or per request (http-cpu.png, tls-cpu.png), one panel per kind
+of cell."""
 
 import os
 import shutil
@@ -140,3 +141,42 @@ def http_chart(out_dir, summary, servers):
                            "plot [0:1] [0:1] NaN notitle", "unset label 1"]
     script.append("unset multiplot")
     return draw(gp, tmp, script, "http-cpu.gp", png)
+
+
+def tls_chart(out_dir, panels, servers):
+    """tls-cpu.png: server CPU per request (per handshake where each request is a new
+    connection), one panel per entry of panels, a list of (title, groups) where groups
+    is a list of (label, {server: us per request}); bars per server, grouped."""
+    gp = find_gnuplot()
+    if not gp or not panels:
+        return None
+    png = os.path.join(out_dir, "tls-cpu.png")
+    cols = min(2, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    tmp = tempfile.mkdtemp(prefix="ritual-bench-chart-")
+    q = quoted
+    script = preamble(
+        png, cols, rows, "set key outside bottom center horizontal maxrows 1 samplen 2",
+        "server CPU, us per request",
+        "HTTPS: server CPU per request, least of the rounds (lower is better)")
+    for i, (title, groups) in enumerate(panels):
+        data = os.path.join(tmp, f"panel{i}.dat")
+        values = 0
+        with open(data, "w") as f:
+            f.write("group " + " ".join(q(s) for s in servers) + "\n")
+            for label, by_server in groups:
+                row = [q(label)]
+                for s in servers:
+                    v = by_server.get(s)
+                    row.append("-" if v is None else f"{v:.4f}")
+                    values += v is not None
+                f.write(" ".join(row) + "\n")
+        script.append(f"set title {q(title)}")
+        if values:
+            script.append(f"plot for [i=2:{len(servers) + 1}] {q(data)} using i:xtic(1) "
+                          "title columnheader(i)")
+        else:  # every run of this panel failed: an empty frame that says so
+            script += ["set label 1 'no data' at graph 0.5, graph 0.5 center",
+                       "plot [0:1] [0:1] NaN notitle", "unset label 1"]
+    script.append("unset multiplot")
+    return draw(gp, tmp, script, "tls-cpu.gp", png)
