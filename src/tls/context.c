@@ -243,8 +243,9 @@ static struct tls_gen *gen_build(ritual_tls *tls, const struct tls_cert_files *c
 struct tls_gen *ritual__tls_gen_get(ritual_tls *tls)
 {
     pthread_mutex_lock(&tls->lock);
-    struct tls_gen *gen = tls->gen;
-    atomic_fetch_add(&gen->refs, 1);
+    struct tls_gen *gen = tls->gen; /* NULL once every user let go */
+    if (gen)
+        atomic_fetch_add(&gen->refs, 1);
     pthread_mutex_unlock(&tls->lock);
     return gen;
 }

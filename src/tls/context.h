@@ -72,7 +72,8 @@ struct ritual_tls {
 /* A listener or outbound connection takes a user's reference (dropped with
  * ritual_tls_free). */
 void ritual__tls_use(ritual_tls *tls);
-/* The current generation, with a reference the caller drops. */
+/* The current generation (NULL once every user let go), with a reference
+ * the caller drops. */
 struct tls_gen *ritual__tls_gen_get(ritual_tls *tls);
 void ritual__tls_gen_put(struct tls_gen *gen);
 

@@ -27,7 +27,11 @@
  * server_close_sends_close_notify: Connection: close ends with the
  *   server's close_notify before its FIN.
  * handshake_timeout: a client that sends nothing is closed after the
- *   header timeout, which bounds the handshake as in nginx. */
+ *   header timeout, which bounds the handshake as in nginx.
+ * bench_loads_tls_servers: `ritual bench echo --tls` against `ritual echo
+ *   --tls-cert`, verifying against the CA, and `ritual bench http --tls
+ *   --close --tls-resume` against `ritual http`: no error, and every
+ *   handshake of the second after the first connections resumed. */
 #include "support.h"
 #include "tls.h"
 
@@ -462,8 +466,63 @@ static void handshake_timeout(void)
     server_expect_clean_exit(&s);
 }
 
+/* The number after "\"KEY\":" in a JSON line, or -1. */
+static long long json_number(const char *json, const char *name)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\":", name);
+    const char *p = strstr(json, pattern);
+    return p ? strtoll(p + strlen(pattern), NULL, 10) : -1;
+}
+
+static void bench_loads_tls_servers(void)
+{
+    const char *echo_args[] = {"--tls-cert", cert, "--tls-key", key, "--workers", "1", NULL};
+    struct server echo;
+    server_start(ritual_program(), echo_args, 0, &echo);
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", echo.port);
+    const char *load_echo[] = {ritual_program(),
+                               "bench",
+                               "echo",
+                               "--connect",
+                               target,
+                               "--tls-ca",
+                               ca,
+                               "--tls-sni",
+                               "localhost",
+                               "--connections",
+                               "4",
+                               "--duration",
+                               "1",
+                               "--json",
+                               NULL};
+    struct cmd_result r;
+    run_command(load_echo, 20000, &r);
+    ASSERT_EQ(r.exit_code, 0);
+    ASSERT_GT(json_number(r.out, "messages"), 100);
+    server_expect_clean_exit(&echo);
+
+    struct server http;
+    start_https(&http, NULL);
+    snprintf(target, sizeof target, "127.0.0.1:%d", http.port);
+    const char *load_http[] = {
+        ritual_program(), "bench",         "http", "--connect",  target, "--tls",  "--close",
+        "--tls-resume",   "--connections", "2",    "--duration", "1",    "--json", NULL};
+    run_command(load_http, 20000, &r);
+    ASSERT_EQ(r.exit_code, 0);
+    long long requests = json_number(r.out, "requests");
+    long long resumed = json_number(r.out, "tls_resumed");
+    note("%lld requests, %lld full and %lld resumed handshakes", requests,
+         json_number(r.out, "tls_full"), resumed);
+    ASSERT_GT(requests, 10);
+    ASSERT_GE(resumed, requests - 4); /* a connection at a time, each resuming the last */
+    server_expect_clean_exit(&http);
+}
+
 TEST_CASES_WITH(make_site, remove_site, CASE(https_with_curl), CASE(plain_http_gets_400),
                 CASE(versions_and_alpn), CASE(sni_picks_the_certificate),
                 CASE(resumption_across_workers), CASE(bad_certificate_files),
                 CASE(reload_on_sighup), CASE(stalled_reader_of_a_64_mib_file), CASE(echo_16_mib),
-                CASE(server_close_sends_close_notify), CASE(handshake_timeout))
+                CASE(server_close_sends_close_notify), CASE(handshake_timeout),
+                CASE(bench_loads_tls_servers))
