@@ -63,7 +63,20 @@ void ritual__conn_close_with(ritual_conn *conn, int reason); /* graceful, with a
 /* The user gets the connection: on_open, and on_shutdown if a drain began. */
 void ritual__conn_opened(ritual_conn *conn);
 
+/* What stops a hand-over of input, before it or inside an on_data. */
+#define HELD_BACK                                                                                  \
+    (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING | CONN_CLOSED | CONN_REDELIVER)
+
 /* conn_read.c */
+/* Makes *slot an input buffer for at least `need` bytes, keeping what it
+ * holds (moved to the front); it grows to `max` unless `need` is more.
+ * Returns 0 or -ENOMEM. */
+int ritual__inbuf_reserve(ritual_loop *loop, struct ritual_inbuf **slot, size_t need, size_t max);
+/* Appends `len` bytes to *slot (made, grown or compacted for them).
+ * Returns 0 or -ENOMEM. */
+int ritual__inbuf_append(ritual_loop *loop, struct ritual_inbuf **slot, const char *bytes,
+                         size_t len, size_t max);
+/* The connection's own input buffer, for at least `need` bytes. */
 int ritual__conn_reserve_input(ritual_conn *conn, size_t need);
 void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len);
 void ritual__conn_deliver_held(ritual_conn *conn);

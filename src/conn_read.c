@@ -8,30 +8,33 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* Gives the connection an input buffer for at least `need` bytes, keeping
- * what it holds (moved to the front). Returns 0 or -ENOMEM. */
-int ritual__conn_reserve_input(ritual_conn *conn, size_t need)
+int ritual__inbuf_reserve(ritual_loop *loop, struct ritual_inbuf **slot, size_t need, size_t max)
 {
     size_t alloc = INBUF_ALLOC_MIN;
     while (alloc - INBUF_HEADER < need)
         alloc *= 2;
-    size_t max = opts(conn)->read_buffer_size;
     if (alloc - INBUF_HEADER > max)
         alloc = INBUF_HEADER + (max > need ? max : need);
-    if (conn->in && conn->in->size >= alloc - INBUF_HEADER)
+    struct ritual_inbuf *old = *slot;
+    if (old && old->size >= alloc - INBUF_HEADER)
         return 0;
-    struct ritual_inbuf *buf = ritual__inbuf_get(conn_loop(conn), alloc);
+    struct ritual_inbuf *buf = ritual__inbuf_get(loop, alloc);
     if (!buf)
         return -ENOMEM;
     buf->size = (uint32_t)(alloc - INBUF_HEADER);
     buf->start = buf->len = 0;
-    if (conn->in) {
-        buf->len = conn->in->len;
-        memcpy(buf->data, conn->in->data + conn->in->start, buf->len);
-        ritual__inbuf_put(conn_loop(conn), conn->in, INBUF_HEADER + conn->in->size);
+    if (old) {
+        buf->len = old->len;
+        memcpy(buf->data, old->data + old->start, buf->len);
+        ritual__inbuf_put(loop, old, INBUF_HEADER + old->size);
     }
-    conn->in = buf;
+    *slot = buf;
     return 0;
+}
+
+int ritual__conn_reserve_input(ritual_conn *conn, size_t need)
+{
+    return ritual__inbuf_reserve(conn_loop(conn), &conn->in, need, opts(conn)->read_buffer_size);
 }
 
 /* The held bytes move to the front of the buffer, so that what follows
@@ -45,18 +48,26 @@ static void compact_input(struct ritual_inbuf *in)
     in->start = 0;
 }
 
-/* Appends `len` received bytes to the input held (a buffer made or grown
- * for them). Returns 0 or -ENOMEM. */
-static int append_input(ritual_conn *conn, const char *bytes, size_t len)
+int ritual__inbuf_append(ritual_loop *loop, struct ritual_inbuf **slot, const char *bytes,
+                         size_t len, size_t max)
 {
-    if (ritual__conn_reserve_input(conn, (size_t)in_len(conn) + len) < 0)
+    size_t held = *slot ? (*slot)->len : 0;
+    if (ritual__inbuf_reserve(loop, slot, held + len, max) < 0)
         return -ENOMEM;
-    struct ritual_inbuf *in = conn->in;
+    struct ritual_inbuf *in = *slot;
     if (in->start + in->len + len > in->size)
         compact_input(in);
     memcpy(in->data + in->start + in->len, bytes, len);
     in->len += (uint32_t)len;
     return 0;
+}
+
+/* Appends `len` received bytes to the input held (a buffer made or grown
+ * for them). Returns 0 or -ENOMEM. */
+static int append_input(ritual_conn *conn, const char *bytes, size_t len)
+{
+    return ritual__inbuf_append(conn_loop(conn), &conn->in, bytes, len,
+                                opts(conn)->read_buffer_size);
 }
 
 char *ritual__conn_input_tail(ritual_conn *conn, size_t *room)
@@ -105,10 +116,6 @@ void ritual__conn_deliver(ritual_conn *conn, const char *bytes, size_t len)
         in->len -= (uint32_t)used;
     }
 }
-
-/* What stops a hand-over, before it or inside an on_data. */
-#define HELD_BACK                                                                                  \
-    (CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING | CONN_CLOSED | CONN_REDELIVER)
 
 /* Hands over the input the connection holds, at most read_buffer_size bytes
  * per on_data, as reads would have, until reading stops or the user waits

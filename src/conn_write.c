@@ -388,16 +388,16 @@ int ritual_write_file(ritual_conn *conn, int fd, uint64_t offset, uint64_t len,
             return conn->close_reason;
         if (!(conn->flags & CONN_FILE_QUEUED))
             return 0;
-    } else if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
-        rc = send_file(conn, file);
-        if (rc != 0) { /* done, or failed */
-            ritual__outq_put(conn, &file->q);
-            if (rc < 0)
-                ritual__conn_terminate(conn, rc);
-            return rc < 0 ? rc : 0;
+    } else {
+        if (!conn->out_tail && !(conn->flags & CONN_CONNECTING)) {
+            rc = send_file(conn, file);
+            if (rc != 0) { /* done, or failed */
+                ritual__outq_put(conn, &file->q);
+                if (rc < 0)
+                    ritual__conn_terminate(conn, rc);
+                return rc < 0 ? rc : 0;
+            }
         }
-    }
-    if (!conn->tls) {
         outq_append(conn, &file->q);
         conn->flags |= CONN_FILE_QUEUED;
         /* Gathered output ahead of it (a response's head): both go now, the

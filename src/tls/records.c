@@ -137,35 +137,8 @@ bool ritual__tls_holds_input(const ritual_conn *conn)
 /* Keeps ciphertext OpenSSL has not read yet (reading was held back). */
 static int hold_ciphertext(ritual_conn *conn, const char *bytes, size_t len)
 {
-    struct ritual_tls_conn *t = tls_of(conn);
-    struct ritual_inbuf *h = t->held;
-    size_t have = h ? h->len : 0;
-    if (!h || h->start + have + len > h->size) {
-        size_t size = INBUF_ALLOC_MIN - INBUF_HEADER;
-        while (size < have + len)
-            size = size * 2 + INBUF_HEADER;
-        struct ritual_inbuf *nh = (h && h->size >= have + len)
-                                      ? h
-                                      : ritual__inbuf_get(conn_loop(conn), INBUF_HEADER + size);
-        if (!nh)
-            return -ENOMEM;
-        if (nh != h) {
-            nh->size = (uint32_t)size;
-            nh->start = 0;
-            nh->len = 0;
-        }
-        if (h) {
-            memmove(nh->data, h->data + h->start, have);
-            if (nh != h)
-                ritual__inbuf_put(conn_loop(conn), h, INBUF_HEADER + h->size);
-        }
-        nh->start = 0;
-        nh->len = (uint32_t)have;
-        t->held = h = nh;
-    }
-    memcpy(h->data + h->start + h->len, bytes, len);
-    h->len += (uint32_t)len;
-    return 0;
+    return ritual__inbuf_append(conn_loop(conn), &tls_of(conn)->held, bytes, len,
+                                opts(conn)->read_buffer_size + TLS_RECORD_SLACK);
 }
 
 /* What OpenSSL did not read of the source goes back into `held`. */
@@ -189,8 +162,8 @@ static int keep_unread(ritual_conn *conn, const char *from_held)
     return left ? hold_ciphertext(conn, src, left) : 0;
 }
 
-static const unsigned TLS_HELD_BACK = CONN_PAUSED | CONN_OVER_HIGH | CONN_CLOSING | CONN_LINGERING |
-                                      CONN_CLOSED | CONN_REDELIVER | CONN_EOF;
+/* Decrypting stops where handing over does, and at the peer's end. */
+#define TLS_HELD_BACK (HELD_BACK | CONN_EOF)
 
 /* Decrypts into the input buffer and hands over, until reading is held
  * back or OpenSSL needs more. The source is set by the caller. */
