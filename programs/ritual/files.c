@@ -1,10 +1,14 @@
 /* files.c - the static file handler of `ritual http`: GET and HEAD of files
  * under the root, directories by their index file (or a listing), and the
  * conditional and range requests that caches and download tools send. */
+#include "conditional.h"
 #include "http_app.h"
 #include "http_path.h"
+#include "multipart.h"
+#include "ranges.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,143 +25,6 @@ struct http_worker *http_app_worker(struct http_app *app, ritual_loop *loop)
     return NULL;
 }
 
-static const ritual_http_header *find(const ritual_http_request *req, const char *name)
-{
-    return ritual_http_find_header(req->headers, req->num_headers, name);
-}
-
-/* ------------------------------------------------------------ conditions */
-
-/* If-None-Match: "*" or a list of entity tags, compared weakly (W/ ignored);
- * If-Match compares strongly: a weak tag never matches. */
-static bool etag_matches(const ritual_http_header *h, const struct file_entry *e, bool strong)
-{
-    const char *p = h->value, *end = h->value + h->value_len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        if (p < end && *p == '*')
-            return true;
-        bool weak = end - p >= 2 && p[0] == 'W' && p[1] == '/';
-        if (weak)
-            p += 2;
-        const char *tag = p;
-        if (p < end && *p == '"') {
-            const char *close = memchr(p + 1, '"', (size_t)(end - p - 1));
-            p = close ? close + 1 : end;
-        } else {
-            while (p < end && *p != ',')
-                p++;
-        }
-        if ((size_t)(p - tag) == e->etag_len && memcmp(tag, e->etag, e->etag_len) == 0 &&
-            !(weak && strong))
-            return true;
-    }
-    return false;
-}
-
-/* If-Match and If-Unmodified-Since (RFC 9110 13.2.2, steps 1 and 2). */
-static bool precondition_failed(const ritual_http_request *req, const struct file_entry *e)
-{
-    const ritual_http_header *im = find(req, "If-Match");
-    if (im)
-        return !etag_matches(im, e, true);
-    const ritual_http_header *ius = find(req, "If-Unmodified-Since");
-    int64_t since;
-    return ius && ritual_http_parse_date(ius->value, ius->value_len, &since) == 0 &&
-           e->mtime > since;
-}
-
-static bool not_modified(const ritual_http_request *req, const struct file_entry *e)
-{
-    const ritual_http_header *inm = find(req, "If-None-Match");
-    if (inm)
-        return etag_matches(inm, e, false); /* If-Modified-Since is then ignored (13.1.3) */
-    const ritual_http_header *ims = find(req, "If-Modified-Since");
-    int64_t since;
-    return ims && ritual_http_parse_date(ims->value, ims->value_len, &since) == 0 &&
-           e->mtime <= since;
-}
-
-/* ---------------------------------------------------------------- ranges */
-
-enum range_result { RANGE_NONE, RANGE_ONE, RANGE_UNSATISFIABLE };
-
-/* Digits into *out, refusing anything past 2^62: no arithmetic below can
- * overflow (the mistake behind nginx's CVE-2017-7529). */
-static const char *parse_offset(const char *p, const char *end, uint64_t *out)
-{
-    if (p == end || *p < '0' || *p > '9')
-        return NULL;
-    uint64_t v = 0;
-    for (; p < end && *p >= '0' && *p <= '9'; p++) {
-        if (v > ((uint64_t)1 << 62) / 10)
-            return NULL;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    *out = v;
-    return p;
-}
-
-/* "bytes=first-last", "bytes=first-" or "bytes=-suffix". Several ranges are
- * answered with the whole file (200), which RFC 9110 allows; so is a
- * header we cannot read. */
-static enum range_result parse_range(const ritual_http_header *h, uint64_t size, uint64_t *first,
-                                     uint64_t *last)
-{
-    const char *p = h->value, *end = h->value + h->value_len;
-    if (end - p < 6 || strncasecmp(p, "bytes=", 6) != 0)
-        return RANGE_NONE;
-    p += 6;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    if (memchr(p, ',', (size_t)(end - p)))
-        return RANGE_NONE;
-    uint64_t a = 0, b = 0;
-    bool suffix = p < end && *p == '-';
-    if (suffix) {
-        if (!(p = parse_offset(p + 1, end, &b)))
-            return RANGE_NONE;
-    } else {
-        if (!(p = parse_offset(p, end, &a)) || p == end || *p != '-')
-            return RANGE_NONE;
-        p++;
-        b = UINT64_MAX;
-        if (p < end && !(p = parse_offset(p, end, &b)))
-            return RANGE_NONE;
-        if (b < a)
-            return RANGE_NONE;
-    }
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    if (p != end)
-        return RANGE_NONE;
-    if (suffix) {
-        if (b == 0 || size == 0)
-            return RANGE_UNSATISFIABLE;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
-        return RANGE_ONE;
-    }
-    if (a >= size)
-        return RANGE_UNSATISFIABLE;
-    *first = a;
-    *last = b >= size ? size - 1 : b;
-    return RANGE_ONE;
-}
-
-/* If-Range: the range applies only if the validator still matches. */
-static bool if_range_allows(const ritual_http_request *req, const struct file_entry *e)
-{
-    const ritual_http_header *h = find(req, "If-Range");
-    if (!h)
-        return true;
-    if (h->value_len > 0 && h->value[0] == '"') /* strong comparison */
-        return h->value_len == e->etag_len && memcmp(h->value, e->etag, e->etag_len) == 0;
-    int64_t when;
-    return ritual_http_parse_date(h->value, h->value_len, &when) == 0 && when == e->mtime;
-}
-
 /* ------------------------------------------------------------- answering */
 
 static void send_body(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
@@ -172,41 +39,139 @@ static void send_body(ritual_http_exchange *ex, int status, const ritual_http_he
     ritual_http_respond_file(ex, status, headers, n, e->fd, first, len, file_entry_release, e);
 }
 
-static void serve(ritual_http_exchange *ex, struct file_entry *e)
+/* The entry's head is its Content-Type line and then its validators; a
+ * multipart answer and an error page send them apart. */
+static void split_head(const struct file_entry *e, ritual_http_header *type,
+                       ritual_http_header *rest)
+{
+    static const char prefix[] = "Content-Type: ";
+    const char *eol = memchr(e->head, '\r', e->head_len);
+    *type = (ritual_http_header){"Content-Type", 12, "application/octet-stream", 24};
+    *rest = (ritual_http_header){NULL, 0, e->head, e->head_len};
+    if (eol && e->head_len > sizeof prefix && memcmp(e->head, prefix, sizeof prefix - 1) == 0) {
+        type->value = e->head + sizeof prefix - 1;
+        type->value_len = (size_t)(eol - type->value);
+        rest->value = eol + 2;
+        rest->value_len = e->head_len - (size_t)(rest->value - e->head);
+    }
+}
+
+/* The Cache-Control of the first --cache-control rule that matches the
+ * path (a glob without '/' is matched against the last segment; a path
+ * ending in '/' as its index file), or NULL. */
+static const char *cache_control(const struct http_app *app, const char *path, size_t len)
+{
+    if (app->ncache_rules == 0)
+        return NULL;
+    char name[PATH_MAX_BYTES + 256];
+    if (len > 0 && path[len - 1] == '/') {
+        if ((size_t)snprintf(name, sizeof name, "%.*s%s", (int)len, path, app->index) >=
+            sizeof name)
+            return NULL;
+        path = name;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < app->ncache_rules; i++) {
+        const struct header_rule *r = &app->cache_rules[i];
+        if (fnmatch(r->glob, strchr(r->glob, '/') ? path : base, FNM_PERIOD) == 0)
+            return r->value;
+    }
+    return NULL;
+}
+
+static size_t add_cache_control(const struct http_app *app, const char *path, size_t len,
+                                ritual_http_header *h)
+{
+    const char *value = cache_control(app, path, len);
+    if (!value)
+        return 0;
+    *h = (ritual_http_header){"Cache-Control", 13, value, strlen(value)};
+    return 1;
+}
+
+static bool is_method(const ritual_http_request *req, const char *name)
+{
+    size_t len = strlen(name);
+    return req->method_len == len && memcmp(req->method, name, len) == 0;
+}
+
+/* The one Range header of a GET; two or more mean no range. */
+static const ritual_http_header *range_header(const ritual_http_request *req)
+{
+    if (!is_method(req, "GET"))
+        return NULL; /* HEAD answers as the GET without Range would */
+    const ritual_http_header *found = NULL;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const ritual_http_header *h = &req->headers[i];
+        if (h->name_len == 5 && strncasecmp(h->name, "Range", 5) == 0) {
+            if (found)
+                return NULL;
+            found = h;
+        }
+    }
+    return found;
+}
+
+static void respond_unsatisfiable(ritual_http_exchange *ex, const struct file_entry *e)
+{
+    char content_range[48];
+    int n =
+        snprintf(content_range, sizeof content_range, "bytes */%llu", (unsigned long long)e->size);
+    ritual_http_header h[2] = {
+        {"Content-Range", 13, content_range, (size_t)n},
+        RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8"),
+    };
+    static const char body[] = "416 Range Not Satisfiable\n";
+    ritual_http_respond(ex, 416, h, 2, body, sizeof body - 1);
+}
+
+/* Answers with the file of `e` (asked for as `path`), honouring the
+ * request's conditions and ranges. */
+static void serve(ritual_http_exchange *ex, struct http_app *app, struct file_entry *e,
+                  const char *path, size_t path_len)
 {
     const ritual_http_request *req = ritual_http_exchange_request(ex);
-    ritual_http_header headers[2] = {{NULL, 0, e->head, e->head_len}};
-    if (precondition_failed(req, e)) {
+    ritual_http_header headers[4] = {{NULL, 0, e->head, e->head_len}};
+    size_t n = 1 + add_cache_control(app, path, path_len, &headers[1]);
+    if (conditional_failed(req, e)) {
         ritual_http_respond_error(ex, 412, 0);
         return;
     }
-    if (not_modified(req, e)) {
-        ritual_http_respond(ex, 304, headers, 1, NULL, 0);
+    if (conditional_not_modified(req, e)) {
+        ritual_http_respond(ex, 304, headers, n, NULL, 0);
         return;
     }
-    const ritual_http_header *range = find(req, "Range");
-    uint64_t first = 0, last = 0;
-    enum range_result r = RANGE_NONE;
-    if (range && if_range_allows(req, e))
-        r = parse_range(range, e->size, &first, &last);
-    char content_range[80];
-    if (r == RANGE_UNSATISFIABLE) {
-        int n = snprintf(content_range, sizeof content_range, "bytes */%llu",
-                         (unsigned long long)e->size);
-        headers[1] = (ritual_http_header){"Content-Range", 13, content_range, (size_t)n};
-        static const char body[] = "416 Range Not Satisfiable\n";
-        ritual_http_respond(ex, 416, headers, 2, body, sizeof body - 1);
+    const ritual_http_header *range = range_header(req);
+    struct byte_range r[RANGES_MAX];
+    size_t count = 0;
+    enum range_result result = RANGE_NONE;
+    if (range && conditional_range_allowed(req, e))
+        result = ranges_parse(range->value, range->value_len, e->size, r, &count);
+    if (result == RANGE_UNSATISFIABLE) {
+        respond_unsatisfiable(ex, e);
         return;
     }
-    if (r == RANGE_ONE) {
-        int n = snprintf(content_range, sizeof content_range, "bytes %llu-%llu/%llu",
-                         (unsigned long long)first, (unsigned long long)last,
-                         (unsigned long long)e->size);
-        headers[1] = (ritual_http_header){"Content-Range", 13, content_range, (size_t)n};
-        send_body(ex, 206, headers, 2, e, first, last - first + 1);
+    if (result == RANGE_SATISFIABLE && count > 1) {
+        ritual_http_header type;
+        split_head(e, &type, &headers[0]);
+        ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));
+        uint64_t seed = ritual_loop_now(loop) ^ ((uint64_t)(uintptr_t)ex << 16) ^ e->size;
+        if (multipart_respond(ex, e, type.value, type.value_len, headers, n, r, count, seed) == 0)
+            return;
+        headers[0] = (ritual_http_header){NULL, 0, e->head, e->head_len};
+        result = RANGE_NONE; /* too large to build: the whole file instead */
+    }
+    if (result == RANGE_SATISFIABLE) {
+        char content_range[80];
+        int len = snprintf(content_range, sizeof content_range, "bytes %llu-%llu/%llu",
+                           (unsigned long long)r[0].first, (unsigned long long)r[0].last,
+                           (unsigned long long)e->size);
+        headers[n++] = (ritual_http_header){"Content-Range", 13, content_range, (size_t)len};
+        send_body(ex, 206, headers, n, e, r[0].first, r[0].last - r[0].first + 1);
         return;
     }
-    send_body(ex, 200, headers, 1, e, 0, e->size);
+    send_body(ex, 200, headers, n, e, 0, e->size);
 }
 
 static void redirect_to_slash(ritual_http_exchange *ex, const char *path, size_t len,
@@ -229,54 +194,105 @@ static void redirect_to_slash(ritual_http_exchange *ex, const char *path, size_t
     ritual_http_respond(ex, 301, h, 2, body, sizeof body - 1);
 }
 
-static void respond_errno(ritual_http_exchange *ex, int err)
+static int errno_status(int err)
 {
     switch (err) {
     case -ENOENT:
     case -ENOTDIR:
     case -ENAMETOOLONG:
-        ritual_http_respond_error(ex, 404, 0);
-        break;
+        return 404;
     case -EACCES:
     case -EPERM:
     case -EXDEV: /* a symlink out of the root */
     case -ELOOP:
-        ritual_http_respond_error(ex, 403, 0);
-        break;
+        return 403;
     case -EMFILE:
     case -ENFILE:
     case -ENOMEM:
     case -EAGAIN:
-        ritual_http_respond_error(ex, 503, 0);
-        break;
+        return 503;
     default:
-        ritual_http_respond_error(ex, 500, 0);
+        return 500;
     }
 }
 
-void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err)
+static struct file_entry *lookup(ritual_http_exchange *ex, struct http_app *app, const char *path,
+                                 size_t len, int *rc, int *dir_fd)
 {
-    if (err < 0) {
-        respond_errno(ex, err);
+    ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));
+    struct http_worker *w = http_app_worker(app, loop);
+    struct file_entry *e = NULL;
+    *rc = file_cache_get(w->cache, path, len, ritual_loop_now(loop), &e, dir_fd);
+    return *rc == 0 ? e : NULL;
+}
+
+/* An error answer: the --error-page for its status if there is one and it
+ * can be read (sent with the error's status and the page's type, as
+ * nginx's error_page does), else the layer's short text. */
+static void respond_status(ritual_http_exchange *ex, struct http_app *app, int status)
+{
+    const char *page = NULL;
+    for (size_t i = 0; i < app->nerror_pages; i++)
+        if (app->error_pages[i].status == status)
+            page = app->error_pages[i].path;
+    int rc, dir_fd = -1;
+    struct file_entry *e = page ? lookup(ex, app, page, strlen(page), &rc, &dir_fd) : NULL;
+    if (dir_fd >= 0)
+        close(dir_fd);
+    if (!e) {
+        ritual_http_respond_error(ex, status, 0);
         return;
     }
-    serve(ex, listing);
+    ritual_http_header h[2];
+    split_head(e, &h[0], &h[1]);
+    send_body(ex, status, h, 1, e, 0, e->size);
+    file_entry_unref(e);
+}
+
+void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err, void *app)
+{
+    if (err < 0) {
+        respond_status(ex, app, errno_status(err));
+        return;
+    }
+    serve(ex, app, listing, listing->path, listing->path_len);
     file_entry_unref(listing);
+}
+
+static void respond_not_allowed(ritual_http_exchange *ex)
+{
+    static const ritual_http_header allow[] = {
+        RITUAL_HTTP_HEADER("Allow", "GET, HEAD"),
+        RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8"),
+    };
+    static const char body[] = "405 Method Not Allowed\n";
+    ritual_http_respond(ex, 405, allow, 2, body, sizeof body - 1);
+}
+
+/* A directory asked for: its listing, a redirect to its name with a
+ * slash, or 403. Takes dir_fd. */
+static void serve_directory(ritual_http_exchange *ex, struct http_app *app, const char *path,
+                            size_t len, const char *query, size_t query_len, int dir_fd)
+{
+    ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));
+    int rc;
+    if (dir_fd < 0)
+        redirect_to_slash(ex, path, len, query, query_len);
+    else if (!app->autoindex)
+        respond_status(ex, app, 403);
+    else if ((rc = listing_request(http_app_worker(app, loop)->listings, ex, dir_fd, path, len)) <
+             0)
+        respond_status(ex, app, errno_status(rc));
+    if (dir_fd >= 0)
+        close(dir_fd);
 }
 
 void files_handle(ritual_http_exchange *ex, void *data)
 {
     struct http_app *app = data;
     const ritual_http_request *req = ritual_http_exchange_request(ex);
-    bool get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
-    bool head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    if (!get && !head) {
-        static const ritual_http_header allow[] = {
-            RITUAL_HTTP_HEADER("Allow", "GET, HEAD"),
-            RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8"),
-        };
-        static const char body[] = "405 Method Not Allowed\n";
-        ritual_http_respond(ex, 405, allow, 2, body, sizeof body - 1);
+    if (!is_method(req, "GET") && !is_method(req, "HEAD")) {
+        respond_not_allowed(ex);
         return;
     }
     char path[PATH_MAX_BYTES];
@@ -286,29 +302,36 @@ void files_handle(ritual_http_exchange *ex, void *data)
         http_path_decode(req->target, req->target_len, path, sizeof path, &query, &query_len);
     if (len < 0) {
         /* -2: longer than any path that could be opened */
-        ritual_http_respond_error(ex, len == -2 ? 414 : 400, 0);
+        respond_status(ex, app, len == -2 ? 414 : 400);
         return;
     }
-    ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));
-    struct http_worker *w = http_app_worker(app, loop);
-    struct file_entry *e;
-    int dir_fd = -1;
-    int rc = file_cache_get(w->cache, path, (size_t)len, ritual_loop_now(loop), &e, &dir_fd);
+    if (!app->allow_dotfiles && http_path_is_hidden(path, (size_t)len)) {
+        respond_status(ex, app, 404);
+        return;
+    }
+    int rc, dir_fd = -1;
+    struct file_entry *e = lookup(ex, app, path, (size_t)len, &rc, &dir_fd);
     if (rc == -EISDIR) {
-        if (dir_fd < 0)
-            redirect_to_slash(ex, path, (size_t)len, query, query_len);
-        else if (!app->autoindex)
-            ritual_http_respond_error(ex, 403, 0);
-        else if ((rc = listing_request(w->listings, ex, dir_fd, path, (size_t)len)) < 0)
-            respond_errno(ex, rc);
+        serve_directory(ex, app, path, (size_t)len, query, query_len, dir_fd);
+        return;
+    }
+    if ((rc == -ENOENT || rc == -ENOTDIR) && app->fallback) {
+        /* a single-page app's routes: its index answers them (try_files) */
+        e = lookup(ex, app, app->fallback, strlen(app->fallback), &rc, &dir_fd);
         if (dir_fd >= 0)
             close(dir_fd);
+        if (rc == -EISDIR)
+            rc = -ENOENT;
+        if (e) {
+            serve(ex, app, e, app->fallback, strlen(app->fallback));
+            file_entry_unref(e);
+            return;
+        }
+    }
+    if (!e) {
+        respond_status(ex, app, errno_status(rc));
         return;
     }
-    if (rc < 0) {
-        respond_errno(ex, rc);
-        return;
-    }
-    serve(ex, e);
+    serve(ex, app, e, path, (size_t)len);
     file_entry_unref(e);
 }

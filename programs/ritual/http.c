@@ -27,6 +27,17 @@ static const char http_usage[] =
     "  --index NAME                file served for a directory (default index.html)\n"
     "  --autoindex                 list directories that have no index file\n"
     "                              (default: 403 Forbidden)\n"
+    "  --allow-dotfiles            serve names that start with a dot (/.git/config,\n"
+    "                              /.env); by default they are 404 Not Found, except\n"
+    "                              under /.well-known/\n"
+    "  --fallback PATH             serve PATH (e.g. /index.html) for a path that does\n"
+    "                              not exist, with 200: a single-page app's routes\n"
+    "  --error-page STATUS=PATH    answer STATUS (400-599, e.g. 404=/404.html) with the\n"
+    "                              file at PATH, keeping the status; repeatable\n"
+    "  --cache-control GLOB=VALUE  Cache-Control: VALUE on files matching GLOB (e.g.\n"
+    "                              '*.js=max-age=31536000, immutable'); a GLOB with no\n"
+    "                              '/' matches the file name, else the whole path; the\n"
+    "                              first match wins; repeatable\n"
     "  --mime FILE                 more types from a mime.types file (/etc/mime.types)\n"
     "  --access-log FILE|-         log each request in the combined format to FILE,\n"
     "                              or - for stdout (default: no access log)\n"
@@ -61,6 +72,8 @@ static const char http_usage[] =
     "once); SIGHUP and SIGUSR1 reopen the access log file (for logrotate), SIGHUP\n"
     "also reloads the TLS certificates; SIGUSR2 and SIGALRM are logged and ignored.\n";
 
+#define HTTP_RULES_MAX 64
+
 struct http_cli {
     const char *listen;
     const char *root;
@@ -68,6 +81,12 @@ struct http_cli {
     const char *mime;
     const char *access_log;
     bool autoindex;
+    bool allow_dotfiles;
+    const char *fallback;
+    struct header_rule cache_rules[HTTP_RULES_MAX];
+    size_t ncache_rules;
+    struct error_page error_pages[HTTP_RULES_MAX];
+    size_t nerror_pages;
     uint64_t drain_ms;
     ritual_server_options server;
     ritual_http_options http;
@@ -94,12 +113,58 @@ enum {
     OPT_LOG,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
+    OPT_ALLOW_DOTFILES,
+    OPT_FALLBACK,
+    OPT_ERROR_PAGE,
+    OPT_CACHE_CONTROL,
 };
 
 static int parse_timeout(const char *name, const char *text, uint64_t *ms)
 {
     if (cli_parse_seconds(text, ms) < 0 || *ms == 0)
         return cli_usage_error("http", "%s: '%s' is not a positive number of seconds", name, text);
+    return 0;
+}
+
+/* A path under the root as an option gives it: absolute, no escapes. */
+static int parse_site_path(const char *name, const char *text)
+{
+    if (text[0] != '/' || strchr(text, '?') || strchr(text, '#') || strchr(text, '%'))
+        return cli_usage_error("http", "%s: '%s' is not a path starting with /", name, text);
+    return 0;
+}
+
+/* --error-page STATUS=PATH */
+static int parse_error_page(const char *text, struct http_cli *cfg)
+{
+    char *end;
+    long status = strtol(text, &end, 10);
+    if (end == text || *end != '=' || status < 400 || status > 599)
+        return cli_usage_error("http",
+                               "--error-page: '%s' is not STATUS=PATH with a status "
+                               "from 400 to 599",
+                               text);
+    if (cfg->nerror_pages == HTTP_RULES_MAX)
+        return cli_usage_error("http", "--error-page: more than %d", HTTP_RULES_MAX);
+    if (parse_site_path("--error-page", end + 1) != 0)
+        return EXIT_USAGE;
+    cfg->error_pages[cfg->nerror_pages++] = (struct error_page){(int)status, end + 1};
+    return 0;
+}
+
+/* --cache-control GLOB=VALUE: the value must be a header value. */
+static int parse_cache_control(char *text, struct http_cli *cfg)
+{
+    char *eq = strchr(text, '=');
+    if (!eq || eq == text || !eq[1])
+        return cli_usage_error("http", "--cache-control: '%s' is not GLOB=VALUE", text);
+    for (const char *p = eq + 1; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            return cli_usage_error("http", "--cache-control: a control character in '%s'", text);
+    if (cfg->ncache_rules == HTTP_RULES_MAX)
+        return cli_usage_error("http", "--cache-control: more than %d", HTTP_RULES_MAX);
+    *eq = '\0';
+    cfg->cache_rules[cfg->ncache_rules++] = (struct header_rule){text, eq + 1};
     return 0;
 }
 
@@ -125,6 +190,10 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         {"log-level", required_argument, NULL, OPT_LOG},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"allow-dotfiles", no_argument, NULL, OPT_ALLOW_DOTFILES},
+        {"fallback", required_argument, NULL, OPT_FALLBACK},
+        {"error-page", required_argument, NULL, OPT_ERROR_PAGE},
+        {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -206,6 +275,19 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
             if (cli_tls_option("http", &cfg->tls, c == OPT_TLS_CERT, optarg) != 0)
                 return EXIT_USAGE;
             break;
+        case OPT_ALLOW_DOTFILES:
+            cfg->allow_dotfiles = true;
+            break;
+        case OPT_FALLBACK:
+            rc = parse_site_path("--fallback", optarg);
+            cfg->fallback = optarg;
+            break;
+        case OPT_ERROR_PAGE:
+            rc = parse_error_page(optarg, cfg);
+            break;
+        case OPT_CACHE_CONTROL:
+            rc = parse_cache_control(optarg, cfg);
+            break;
         case 'h':
             fputs(http_usage, stdout);
             return -1;
@@ -240,6 +322,12 @@ static int app_open(struct http_cli *cfg, struct http_app *app)
         return cli_runtime_error("%s", msg);
     app->index = cfg->index;
     app->autoindex = cfg->autoindex;
+    app->allow_dotfiles = cfg->allow_dotfiles;
+    app->fallback = cfg->fallback;
+    app->cache_rules = cfg->cache_rules;
+    app->ncache_rules = cfg->ncache_rules;
+    app->error_pages = cfg->error_pages;
+    app->nerror_pages = cfg->nerror_pages;
     app->log_path = cfg->access_log;
     if (cfg->access_log) {
         if (strcmp(cfg->access_log, "-") == 0)
@@ -283,7 +371,7 @@ static int app_workers(struct http_app *app, ritual_server *server)
         w->loop = ritual_server_loop(server, i);
         w->cache = file_cache_new(app->root_fd, app->mime, app->index);
         if (app->autoindex)
-            w->listings = listing_cache_new(w->loop, files_listing_done);
+            w->listings = listing_cache_new(w->loop, files_listing_done, app);
         if (!w->cache || (app->autoindex && !w->listings))
             return cli_runtime_error("out of memory");
         if (app->log_fd >= 0 && !(w->log = access_log_new(w->loop, app->log_fd)))

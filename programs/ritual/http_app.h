@@ -22,10 +22,28 @@ struct http_worker {
     struct access_log *log;         /* NULL: no access log */
 };
 
+/* --cache-control GLOB=VALUE */
+struct header_rule {
+    const char *glob;
+    const char *value;
+};
+
+/* --error-page STATUS=PATH */
+struct error_page {
+    int status;
+    const char *path;
+};
+
 struct http_app {
     int root_fd;
     const char *index;
     bool autoindex;
+    bool allow_dotfiles;
+    const char *fallback; /* --fallback PATH, or NULL */
+    const struct header_rule *cache_rules;
+    size_t ncache_rules;
+    const struct error_page *error_pages;
+    size_t nerror_pages;
     struct mime_table *mime;
     struct http_worker *workers;
     unsigned nworkers;
@@ -39,17 +57,18 @@ struct http_worker *http_app_worker(struct http_app *app, ritual_loop *loop);
 /* files.c: the request handler (ritual_http_handler; data is the app). */
 void files_handle(ritual_http_exchange *ex, void *app);
 /* What answers a request for a listing (listing_done_fn). */
-void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err);
+void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err, void *app);
 
 /* listing.c: directory listings, built once per version of a directory and
  * served as files. listing_request answers `ex` with the listing of the
  * directory open at dir_fd (asked for as `path`) through `done`: at once if
  * it is kept, else once it is built, a slice per loop iteration. `done`
  * gets the listing referenced (drop it with file_entry_unref), or NULL and
- * a negative errno. Returns 0, or a negative errno if `ex` was not taken
+ * a negative errno, and `arg`. Returns 0, or a negative errno if `ex` was not taken
  * (-EAGAIN: too many listings are being built). */
-typedef void (*listing_done_fn)(ritual_http_exchange *ex, struct file_entry *listing, int err);
-struct listing_cache *listing_cache_new(ritual_loop *loop, listing_done_fn done);
+typedef void (*listing_done_fn)(ritual_http_exchange *ex, struct file_entry *listing, int err,
+                                void *arg);
+struct listing_cache *listing_cache_new(ritual_loop *loop, listing_done_fn done, void *arg);
 /* After the loop is freed. */
 void listing_cache_free(struct listing_cache *cache);
 int listing_request(struct listing_cache *cache, ritual_http_exchange *ex, int dir_fd,

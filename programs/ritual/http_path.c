@@ -1,8 +1,8 @@
 /* http_path.c - request-target to file path; see http_path.h. */
 #include "http_path.h"
 
-#include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 static int hex_value(char c)
 {
@@ -15,19 +15,36 @@ static int hex_value(char c)
     return -1;
 }
 
-/* The path part of an absolute-form target: after "scheme://authority". */
+/* The path part of an absolute-form target: after "http://authority" or
+ * "https://authority"; NULL for any other scheme (RFC 9112 3.2.2). */
 static const char *skip_authority(const char *target, size_t len, size_t *rest)
 {
-    const char *p = memchr(target, ':', len);
-    if (!p || (size_t)(p - target) + 3 > len || p[1] != '/' || p[2] != '/')
+    size_t scheme;
+    if (len >= 7 && strncasecmp(target, "http://", 7) == 0)
+        scheme = 7;
+    else if (len >= 8 && strncasecmp(target, "https://", 8) == 0)
+        scheme = 8;
+    else
         return NULL;
-    const char *host = p + 3;
     const char *end = target + len;
-    const char *slash = host;
-    while (slash < end && *slash != '/' && *slash != '?' && *slash != '#')
+    const char *slash = target + scheme;
+    while (slash < end && *slash != '/' && *slash != '?')
         slash++;
     *rest = (size_t)(end - slash);
     return slash;
+}
+
+bool http_path_is_hidden(const char *path, size_t len)
+{
+    static const char well_known[] = "/.well-known/";
+    size_t i = 0;
+    if (len >= sizeof well_known - 2 && memcmp(path, well_known, sizeof well_known - 2) == 0 &&
+        (len == sizeof well_known - 2 || path[sizeof well_known - 2] == '/'))
+        i = sizeof well_known - 2;
+    for (; i + 1 < len; i++)
+        if (path[i] == '/' && path[i + 1] == '.')
+            return true;
+    return false;
 }
 
 long http_path_decode(const char *target, size_t len, char *out, size_t out_size,
@@ -58,7 +75,9 @@ long http_path_decode(const char *target, size_t len, char *out, size_t out_size
                 out[path_len] = c;
             continue;
         }
-        if (c == '?' || c == '#')
+        if (c == '#')
+            return -1;
+        if (c == '?')
             break;
         if (c == '%' || (c == '/' && path_len + 1 < len &&
                          (target[path_len + 1] == '/' || target[path_len + 1] == '.')))
@@ -66,23 +85,15 @@ long http_path_decode(const char *target, size_t len, char *out, size_t out_size
         if (path_len < copy_max)
             out[path_len] = c;
     }
-    if (plain && path_len > 0 && path_len < out_size) {
-        out[path_len] = '\0';
-        if (path_len < len && target[path_len] == '?') {
-            *query = target + path_len;
-            *query_len = len - path_len;
-            const char *hash = memchr(*query, '#', *query_len);
-            if (hash)
-                *query_len = (size_t)(hash - *query);
-        }
-        return (long)path_len;
-    }
-    if (path_len < len && target[path_len] == '?') {
+    if (path_len < len) { /* target[path_len] is '?' */
         *query = target + path_len;
         *query_len = len - path_len;
-        const char *hash = memchr(*query, '#', *query_len);
-        if (hash)
-            *query_len = (size_t)(hash - *query);
+        if (memchr(*query, '#', *query_len))
+            return -1;
+    }
+    if (plain && path_len > 0 && path_len < out_size) {
+        out[path_len] = '\0';
+        return (long)path_len;
     }
 
     /* Decode first (a "%2F" becomes a separator, as nginx does)... */

@@ -69,18 +69,20 @@ struct build {
 struct listing_cache {
     ritual_loop *loop;
     listing_done_fn done;
+    void *done_arg;
     struct kept kept[LISTINGS_KEPT];
     uint64_t clock;
     struct build *builds;
     unsigned nbuilds;
 };
 
-struct listing_cache *listing_cache_new(ritual_loop *loop, listing_done_fn done)
+struct listing_cache *listing_cache_new(ritual_loop *loop, listing_done_fn done, void *arg)
 {
     struct listing_cache *c = calloc(1, sizeof *c);
     if (c) {
         c->loop = loop;
         c->done = done;
+        c->done_arg = arg;
     }
     return c;
 }
@@ -311,7 +313,7 @@ static void finish(struct build *b, int rc)
     for (size_t i = 0; i < b->nwaiting; i++) {
         if (e)
             e->refs++;
-        c->done(b->waiting[i], e, rc);
+        c->done(b->waiting[i], e, rc, c->done_arg);
     }
     build_free(b);
 }
@@ -417,7 +419,7 @@ int listing_request(struct listing_cache *c, ritual_http_exchange *ex, int dir_f
             same_path(k->entry->path, k->entry->path_len, path, len)) {
             k->used = ++c->clock;
             k->entry->refs++;
-            c->done(ex, k->entry, 0);
+            c->done(ex, k->entry, 0, c->done_arg);
             return 0;
         }
     }

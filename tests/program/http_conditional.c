@@ -3,12 +3,17 @@
  * body; an older date, a wrong tag or a garbled date give the file.
  * Range: first-last, first-, -suffix give 206 with the exact bytes and
  * Content-Range, both from memory (a small file) and with sendfile (a large
- * one); past the end is 416 with "bytes * /SIZE"; several ranges, a bad or
- * overflowing header, or an If-Range that no longer matches give the whole
- * file. If-Match and If-Unmodified-Since that do not hold give 412.
+ * one); past the end is 416 with "bytes * /SIZE" and a text/plain type;
+ * several ranges are multipart/byteranges, sorted, overlapping and adjacent
+ * ones merged, each part byte-exact; more than 16 of them, two Range
+ * headers, a Range on HEAD, a bad or overflowing header, or an If-Range
+ * that no longer matches give the whole file. If-Match and
+ * If-Unmodified-Since that do not hold give 412. A list header sent on
+ * several lines is one list.
  *
  * Cases: conditionals_small and conditionals_large, ranges_small and
- * ranges_large (the two files), empty_file_ranges, preconditions. All the
+ * ranges_large (the two files), multipart_small and multipart_large,
+ * empty_file_ranges, preconditions. All the
  * exchanges of a case share one keep-alive connection, so any framing error
  * (a body after a 304 or a HEAD, say) shows in the next response; the last,
  * a range asked for after the case, shows that the connection is still in
@@ -139,6 +144,10 @@ static void check_conditionals(const struct file *f)
         expect_304(&r, f, value);
         http_response_free(&r);
     }
+    /* Several lines are one list (RFC 9110 5.3): the tag on the second. */
+    ask(&r, "GET", f->target, "If-None-Match: \"a\"\r\nIf-None-Match: \"b\", %s\r\n", f->etag);
+    expect_304(&r, f, "If-None-Match over two lines");
+    http_response_free(&r);
     static const char *const mismatch[] = {"\"nope\"", "\"a\", \"b\"", "W/\"nope\"", "\"\""};
     for (size_t i = 0; i < sizeof mismatch / sizeof mismatch[0]; i++) {
         ask(&r, "GET", f->target, "If-None-Match: %s\r\n", mismatch[i]);
@@ -219,6 +228,8 @@ static void expect_416(const struct http_response *r, const struct file *f, cons
     char want[64];
     snprintf(want, sizeof want, "bytes */%llu", (unsigned long long)f->size);
     HTTP_EXPECT_FIELD(r, "Content-Range", want);
+    HTTP_EXPECT_FIELD(r, "Content-Type", "text/plain; charset=utf-8"); /* not the file's */
+    HTTP_EXPECT_FIELD(r, "ETag", NULL);
 }
 
 static void check_ranges(const struct file *f)
@@ -255,10 +266,18 @@ static void check_ranges(const struct file *f)
         expect_part(&r, f, parts[i].spec, parts[i].first, parts[i].last);
         http_response_free(&r);
     }
-    /* HEAD: the same head, no body (the next exchange would trip on one). */
+    /* HEAD: Range applies to GET only (RFC 9110 14.2), so the whole file's
+     * head, and no body (the next exchange would trip on one). */
+    char whole_len[32];
+    snprintf(whole_len, sizeof whole_len, "%llu", (unsigned long long)n);
     ask(&r, "HEAD", f->target, "Range: bytes=10-19\r\n");
-    ASSERT_EQ(r.status, 206);
-    HTTP_EXPECT_FIELD(&r, "Content-Length", "10");
+    ASSERT_EQ(r.status, 200);
+    HTTP_EXPECT_FIELD(&r, "Content-Length", whole_len);
+    HTTP_EXPECT_FIELD(&r, "Content-Range", NULL);
+    http_response_free(&r);
+    /* Two Range headers: no range. */
+    ask(&r, "GET", f->target, "Range: bytes=0-1\r\nRange: bytes=2-3\r\n");
+    expect_whole(&r, f, "two Range headers");
     http_response_free(&r);
 
     /* Unsatisfiable: nothing of the file in the range. */
@@ -272,12 +291,11 @@ static void check_ranges(const struct file *f)
         http_response_free(&r);
     }
 
-    /* Ignored, so the whole file: several ranges (a documented choice), a
-     * range read backwards, another unit, garbage, and numbers too large to
-     * hold (never wrapped into a small range). */
+    /* Ignored, so the whole file: a range read backwards (alone or in a
+     * list), another unit, garbage, and numbers too large to hold (never
+     * wrapped into a small range). */
     static const char *const whole[] = {
-        "bytes=0-0,5-9",
-        "bytes=0-1, -1",
+        "bytes=0-0,5-1",
         "bytes=5-1",
         "items=0-5",
         "bytes=abc",
@@ -330,6 +348,99 @@ static void check_ranges(const struct file *f)
     http_response_free(&r);
 }
 
+/* Reads one part of a multipart/byteranges body at *p: its head names the
+ * file's type and `first`-`last`, its bytes are the file's. */
+static const char *expect_body_part(const char *p, const char *end, const char *boundary,
+                                    const struct file *f, uint64_t first, uint64_t last)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "\r\n--%s\r\nContent-Type: application/octet-stream\r\n"
+                     "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                     boundary, (unsigned long long)first, (unsigned long long)last,
+                     (unsigned long long)f->size);
+    if ((size_t)(end - p) < (size_t)n || memcmp(p, head, (size_t)n) != 0)
+        FAIL("%s: part %llu-%llu: expected the head\n%s\ngot\n%.*s", f->target,
+             (unsigned long long)first, (unsigned long long)last, head,
+             (int)((size_t)(end - p) < (size_t)n ? (size_t)(end - p) : (size_t)n), p);
+    p += n;
+    size_t len = (size_t)(last - first + 1);
+    ASSERT((size_t)(end - p) >= len);
+    size_t bad = pattern_mismatch(f->seed, first, p, len);
+    if (bad != len)
+        FAIL("%s: part %llu-%llu: byte %zu is wrong", f->target, (unsigned long long)first,
+             (unsigned long long)last, bad);
+    return p + len;
+}
+
+/* A multipart/byteranges answer holding exactly the parts want[0..n). */
+static void expect_multipart(const struct http_response *r, const struct file *f, const char *range,
+                             const uint64_t (*want)[2], size_t n)
+{
+    if (r->status != 206)
+        FAIL("%s Range: %s: status %d, expected 206", f->target, range, r->status);
+    const char *type = http_field(r, "Content-Type");
+    static const char prefix[] = "multipart/byteranges; boundary=";
+    if (!type || strncmp(type, prefix, sizeof prefix - 1) != 0)
+        FAIL("%s Range: %s: Content-Type %s", f->target, range, type ? type : "(none)");
+    const char *boundary = type + sizeof prefix - 1;
+    ASSERT(strlen(boundary) >= 16);
+    HTTP_EXPECT_FIELD(r, "Content-Range", NULL);
+    HTTP_EXPECT_FIELD(r, "ETag", f->etag);
+    ASSERT(r->has_length);
+    const char *p = r->body, *end = r->body + r->body_len;
+    for (size_t i = 0; i < n; i++)
+        p = expect_body_part(p, end, boundary, f, want[i][0], want[i][1]);
+    char close[64];
+    int len = snprintf(close, sizeof close, "\r\n--%s--\r\n", boundary);
+    if (end - p != len || memcmp(p, close, (size_t)len) != 0)
+        FAIL("%s Range: %s: the body does not end with the closing boundary", f->target, range);
+}
+
+static void check_multipart(const struct file *f)
+{
+    uint64_t n = f->size;
+    struct http_response r;
+    ask(&r, "GET", f->target, "Range: bytes=0-0,5-9\r\n");
+    expect_multipart(&r, f, "0-0,5-9", (const uint64_t[][2]){{0, 0}, {5, 9}}, 2);
+    http_response_free(&r);
+    /* a suffix, and out of order: sent sorted */
+    ask(&r, "GET", f->target, "Range: bytes=-1, 0-1\r\n");
+    expect_multipart(&r, f, "-1, 0-1", (const uint64_t[][2]){{0, 1}, {n - 1, n - 1}}, 2);
+    http_response_free(&r);
+    /* overlapping and adjacent ranges merged; one left is a plain 206 */
+    ask(&r, "GET", f->target, "Range: bytes=0-9,5-19,20-29\r\n");
+    expect_part(&r, f, "0-9,5-19,20-29", 0, 29);
+    http_response_free(&r);
+    ask(&r, "GET", f->target, "Range: bytes=100-199,0-9,150-300,50-60\r\n");
+    expect_multipart(&r, f, "four, two overlapping",
+                     (const uint64_t[][2]){{0, 9}, {50, 60}, {100, 300}}, 3);
+    http_response_free(&r);
+    /* one past the end is dropped, the others sent */
+    char spec[128];
+    snprintf(spec, sizeof spec, "bytes=1-2,%llu-,4-5", (unsigned long long)n + 10);
+    ask(&r, "GET", f->target, "Range: %s\r\n", spec);
+    expect_multipart(&r, f, spec, (const uint64_t[][2]){{1, 2}, {4, 5}}, 2);
+    http_response_free(&r);
+    /* 16 ranges are served, 17 are ignored (nginx's max_ranges) */
+    char many[512] = "bytes=";
+    uint64_t parts[17][2];
+    for (int i = 0; i < 17; i++) {
+        parts[i][0] = (uint64_t)i * 10;
+        parts[i][1] = (uint64_t)i * 10 + 3;
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s%d-%d", i ? "," : "", i * 10,
+                 i * 10 + 3);
+        if (i == 15) {
+            ask(&r, "GET", f->target, "Range: %s\r\n", many);
+            expect_multipart(&r, f, "16 ranges", (const uint64_t(*)[2])parts, 16);
+            http_response_free(&r);
+        }
+    }
+    ask(&r, "GET", f->target, "Range: %s\r\n", many);
+    expect_whole(&r, f, "17 ranges");
+    http_response_free(&r);
+}
+
 /* If-Match and If-Unmodified-Since (RFC 9110 13.1.1, 13.1.4): an origin
  * server MUST evaluate them; a false condition is 412, never the file. */
 static void check_preconditions(const struct file *f)
@@ -345,6 +456,9 @@ static void check_preconditions(const struct file *f)
     http_response_free(&r);
     ask(&r, "GET", f->target, "If-Unmodified-Since: %s\r\n", date);
     expect_whole(&r, f, "If-Unmodified-Since: Last-Modified");
+    http_response_free(&r);
+    ask(&r, "GET", f->target, "If-Match: \"a\"\r\nIf-Match: %s\r\n", f->etag);
+    expect_whole(&r, f, "If-Match: the ETag on a second line");
     http_response_free(&r);
 
     ask(&r, "GET", f->target, "If-Match: \"nope\"\r\n");
@@ -413,6 +527,18 @@ static void ranges_large(void)
     note("%s: single ranges 206 byte-exact, 416, the rest ignored; If-Range", large.target);
 }
 
+static void multipart_small(void)
+{
+    check_multipart(&small);
+    note("%s: several ranges as multipart/byteranges, merged, at most 16", small.target);
+}
+
+static void multipart_large(void)
+{
+    check_multipart(&large);
+    note("%s: several ranges as multipart/byteranges, merged, at most 16", large.target);
+}
+
 /* An empty file: no range of it can be satisfied. */
 static void empty_file_ranges(void)
 {
@@ -431,5 +557,5 @@ static void preconditions(void)
 }
 
 TEST_CASES_WITH(start, finish, CASE(conditionals_small), CASE(conditionals_large),
-                CASE(ranges_small), CASE(ranges_large), CASE(empty_file_ranges),
-                CASE(preconditions))
+                CASE(ranges_small), CASE(ranges_large), CASE(multipart_small),
+                CASE(multipart_large), CASE(empty_file_ranges), CASE(preconditions))

@@ -1,0 +1,92 @@
+/* conditional.c - see conditional.h. */
+#include "conditional.h"
+
+#include <string.h>
+#include <strings.h>
+
+static bool is_named(const ritual_http_header *h, const char *name, size_t len)
+{
+    return h->name_len == len && strncasecmp(h->name, name, len) == 0;
+}
+
+/* Whether one line of an entity-tag list ("*" or tags, comma separated)
+ * names e's tag. Weak comparison ignores "W/"; strong never matches a weak
+ * tag. */
+static bool etag_line_matches(const ritual_http_header *h, const struct file_entry *e, bool strong)
+{
+    const char *p = h->value, *end = h->value + h->value_len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p < end && *p == '*')
+            return true;
+        bool weak = end - p >= 2 && p[0] == 'W' && p[1] == '/';
+        if (weak)
+            p += 2;
+        const char *tag = p;
+        if (p < end && *p == '"') {
+            const char *close = memchr(p + 1, '"', (size_t)(end - p - 1));
+            p = close ? close + 1 : end;
+        } else {
+            while (p < end && *p != ',')
+                p++;
+        }
+        if ((size_t)(p - tag) == e->etag_len && memcmp(tag, e->etag, e->etag_len) == 0 &&
+            !(weak && strong))
+            return true;
+    }
+    return false;
+}
+
+/* Every line named `name` as one list: 1 if one of them matches, 0 if none
+ * does, -1 if there is no such header. */
+static int etag_list_matches(const ritual_http_request *req, const char *name,
+                             const struct file_entry *e, bool strong)
+{
+    size_t len = strlen(name);
+    int found = -1;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        if (!is_named(&req->headers[i], name, len))
+            continue;
+        if (etag_line_matches(&req->headers[i], e, strong))
+            return 1;
+        found = 0;
+    }
+    return found;
+}
+
+static bool date_header(const ritual_http_request *req, const char *name, int64_t *when)
+{
+    const ritual_http_header *h = ritual_http_find_header(req->headers, req->num_headers, name);
+    return h && ritual_http_parse_date(h->value, h->value_len, when) == 0;
+}
+
+bool conditional_failed(const ritual_http_request *req, const struct file_entry *e)
+{
+    int match = etag_list_matches(req, "If-Match", e, true);
+    if (match >= 0)
+        return match == 0;
+    int64_t since;
+    return date_header(req, "If-Unmodified-Since", &since) && e->mtime > since;
+}
+
+bool conditional_not_modified(const ritual_http_request *req, const struct file_entry *e)
+{
+    int match = etag_list_matches(req, "If-None-Match", e, false);
+    if (match >= 0)
+        return match == 1; /* If-Modified-Since is then ignored (13.1.3) */
+    int64_t since;
+    return date_header(req, "If-Modified-Since", &since) && e->mtime <= since;
+}
+
+bool conditional_range_allowed(const ritual_http_request *req, const struct file_entry *e)
+{
+    const ritual_http_header *h =
+        ritual_http_find_header(req->headers, req->num_headers, "If-Range");
+    if (!h)
+        return true;
+    if (h->value_len > 0 && h->value[0] == '"') /* strong comparison */
+        return h->value_len == e->etag_len && memcmp(h->value, e->etag, e->etag_len) == 0;
+    int64_t when;
+    return ritual_http_parse_date(h->value, h->value_len, &when) == 0 && when == e->mtime;
+}

@@ -1,0 +1,231 @@
+/* http_site: what `ritual http` does for a site beyond serving its files.
+ *
+ * dotfiles: /.git/config, /.env, /a/.hidden are 404 by default, with or
+ *   without a listing; /.well-known/ is served (dot names inside it are
+ *   not); --allow-dotfiles serves them all.
+ * targets: a '#' in a request target is 400 (a fragment is never sent), as
+ *   is an absolute-form target of a scheme other than http or https.
+ * fallback: --fallback /index.html answers a path that does not exist with
+ *   the index (200, its validators, conditionals honoured); files that
+ *   exist and directories are unchanged.
+ * error_pages: --error-page 404=/404.html answers 404 with that file and
+ *   status 404, HEAD without a body; a page that cannot be read gives the
+ *   plain answer.
+ * cache_control: --cache-control GLOB=VALUE, first match wins, on 200, 206
+ *   and 304, not on errors; a glob without '/' matches the file name (and a
+ *   directory's index), one with '/' the whole path.
+ * bad_options: each new option's bad values are usage errors (exit 2). */
+#include "support.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define TIMEOUT 5000
+
+static char root[64];
+static struct server server;
+
+static const char index_html[] = "<h1>app</h1>\n";
+static const char page_404[] = "<h1>not here</h1>\n";
+
+static void make_tree(void)
+{
+    temp_dir_make(root, sizeof root);
+    file_write_at(root, "index.html", index_html, strlen(index_html));
+    file_write_at(root, "404.html", page_404, strlen(page_404));
+    file_write_at(root, "hello.txt", "hello\n", 6);
+    file_write_at(root, "app.js", "let x;\n", 7);
+    file_write_at(root, ".env", "SECRET=1\n", 9);
+    dir_make_at(root, ".git");
+    file_write_at(root, ".git/config", "[core]\n", 7);
+    dir_make_at(root, "a");
+    file_write_at(root, "a/.hidden", "h\n", 2);
+    file_write_at(root, "a/b.txt", "b\n", 2);
+    dir_make_at(root, "docs");
+    file_write_at(root, "docs/index.html", "docs\n", 5);
+    file_write_at(root, "docs/page.txt", "page\n", 5);
+    dir_make_at(root, "empty");
+    dir_make_at(root, ".well-known");
+    file_write_at(root, ".well-known/security.txt", "Contact: x\n", 11);
+    file_write_at(root, ".well-known/.private", "p\n", 2);
+}
+
+static void remove_root(void)
+{
+    remove_tree(root);
+}
+
+static void start(const char *const args[])
+{
+    http_server_start(ritual_program(), root, args, &server);
+}
+
+/* GETs (or HEADs) `target` with the extra header lines `extra`. */
+static void get(const char *method, const char *target, const char *extra, struct http_response *r)
+{
+    char req[1024];
+    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s\r\n", method,
+             target, extra ? extra : "");
+    http_exchange(server.port, req, r, TIMEOUT);
+}
+
+static void expect(const char *method, const char *target, int status, const char *body)
+{
+    struct http_response r;
+    get(method, target, NULL, &r);
+    if (r.status != status)
+        FAIL("%s %s: status %d, expected %d", method, target, r.status, status);
+    if (body && (r.body_len != strlen(body) || memcmp(r.body, body, r.body_len) != 0))
+        FAIL("%s %s: body \"%.*s\", expected \"%s\"", method, target, (int)r.body_len, r.body,
+             body);
+    http_response_free(&r);
+}
+
+static void dotfiles(void)
+{
+    start((const char *const[]){"--autoindex", NULL});
+    expect("GET", "/.env", 404, NULL);
+    expect("GET", "/.git/config", 404, NULL);
+    expect("GET", "/.git/", 404, NULL);
+    expect("GET", "/a/.hidden", 404, NULL);
+    expect("GET", "/a/%2ehidden", 404, NULL); /* decoded first */
+    expect("HEAD", "/.env", 404, NULL);
+    expect("GET", "/a/b.txt", 200, "b\n");
+    expect("GET", "/.well-known/security.txt", 200, "Contact: x\n");
+    expect("GET", "/.well-known/.private", 404, NULL);
+    expect("GET", "/.well-knownx", 404, NULL);
+    struct http_response r;
+    get("GET", "/a/", NULL, &r); /* the listing does not show them either */
+    HTTP_EXPECT_STATUS(&r, 200);
+    ASSERT(strstr(r.body, "b.txt") != NULL);
+    ASSERT(strstr(r.body, ".hidden") == NULL);
+    http_response_free(&r);
+    server_expect_clean_exit(&server);
+
+    start((const char *const[]){"--allow-dotfiles", NULL});
+    expect("GET", "/.env", 200, "SECRET=1\n");
+    expect("GET", "/.git/config", 200, "[core]\n");
+    expect("GET", "/.well-known/.private", 200, "p\n");
+    server_expect_clean_exit(&server);
+}
+
+static void targets(void)
+{
+    start(NULL);
+    expect("GET", "/hello.txt", 200, "hello\n");
+    expect("GET", "/hello.txt#top", 400, NULL);
+    expect("GET", "/hello.txt?a=1#top", 400, NULL);
+    expect("GET", "/hello.txt?a=1", 200, "hello\n");
+    expect("GET", "http://t/hello.txt", 200, "hello\n");
+    expect("GET", "HTTPS://t/hello.txt", 200, "hello\n");
+    expect("GET", "ftp://t/hello.txt", 400, NULL);
+    expect("GET", "file:///etc/passwd", 400, NULL);
+    expect("GET", "javascript://t/hello.txt", 400, NULL);
+    expect("GET", "http://t/hello.txt#x", 400, NULL);
+    server_expect_clean_exit(&server);
+}
+
+static void fallback(void)
+{
+    start((const char *const[]){"--fallback", "/index.html", NULL});
+    expect("GET", "/app/settings/42", 200, index_html);
+    expect("GET", "/missing.js", 200, index_html);
+    expect("GET", "/hello.txt", 200, "hello\n");
+    expect("GET", "/docs/", 200, "docs\n");
+    expect("GET", "/empty/", 403, NULL); /* a directory is not a missing path */
+    expect("GET", "/.env", 404, NULL);   /* hidden is not missing either */
+    struct http_response r;
+    get("HEAD", "/route", NULL, &r);
+    HTTP_EXPECT_STATUS(&r, 200);
+    HTTP_EXPECT_FIELD(&r, "Content-Type", "text/html; charset=utf-8");
+    ASSERT_EQ(r.body_len, 0);
+    char etag[128];
+    snprintf(etag, sizeof etag, "If-None-Match: %s\r\n", http_field(&r, "ETag"));
+    http_response_free(&r);
+    get("GET", "/other/route", etag, &r);
+    HTTP_EXPECT_STATUS(&r, 304);
+    http_response_free(&r);
+    server_expect_clean_exit(&server);
+
+    start((const char *const[]){"--fallback", "/nothing.html", NULL});
+    expect("GET", "/route", 404, NULL); /* the fallback itself is missing */
+    server_expect_clean_exit(&server);
+}
+
+static void error_pages(void)
+{
+    start((const char *const[]){"--error-page", "404=/404.html", "--error-page",
+                                "403=/missing.html", NULL});
+    struct http_response r;
+    get("GET", "/nope", NULL, &r);
+    HTTP_EXPECT_STATUS(&r, 404);
+    HTTP_EXPECT_FIELD(&r, "Content-Type", "text/html; charset=utf-8");
+    HTTP_EXPECT_FIELD(&r, "ETag", NULL); /* no validators: it is not the resource */
+    ASSERT_EQ(r.body_len, strlen(page_404));
+    ASSERT(memcmp(r.body, page_404, r.body_len) == 0);
+    http_response_free(&r);
+    get("HEAD", "/nope", NULL, &r);
+    HTTP_EXPECT_STATUS(&r, 404);
+    ASSERT_EQ(r.content_length, strlen(page_404));
+    ASSERT_EQ(r.body_len, 0);
+    http_response_free(&r);
+    expect("GET", "/.env", 404, page_404);
+    /* 403 names a page that does not exist: the plain answer */
+    expect("GET", "/empty/", 403, "403 Forbidden\n");
+    expect("GET", "/hello.txt", 200, "hello\n");
+    server_expect_clean_exit(&server);
+}
+
+static void expect_cache_control(const char *target, const char *extra, int status,
+                                 const char *want)
+{
+    struct http_response r;
+    get("GET", target, extra, &r);
+    HTTP_EXPECT_STATUS(&r, status);
+    HTTP_EXPECT_FIELD(&r, "Cache-Control", want);
+    http_response_free(&r);
+}
+
+static void cache_control(void)
+{
+    start((const char *const[]){"--cache-control", "*.js=max-age=31536000, immutable",
+                                "--cache-control", "/docs/*=no-cache, private", "--cache-control",
+                                "*.html=no-cache", "--cache-control", "*=max-age=60", NULL});
+    expect_cache_control("/app.js", NULL, 200, "max-age=31536000, immutable");
+    expect_cache_control("/app.js", "Range: bytes=0-1\r\n", 206, "max-age=31536000, immutable");
+    expect_cache_control("/docs/page.txt", NULL, 200, "no-cache, private");
+    expect_cache_control("/docs/", NULL, 200, "no-cache, private");
+    expect_cache_control("/", NULL, 200, "no-cache"); /* its index.html */
+    expect_cache_control("/hello.txt", NULL, 200, "max-age=60");
+    expect_cache_control("/nope.js", NULL, 404, NULL);
+    struct http_response r;
+    get("GET", "/app.js", NULL, &r);
+    char etag[128];
+    snprintf(etag, sizeof etag, "If-None-Match: %s\r\n", http_field(&r, "ETag"));
+    http_response_free(&r);
+    expect_cache_control("/app.js", etag, 304, "max-age=31536000, immutable");
+    server_expect_clean_exit(&server);
+}
+
+static void bad_options(void)
+{
+    static const char *const cases[][3] = {
+        {"--error-page", "200=/x.html"}, {"--error-page", "404"},
+        {"--error-page", "404=x.html"},  {"--error-page", "abc=/x.html"},
+        {"--cache-control", "*.js"},     {"--cache-control", "=x"},
+        {"--cache-control", "*.js="},    {"--cache-control", "*.js=a\tb\x01"},
+        {"--fallback", "index.html"},    {"--fallback", "/a#b"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[] = {ritual_program(), "http",      "--root", root,
+                              cases[i][0],      cases[i][1], NULL};
+        struct cmd_result r;
+        run_command(argv, 10000, &r);
+        if (r.exit_code != 2 || count_lines(r.err) != 1 || strncmp(r.err, "ritual http: ", 13))
+            FAIL("%s '%s': exit %d, stderr \"%s\"; expected 2 and one usage line", cases[i][0],
+                 cases[i][1], r.exit_code, r.err);
+    }
+}
+
+TEST_CASES_WITH(make_tree, remove_root, CASE(dotfiles), CASE(targets), CASE(fallback),
+                CASE(error_pages), CASE(cache_control), CASE(bad_options))
