@@ -131,7 +131,7 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
     unsigned long n;
     int c, rc = 0;
     opterr = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    while (rc == 0 && (c = cli_getopt(argc, argv, ":h", options)) != -1) {
         switch (c) {
         case OPT_LISTEN:
             cfg->listen = optarg;
