@@ -32,6 +32,7 @@ ritual_program_test(http_pipeline 60)
 ritual_program_test(http_timeouts 60)
 ritual_program_test(http_large 120 RUN_SERIAL TRUE)
 ritual_program_test(http_access_log 60)
+ritual_program_test(http_access_log_json 60)
 ritual_program_test(http_shutdown 60)
 ritual_program_test(http_load 90 RUN_SERIAL TRUE)
 
