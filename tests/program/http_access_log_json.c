@@ -12,7 +12,8 @@
  * long_fields_cut_whole: a 4000-byte target of quotes and a User-Agent of
  * 8000 non-UTF-8 bytes are cut short, at a character, in a valid line.
  * rotation_keeps_every_line: two workers, the log moved and SIGUSR1 sent
- * mid-way as logrotate does: each file holds whole JSON lines, none lost.
+ * as logrotate does, then again with SIGHUP: each of the three files holds
+ * whole JSON lines, none lost.
  * format_choice: an unknown format is a usage error. */
 #include "json_line.h"
 #include "support.h"
@@ -164,9 +165,9 @@ static const struct {
      {NULL, NULL, "", "GET /hello.txt HTTP/1.0", "GET", "/hello.txt", "HTTP/1.0", "200", "13", "",
       ""}},
     /* Refused before any handler: the request line as it came. */
-    {"GET /\x01\x1b[31m\xff\"\\ HTTP/1.1\r\nHost: x\r\n\r\n",
+    {"GET /\x01\x1b[31m\x7f\xff\"\\ HTTP/1.1\r\nHost: x\r\n\r\n",
      400,
-     {NULL, NULL, "", "GET /\x01\x1b[31m\xff\"\\ HTTP/1.1", "", "", "", "400", NULL, "", ""}},
+     {NULL, NULL, "", "GET /\x01\x1b[31m\x7f\xff\"\\ HTTP/1.1", "", "", "", "400", NULL, "", ""}},
     {"GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\nUser-Agent: u\r\n\r\n",
      400,
      {NULL, NULL, "", "GET /hello.txt HTTP/1.1", "", "", "", "400", NULL, "", ""}},
@@ -243,42 +244,51 @@ static void long_fields_cut_whole(void)
     free(text);
 }
 
+/* Rotated twice as logrotate does, the file moved and then a signal:
+ * SIGUSR1 after the first 60 requests, SIGHUP after 40 more, then 20. */
 static void rotation_keeps_every_line(void)
 {
-    char rotated[140];
-    snprintf(rotated, sizeof rotated, "%s.1", log_path);
+    enum { CLIENTS = 4, ROTATIONS = 2 };
+    static const int counts[ROTATIONS + 1] = {60, 40, 20};
+    static const int signals[ROTATIONS] = {SIGUSR1, SIGHUP};
+    char moved[ROTATIONS][140];
     struct server s;
     serve(&s, "2");
-    enum { BEFORE = 60, AFTER = 40, CLIENTS = 4 };
     /* Keep-alive clients spread over both workers, each with lines
-     * buffered when the signal comes. */
+     * buffered when a signal comes. */
     struct http_client *c[CLIENTS];
     for (int k = 0; k < CLIENTS; k++)
         c[k] = http_client_open(s.port);
-    for (int i = 0; i < BEFORE + AFTER; i++) {
-        if (i == BEFORE) {
-            SYSCHECK(rename(log_path, rotated));
-            SYSCHECK(kill(s.pid, SIGUSR1));
-            server_wait_log(&s, "reopened the access log", 1);
+    int n = 0;
+    for (int round = 0; round <= ROTATIONS; round++) {
+        if (round > 0) {
+            snprintf(moved[round - 1], sizeof moved[0], "%s.%d", log_path, round);
+            SYSCHECK(rename(log_path, moved[round - 1]));
+            SYSCHECK(kill(s.pid, signals[round - 1]));
+            server_wait_log(&s, "reopened the access log", round);
         }
-        struct http_client *cl = c[i % CLIENTS];
-        char raw[128];
-        snprintf(raw, sizeof raw, "GET /hello.txt?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
-        http_send(cl, raw);
-        struct http_response r;
-        ASSERT(http_read_response(cl, &r, 0, TIMEOUT));
-        HTTP_EXPECT_STATUS(&r, 200);
-        http_response_free(&r);
+        for (int i = 0; i < counts[round]; i++, n++) {
+            struct http_client *cl = c[n % CLIENTS];
+            char raw[128];
+            snprintf(raw, sizeof raw, "GET /hello.txt?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", n);
+            http_send(cl, raw);
+            struct http_response r;
+            ASSERT(http_read_response(cl, &r, 0, TIMEOUT));
+            HTTP_EXPECT_STATUS(&r, 200);
+            http_response_free(&r);
+        }
     }
     for (int k = 0; k < CLIENTS; k++)
         http_client_close(c[k]);
     server_expect_clean_exit(&s);
-    int old_lines = check_lines(rotated, NULL), new_lines = check_lines(log_path, NULL);
-    note("2 workers, SIGUSR1 after %d requests: %d whole JSON lines in the moved file, %d in the "
-         "new one",
-         BEFORE, old_lines, new_lines);
-    ASSERT_EQ(old_lines, BEFORE);
-    ASSERT_EQ(new_lines, AFTER);
+    int in_first = check_lines(moved[0], NULL), in_second = check_lines(moved[1], NULL),
+        in_new = check_lines(log_path, NULL);
+    note("2 workers, SIGUSR1 after %d requests, SIGHUP after %d more, then %d: %d, %d and %d "
+         "whole JSON lines in the three files",
+         counts[0], counts[1], counts[2], in_first, in_second, in_new);
+    ASSERT_EQ(in_first, counts[0]);
+    ASSERT_EQ(in_second, counts[1]);
+    ASSERT_EQ(in_new, counts[2]);
 }
 
 static void format_choice(void)
