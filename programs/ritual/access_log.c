@@ -1,7 +1,9 @@
 /* access_log.c - one line per response in the combined log format:
  *   127.0.0.1 - - [26/Nov/2026:13:29:55 +0000] "GET / HTTP/1.1" 200 512 "-" "curl/7.88.1"
- * Lines collect in a per-worker buffer written whole (each write ends on a
- * line boundary, and the fd is O_APPEND, so workers' lines never mix). */
+ * or in JSON (access_log_json.c). Lines collect in a per-worker buffer
+ * written whole (each write ends on a line boundary, and the fd is
+ * O_APPEND, so workers' lines never mix). */
+#include "access_log.h"
 #include "http_app.h"
 
 #include <errno.h>
@@ -14,13 +16,15 @@
 #include <unistd.h>
 
 #define LOG_BUFFER (64 * 1024)
-#define LOG_LINE_MAX 4096
+#define COMBINED_LINE_MAX 4096
 
 struct access_log {
     int fd;
+    bool json;
     ritual_timer *timer;
     int64_t stamp_sec;
-    char stamp[32]; /* "26/Nov/2026:13:29:55 +0000" */
+    char stamp[32]; /* "26/Nov/2026:13:29:55 +0000", "2026-11-26T13:29:55+00:00" */
+    size_t stamp_len;
     size_t len;
     char buf[LOG_BUFFER];
 };
@@ -45,12 +49,13 @@ static void timer_fired(ritual_timer *timer, void *data)
     flush_log(data);
 }
 
-struct access_log *access_log_new(ritual_loop *loop, int fd)
+struct access_log *access_log_new(ritual_loop *loop, int fd, bool json)
 {
     struct access_log *log = malloc(sizeof *log);
     if (!log)
         return NULL;
     log->fd = fd;
+    log->json = json;
     log->len = 0;
     log->stamp_sec = -1;
     log->timer = ritual_timer_new(loop, timer_fired, log);
@@ -173,31 +178,11 @@ static char *put_header(char *p, char *end, const ritual_http_request *req, cons
     return p;
 }
 
-void access_log_write(const ritual_http_log_entry *e, void *data)
+/* The combined format's line; `end` leaves room for the '\n'. */
+static char *combined_line(char *p, char *end, const ritual_http_log_entry *e,
+                           const struct access_log_fields *f)
 {
-    struct http_worker *w = http_app_worker(data, ritual_conn_loop(e->conn));
-    struct access_log *log = w ? w->log : NULL;
-    if (!log)
-        return;
-    if (e->unix_time != log->stamp_sec) {
-        time_t t = (time_t)e->unix_time;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(log->stamp, sizeof log->stamp, "%d/%b/%Y:%H:%M:%S +0000", &tm);
-        log->stamp_sec = e->unix_time;
-    }
-    if (log->len + LOG_LINE_MAX > LOG_BUFFER)
-        flush_log(log);
-    char *p = log->buf + log->len;
-    char *end = p + LOG_LINE_MAX - 2;
-    const char *host = e->peer;
-    const char *colon = strrchr(host, ':');
-    size_t host_len = colon ? (size_t)(colon - host) : strlen(host);
-    if (host_len >= 2 && host[0] == '[') { /* "[::1]:5555" logs as ::1 */
-        host++;
-        host_len -= 2;
-    }
-    int n = snprintf(p, (size_t)(end - p), "%.*s - - [%s] \"", (int)host_len, host, log->stamp);
+    int n = snprintf(p, (size_t)(end - p), "%.*s - - [%s] \"", (int)f->addr_len, f->addr, f->stamp);
     p += n;
     if (e->request_line_len > 0)
         p = put_escaped(p, end - 64, e->request_line, e->request_line_len);
@@ -211,5 +196,38 @@ void access_log_write(const ritual_http_log_entry *e, void *data)
         *p++ = ' ';
     p = put_header(p, end, e->req, "User-Agent");
     *p++ = '\n';
+    return p;
+}
+
+void access_log_write(const ritual_http_log_entry *e, void *data)
+{
+    struct http_worker *w = http_app_worker(data, ritual_conn_loop(e->conn));
+    struct access_log *log = w ? w->log : NULL;
+    if (!log)
+        return;
+    if (e->unix_time != log->stamp_sec) {
+        time_t t = (time_t)e->unix_time;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        log->stamp_len =
+            strftime(log->stamp, sizeof log->stamp,
+                     log->json ? "%Y-%m-%dT%H:%M:%S+00:00" : "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        log->stamp_sec = e->unix_time;
+    }
+    if (log->len + ACCESS_LOG_LINE_MAX > LOG_BUFFER)
+        flush_log(log);
+    struct access_log_fields f = {
+        .addr = e->peer, .stamp = log->stamp, .stamp_len = log->stamp_len};
+    const char *colon = strrchr(f.addr, ':');
+    f.addr_len = colon ? (size_t)(colon - f.addr) : strlen(f.addr);
+    if (f.addr_len >= 2 && f.addr[0] == '[') { /* "[::1]:5555" logs as ::1 */
+        f.addr++;
+        f.addr_len -= 2;
+    }
+    char *p = log->buf + log->len;
+    if (log->json)
+        p = access_log_json_line(p, e, &f);
+    else
+        p = combined_line(p, p + COMBINED_LINE_MAX - 2, e, &f);
     log->len = (size_t)(p - log->buf);
 }

@@ -443,7 +443,7 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
     uint64_t ms;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":h", options)) != -1) {
         switch (c) {
         case OPT_CONNECT:
             cfg->target = optarg;

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,12 +102,60 @@ int cli_parse_log_level(const char *text, ritual_log_level *out)
     return -1;
 }
 
+/* Whether `arg` ("--name" or "--name=value") names an option of `longopts`
+ * exactly. */
+static bool long_name_exact(const char *arg, const struct option *longopts)
+{
+    const char *name = arg + 2;
+    size_t len = strcspn(name, "=");
+    for (const struct option *o = longopts; o->name; o++)
+        if (strlen(o->name) == len && memcmp(o->name, name, len) == 0)
+            return true;
+    return false;
+}
+
+static bool is_long(const char *arg)
+{
+    return arg[0] == '-' && arg[1] == '-' && arg[2] != '\0';
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    int index = -1;
+    int c = getopt_long(argc, argv, shortopts, longopts, &index);
+    if (c == -1)
+        return c;
+    /* Where the option was typed: getopt_long has moved optind past it and
+     * past its value, if that was the next argument. Any non-options it
+     * skipped are before it (they are moved behind the options later). */
+    int at = optind - 1;
+    if (index >= 0 && longopts[index].has_arg == required_argument && at > 0 && optarg == argv[at])
+        at--;
+    /* A short option's error leaves optind on its argument when more of a
+     * cluster ("-xh") follows; only a "--" argument is a long option. */
+    if (at <= 0 || !is_long(argv[at]) || (index < 0 && c != '?' && c != ':'))
+        return c;
+    if (long_name_exact(argv[at], longopts))
+        return c;
+    optind = at + 1;
+    optopt = 0;
+    return '?';
+}
+
 int cli_getopt_error(const char *cmd, int c, char **argv, int optind_now)
 {
     const char *arg = argv[optind_now - 1];
+    if (!is_long(arg)) {
+        if (c == ':')
+            return cli_usage_error(cmd, "option '%s' needs a value", arg);
+        return cli_usage_error(cmd, "unknown option '%s'", arg);
+    }
+    int len = (int)strcspn(arg, "=");
     if (c == ':')
-        return cli_usage_error(cmd, "option '%s' needs a value", arg);
-    return cli_usage_error(cmd, "unknown option '%s'", arg);
+        return cli_usage_error(cmd, "option '%.*s' needs a value", len, arg);
+    if (arg[len] == '=' && optopt != 0) /* a known option that takes none */
+        return cli_usage_error(cmd, "option '%.*s' takes no value", len, arg);
+    return cli_usage_error(cmd, "unknown option '%.*s'", len, arg);
 }
 
 int cli_parse_backend(const char *text, ritual_backend *out)

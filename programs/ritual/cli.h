@@ -54,8 +54,20 @@ struct cli_signals {
 /* Returns 0, or EXIT_RUNTIME after printing why. */
 int cli_signals_watch(struct cli_signals *s);
 
-/* Reports getopt_long's '?' (unknown option) or ':' (missing value) for the
- * argument it stopped at, and returns EXIT_USAGE. */
+struct option;
+/* getopt_long, except that a long option is matched by its whole name
+ * only: getopt_long takes any unambiguous prefix, so that `--header X`
+ * would silently be `--header-timeout X`, and an option added later could
+ * make a command line that worked ambiguous. An abbreviation, typed as
+ * `--name` or `--name=value`, is returned as '?' (unknown option) with
+ * optind just past it and optopt 0, for cli_getopt_error to name. Every
+ * subcommand parses its options with this; `shortopts` starts with ':'
+ * and opterr is 0, as cli_getopt_error expects. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
+/* Reports cli_getopt's '?' (unknown option, or a value given to an option
+ * that takes none) or ':' (missing value) for the argument it stopped at,
+ * named without any "=value", and returns EXIT_USAGE. */
 int cli_getopt_error(const char *cmd, int c, char **argv, int optind_now);
 
 /* tls_options.c: --tls-cert FILE --tls-key FILE, repeatable. */

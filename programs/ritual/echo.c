@@ -127,7 +127,7 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
     unsigned long n;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":h", options)) != -1) {
         switch (c) {
         case OPT_LISTEN:
             cfg->listen = optarg;

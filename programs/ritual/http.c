@@ -39,8 +39,12 @@ static const char http_usage[] =
     "                              '/' matches the file name, else the whole path; the\n"
     "                              first match wins; repeatable\n"
     "  --mime FILE                 more types from a mime.types file (/etc/mime.types)\n"
-    "  --access-log FILE|-         log each request in the combined format to FILE,\n"
-    "                              or - for stdout (default: no access log)\n"
+    "  --access-log FILE|-         log each request to FILE, or - for stdout\n"
+    "                              (default: no access log)\n"
+    "  --access-log-format FORMAT  combined (default) or json: one JSON object per\n"
+    "                              line with time, remote_addr, host, request,\n"
+    "                              method, uri, protocol, status, body_bytes_sent,\n"
+    "                              referer and user_agent\n"
     "  --workers N                 loops on threads of their own (default: the number\n"
     "                              of online CPUs)\n"
     "  --backend NAME              auto, io_uring, epoll or poll (default auto:\n"
@@ -80,6 +84,7 @@ struct http_cli {
     const char *index;
     const char *mime;
     const char *access_log;
+    bool access_log_json;
     bool autoindex;
     bool allow_dotfiles;
     const char *fallback;
@@ -100,6 +105,7 @@ enum {
     OPT_AUTOINDEX,
     OPT_MIME,
     OPT_ACCESS_LOG,
+    OPT_ACCESS_LOG_FORMAT,
     OPT_WORKERS,
     OPT_BACKEND,
     OPT_HEADER_TIMEOUT,
@@ -177,6 +183,7 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         {"autoindex", no_argument, NULL, OPT_AUTOINDEX},
         {"mime", required_argument, NULL, OPT_MIME},
         {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+        {"access-log-format", required_argument, NULL, OPT_ACCESS_LOG_FORMAT},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
@@ -200,7 +207,7 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
     unsigned long n;
     int c, rc = 0;
     opterr = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    while (rc == 0 && (c = cli_getopt(argc, argv, ":h", options)) != -1) {
         switch (c) {
         case OPT_LISTEN:
             cfg->listen = optarg;
@@ -222,6 +229,12 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
             break;
         case OPT_ACCESS_LOG:
             cfg->access_log = optarg;
+            break;
+        case OPT_ACCESS_LOG_FORMAT:
+            if (strcmp(optarg, "combined") != 0 && strcmp(optarg, "json") != 0)
+                return cli_usage_error("http", "--access-log-format: '%s' is not combined or json",
+                                       optarg);
+            cfg->access_log_json = strcmp(optarg, "json") == 0;
             break;
         case OPT_WORKERS:
             if (cli_parse_uint(optarg, 1024, &n) < 0 || n == 0)
@@ -329,6 +342,7 @@ static int app_open(struct http_cli *cfg, struct http_app *app)
     app->error_pages = cfg->error_pages;
     app->nerror_pages = cfg->nerror_pages;
     app->log_path = cfg->access_log;
+    app->log_json = cfg->access_log_json;
     if (cfg->access_log) {
         if (strcmp(cfg->access_log, "-") == 0)
             app->log_fd = STDOUT_FILENO;
@@ -374,7 +388,7 @@ static int app_workers(struct http_app *app, ritual_server *server)
             w->listings = listing_cache_new(w->loop, files_listing_done, app);
         if (!w->cache || (app->autoindex && !w->listings))
             return cli_runtime_error("out of memory");
-        if (app->log_fd >= 0 && !(w->log = access_log_new(w->loop, app->log_fd)))
+        if (app->log_fd >= 0 && !(w->log = access_log_new(w->loop, app->log_fd, app->log_json)))
             return cli_runtime_error("out of memory");
     }
     return 0;

@@ -49,6 +49,7 @@ struct http_app {
     unsigned nworkers;
     int log_fd;           /* -1: no access log; STDOUT_FILENO for "-" */
     const char *log_path; /* reopened by access_log_reopen */
+    bool log_json;        /* --access-log-format json */
     _Atomic bool log_reopening;
 };
 
@@ -74,10 +75,10 @@ void listing_cache_free(struct listing_cache *cache);
 int listing_request(struct listing_cache *cache, ritual_http_exchange *ex, int dir_fd,
                     const char *path, size_t len);
 
-/* access_log.c: a buffered combined-format log per worker, all writing to
- * one fd opened with O_APPEND; flushed every second, when the buffer fills,
- * and by access_log_free. */
-struct access_log *access_log_new(ritual_loop *loop, int fd);
+/* access_log.c: a buffered log per worker, in the combined format or in
+ * JSON, all writing to one fd opened with O_APPEND; flushed every second,
+ * when the buffer fills, and by access_log_free. */
+struct access_log *access_log_new(ritual_loop *loop, int fd, bool json);
 /* Reopens app->log_path as app->log_fd, from any thread while the workers
  * run: each worker's buffer goes to the old file first. Writes what it did
  * into msg. Returns 0 or a negative errno (the old file stays in use). */

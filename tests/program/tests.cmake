@@ -2,6 +2,8 @@
 # ephemeral 127.0.0.1 port and ends by asserting a clean exit (code 0, no
 # sanitizer report). ritual_program_test(name timeout_seconds [properties...])
 ritual_program_test(cli 60)
+# Long option names matched whole in every subcommand: no abbreviations.
+ritual_program_test(cli_options 60)
 ritual_program_test(restart 60)
 ritual_program_test(integrity 90)
 ritual_program_test(starvation 60)
@@ -31,6 +33,7 @@ ritual_program_test(http_pipeline 60)
 ritual_program_test(http_timeouts 60)
 ritual_program_test(http_large 120 RUN_SERIAL TRUE)
 ritual_program_test(http_access_log 60)
+ritual_program_test(http_access_log_json 60)
 ritual_program_test(http_shutdown 60)
 ritual_program_test(http_load 90 RUN_SERIAL TRUE)
 
