@@ -309,6 +309,6 @@ void files_handle(ritual_http_exchange *ex, void *data)
         respond_errno(ex, rc);
         return;
     }
-    serve(ex, e);
+    serve(ex, file_entry_for(w->cache, e, req)); /* or its precompressed sibling */
     file_entry_unref(e);
 }

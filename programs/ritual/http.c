@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,17 @@ static const char http_usage[] =
     "  --autoindex                 list directories that have no index file\n"
     "                              (default: 403 Forbidden)\n"
     "  --mime FILE                 more types from a mime.types file (/etc/mime.types)\n"
+    "  --precompressed LIST        serve FILE.br, FILE.zst or FILE.gz beside FILE to\n"
+    "                              clients whose Accept-Encoding takes br, zstd or\n"
+    "                              gzip; LIST orders them for ties (default\n"
+    "                              br,zstd,gzip; off or an empty LIST: never)\n"
+    "  --open-file-cache-valid SECONDS\n"
+    "                              how long an open file is served before it is\n"
+    "                              checked again on disk (default 1)\n"
+    "  --open-file-cache-inactive SECONDS\n"
+    "                              close an open file not asked for this long\n"
+    "                              (default 60); each worker keeps at most a quarter\n"
+    "                              of RLIMIT_NOFILE over the workers, 8 to 1024\n"
     "  --access-log FILE|-         log each request in the combined format to FILE,\n"
     "                              or - for stdout (default: no access log)\n"
     "  --workers N                 loops on threads of their own (default: the number\n"
@@ -68,6 +80,7 @@ struct http_cli {
     const char *mime;
     const char *access_log;
     bool autoindex;
+    struct file_cache_options cache;
     uint64_t drain_ms;
     ritual_server_options server;
     ritual_http_options http;
@@ -94,6 +107,9 @@ enum {
     OPT_LOG,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
+    OPT_PRECOMPRESSED,
+    OPT_CACHE_VALID,
+    OPT_CACHE_INACTIVE,
 };
 
 static int parse_timeout(const char *name, const char *text, uint64_t *ms)
@@ -125,6 +141,9 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         {"log-level", required_argument, NULL, OPT_LOG},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"precompressed", required_argument, NULL, OPT_PRECOMPRESSED},
+        {"open-file-cache-valid", required_argument, NULL, OPT_CACHE_VALID},
+        {"open-file-cache-inactive", required_argument, NULL, OPT_CACHE_INACTIVE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -206,6 +225,20 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
             if (cli_tls_option("http", &cfg->tls, c == OPT_TLS_CERT, optarg) != 0)
                 return EXIT_USAGE;
             break;
+        case OPT_PRECOMPRESSED:
+            if (coding_list_parse(optarg, &cfg->cache.precompressed) < 0)
+                return cli_usage_error(
+                    "http", "--precompressed: '%s' is not a list of br, zstd and gzip, or off",
+                    optarg);
+            break;
+        case OPT_CACHE_VALID:
+            if (cli_parse_seconds(optarg, &cfg->cache.valid_ms) < 0)
+                return cli_usage_error(
+                    "http", "--open-file-cache-valid: '%s' is not a number of seconds", optarg);
+            break;
+        case OPT_CACHE_INACTIVE:
+            rc = parse_timeout("--open-file-cache-inactive", optarg, &cfg->cache.inactive_ms);
+            break;
         case 'h':
             fputs(http_usage, stdout);
             return -1;
@@ -240,6 +273,7 @@ static int app_open(struct http_cli *cfg, struct http_app *app)
         return cli_runtime_error("%s", msg);
     app->index = cfg->index;
     app->autoindex = cfg->autoindex;
+    app->cache = cfg->cache;
     app->log_path = cfg->access_log;
     if (cfg->access_log) {
         if (strcmp(cfg->access_log, "-") == 0)
@@ -278,10 +312,14 @@ static int app_workers(struct http_app *app, ritual_server *server)
     app->workers = calloc(app->nworkers, sizeof *app->workers);
     if (!app->workers)
         return cli_runtime_error("out of memory");
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
+        return cli_runtime_error("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    app->cache.max_files = file_cache_max_files(nofile.rlim_cur, app->nworkers);
     for (unsigned i = 0; i < app->nworkers; i++) {
         struct http_worker *w = &app->workers[i];
         w->loop = ritual_server_loop(server, i);
-        w->cache = file_cache_new(app->root_fd, app->mime, app->index);
+        w->cache = file_cache_new(w->loop, app->root_fd, app->mime, app->index, &app->cache);
         if (app->autoindex)
             w->listings = listing_cache_new(w->loop, files_listing_done);
         if (!w->cache || (app->autoindex && !w->listings))
@@ -297,9 +335,11 @@ int http_main(int argc, char **argv)
     struct http_cli cfg = {
         .listen = "127.0.0.1:8080",
         .index = "index.html",
+        .cache = {.valid_ms = 1000, .inactive_ms = 60 * 1000},
         .drain_ms = 10 * 1000,
         .server.loop.log_level = RITUAL_LOG_INFO,
     };
+    coding_list_parse("br,zstd,gzip", &cfg.cache.precompressed);
     int rc = parse_args(argc, argv, &cfg);
     if (rc != 0)
         return rc < 0 ? EXIT_OK : rc;
