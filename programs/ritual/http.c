@@ -335,11 +335,12 @@ int http_main(int argc, char **argv)
     struct http_cli cfg = {
         .listen = "127.0.0.1:8080",
         .index = "index.html",
-        .cache = {.valid_ms = 1000, .inactive_ms = 60 * 1000},
+        .cache = {.valid_ms = 1000,
+                  .inactive_ms = 60 * 1000,
+                  .precompressed = {{CODING_BR, CODING_ZSTD, CODING_GZIP}, 3}},
         .drain_ms = 10 * 1000,
         .server.loop.log_level = RITUAL_LOG_INFO,
     };
-    coding_list_parse("br,zstd,gzip", &cfg.cache.precompressed);
     int rc = parse_args(argc, argv, &cfg);
     if (rc != 0)
         return rc < 0 ? EXIT_OK : rc;
