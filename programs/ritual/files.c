@@ -25,6 +25,11 @@ struct http_worker *http_app_worker(struct http_app *app, ritual_loop *loop)
     return NULL;
 }
 
+static struct http_worker *worker_of(ritual_http_exchange *ex, struct http_app *app)
+{
+    return http_app_worker(app, ritual_conn_loop(ritual_http_exchange_conn(ex)));
+}
+
 /* ------------------------------------------------------------- answering */
 
 static void send_body(ritual_http_exchange *ex, int status, const ritual_http_header *headers,
@@ -132,6 +137,12 @@ static void serve(ritual_http_exchange *ex, struct http_app *app, struct file_en
                   const char *path, size_t path_len)
 {
     const ritual_http_request *req = ritual_http_exchange_request(ex);
+    const ritual_http_header *range = range_header(req);
+    /* A precompressed sibling, unless several ranges are asked for: those
+     * come from the file itself, since a multipart body cannot carry one
+     * Content-Encoding for its parts. */
+    if (!range || !memchr(range->value, ',', range->value_len))
+        e = file_entry_for(worker_of(ex, app)->cache, e, req);
     ritual_http_header headers[4] = {{NULL, 0, e->head, e->head_len}};
     size_t n = 1 + add_cache_control(app, path, path_len, &headers[1]);
     if (conditional_failed(req, e)) {
@@ -142,7 +153,6 @@ static void serve(ritual_http_exchange *ex, struct http_app *app, struct file_en
         ritual_http_respond(ex, 304, headers, n, NULL, 0);
         return;
     }
-    const ritual_http_header *range = range_header(req);
     struct byte_range r[RANGES_MAX];
     size_t count = 0;
     enum range_result result = RANGE_NONE;
@@ -220,9 +230,8 @@ static struct file_entry *lookup(ritual_http_exchange *ex, struct http_app *app,
                                  size_t len, int *rc, int *dir_fd)
 {
     ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));
-    struct http_worker *w = http_app_worker(app, loop);
     struct file_entry *e = NULL;
-    *rc = file_cache_get(w->cache, path, len, ritual_loop_now(loop), &e, dir_fd);
+    *rc = file_cache_get(worker_of(ex, app)->cache, path, len, ritual_loop_now(loop), &e, dir_fd);
     return *rc == 0 ? e : NULL;
 }
 
@@ -274,14 +283,12 @@ static void respond_not_allowed(ritual_http_exchange *ex)
 static void serve_directory(ritual_http_exchange *ex, struct http_app *app, const char *path,
                             size_t len, const char *query, size_t query_len, int dir_fd)
 {
-    ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));
     int rc;
     if (dir_fd < 0)
         redirect_to_slash(ex, path, len, query, query_len);
     else if (!app->autoindex)
         respond_status(ex, app, 403);
-    else if ((rc = listing_request(http_app_worker(app, loop)->listings, ex, dir_fd, path, len)) <
-             0)
+    else if ((rc = listing_request(worker_of(ex, app)->listings, ex, dir_fd, path, len)) < 0)
         respond_status(ex, app, errno_status(rc));
     if (dir_fd >= 0)
         close(dir_fd);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,17 @@ static const char http_usage[] =
     "                              '/' matches the file name, else the whole path; the\n"
     "                              first match wins; repeatable\n"
     "  --mime FILE                 more types from a mime.types file (/etc/mime.types)\n"
+    "  --precompressed LIST        serve FILE.br, FILE.zst or FILE.gz beside FILE to\n"
+    "                              clients whose Accept-Encoding takes br, zstd or\n"
+    "                              gzip; LIST orders them for ties (default\n"
+    "                              br,zstd,gzip; off or an empty LIST: never)\n"
+    "  --open-file-cache-valid SECONDS\n"
+    "                              how long an open file is served before it is\n"
+    "                              checked again on disk (default 1)\n"
+    "  --open-file-cache-inactive SECONDS\n"
+    "                              close an open file not asked for this long\n"
+    "                              (default 60); each worker keeps at most a quarter\n"
+    "                              of RLIMIT_NOFILE over the workers, 8 to 1024\n"
     "  --access-log FILE|-         log each request to FILE, or - for stdout\n"
     "                              (default: no access log)\n"
     "  --access-log-format FORMAT  combined (default) or json: one JSON object per\n"
@@ -92,6 +104,7 @@ struct http_cli {
     size_t ncache_rules;
     struct error_page error_pages[HTTP_RULES_MAX];
     size_t nerror_pages;
+    struct file_cache_options cache;
     uint64_t drain_ms;
     ritual_server_options server;
     ritual_http_options http;
@@ -123,6 +136,9 @@ enum {
     OPT_FALLBACK,
     OPT_ERROR_PAGE,
     OPT_CACHE_CONTROL,
+    OPT_PRECOMPRESSED,
+    OPT_CACHE_VALID,
+    OPT_CACHE_INACTIVE,
 };
 
 static int parse_timeout(const char *name, const char *text, uint64_t *ms)
@@ -201,6 +217,9 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         {"fallback", required_argument, NULL, OPT_FALLBACK},
         {"error-page", required_argument, NULL, OPT_ERROR_PAGE},
         {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
+        {"precompressed", required_argument, NULL, OPT_PRECOMPRESSED},
+        {"open-file-cache-valid", required_argument, NULL, OPT_CACHE_VALID},
+        {"open-file-cache-inactive", required_argument, NULL, OPT_CACHE_INACTIVE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -301,6 +320,20 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         case OPT_CACHE_CONTROL:
             rc = parse_cache_control(optarg, cfg);
             break;
+        case OPT_PRECOMPRESSED:
+            if (coding_list_parse(optarg, &cfg->cache.precompressed) < 0)
+                return cli_usage_error(
+                    "http", "--precompressed: '%s' is not a list of br, zstd and gzip, or off",
+                    optarg);
+            break;
+        case OPT_CACHE_VALID:
+            if (cli_parse_seconds(optarg, &cfg->cache.valid_ms) < 0)
+                return cli_usage_error(
+                    "http", "--open-file-cache-valid: '%s' is not a number of seconds", optarg);
+            break;
+        case OPT_CACHE_INACTIVE:
+            rc = parse_timeout("--open-file-cache-inactive", optarg, &cfg->cache.inactive_ms);
+            break;
         case 'h':
             fputs(http_usage, stdout);
             return -1;
@@ -341,6 +374,7 @@ static int app_open(struct http_cli *cfg, struct http_app *app)
     app->ncache_rules = cfg->ncache_rules;
     app->error_pages = cfg->error_pages;
     app->nerror_pages = cfg->nerror_pages;
+    app->cache = cfg->cache;
     app->log_path = cfg->access_log;
     app->log_json = cfg->access_log_json;
     if (cfg->access_log) {
@@ -380,10 +414,14 @@ static int app_workers(struct http_app *app, ritual_server *server)
     app->workers = calloc(app->nworkers, sizeof *app->workers);
     if (!app->workers)
         return cli_runtime_error("out of memory");
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
+        return cli_runtime_error("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    app->cache.max_files = file_cache_max_files(nofile.rlim_cur, app->nworkers);
     for (unsigned i = 0; i < app->nworkers; i++) {
         struct http_worker *w = &app->workers[i];
         w->loop = ritual_server_loop(server, i);
-        w->cache = file_cache_new(app->root_fd, app->mime, app->index);
+        w->cache = file_cache_new(w->loop, app->root_fd, app->mime, app->index, &app->cache);
         if (app->autoindex)
             w->listings = listing_cache_new(w->loop, files_listing_done, app);
         if (!w->cache || (app->autoindex && !w->listings))
@@ -399,6 +437,9 @@ int http_main(int argc, char **argv)
     struct http_cli cfg = {
         .listen = "127.0.0.1:8080",
         .index = "index.html",
+        .cache = {.valid_ms = 1000,
+                  .inactive_ms = 60 * 1000,
+                  .precompressed = {{CODING_BR, CODING_ZSTD, CODING_GZIP}, 3}},
         .drain_ms = 10 * 1000,
         .server.loop.log_level = RITUAL_LOG_INFO,
     };

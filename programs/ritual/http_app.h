@@ -45,6 +45,7 @@ struct http_app {
     const struct error_page *error_pages;
     size_t nerror_pages;
     struct mime_table *mime;
+    struct file_cache_options cache; /* max_files set once the workers are known */
     struct http_worker *workers;
     unsigned nworkers;
     int log_fd;           /* -1: no access log; STDOUT_FILENO for "-" */

@@ -65,3 +65,7 @@ add_dependencies(test_proxy example_proxy)
 ritual_program_test(chat 120)
 add_dependencies(test_chat example_chat)
 ritual_program_test(tls 120)
+# The open-file cache under a low RLIMIT_NOFILE, its idle expiry and its
+# recheck; precompressed siblings chosen by Accept-Encoding.
+ritual_program_test(http_file_cache 90)
+ritual_program_test(http_precompressed 60)

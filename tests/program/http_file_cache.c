@@ -1,0 +1,300 @@
+/* http_file_cache: what the open-file cache of `ritual http` holds stays
+ * within the descriptors the process has, and follows the files on disk.
+ *
+ * Cases: crawl_under_low_nofile (RLIMIT_NOFILE 128, 200 distinct files
+ * fetched once each, then a new connection served at once),
+ * emfile_evicts_idle (the descriptors taken up by idle connections: each
+ * new file still served, the cache closing its idle entries on EMFILE),
+ * ctime_recheck (a file rewritten with its size and mtime kept is seen by
+ * its ctime; chmod 000 gives 403, the server run by setpriv without
+ * CAP_DAC_OVERRIDE if the test runs as root), deleted_released (a deleted
+ * file's descriptor closed after the idle expiry). */
+#include "support.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TIMEOUT 5000
+#define NOFILE 128
+#define CRAWL_FILES 200
+
+static char root[64];
+static struct server server;
+
+static void make_root(void)
+{
+    temp_dir_make(root, sizeof root);
+}
+
+static void stop_and_remove(void)
+{
+    server_expect_clean_exit(&server);
+    remove_tree(root);
+}
+
+static void start(const char *const extra[], rlim_t nofile)
+{
+    const char *argv[16] = {"--root", root};
+    int n = 2;
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    server_start_cmd(ritual_program(), "http", "127.0.0.1:0", argv, nofile, &server);
+}
+
+static void make_files(int count)
+{
+    for (int i = 0; i < count; i++) {
+        char name[32], body[32];
+        snprintf(name, sizeof name, "f%03d.txt", i);
+        int len = snprintf(body, sizeof body, "file %d\n", i);
+        file_write_at(root, name, body, (size_t)len);
+    }
+}
+
+/* GET /fNNN.txt on `c`, which must answer 200 with the file. */
+static void get_file(struct http_client *c, int i)
+{
+    char req[128], body[32];
+    snprintf(req, sizeof req, "GET /f%03d.txt HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    int len = snprintf(body, sizeof body, "file %d\n", i);
+    http_send(c, req);
+    struct http_response r;
+    if (!http_read_response(c, &r, 0, TIMEOUT))
+        FAIL("/f%03d.txt: the connection closed", i);
+    if (r.status != 200 || r.body_len != (size_t)len || memcmp(r.body, body, (size_t)len) != 0)
+        FAIL("/f%03d.txt: status %d, body \"%.*s\"", i, r.status, (int)r.body_len, r.body);
+    http_response_free(&r);
+}
+
+/* The server's descriptors: how many, and how many lead to files under
+ * the root (`deleted`: of those, how many were deleted). */
+static int server_fds(int *under_root, int *deleted)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)server.pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        FAIL("opendir %s", dir);
+    int n = 0, under = 0, gone = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        n++;
+        char link[384], target[512];
+        snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0)
+            continue; /* closed meanwhile */
+        target[len] = '\0';
+        if (strncmp(target, root, strlen(root)) == 0 && target[strlen(root)] == '/') {
+            under++;
+            gone += strstr(target, " (deleted)") != NULL;
+        }
+    }
+    closedir(d);
+    if (under_root)
+        *under_root = under;
+    if (deleted)
+        *deleted = gone;
+    return n;
+}
+
+/* A crawler under a low descriptor limit: the cache takes at most a
+ * quarter of it, so the server keeps accepting. */
+static void crawl_under_low_nofile(void)
+{
+    make_files(CRAWL_FILES);
+    start(NULL, NOFILE);
+    struct http_client *c = http_client_open(server.port);
+    for (int i = 0; i < CRAWL_FILES; i++)
+        get_file(c, i);
+    int under, total = server_fds(&under, NULL);
+    /* A new connection, served at once: no EMFILE backoff on accept. */
+    uint64_t start_ms = now_ms();
+    struct http_client *fresh = http_client_open(server.port);
+    get_file(fresh, 0);
+    uint64_t took = now_ms() - start_ms;
+    if (took > 1000)
+        FAIL("a new connection after the crawl took %llu ms", (unsigned long long)took);
+    ASSERT_LE(under, NOFILE / 4);
+    http_client_close(fresh);
+    http_client_close(c);
+    note("%d files under RLIMIT_NOFILE %d: %d descriptors open (%d on files); a new "
+         "connection served in %llu ms",
+         CRAWL_FILES, NOFILE, total, under, (unsigned long long)took);
+}
+
+/* Connections take up every descriptor but a few: a file not in the cache
+ * is still opened, the cache closing idle entries when open says EMFILE. */
+static void emfile_evicts_idle(void)
+{
+    enum { FILES = 60, SPARE = 3 };
+    make_files(FILES);
+    start((const char *const[]){"--workers", "1", NULL}, NOFILE);
+    struct http_client *first = http_client_open(server.port);
+    get_file(first, 0);
+    int base = server_fds(NULL, NULL);
+    int holders = NOFILE - base - SPARE;
+    ASSERT_GT(holders, 10);
+    struct http_client **held = calloc((size_t)holders, sizeof *held);
+    ASSERT(held != NULL);
+    for (int i = 0; i < holders; i++)
+        held[i] = http_client_open(server.port);
+    /* Until the server has accepted them all. */
+    uint64_t deadline = now_ms() + TIMEOUT;
+    while (server_fds(NULL, NULL) < base + holders) {
+        if (now_ms() > deadline)
+            FAIL("the server holds %d descriptors, expected %d", server_fds(NULL, NULL),
+                 base + holders);
+        sleep_ms(5);
+    }
+    for (int i = 1; i < FILES; i++)
+        get_file(first, i);
+    int total = server_fds(NULL, NULL);
+    ASSERT_LE(total, NOFILE);
+    for (int i = 0; i < holders; i++)
+        get_file(held[i], i % FILES); /* every connection still served */
+    for (int i = 0; i < holders; i++)
+        http_client_close(held[i]);
+    free(held);
+    struct http_client *fresh = http_client_open(server.port);
+    get_file(fresh, FILES - 1);
+    http_client_close(fresh);
+    http_client_close(first);
+    note("%d idle connections, %d free descriptors: %d new files served (%d fds open)", holders,
+         SPARE, FILES - 1, total);
+}
+
+static void set_mtime(const char *path, const struct timespec *mtime)
+{
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, *mtime};
+    SYSCHECK(utimensat(AT_FDCWD, path, times, 0));
+}
+
+/* Polls /rel until it answers `status` (and `body`, if not NULL), within
+ * 5 s; returns how long it took. */
+static uint64_t wait_for(const char *rel, int status, const char *body)
+{
+    char req[128];
+    snprintf(req, sizeof req, "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", rel);
+    uint64_t start_ms = now_ms(), deadline = start_ms + 5000;
+    for (;;) {
+        struct http_response r;
+        http_exchange(server.port, req, &r, TIMEOUT);
+        bool done = r.status == status && (!body || strcmp(r.body, body) == 0);
+        int got = r.status;
+        http_response_free(&r);
+        if (done)
+            return now_ms() - start_ms;
+        if (now_ms() > deadline)
+            FAIL("/%s: still %d after 5 s, expected %d", rel, got, status);
+        sleep_ms(20);
+    }
+}
+
+/* Starts the server so that file permissions bind it: as root, through
+ * setpriv without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH. Returns 0 if
+ * it cannot be (root without setpriv): the server then reads anything. */
+static int start_bound_by_permissions(const char *const extra[])
+{
+    char setpriv[256];
+    if (geteuid() != 0) {
+        start(extra, 0);
+        return 1;
+    }
+    if (!find_tool("setpriv", setpriv, sizeof setpriv)) {
+        start(extra, 0);
+        return 0;
+    }
+    const char *argv[24] = {setpriv,       "--bounding-set=-dac_override,-dac_read_search",
+                            "--",          ritual_program(),
+                            "http",        "--listen",
+                            "127.0.0.1:0", "--root",
+                            root};
+    int n = 9;
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    server_start_argv(argv, 0, &server);
+    return 1;
+}
+
+/* A change that keeps the inode, size and mtime shows only in the ctime:
+ * the content written again under the same mtime, or a chmod. */
+static void ctime_recheck(void)
+{
+    file_write_at(root, "same.txt", "aaaa\n", 5);
+    char path[256];
+    snprintf(path, sizeof path, "%s/same.txt", root);
+    struct stat st;
+    SYSCHECK(stat(path, &st));
+    int bound = start_bound_by_permissions(
+        (const char *const[]){"--open-file-cache-valid", "0.2", "--workers", "1", NULL});
+    wait_for("same.txt", 200, "aaaa\n");
+    int fd = SYSCHECK(open(path, O_WRONLY | O_CLOEXEC));
+    ASSERT_EQ(pwrite(fd, "bbbb\n", 5, 0), 5);
+    close(fd);
+    set_mtime(path, &st.st_mtim);
+    struct stat now;
+    SYSCHECK(stat(path, &now));
+    ASSERT(now.st_ino == st.st_ino && now.st_size == st.st_size &&
+           now.st_mtim.tv_sec == st.st_mtim.tv_sec && now.st_mtim.tv_nsec == st.st_mtim.tv_nsec);
+    uint64_t took = wait_for("same.txt", 200, "bbbb\n");
+    note("rewritten with its size and mtime kept: the new bytes after %llu ms",
+         (unsigned long long)took);
+
+    if (!bound) {
+        note("running as root without setpriv: chmod 000 cannot be tested (root reads it)");
+        return;
+    }
+    SYSCHECK(chmod(path, 0));
+    took = wait_for("same.txt", 403, NULL);
+    note("chmod 000: 403 after %llu ms%s", (unsigned long long)took,
+         geteuid() == 0 ? " (root without CAP_DAC_OVERRIDE, by setpriv)" : "");
+}
+
+/* A deleted file's descriptor is closed once the file has not been asked
+ * for during --open-file-cache-inactive: its space comes back. */
+static void deleted_released(void)
+{
+    static char big[100000]; /* sent with sendfile, not from memory */
+    memset(big, 'x', sizeof big);
+    file_write_at(root, "big.bin", big, sizeof big);
+    file_write_at(root, "small.txt", "small\n", 6);
+    start((const char *const[]){"--open-file-cache-inactive", "1", "--workers", "1", NULL}, 0);
+    wait_for("big.bin", 200, NULL);
+    wait_for("small.txt", 200, "small\n");
+    int under;
+    server_fds(&under, NULL);
+    ASSERT_EQ(under, 2);
+    char path[256];
+    snprintf(path, sizeof path, "%s/big.bin", root);
+    SYSCHECK(unlink(path));
+    snprintf(path, sizeof path, "%s/small.txt", root);
+    SYSCHECK(unlink(path));
+    uint64_t start_ms = now_ms(), deadline = start_ms + 10000;
+    int deleted;
+    while (server_fds(&under, &deleted), under > 0) {
+        if (now_ms() > deadline)
+            FAIL("%d descriptors of deleted files still open 10 s after the unlink", deleted);
+        sleep_ms(20);
+    }
+    uint64_t took = now_ms() - start_ms;
+    /* The sweep starts again with the next file. */
+    file_write_at(root, "next.txt", "next\n", 5);
+    wait_for("next.txt", 200, "next\n");
+    note("descriptors of two deleted files closed %llu ms after the unlink "
+         "(--open-file-cache-inactive 1)",
+         (unsigned long long)took);
+}
+
+TEST_CASES_WITH(make_root, stop_and_remove, CASE(crawl_under_low_nofile), CASE(emfile_evicts_idle),
+                CASE(ctime_recheck), CASE(deleted_released))
