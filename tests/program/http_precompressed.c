@@ -66,23 +66,6 @@ static void finish(void)
     remove_tree(root);
 }
 
-/* A request on the case's connection, with the extra header lines `fmt`. */
-static void ask(struct http_response *r, const char *method, const char *target, const char *fmt,
-                ...) __attribute__((format(printf, 4, 5)));
-static void ask(struct http_response *r, const char *method, const char *target, const char *fmt,
-                ...)
-{
-    char extra[512], req[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(extra, sizeof extra, fmt, ap);
-    va_end(ap);
-    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\n%s\r\n", method, target, extra);
-    http_send(conn, req);
-    if (!http_read_response(conn, r, strcmp(method, "HEAD") == 0, TIMEOUT))
-        FAIL("connection closed instead of answering %s %s with %s", method, target, extra);
-}
-
 /* The ETag the server derives from the file at `rel`, "-CODING" inside the
  * quotes for a sibling. */
 static void etag_of(const char *rel, const char *coding, char *out, size_t cap)
@@ -167,7 +150,7 @@ static void negotiation(void)
         snprintf(what, sizeof what, "GET /a.txt with \"%.*s\"",
                  (int)strcspn(cases[i].headers, "\r"), cases[i].headers);
         struct http_response r;
-        ask(&r, "GET", "/a.txt", "%s", cases[i].headers);
+        http_ask(conn, &r, "GET", "/a.txt", "%s", cases[i].headers);
         expect_variant(&r, "a.txt", cases[i].coding, body, true, text, what);
         http_response_free(&r);
     }
@@ -180,22 +163,22 @@ static void some_siblings(void)
 {
     serve(NULL);
     struct http_response r;
-    ask(&r, "GET", "/b.css", "Accept-Encoding: br\r\n");
+    http_ask(conn, &r, "GET", "/b.css", "Accept-Encoding: br\r\n");
     expect_variant(&r, "b.css", NULL, "p{}\n", true, "text/css; charset=utf-8", "b.css, br");
     http_response_free(&r);
-    ask(&r, "GET", "/b.css", "Accept-Encoding: br, gzip\r\n");
+    http_ask(conn, &r, "GET", "/b.css", "Accept-Encoding: br, gzip\r\n");
     expect_variant(&r, "b.css", "gzip", gz, true, "text/css; charset=utf-8", "b.css, br, gzip");
     http_response_free(&r);
     /* No sibling: no Vary, as before. */
-    ask(&r, "GET", "/plain.txt", "Accept-Encoding: br, gzip\r\n");
+    http_ask(conn, &r, "GET", "/plain.txt", "Accept-Encoding: br, gzip\r\n");
     expect_variant(&r, "plain.txt", NULL, "plain\n", false, text, "plain.txt");
     http_response_free(&r);
     /* The index file's sibling, for the directory. */
-    ask(&r, "GET", "/docs/", "Accept-Encoding: br\r\n");
+    http_ask(conn, &r, "GET", "/docs/", "Accept-Encoding: br\r\n");
     expect_variant(&r, "docs/index.html", "br", br, true, "text/html; charset=utf-8", "/docs/");
     http_response_free(&r);
     /* A directory named like a sibling is not one. */
-    ask(&r, "GET", "/dir.txt", "Accept-Encoding: br\r\n");
+    http_ask(conn, &r, "GET", "/dir.txt", "Accept-Encoding: br\r\n");
     expect_variant(&r, "dir.txt", NULL, "dir\n", false, text, "dir.txt beside dir.txt.br/");
     http_response_free(&r);
     /* A sibling older than its file is still sent, as nginx's gzip_static
@@ -204,11 +187,11 @@ static void some_siblings(void)
     snprintf(path, sizeof path, "%s/old.txt.br", root);
     struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
     SYSCHECK(utimensat(AT_FDCWD, path, old, 0));
-    ask(&r, "GET", "/old.txt", "Accept-Encoding: br\r\n");
+    http_ask(conn, &r, "GET", "/old.txt", "Accept-Encoding: br\r\n");
     expect_variant(&r, "old.txt", "br", br, true, text, "old.txt.br, older than old.txt");
     http_response_free(&r);
     /* The sibling asked for by its own name is a file like any other. */
-    ask(&r, "GET", "/a.txt.gz", "Accept-Encoding: gzip\r\n");
+    http_ask(conn, &r, "GET", "/a.txt.gz", "Accept-Encoding: gzip\r\n");
     HTTP_EXPECT_STATUS(&r, 200);
     HTTP_EXPECT_FIELD(&r, "Content-Encoding", NULL);
     ASSERT_EQ(r.body_len, strlen(gz));
@@ -226,7 +209,7 @@ static void ranges_and_conditionals(void)
     ASSERT(strcmp(etag_br, etag_id) != 0);
 
     struct http_response r;
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=1-3\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=1-3\r\n");
     HTTP_EXPECT_STATUS(&r, 206);
     HTTP_EXPECT_FIELD(&r, "Content-Encoding", "br");
     HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
@@ -237,48 +220,48 @@ static void ranges_and_conditionals(void)
     ASSERT(memcmp(r.body, br + 1, 3) == 0);
     http_response_free(&r);
 
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=1-3\r\nIf-Range: %s\r\n",
-        etag_br);
+    http_ask(conn, &r, "GET", "/a.txt",
+             "Accept-Encoding: br\r\nRange: bytes=1-3\r\nIf-Range: %s\r\n", etag_br);
     HTTP_EXPECT_STATUS(&r, 206);
     http_response_free(&r);
     /* Past the end of the br bytes: a 416 of its own, no coding claimed. */
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=100000-\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=100000-\r\n");
     HTTP_EXPECT_STATUS(&r, 416);
     HTTP_EXPECT_FIELD(&r, "Content-Encoding", NULL);
     HTTP_EXPECT_FIELD(&r, "Content-Type", "text/plain; charset=utf-8");
     http_response_free(&r);
     /* Several ranges come from the file itself: a multipart body cannot
      * carry one coding for its parts. */
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=0-0,2-2\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=0-0,2-2\r\n");
     HTTP_EXPECT_STATUS(&r, 206);
     HTTP_EXPECT_FIELD(&r, "Content-Encoding", NULL);
     HTTP_EXPECT_FIELD(&r, "ETag", etag_id);
     HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
     ASSERT(strncmp(http_field(&r, "Content-Type"), "multipart/byteranges; boundary=", 31) == 0);
     http_response_free(&r);
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=1-3\r\nIf-Range: %s\r\n",
-        etag_id);
+    http_ask(conn, &r, "GET", "/a.txt",
+             "Accept-Encoding: br\r\nRange: bytes=1-3\r\nIf-Range: %s\r\n", etag_id);
     expect_variant(&r, "a.txt", "br", br, true, text, "If-Range with the identity ETag");
     http_response_free(&r);
 
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\nIf-None-Match: %s\r\n", etag_br);
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\nIf-None-Match: %s\r\n", etag_br);
     HTTP_EXPECT_STATUS(&r, 304);
     HTTP_EXPECT_FIELD(&r, "ETag", etag_br);
     HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
     HTTP_EXPECT_FIELD(&r, "Content-Encoding", "br");
     http_response_free(&r);
     /* The br tag does not match the file itself. */
-    ask(&r, "GET", "/a.txt", "If-None-Match: %s\r\n", etag_br);
+    http_ask(conn, &r, "GET", "/a.txt", "If-None-Match: %s\r\n", etag_br);
     expect_variant(&r, "a.txt", NULL, original, true, text, "If-None-Match: the br ETag");
     http_response_free(&r);
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: gzip\r\nIf-None-Match: %s\r\n", etag_br);
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: gzip\r\nIf-None-Match: %s\r\n", etag_br);
     expect_variant(&r, "a.txt", "gzip", gz, true, text, "gzip with If-None-Match: the br ETag");
     http_response_free(&r);
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\nIf-Match: %s\r\n", etag_id);
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\nIf-Match: %s\r\n", etag_id);
     HTTP_EXPECT_STATUS(&r, 412);
     http_response_free(&r);
 
-    ask(&r, "HEAD", "/a.txt", "Accept-Encoding: br\r\n");
+    http_ask(conn, &r, "HEAD", "/a.txt", "Accept-Encoding: br\r\n");
     HTTP_EXPECT_STATUS(&r, 200);
     HTTP_EXPECT_FIELD(&r, "Content-Encoding", "br");
     HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
@@ -287,7 +270,7 @@ static void ranges_and_conditionals(void)
     ASSERT_EQ(r.body_len, 0u);
     http_response_free(&r);
     /* Still in step after the HEAD: no stray body. */
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: zstd\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: zstd\r\n");
     expect_variant(&r, "a.txt", "zstd", zst, true, text, "after HEAD");
     http_response_free(&r);
     note("Range, If-Range, If-None-Match, If-Match and HEAD on the br variant");
@@ -301,13 +284,13 @@ static void siblings_appear(void)
 {
     serve((const char *const[]){"--open-file-cache-valid", "0.1", NULL});
     struct http_response r;
-    ask(&r, "GET", "/plain.txt", "Accept-Encoding: br\r\n");
+    http_ask(conn, &r, "GET", "/plain.txt", "Accept-Encoding: br\r\n");
     expect_variant(&r, "plain.txt", NULL, "plain\n", false, text, "before plain.txt.br");
     http_response_free(&r);
     file_write_at(root, "plain.txt.br", br, strlen(br));
     uint64_t deadline = now_ms() + 5000;
     for (;;) {
-        ask(&r, "GET", "/plain.txt", "Accept-Encoding: br\r\n");
+        http_ask(conn, &r, "GET", "/plain.txt", "Accept-Encoding: br\r\n");
         bool found = http_field(&r, "Content-Encoding") != NULL;
         if (found)
             expect_variant(&r, "plain.txt", "br", br, true, text, "after plain.txt.br");
@@ -323,7 +306,7 @@ static void siblings_appear(void)
     SYSCHECK(unlink(path));
     deadline = now_ms() + 5000;
     for (;;) {
-        ask(&r, "GET", "/plain.txt", "Accept-Encoding: br\r\n");
+        http_ask(conn, &r, "GET", "/plain.txt", "Accept-Encoding: br\r\n");
         bool gone = http_field(&r, "Content-Encoding") == NULL;
         if (gone)
             expect_variant(&r, "plain.txt", NULL, "plain\n", false, text, "after the unlink");
@@ -352,24 +335,24 @@ static void option_list(void)
 {
     serve((const char *const[]){"--precompressed", "off", NULL});
     struct http_response r;
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br, zstd, gzip\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br, zstd, gzip\r\n");
     expect_variant(&r, "a.txt", NULL, original, false, text, "--precompressed off");
     http_response_free(&r);
     http_client_close(conn);
     server_expect_clean_exit(&server);
 
     serve((const char *const[]){"--precompressed", "", NULL});
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\n");
     expect_variant(&r, "a.txt", NULL, original, false, text, "--precompressed ''");
     http_response_free(&r);
     http_client_close(conn);
     server_expect_clean_exit(&server);
 
     serve((const char *const[]){"--precompressed", "gzip", NULL});
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br, zstd, gzip\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br, zstd, gzip\r\n");
     expect_variant(&r, "a.txt", "gzip", gz, true, text, "--precompressed gzip");
     http_response_free(&r);
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\n");
     expect_variant(&r, "a.txt", NULL, original, true, text, "--precompressed gzip, br asked");
     http_response_free(&r);
     http_client_close(conn);
@@ -377,10 +360,10 @@ static void option_list(void)
 
     /* The list's order breaks ties; q-values still come first. */
     serve((const char *const[]){"--precompressed", "gzip,br", NULL});
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br, gzip\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br, gzip\r\n");
     expect_variant(&r, "a.txt", "gzip", gz, true, text, "gzip,br: a tie");
     http_response_free(&r);
-    ask(&r, "GET", "/a.txt", "Accept-Encoding: br, gzip;q=0.9\r\n");
+    http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br, gzip;q=0.9\r\n");
     expect_variant(&r, "a.txt", "br", br, true, text, "gzip,br: br preferred by q");
     http_response_free(&r);
 

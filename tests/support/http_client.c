@@ -299,3 +299,17 @@ void http_expect_field_(const struct http_response *r, const char *name, const c
         test_fail(file, line, "HTTP %d: header %s is %s%s%s, expected \"%s\"", r->status, name,
                   got ? "\"" : "", got ? got : "absent", got ? "\"" : "", want);
 }
+
+void http_ask(struct http_client *c, struct http_response *r, const char *method,
+              const char *target, const char *fmt, ...)
+{
+    char extra[512], req[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(extra, sizeof extra, fmt, ap);
+    va_end(ap);
+    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\n%s\r\n", method, target, extra);
+    http_send(c, req);
+    if (!http_read_response(c, r, strcmp(method, "HEAD") == 0, 5000))
+        FAIL("connection closed instead of answering \"%s %s\" with %s", method, target, extra);
+}

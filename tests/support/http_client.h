@@ -67,6 +67,12 @@ size_t http_client_recv(struct http_client *c, void *buf, size_t cap, int timeou
 /* Expects nothing more from the server than its FIN within timeout_ms. */
 void http_expect_eof(struct http_client *c, int timeout_ms);
 
+/* Sends "METHOD TARGET HTTP/1.1", Host and the extra header lines of `fmt`
+ * (each ending in CRLF) on c, and reads the response within 5 s; a close
+ * instead of an answer fails the test. */
+void http_ask(struct http_client *c, struct http_response *r, const char *method,
+              const char *target, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* Connects, sends `raw`, reads one response (a HEAD if `raw` starts with
  * "HEAD "), closes. Fails the test if no response comes within timeout_ms. */
 void http_exchange(int port, const char *raw, struct http_response *r, int timeout_ms);
