@@ -140,6 +140,7 @@ bool ritual__http_run_handler(struct http_conn *hc)
     ex->stream_bytes = 0;
     ex->keep_alive = keep_alive_allowed(hc, &ex->req);
     ex->unix_time = hc->site->date_sec;
+    ex->held = true; /* until answered (ritual__http_exchange_done) */
     hc->site->opts->handler(ex, hc->site->opts->data);
     if (ex->responded || !hc->conn || hc->state == HTTP_UPGRADED)
         return false;
@@ -147,10 +148,10 @@ bool ritual__http_run_handler(struct http_conn *hc)
         /* The handler closed or aborted the connection instead of answering:
          * the exchange ends with it (an answer now could never be sent). */
         ex->responded = true;
+        ex->held = false;
         hc->done = true;
         return false;
     }
-    ex->held = true;
     return true;
 }
 
