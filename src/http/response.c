@@ -171,8 +171,8 @@ static bool status_has_body(int status)
 /* Stages the head. `headers` with a NULL name are raw lines, already ending
  * in CRLF (a cached block of headers). `content_length` may also be
  * HTTP_LEN_CHUNKED or HTTP_LEN_NONE. Returns 0 or -ENOMEM. */
-int ritual__http_stage_head(struct http_conn *hc, int status, const ritual_http_header *headers,
-                            size_t num_headers, uint64_t content_length, bool close, bool http10)
+static int stage_head(struct http_conn *hc, int status, const ritual_http_header *headers,
+                      size_t num_headers, uint64_t content_length, bool close, bool http10)
 {
     struct http_site *site = hc->site;
     const char *reason;
@@ -232,7 +232,13 @@ int ritual__http_stage_head(struct http_conn *hc, int status, const ritual_http_
     return 0;
 }
 
-#define stage_head ritual__http_stage_head
+/* The hot path's copies stay static (inlined, their arguments trimmed);
+ * stream.c and upgrade.c call these. */
+int ritual__http_stage_head(struct http_conn *hc, int status, const ritual_http_header *headers,
+                            size_t num_headers, uint64_t content_length, bool close, bool http10)
+{
+    return stage_head(hc, status, headers, num_headers, content_length, close, http10);
+}
 
 /* Outside on_data nothing else will send the stage: send it now. */
 void ritual__http_flush_unless_delivering(struct http_conn *hc)
@@ -250,7 +256,7 @@ static bool will_close(const struct http_conn *hc, const struct ritual_http_exch
 
 /* A response for a request that is already answered, or whose connection
  * is gone. Returns 0 to go on, or a negative errno. */
-int ritual__http_check_exchange(ritual_http_exchange *ex)
+static ALWAYS_INLINE int check_exchange(ritual_http_exchange *ex)
 {
     if (ex->responded || ex->stream)
         return -EALREADY;
@@ -318,7 +324,8 @@ static ALWAYS_INLINE bool field_ok(const char *p, size_t n, bool name)
  * but HTAB (header injection: a second header, or a body of the caller's
  * choosing); or a raw block that is not whole CRLF-ended lines. Returns 0
  * or -EINVAL. */
-int ritual__http_check_head(int status, const ritual_http_header *headers, size_t num_headers)
+static ALWAYS_INLINE int check_head(int status, const ritual_http_header *headers,
+                                    size_t num_headers)
 {
     if (status < 100 || status > 599)
         return -EINVAL;
@@ -344,8 +351,15 @@ int ritual__http_check_head(int status, const ritual_http_header *headers, size_
     return 0;
 }
 
-#define check_head ritual__http_check_head
-#define check_exchange ritual__http_check_exchange
+int ritual__http_check_exchange(ritual_http_exchange *ex)
+{
+    return check_exchange(ex);
+}
+
+int ritual__http_check_head(int status, const ritual_http_header *headers, size_t num_headers)
+{
+    return check_head(status, headers, num_headers);
+}
 
 /* How every answer starts: the exchange checked and the head staged.
  * Returns false (with *rc the error, and `release` run) when there is no

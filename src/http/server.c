@@ -131,7 +131,7 @@ static bool keep_alive_allowed(const struct http_conn *hc, const ritual_http_req
     return hc->requests + 1 < hc->site->opts->max_requests;
 }
 
-bool ritual__http_run_handler(struct http_conn *hc)
+static bool run_handler(struct http_conn *hc)
 {
     struct ritual_http_exchange *ex = &hc->ex;
     ex->hc = hc;
@@ -155,11 +155,15 @@ bool ritual__http_run_handler(struct http_conn *hc)
     return true;
 }
 
-void ritual__http_dispatch(struct http_conn *hc, const char *head, size_t head_len)
+bool ritual__http_run_handler(struct http_conn *hc)
+{
+    return run_handler(hc);
+}
+
+/* The exchange kept by its handler (the slow path of dispatch). */
+static void keep_exchange(struct http_conn *hc, const char *head, size_t head_len)
 {
     struct ritual_http_exchange *ex = &hc->ex;
-    if (!ritual__http_run_handler(hc))
-        return;
     /* A streamed body's end, for a request that had none. */
     if (hc->site->opts->body_mode == RITUAL_HTTP_BODY_STREAM && ex->cbs && ex->cbs->on_body_end &&
         ex->req.body == RITUAL_HTTP_BODY_NONE) {
@@ -188,7 +192,16 @@ void ritual__http_dispatch(struct http_conn *hc, const char *head, size_t head_l
     ritual_conn_pause(hc->conn);
 }
 
-#define dispatch ritual__http_dispatch
+static void dispatch(struct http_conn *hc, const char *head, size_t head_len)
+{
+    if (run_handler(hc))
+        keep_exchange(hc, head, head_len);
+}
+
+void ritual__http_dispatch(struct http_conn *hc, const char *head, size_t head_len)
+{
+    dispatch(hc, head, head_len);
+}
 
 static void log_entry(struct http_conn *hc, const char *line, size_t line_len,
                       const ritual_http_request *req, int status, uint64_t body_bytes)

@@ -34,7 +34,7 @@ struct http_response {
     int has_length; /* a Content-Length header was present */
     uint64_t content_length;
     int chunked; /* Transfer-Encoding: chunked (only http_read_head reads those) */
-    char *body; /* malloc'd and NUL-terminated (NULL after http_read_head) */
+    char *body;  /* malloc'd and NUL-terminated (NULL after http_read_head) */
     size_t body_len;
 };
 
