@@ -122,6 +122,10 @@ static void body_end(struct http_conn *hc)
         return;
     }
     hc->body_streamed = false;
+    if (hc->body_paused) { /* paused at the last piece: what follows is not the body's */
+        hc->body_paused = false;
+        ritual_conn_resume(hc->conn);
+    }
     if (ex->held && ex->cbs && ex->cbs->on_body_end)
         ex->cbs->on_body_end(ex, ex->cb_arg);
     if (ex->held && hc->conn && !ritual_conn_closing(hc->conn)) {
