@@ -61,3 +61,7 @@ add_dependencies(test_proxy example_proxy)
 ritual_program_test(chat 120)
 add_dependencies(test_chat example_chat)
 ritual_program_test(tls 120)
+# examples/sse_clock.c and examples/upload.c: an event stream ended cleanly
+# by SIGTERM; uploads stored byte-exact, half of one leaving nothing.
+ritual_program_test(examples_http 60)
+add_dependencies(test_examples_http example_sse_clock example_upload)
