@@ -65,3 +65,6 @@ ritual_program_test(tls 120)
 # by SIGTERM; uploads stored byte-exact, half of one leaving nothing.
 ritual_program_test(examples_http 60)
 add_dependencies(test_examples_http example_sse_clock example_upload)
+# ritual http and request bodies: small ones dropped with the connection
+# reused, over 1 MiB refused at once, a stalled one answered 408.
+ritual_program_test(http_bodies 60)
