@@ -214,7 +214,8 @@ typedef struct ritual_http_options {
     unsigned max_requests;         /* per connection, then close; default 10000 */
     uint64_t header_timeout_ms;    /* from a request's first byte to its
                                       empty line: then 408; default 10 s */
-    uint64_t body_timeout_ms;      /* between body reads; default 60 s */
+    uint64_t body_timeout_ms;      /* between body reads: then 408 and
+                                      close; default 60 s */
     uint64_t keepalive_timeout_ms; /* idle between requests; default 75 s */
     uint64_t send_timeout_ms;      /* a response making no progress; default 60 s */
     const char *server_name;       /* Server header; default "ritual" */
@@ -286,8 +287,9 @@ RITUAL_API int ritual_http_respond_file(ritual_http_exchange *ex, int status,
                                         int fd, uint64_t offset, uint64_t len,
                                         void (*release)(void *arg), void *arg);
 
-/* Answers with an error status and a short text body; `close` nonzero also
- * closes the connection after it. */
+/* Answers with an error status and a short text body (for HEAD, the head
+ * alone, with the Content-Length a GET would get); `close` nonzero also
+ * closes the connection after it. Returns as ritual_http_respond. */
 RITUAL_API int ritual_http_respond_error(ritual_http_exchange *ex, int status, int close);
 
 /* ------------------------------------------ streaming, bodies, upgrades */
