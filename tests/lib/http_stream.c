@@ -200,8 +200,16 @@ static void upload_end(ritual_http_exchange *ex, void *arg)
     up.ex = NULL;
 }
 
-static const ritual_http_exchange_callbacks upload_cbs = {.on_body = upload_body,
-                                                          .on_body_end = upload_end};
+static void upload_closed(ritual_http_exchange *ex, int reason, void *arg)
+{
+    (void)ex, (void)reason, (void)arg;
+    up.ex = NULL;
+    seen.closes++;
+    atomic_store(&seen.closed, 1);
+}
+
+static const ritual_http_exchange_callbacks upload_cbs = {
+    .on_body = upload_body, .on_body_end = upload_end, .on_close = upload_closed};
 
 static void upload_resume(ritual_timer *t, void *data)
 {
@@ -630,6 +638,40 @@ static void body_stream_chunked(void)
     teardown();
 }
 
+static void *stalled_upload_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nsome");
+    struct http_response r;
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 408);
+    HTTP_EXPECT_FIELD(&r, "Connection", "close");
+    http_response_free(&r);
+    http_expect_eof(c, 5000);
+    http_client_close(c);
+    for (int i = 0; i < 5000 && !atomic_load(&seen.closed); i++)
+        sleep_ms(1); /* the server's on_close */
+    ASSERT(atomic_load(&seen.closed));
+    return story_end(NULL);
+}
+
+static void stall_tweak(ritual_http_options *o)
+{
+    o->body_timeout_ms = 200;
+}
+
+/* A streamed body that stops: 408 for the client, on_close for the
+ * handler holding the exchange. */
+static void body_stream_stalls(void)
+{
+    setup(RITUAL_HTTP_BODY_STREAM, stall_tweak);
+    run_story(stalled_upload_story);
+    ASSERT_EQ(seen.closes, 1);
+    note("a streamed body that stalls: 408, and the handler told (on_close)");
+    teardown();
+}
+
 /* -------------------------------------------------------------- upgrade */
 
 static void *upgrade_story(void *arg)
@@ -852,5 +894,6 @@ static void extra_headers_checked(void)
 
 TEST_CASES(CASE(stream_chunked), CASE(stream_length), CASE(stream_http10), CASE(stream_head),
            CASE(stream_backpressure), CASE(stream_client_leaves), CASE(stream_pipelined),
-           CASE(body_stream_length), CASE(body_stream_chunked), CASE(upgrade), CASE(upgrade_later),
-           CASE(discard), CASE(head_errors), CASE(extra_headers_checked))
+           CASE(body_stream_length), CASE(body_stream_chunked), CASE(body_stream_stalls),
+           CASE(upgrade), CASE(upgrade_later), CASE(discard), CASE(head_errors),
+           CASE(extra_headers_checked))
