@@ -294,8 +294,20 @@ static void run_story(void *(*story)(void *))
     lt_join(client);
 }
 
+static void stop_when_no_conns(ritual_timer *t, void *data)
+{
+    (void)t, (void)data;
+    if (ritual_loop_conn_count(loop) == 0)
+        ritual_loop_stop(loop);
+}
+
 static void teardown(void)
 {
+    /* The clients have gone: so do their connections, on the loop's time. */
+    ritual_timer *t = ritual_timer_new(loop, stop_when_no_conns, NULL);
+    ASSERT_EQ(ritual_timer_start(t, 0, 1), 0);
+    lt_run(loop, 5000);
+    ritual_timer_free(t);
     /* Every connection's state is back on the free list: none leaked. */
     struct http_config *cfg = ritual_listener_protocol_data(listener);
     ASSERT(ritual_list_empty(&cfg->sites[0]->all_conns));
