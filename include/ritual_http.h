@@ -195,7 +195,10 @@ typedef enum ritual_http_body_mode {
     RITUAL_HTTP_BODY_BUFFER = 0,
     /* The handler runs as soon as the head is in; the body goes, piece by
      * piece as it arrives, to the on_body the handler sets with
-     * ritual_http_exchange_set_callbacks (see there). */
+     * ritual_http_exchange_set_callbacks (see there). Without an on_body,
+     * or once the exchange is answered, the rest of the body is dropped
+     * as it arrives (the connection stays usable). 100 Continue is sent
+     * only to a handler that kept the exchange and set on_body. */
     RITUAL_HTTP_BODY_STREAM,
     /* For a server that takes no bodies (only GET and HEAD): body bytes are
      * read and dropped as they arrive, never kept; the handler runs once
