@@ -342,6 +342,13 @@ RITUAL_API void ritual_conn_resume(ritual_conn *conn);
 RITUAL_API void ritual_conn_set_idle_timeout(ritual_conn *conn, uint64_t ms);
 
 RITUAL_API void ritual_conn_set_data(ritual_conn *conn, void *data);
+
+/* Replaces the connection's callbacks (copied) from the next call on: how a
+ * protocol hands a connection over to another (HTTP's 101 Switching
+ * Protocols, ritual_http_upgrade). on_open is not called again. Input held
+ * and not yet consumed goes to the new on_data. Returns 0, -EINVAL without
+ * an on_data, -EPIPE if the connection is closing or closed, or -ENOMEM. */
+RITUAL_API int ritual_conn_set_callbacks(ritual_conn *conn, const ritual_conn_callbacks *callbacks);
 RITUAL_API void *ritual_conn_data(const ritual_conn *conn);
 
 /* Bytes written and not yet taken by the kernel, file segments included:

@@ -6,7 +6,10 @@
  *   - a server: keep-alive, pipelining (every complete request of one read is
  *     answered, in order, with one write), 100-continue, HTTP/1.0, HEAD, a
  *     cached Date header, timeouts, and strict handling of bad input. A user
- *     registers one handler and answers each request with ritual_http_respond.
+ *     registers one handler and answers each request with ritual_http_respond,
+ *     or writes the answer as it goes (ritual_http_stream_*), takes the body
+ *     as it arrives (RITUAL_HTTP_BODY_STREAM), or takes the connection over
+ *     for another protocol (ritual_http_upgrade).
  *
  * Errors are negative errnos, as everywhere in libritual; a request that
  * fails to parse also says which status to answer with (req->status).
@@ -180,6 +183,29 @@ typedef struct ritual_http_log_entry {
 } ritual_http_log_entry;
 typedef void (*ritual_http_log_fn)(const ritual_http_log_entry *entry, void *data);
 
+/* What the layer does with request bodies (ritual_http_options.body_mode).
+ * In every mode a Content-Length above max_body is refused with 413 before
+ * any of the body is read (then the connection closes), a chunked body that
+ * grows past it gets 413 when it does, and a body that stalls for
+ * body_timeout_ms gets 408 and a close. Nothing is allocated from a
+ * Content-Length: buffers grow as bytes arrive. */
+typedef enum ritual_http_body_mode {
+    /* The handler runs once the whole body is in, which
+     * ritual_http_exchange_body returns. */
+    RITUAL_HTTP_BODY_BUFFER = 0,
+    /* The handler runs as soon as the head is in; the body goes, piece by
+     * piece as it arrives, to the on_body the handler sets with
+     * ritual_http_exchange_set_callbacks (see there). Without an on_body,
+     * or once the exchange is answered, the rest of the body is dropped
+     * as it arrives (the connection stays usable). 100 Continue is sent
+     * only to a handler that kept the exchange and set on_body. */
+    RITUAL_HTTP_BODY_STREAM,
+    /* For a server that takes no bodies (only GET and HEAD): body bytes are
+     * read and dropped as they arrive, never kept; the handler runs once
+     * the body is over and sees none. The connection stays reusable. */
+    RITUAL_HTTP_BODY_DISCARD,
+} ritual_http_body_mode;
+
 typedef struct ritual_http_options {
     ritual_http_handler handler; /* required */
     void *data;                  /* passed to handler and log; also the
@@ -191,7 +217,8 @@ typedef struct ritual_http_options {
     unsigned max_requests;         /* per connection, then close; default 10000 */
     uint64_t header_timeout_ms;    /* from a request's first byte to its
                                       empty line: then 408; default 10 s */
-    uint64_t body_timeout_ms;      /* between body reads; default 60 s */
+    uint64_t body_timeout_ms;      /* between body reads: then 408 and
+                                      close; default 60 s */
     uint64_t keepalive_timeout_ms; /* idle between requests; default 75 s */
     uint64_t send_timeout_ms;      /* a response making no progress; default 60 s */
     const char *server_name;       /* Server header; default "ritual" */
@@ -201,6 +228,14 @@ typedef struct ritual_http_options {
     unsigned max_conns;
     ritual_tls *tls; /* HTTPS (ritual_tls.h); plain HTTP that comes to it is
                         answered with 400 and closed, as nginx does */
+    ritual_http_body_mode body_mode;
+    /* Header lines added to every response head the layer writes, its own
+     * errors (400, 408, 413, ...) included, after Date and Server: whole
+     * lines, each ending in CRLF ("X-Content-Type-Options: nosniff\r\n").
+     * Checked when listening: a name that is not a token, a missing colon,
+     * a bare CR or LF, or a control character but HTAB in a value is
+     * -EINVAL. Copied. NULL or "": none. */
+    const char *extra_headers;
 } ritual_http_options;
 
 /* Serves HTTP on `address` in `loop` (see ritual_listen). `options` is
@@ -255,9 +290,114 @@ RITUAL_API int ritual_http_respond_file(ritual_http_exchange *ex, int status,
                                         int fd, uint64_t offset, uint64_t len,
                                         void (*release)(void *arg), void *arg);
 
-/* Answers with an error status and a short text body; `close` nonzero also
- * closes the connection after it. */
+/* Answers with an error status and a short text body (for HEAD, the head
+ * alone, with the Content-Length a GET would get); `close` nonzero also
+ * closes the connection after it. Returns as ritual_http_respond. */
 RITUAL_API int ritual_http_respond_error(ritual_http_exchange *ex, int status, int close);
+
+/* ------------------------------------------ streaming, bodies, upgrades */
+
+/* What an exchange tells its application after the handler returned. Each
+ * may be NULL. `arg` is the one given to ritual_http_exchange_set_callbacks. */
+typedef struct ritual_http_exchange_callbacks {
+    /* RITUAL_HTTP_BODY_STREAM: the next `len` bytes of the request body
+     * (decoded from chunked framing), valid during the call only. */
+    void (*on_body)(ritual_http_exchange *ex, const char *data, size_t len, void *arg);
+    /* RITUAL_HTTP_BODY_STREAM: the body is complete (also for a request
+     * without one: then just after the handler returns). The usual place
+     * to answer an upload. */
+    void (*on_body_end)(ritual_http_exchange *ex, void *arg);
+    /* A streamed response's connection took the queued output: write more.
+     * Runs after ritual_http_stream_write returned RITUAL_HTTP_STREAM_FULL,
+     * once the queue is back under its low watermark. */
+    void (*on_drain)(ritual_http_exchange *ex, void *arg);
+    /* The connection closed (`reason` as ritual_conn_callbacks.on_close)
+     * before the exchange was answered or its stream ended. The exchange is
+     * freed when this returns: never touch it again. Without on_close the
+     * exchange is kept until answered (the answer then returns -EPIPE). */
+    void (*on_close)(ritual_http_exchange *ex, int reason, void *arg);
+} ritual_http_exchange_callbacks;
+
+/* Sets the exchange's callbacks (`cbs` is not copied: keep it for the
+ * exchange's life, as a static const) and their `arg`. Call from the
+ * handler to hear about the body, or before writing a stream. */
+RITUAL_API void ritual_http_exchange_set_callbacks(ritual_http_exchange *ex,
+                                                   const ritual_http_exchange_callbacks *cbs,
+                                                   void *arg);
+
+/* RITUAL_HTTP_BODY_STREAM: stop delivering body pieces (the request's bytes
+ * wait in the kernel, and TCP slows the client down) until resumed; the
+ * body timeout does not run meanwhile. Callable from on_body. Resuming
+ * hands over what was held, from the loop, not inside the call.
+ * Return 0, -EALREADY if the body is complete, -EINVAL if the exchange
+ * does not stream a body, or -EPIPE if the connection is gone. */
+RITUAL_API int ritual_http_body_pause(ritual_http_exchange *ex);
+RITUAL_API int ritual_http_body_resume(ritual_http_exchange *ex);
+
+/* A response written as it goes. ritual_http_stream_start sends the head:
+ * with `length` >= 0 a Content-Length of that many bytes, which the writes
+ * must add up to exactly; with RITUAL_HTTP_LENGTH_UNKNOWN, chunked for an
+ * HTTP/1.1 request, and for HTTP/1.0 a body that ends when the connection
+ * closes. Then ritual_http_stream_write for each piece, and
+ * ritual_http_stream_end. For HEAD, and for 204 and 304, the head is all
+ * that is sent: writes are accepted and dropped. Requests pipelined behind
+ * the exchange wait for its end, and are answered in order.
+ *
+ * Backpressure: a write returns RITUAL_HTTP_STREAM_FULL once the
+ * connection's queue is above its high watermark (conn.write_high_watermark);
+ * stop writing until on_drain (ritual_http_exchange_callbacks) runs. The
+ * queue is bounded by conn.write_limit: a writer that goes on anyway has
+ * its connection closed with -ENOBUFS. A connection that closes mid-stream
+ * makes writes return a negative errno, and on_close runs.
+ *
+ * The connection's idle timeout becomes send_timeout_ms at the start: a
+ * stream that writes nothing for longer (a quiet event stream) sets its
+ * own with ritual_conn_set_idle_timeout(ritual_http_exchange_conn(ex), ms).
+ *
+ * ritual_http_stream_start returns 0, or as ritual_http_respond: -EINVAL
+ * for a bad status (or one below 200) or head (nothing sent, the exchange
+ * still to be answered), -EALREADY if answered or streaming already,
+ * -EPIPE if the connection is gone, -ENOMEM. */
+#define RITUAL_HTTP_LENGTH_UNKNOWN (-1)
+RITUAL_API int ritual_http_stream_start(ritual_http_exchange *ex, int status,
+                                        const ritual_http_header *headers, size_t num_headers,
+                                        int64_t length);
+
+/* Sends `len` bytes (copied as needed) of the streamed body; len 0 sends
+ * nothing. Returns 0 (write on), RITUAL_HTTP_STREAM_FULL (taken, but wait
+ * for on_drain), -EINVAL if no stream was started or the bytes would pass
+ * the announced length (nothing sent), -EALREADY after the end, or a
+ * negative errno from the connection (-EPIPE, -ECONNRESET, -ENOBUFS): it is
+ * closing, and on_close follows. */
+#define RITUAL_HTTP_STREAM_FULL 1
+RITUAL_API int ritual_http_stream_write(ritual_http_exchange *ex, const void *data, size_t len);
+
+/* Ends the stream (the last chunk when chunked; the close when the body
+ * runs to it) and with it the exchange: it must not be used after.
+ * Returns 0; -EINVAL if fewer bytes than the announced length were
+ * written (nothing done: write the rest, or close the connection) or no
+ * stream was started; -EALREADY if ended already; or -EPIPE if the
+ * connection is gone (the exchange is freed all the same). */
+RITUAL_API int ritual_http_stream_end(ritual_http_exchange *ex);
+
+/* Answers 101 Switching Protocols with `headers` (the caller's Upgrade,
+ * Connection: upgrade and what the protocol asks, such as
+ * Sec-WebSocket-Accept; the layer adds Date, Server and extra_headers) and
+ * hands the connection over: from then on it runs on `callbacks` (copied;
+ * on_data required, on_open not called) with `data` as its
+ * ritual_conn_data, and the HTTP layer lets go of it (no timeouts of its
+ * own: the idle timeout is reset to 0, none). Bytes the client sent after
+ * the request head (and body) go to the new on_data: right after the
+ * handler returns when called from it, else from the loop. The exchange
+ * ends here. The layer does not check the request's Upgrade header: the
+ * caller chooses the protocol from it (RFC 9110 7.8).
+ * Returns 0; -EINVAL for an HTTP/1.0 request (which may not be upgraded),
+ * a request whose body is still arriving, callbacks without on_data, or a
+ * bad header (nothing sent); -EALREADY if answered or streaming; -EPIPE if
+ * the connection is gone; -ENOMEM. */
+RITUAL_API int ritual_http_upgrade(ritual_http_exchange *ex, const ritual_http_header *headers,
+                                   size_t num_headers, const ritual_conn_callbacks *callbacks,
+                                   void *data);
 
 /* Formats `unix_time` as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT")
  * into out[30] (29 characters and a NUL). */

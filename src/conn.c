@@ -304,8 +304,8 @@ static void conn_finish(ritual_loop *loop, ritual_conn *conn)
     release_output(conn);
     if (profile->listener)
         ritual__listener_unref(profile->listener);
-    else
-        free((void *)profile); /* an outbound connection's own */
+    if (!profile->listener || profile->own)
+        free((void *)profile); /* an outbound connection's own, or a copy */
     conn_recycle(loop, conn);
 }
 
@@ -615,6 +615,27 @@ void ritual_conn_set_idle_timeout(ritual_conn *conn, uint64_t ms)
 void ritual_conn_set_data(ritual_conn *conn, void *data)
 {
     conn->data = data;
+}
+
+int ritual_conn_set_callbacks(ritual_conn *conn, const ritual_conn_callbacks *callbacks)
+{
+    if (!callbacks || !callbacks->on_data)
+        return -EINVAL;
+    if (conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))
+        return -EPIPE;
+    struct ritual_conn_profile *own = (struct ritual_conn_profile *)conn->profile;
+    if (own->listener && !own->own) {
+        /* A listener's profile is shared: this connection gets a copy. The
+         * listener's reference stays the connection's, as before. */
+        own = malloc(sizeof *own);
+        if (!own)
+            return -ENOMEM;
+        *own = *conn->profile;
+        own->own = true;
+        conn->profile = own;
+    }
+    own->cbs = *callbacks;
+    return 0;
 }
 
 void *ritual_conn_data(const ritual_conn *conn)

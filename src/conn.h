@@ -46,6 +46,7 @@ struct ritual_conn_profile {
     ritual_listener *listener;   /* NULL for an outbound connection */
     ritual_tls *tls;             /* accepted connections: TLS (a reference) */
     bool tls_plaintext;          /* RITUAL_LISTEN_TLS_PLAINTEXT */
+    bool own;                    /* one connection's own copy (ritual_conn_set_callbacks) */
     uint64_t connect_timeout_ms; /* outbound only */
 };
 

@@ -472,6 +472,11 @@ int http_main(int argc, char **argv)
         cfg.http.max_conns = cli_per_worker(cfg.http.max_conns, server);
         cfg.http.handler = files_handle;
         cfg.http.data = &app;
+        /* Only GET and HEAD are answered: a body is dropped as it arrives,
+         * never kept. Up to 1 MiB, nginx's client_max_body_size, which it
+         * applies to the bodies it discards too; more is 413 at once. */
+        cfg.http.body_mode = RITUAL_HTTP_BODY_DISCARD;
+        cfg.http.max_body = 1u << 20;
         if (app.log_fd >= 0)
             cfg.http.log = access_log_write;
         cfg.http.tls = tls;

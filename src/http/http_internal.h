@@ -55,8 +55,13 @@ struct http_site {
      * the lines every response starts with after its status line. */
     int64_t date_sec;
     char date[30];
-    char common[128]; /* "\r\nDate: ...\r\nServer: ...\r\n" */
-    size_t common_len;
+    char *common; /* "\r\nDate: ...\r\nServer: ...\r\n" and extra_headers */
+    size_t common_len, common_cap;
+
+    /* Connections whose request body is arriving, oldest deadline first, as
+     * for `waiting` (a body read moves a connection to the end). */
+    struct ritual_list body_waiting;
+    ritual_timer *body_timer;
 
     /* Connections waiting for a request head, oldest deadline first (every
      * deadline is now + the same timeout, so appending keeps the order). */
@@ -78,6 +83,15 @@ struct http_owned {
     char data[];
 };
 
+/* How a streamed response frames its body (ritual_http_stream_*). */
+enum http_stream {
+    STREAM_NONE = 0,
+    STREAM_LENGTH,  /* Content-Length: stream_left bytes to go */
+    STREAM_CHUNKED, /* Transfer-Encoding: chunked */
+    STREAM_CLOSE,   /* HTTP/1.0, no length: the close ends it */
+    STREAM_DROP,    /* HEAD, 204, 304: no body at all */
+};
+
 struct ritual_http_exchange {
     struct http_conn *hc;
     ritual_http_request req;
@@ -86,29 +100,41 @@ struct ritual_http_exchange {
     int64_t unix_time;
     bool responded;
     bool head_method;
-    bool keep_alive; /* the request allows the connection to stay open */
+    bool keep_alive;   /* the request allows the connection to stay open */
+    bool held;         /* the handler returned without answering */
+    bool drain_wanted; /* a stream write found the queue full */
+    uint8_t stream;    /* enum http_stream */
+    uint16_t stream_status;
+    const ritual_http_exchange_callbacks *cbs;
+    void *cb_arg;
+    uint64_t stream_left;  /* STREAM_LENGTH: bytes still to write */
+    uint64_t stream_bytes; /* body bytes written */
 };
 
 enum http_state {
     HTTP_IDLE = 0, /* between requests (or none yet) */
     HTTP_BODY,     /* head parsed; its body is arriving into `owned` */
     HTTP_WAITING,  /* a handler has not answered yet */
+    HTTP_UPGRADED, /* answered 101: the connection is someone else's */
 };
 
 struct http_conn {
     ritual_conn *conn; /* NULL once closed (then only a waiting exchange keeps us) */
     struct http_site *site;
     uint8_t state;
-    bool in_delivery;  /* inside on_data: responses are staged, not sent */
-    bool close_after;  /* the next response says Connection: close... */
-    bool done;         /* ...and once it is staged, nothing more is read */
-    bool eof;          /* the peer finished sending */
-    bool held;         /* complete requests left in the buffer: output is full */
-    bool plain_on_tls; /* plain text came to a TLS listener: answered with 400 */
-    uint32_t idle_ms;  /* the idle timeout last set on the connection */
-    unsigned requests; /* answered on this connection */
-    size_t last_len;   /* bytes of an incomplete head already scanned */
-    const char *raw;   /* a request that failed to parse, for the log */
+    bool in_delivery;   /* inside on_data: responses are staged, not sent */
+    bool close_after;   /* the next response says Connection: close... */
+    bool done;          /* ...and once it is staged, nothing more is read */
+    bool eof;           /* the peer finished sending */
+    bool held;          /* complete requests left in the buffer: output is full */
+    bool plain_on_tls;  /* plain text came to a TLS listener: answered with 400 */
+    bool discard;       /* HTTP_BODY: the bytes are dropped, not kept */
+    bool body_streamed; /* HTTP_BODY: the handler ran; bytes go to on_body */
+    bool body_paused;   /* ritual_http_body_pause */
+    uint32_t idle_ms;   /* the idle timeout last set on the connection */
+    unsigned requests;  /* answered on this connection */
+    size_t last_len;    /* bytes of an incomplete head already scanned */
+    const char *raw;    /* a request that failed to parse, for the log */
     size_t raw_len;
     uint64_t deadline_ms;    /* header deadline while on site->waiting */
     struct ritual_list wait; /* in site->waiting (empty when not) */
@@ -117,8 +143,12 @@ struct http_conn {
     /* HTTP_BODY: where the body stands */
     struct http_owned *owned;
     uint64_t body_left; /* Content-Length bytes still to come */
+    uint64_t body_seen; /* decoded body bytes so far */
+    uint64_t body_deadline_ms;
+    struct ritual_list body_wait; /* in site->body_waiting (empty when not) */
     ritual_http_chunked chunked;
     ritual_http_body body_kind;
+    size_t (*upgraded_on_data)(ritual_conn *conn, const char *bytes, size_t len);
     struct ritual_http_exchange ex; /* the current exchange */
 };
 
@@ -127,6 +157,36 @@ struct http_conn {
 extern const ritual_conn_callbacks ritual__http_callbacks;
 void ritual__http_header_timer_fired(ritual_timer *timer, void *data);
 void ritual__http_owned_free(struct http_conn *hc);
+/* Copies a head (and room for `body_cap` body bytes) into a buffer of the
+ * connection's own. Returns 0 or -ENOMEM. */
+int ritual__http_owned_new(struct http_conn *hc, const char *head, size_t head_len,
+                           size_t body_cap);
+/* Parses the owned head again so the request points into the owned copy. */
+void ritual__http_reparse_owned(struct http_conn *hc);
+/* Runs the handler for the request in hc->ex; an exchange it keeps moves
+ * its request into an owned copy (of `head`, unless owned already), and
+ * the connection waits for the answer. */
+void ritual__http_dispatch(struct http_conn *hc, const char *head, size_t head_len);
+/* Sets the handler's fields of the exchange and runs it. Returns true if
+ * it kept the exchange (to answer later), false if it answered or closed. */
+bool ritual__http_run_handler(struct http_conn *hc);
+/* Idle timeout of the connection, set only when it changes. */
+void ritual__http_set_idle(struct http_conn *hc, uint64_t ms);
+/* Returns an http_conn whose connection has gone to the free list. */
+void ritual__http_conn_recycle(struct http_conn *hc);
+/* Logs the exchange's response (if there is a log). */
+void ritual__http_log_exchange(struct http_conn *hc, int status, uint64_t body_bytes);
+
+/* body.c: request bodies as they arrive (kept, dropped or streamed), and
+ * the per-loop body deadline. */
+void ritual__http_body_timer_fired(ritual_timer *timer, void *data);
+/* A head whose body follows at p[head_len..n): returns the bytes consumed. */
+size_t ritual__http_body_begin(struct http_conn *hc, const char *p, size_t n, size_t head_len);
+/* Body bytes for the request in HTTP_BODY. Returns the bytes consumed. */
+size_t ritual__http_body_feed(struct http_conn *hc, const char *p, size_t n);
+void ritual__http_body_wait_stop(struct http_conn *hc);
+/* A streamed body's exchange was answered before the body ended. */
+void ritual__http_body_answered(struct http_conn *hc);
 
 /* response.c */
 void ritual__http_date_refresh(struct http_site *site);
@@ -144,6 +204,17 @@ void ritual__http_respond_early_text(struct http_conn *hc, int status, bool clos
                                      const char *text);
 /* Sends "HTTP/1.1 100 Continue". */
 void ritual__http_send_continue(struct http_conn *hc);
+/* Content-Length values of stage_head that are not lengths. */
+#define HTTP_LEN_CHUNKED UINT64_MAX    /* Transfer-Encoding: chunked */
+#define HTTP_LEN_NONE (UINT64_MAX - 1) /* no framing header */
+/* The parts of an answer, for stream.c and upgrade.c: the checks (0 or a
+ * negative errno: see ritual_http_respond), the head staged (0 or
+ * -ENOMEM), and the stage sent unless on_data will send it. */
+int ritual__http_check_head(int status, const ritual_http_header *headers, size_t num_headers);
+int ritual__http_check_exchange(ritual_http_exchange *ex);
+int ritual__http_stage_head(struct http_conn *hc, int status, const ritual_http_header *headers,
+                            size_t num_headers, uint64_t content_length, bool close, bool http10);
+void ritual__http_flush_unless_delivering(struct http_conn *hc);
 
 /* server.c */
 /* Logs a response the layer gave before any handler ran. */

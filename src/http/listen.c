@@ -3,6 +3,7 @@
  * site per loop (its connections, free list, header timer, Date cache),
  * freed with its loop. */
 #include "http_internal.h"
+#include "parser.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@ static void config_unref(struct http_config *cfg)
     if (--cfg->refs > 0)
         return;
     free((char *)cfg->opts.server_name);
+    free((char *)cfg->opts.extra_headers);
     free(cfg->sites);
     free(cfg);
 }
@@ -32,7 +34,9 @@ static void site_free(void *arg)
         site->free_conns = next;
     }
     ritual_timer_free(site->header_timer);
+    ritual_timer_free(site->body_timer);
     free(site->headers);
+    free(site->common);
     ritual__http_stage_drop(site);
     free(site->stage);
     free(site->pieces);
@@ -49,15 +53,23 @@ static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ri
         site->loop = loop;
         site->date_sec = -1;
         ritual_list_init(&site->waiting);
+        ritual_list_init(&site->body_waiting);
         ritual_list_init(&site->all_conns);
         site->headers = calloc(cfg->opts.max_headers, sizeof *site->headers);
         site->header_timer = ritual_timer_new(loop, ritual__http_header_timer_fired, site);
+        site->body_timer = ritual_timer_new(loop, ritual__http_body_timer_fired, site);
+        /* Date and Server lines (the name is cut at 64), then the extras. */
+        const char *extra = cfg->opts.extra_headers;
+        site->common_cap = 128 + (extra ? strlen(extra) : 0);
+        site->common = malloc(site->common_cap);
     }
-    if (!site || !site->headers || !site->header_timer ||
+    if (!site || !site->headers || !site->header_timer || !site->body_timer || !site->common ||
         ritual_loop_on_free(loop, site_free, site) < 0) {
         if (site) {
             ritual_timer_free(site->header_timer);
+            ritual_timer_free(site->body_timer);
             free(site->headers);
+            free(site->common);
             free(site);
         }
         ritual_error_set(err, -ENOMEM, "http: out of memory");
@@ -68,6 +80,27 @@ static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ri
     return site;
 }
 
+/* extra_headers: whole lines "name: value" CRLF, the name a token, the
+ * value of field characters (HTAB, SP, visible, obs-text). Returns 0 or
+ * -EINVAL with `err` saying which line is wrong. */
+static int check_extra_headers(const char *text, ritual_error *err)
+{
+    for (unsigned line = 1; *text; line++) {
+        const char *p = text;
+        while (http_is(*p, RITUAL__HTTP_TCHAR))
+            p++;
+        bool ok = p > text && *p == ':';
+        if (ok)
+            for (p++; http_is(*p, RITUAL__HTTP_VALUE);)
+                p++;
+        if (!ok || p[0] != '\r' || p[1] != '\n')
+            return ritual_error_set(
+                err, -EINVAL, "http: extra header line %u is not \"name: value\" and CRLF", line);
+        text = p + 2;
+    }
+    return 0;
+}
+
 static struct http_config *config_new(const ritual_http_options *options, unsigned nsites,
                                       ritual_error *err)
 {
@@ -75,6 +108,12 @@ static struct http_config *config_new(const ritual_http_options *options, unsign
         ritual_error_set(err, -EINVAL, "http: a handler is required");
         return NULL;
     }
+    if ((unsigned)options->body_mode > RITUAL_HTTP_BODY_DISCARD) {
+        ritual_error_set(err, -EINVAL, "http: unknown body_mode %d", (int)options->body_mode);
+        return NULL;
+    }
+    if (options->extra_headers && check_extra_headers(options->extra_headers, err) < 0)
+        return NULL;
     struct http_config *cfg = calloc(1, sizeof *cfg);
     if (!cfg)
         goto oom;
@@ -99,9 +138,12 @@ static struct http_config *config_new(const ritual_http_options *options, unsign
     if (!o->limits.max_head)
         o->limits.max_head = 32768;
     o->server_name = strdup(o->server_name ? o->server_name : "ritual");
+    bool extra = o->extra_headers && *o->extra_headers;
+    o->extra_headers = extra ? strdup(o->extra_headers) : NULL;
     cfg->sites = calloc(nsites, sizeof *cfg->sites);
-    if (!o->server_name || !cfg->sites) {
+    if (!o->server_name || !cfg->sites || (extra && !o->extra_headers)) {
         free((char *)o->server_name);
+        free((char *)o->extra_headers);
         free(cfg->sites);
         free(cfg);
         goto oom;

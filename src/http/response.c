@@ -27,9 +27,12 @@ void ritual__http_date_refresh(struct http_site *site)
     if ((int64_t)ts.tv_sec != site->date_sec) {
         site->date_sec = (int64_t)ts.tv_sec;
         ritual_http_date(site->date_sec, site->date);
-        int n = snprintf(site->common, sizeof site->common, "\r\nDate: %s\r\nServer: %.64s\r\n",
-                         site->date, site->opts->server_name);
-        site->common_len = n > 0 && (size_t)n < sizeof site->common ? (size_t)n : 0;
+        /* extra_headers follow, copied once a second: every head pays one
+         * memcpy for them, and nothing when there are none. */
+        const char *extra = site->opts->extra_headers;
+        int n = snprintf(site->common, site->common_cap, "\r\nDate: %s\r\nServer: %.64s\r\n%s",
+                         site->date, site->opts->server_name, extra ? extra : "");
+        site->common_len = n > 0 && (size_t)n < site->common_cap ? (size_t)n : 0;
     }
 }
 
@@ -166,7 +169,8 @@ static bool status_has_body(int status)
 }
 
 /* Stages the head. `headers` with a NULL name are raw lines, already ending
- * in CRLF (a cached block of headers). Returns 0 or -ENOMEM. */
+ * in CRLF (a cached block of headers). `content_length` may also be
+ * HTTP_LEN_CHUNKED or HTTP_LEN_NONE. Returns 0 or -ENOMEM. */
 static int stage_head(struct http_conn *hc, int status, const ritual_http_header *headers,
                       size_t num_headers, uint64_t content_length, bool close, bool http10)
 {
@@ -186,7 +190,7 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
         reason = ritual_http_reason(status);
         reason_len = strlen(reason);
     }
-    size_t need = 64 + reason_len + sizeof site->common + 40 + 40;
+    size_t need = 64 + reason_len + site->common_len + 40 + 40;
     for (size_t i = 0; i < num_headers; i++)
         need += headers[i].name_len + headers[i].value_len + 4;
     if (stage_reserve(site, need) < 0)
@@ -210,10 +214,12 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
         p = put(p, headers[i].value, headers[i].value_len);
         p = PUT_LITERAL(p, "\r\n");
     }
-    if (status_has_body(status)) {
+    if (status_has_body(status) && content_length < HTTP_LEN_NONE) {
         p = PUT_LITERAL(p, "Content-Length: ");
         p = put_u64(p, content_length);
         p = PUT_LITERAL(p, "\r\n");
+    } else if (status_has_body(status) && content_length == HTTP_LEN_CHUNKED) {
+        p = PUT_LITERAL(p, "Transfer-Encoding: chunked\r\n");
     }
     if (close)
         p = PUT_LITERAL(p, "Connection: close\r\n");
@@ -226,12 +232,22 @@ static int stage_head(struct http_conn *hc, int status, const ritual_http_header
     return 0;
 }
 
+/* The hot path's copies stay static (inlined, their arguments trimmed);
+ * stream.c and upgrade.c call these. */
+int ritual__http_stage_head(struct http_conn *hc, int status, const ritual_http_header *headers,
+                            size_t num_headers, uint64_t content_length, bool close, bool http10)
+{
+    return stage_head(hc, status, headers, num_headers, content_length, close, http10);
+}
+
 /* Outside on_data nothing else will send the stage: send it now. */
-static void flush_unless_delivering(struct http_conn *hc)
+void ritual__http_flush_unless_delivering(struct http_conn *hc)
 {
     if (!hc->in_delivery)
         ritual__http_stage_flush(hc->site);
 }
+
+#define flush_unless_delivering ritual__http_flush_unless_delivering
 
 static bool will_close(const struct http_conn *hc, const struct ritual_http_exchange *ex)
 {
@@ -240,9 +256,9 @@ static bool will_close(const struct http_conn *hc, const struct ritual_http_exch
 
 /* A response for a request that is already answered, or whose connection
  * is gone. Returns 0 to go on, or a negative errno. */
-static int check_exchange(ritual_http_exchange *ex)
+static ALWAYS_INLINE int check_exchange(ritual_http_exchange *ex)
 {
-    if (ex->responded)
+    if (ex->responded || ex->stream)
         return -EALREADY;
     struct http_conn *hc = ex->hc;
     if (!hc->conn) {
@@ -308,7 +324,8 @@ static ALWAYS_INLINE bool field_ok(const char *p, size_t n, bool name)
  * but HTAB (header injection: a second header, or a body of the caller's
  * choosing); or a raw block that is not whole CRLF-ended lines. Returns 0
  * or -EINVAL. */
-static int check_head(int status, const ritual_http_header *headers, size_t num_headers)
+static ALWAYS_INLINE int check_head(int status, const ritual_http_header *headers,
+                                    size_t num_headers)
 {
     if (status < 100 || status > 599)
         return -EINVAL;
@@ -332,6 +349,16 @@ static int check_head(int status, const ritual_http_header *headers, size_t num_
             return -EINVAL;
     }
     return 0;
+}
+
+int ritual__http_check_exchange(ritual_http_exchange *ex)
+{
+    return check_exchange(ex);
+}
+
+int ritual__http_check_head(int status, const ritual_http_header *headers, size_t num_headers)
+{
+    return check_head(status, headers, num_headers);
 }
 
 /* How every answer starts: the exchange checked and the head staged.
@@ -487,12 +514,13 @@ void ritual__http_respond_early_text(struct http_conn *hc, int status, bool clos
             len = sizeof body;
         memcpy(body, text, len);
     }
+    /* A HEAD gets the head a GET would (nginx does the same), no body. */
     if (stage_head(hc, status, text_plain, 1, len, hc->close_after, false) == 0 &&
-        stage_reserve(hc->site, len) == 0)
+        !hc->ex.head_method && stage_reserve(hc->site, len) == 0)
         stage_copy(hc->site, body, len);
     if (hc->close_after)
         hc->done = true;
-    ritual__http_log_early(hc, status, len);
+    ritual__http_log_early(hc, status, hc->ex.head_method ? 0 : len);
     flush_unless_delivering(hc);
     if (!hc->in_delivery && hc->done && hc->conn)
         ritual_conn_close(hc->conn);

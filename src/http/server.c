@@ -17,13 +17,15 @@
 
 /* ---------------------------------------------------------------- idle */
 
-static void set_idle(struct http_conn *hc, uint64_t ms)
+void ritual__http_set_idle(struct http_conn *hc, uint64_t ms)
 {
     if (hc->conn && hc->idle_ms != ms) {
         hc->idle_ms = (uint32_t)ms;
         ritual_conn_set_idle_timeout(hc->conn, ms);
     }
 }
+
+#define set_idle ritual__http_set_idle
 
 /* Nothing to send and no request under way: the keep-alive timeout, unless
  * a head has begun. Then the header deadline alone decides, and answers 408:
@@ -92,9 +94,7 @@ void ritual__http_owned_free(struct http_conn *hc)
     }
 }
 
-/* Copies a head (and room for `body_cap` body bytes) into a buffer of the
- * connection's own. Returns 0 or -ENOMEM. */
-static int owned_new(struct http_conn *hc, const char *head, size_t head_len, size_t body_cap)
+int ritual__http_owned_new(struct http_conn *hc, const char *head, size_t head_len, size_t body_cap)
 {
     struct http_owned *o = malloc(sizeof *o + head_len + body_cap);
     ritual_http_header *headers = calloc(hc->site->opts->max_headers, sizeof *headers);
@@ -112,32 +112,13 @@ static int owned_new(struct http_conn *hc, const char *head, size_t head_len, si
     return 0;
 }
 
-static int owned_append(struct http_conn *hc, const char *p, size_t n)
-{
-    struct http_owned *o = hc->owned;
-    if (o->head_len + o->body_len + n > o->cap) {
-        size_t cap = o->cap * 2;
-        if (cap < o->head_len + o->body_len + n)
-            cap = o->head_len + o->body_len + n;
-        struct http_owned *grown = realloc(o, sizeof *o + cap);
-        if (!grown)
-            return -ENOMEM;
-        grown->cap = cap;
-        hc->owned = o = grown;
-    }
-    memcpy(o->data + o->head_len + o->body_len, p, n);
-    o->body_len += n;
-    return 0;
-}
-
-/* Parses the owned head again so the request points into the owned copy. */
-static void reparse_owned(struct http_conn *hc)
+void ritual__http_reparse_owned(struct http_conn *hc)
 {
     struct http_owned *o = hc->owned;
     hc->ex.req.headers = o->headers;
     hc->ex.req.num_headers = hc->site->opts->max_headers;
     ritual_http_parse_request(o->data, o->head_len, &hc->ex.req, &hc->site->opts->limits, 0);
-    hc->ex.body = o->data + o->head_len;
+    hc->ex.body = o->body_len ? o->data + o->head_len : NULL;
     hc->ex.body_len = o->body_len;
 }
 
@@ -150,38 +131,76 @@ static bool keep_alive_allowed(const struct http_conn *hc, const ritual_http_req
     return hc->requests + 1 < hc->site->opts->max_requests;
 }
 
-/* Runs the handler for the request in hc->ex. `head`/`head_len` are the raw
- * head (for a copy if the handler answers later). */
-static void dispatch(struct http_conn *hc, const char *head, size_t head_len)
+static bool run_handler(struct http_conn *hc)
 {
     struct ritual_http_exchange *ex = &hc->ex;
     ex->hc = hc;
     ex->responded = false;
-    ex->head_method = is_head(&ex->req);
+    ex->cbs = NULL;
+    ex->stream_bytes = 0;
     ex->keep_alive = keep_alive_allowed(hc, &ex->req);
     ex->unix_time = hc->site->date_sec;
+    ex->held = true; /* until answered (ritual__http_exchange_done) */
     hc->site->opts->handler(ex, hc->site->opts->data);
-    if (ex->responded || !hc->conn)
-        return;
+    if (ex->responded || !hc->conn || hc->state == HTTP_UPGRADED)
+        return false;
     if (ritual_conn_closing(hc->conn)) {
         /* The handler closed or aborted the connection instead of answering:
          * the exchange ends with it (an answer now could never be sent). */
         ex->responded = true;
+        ex->held = false;
         hc->done = true;
-        return;
+        return false;
+    }
+    return true;
+}
+
+bool ritual__http_run_handler(struct http_conn *hc)
+{
+    return run_handler(hc);
+}
+
+/* The exchange kept by its handler (the slow path of dispatch). */
+static void keep_exchange(struct http_conn *hc, const char *head, size_t head_len)
+{
+    struct ritual_http_exchange *ex = &hc->ex;
+    /* A streamed body's end, for a request that had none. */
+    if (hc->site->opts->body_mode == RITUAL_HTTP_BODY_STREAM && ex->cbs && ex->cbs->on_body_end &&
+        ex->req.body == RITUAL_HTTP_BODY_NONE) {
+        ex->cbs->on_body_end(ex, ex->cb_arg);
+        if (!ex->held || !hc->conn || hc->state == HTTP_UPGRADED)
+            return;
+        if (ritual_conn_closing(hc->conn)) {
+            ex->held = false;
+            ex->responded = true;
+            hc->done = true;
+            return;
+        }
     }
     /* Answered later: the request must outlive the read buffer. */
     if (!hc->owned) {
-        if (owned_new(hc, head, head_len, ex->body_len) < 0) {
+        if (ritual__http_owned_new(hc, head, head_len, ex->body_len) < 0) {
             ritual_conn_abort(hc->conn);
             return;
         }
         if (ex->body_len > 0)
-            owned_append(hc, ex->body, ex->body_len); /* fits: reserved above */
-        reparse_owned(hc);
+            memcpy(hc->owned->data + head_len, ex->body, ex->body_len); /* room reserved */
+        hc->owned->body_len = ex->body_len;
+        ritual__http_reparse_owned(hc);
     }
     hc->state = HTTP_WAITING;
     ritual_conn_pause(hc->conn);
+}
+
+static void dispatch(struct http_conn *hc, const char *head, size_t head_len)
+{
+    if (run_handler(hc))
+        keep_exchange(hc, head, head_len);
+}
+
+void ritual__http_dispatch(struct http_conn *hc, const char *head, size_t head_len)
+{
+    dispatch(hc, head, head_len);
 }
 
 static void log_entry(struct http_conn *hc, const char *line, size_t line_len,
@@ -214,26 +233,40 @@ void ritual__http_log_early(struct http_conn *hc, int status, uint64_t body_byte
     hc->raw = NULL;
 }
 
-void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes)
+void ritual__http_conn_recycle(struct http_conn *hc)
 {
-    struct ritual_http_exchange *ex = &hc->ex;
     struct http_site *site = hc->site;
-    ex->responded = true;
-    if (!hc->conn) { /* answered after the connection closed */
-        ritual__http_owned_free(hc);
-        hc->state = HTTP_IDLE;
-        ritual_list_del(&hc->all);
-        hc->next_free = site->free_conns;
-        site->free_conns = hc;
-        return;
-    }
-    hc->requests++;
-    if (site->opts->log) {
-        const ritual_http_request *r = &ex->req;
+    ritual__http_owned_free(hc);
+    hc->state = HTTP_IDLE;
+    ritual_list_del(&hc->all);
+    hc->next_free = site->free_conns;
+    site->free_conns = hc;
+}
+
+void ritual__http_log_exchange(struct http_conn *hc, int status, uint64_t body_bytes)
+{
+    if (hc->site->opts->log) {
+        const ritual_http_request *r = &hc->ex.req;
         /* method SP target SP "HTTP/1.x": contiguous in the parsed head */
         size_t line_len = (size_t)(r->target + r->target_len + 9 - r->method);
         log_entry(hc, r->method, line_len, r, status, body_bytes);
     }
+}
+
+void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_bytes)
+{
+    struct ritual_http_exchange *ex = &hc->ex;
+    ex->responded = true;
+    ex->held = false;
+    ex->stream = STREAM_NONE;
+    if (!hc->conn) { /* answered after the connection closed */
+        ritual__http_conn_recycle(hc);
+        return;
+    }
+    hc->requests++;
+    ritual__http_log_exchange(hc, status, body_bytes);
+    if (hc->state == HTTP_BODY)
+        ritual__http_body_answered(hc);
     if (!ex->keep_alive)
         hc->close_after = true;
     if (hc->close_after)
@@ -252,74 +285,14 @@ void ritual__http_exchange_done(struct http_conn *hc, int status, uint64_t body_
         ritual_conn_close(hc->conn);
 }
 
-/* A head has arrived whose body is still coming: copy both into an owned
- * buffer and consume them. Returns the bytes consumed. */
-static size_t begin_body(struct http_conn *hc, const char *p, size_t n, size_t head_len)
+/* Is the request at p[0..n), parsed or not, a HEAD? Then the layer's own
+ * errors carry no body either. Empty lines before it are skipped. */
+static bool raw_is_head(const char *p, size_t n)
 {
-    const ritual_http_request *req = &hc->ex.req;
-    size_t cap = req->body == RITUAL_HTTP_BODY_LENGTH ? (size_t)req->content_length : 4096;
-    if (owned_new(hc, p, head_len, cap) < 0) {
-        ritual_conn_abort(hc->conn);
-        return n;
-    }
-    hc->body_kind = req->body;
-    hc->body_left = req->content_length;
-    memset(&hc->chunked, 0, sizeof hc->chunked);
-    hc->state = HTTP_BODY;
-    if (req->flags & RITUAL_HTTP_EXPECT_CONTINUE)
-        ritual__http_send_continue(hc);
-    set_idle(hc, hc->site->opts->body_timeout_ms);
-    return head_len;
-}
-
-static void finish_body(struct http_conn *hc)
-{
-    hc->state = HTTP_IDLE;
-    reparse_owned(hc);
-    dispatch(hc, NULL, 0);
-    if (hc->state != HTTP_WAITING)
-        ritual__http_owned_free(hc);
-}
-
-/* Body bytes for the request in HTTP_BODY. Returns the bytes consumed. */
-static size_t feed_body(struct http_conn *hc, const char *p, size_t n)
-{
-    const ritual_http_options *o = hc->site->opts;
-    if (hc->body_kind == RITUAL_HTTP_BODY_LENGTH) {
-        size_t take = n < hc->body_left ? n : (size_t)hc->body_left;
-        owned_append(hc, p, take); /* fits: the buffer was sized for it */
-        hc->body_left -= take;
-        if (hc->body_left == 0)
-            finish_body(hc);
-        return take;
-    }
-    size_t used = 0;
-    while (used < n && !ritual_http_chunked_done(&hc->chunked)) {
-        const char *data;
-        size_t data_len;
-        size_t r;
-        if (ritual_http_chunked_decode(&hc->chunked, p + used, n - used, &r, &data, &data_len) <
-            0) {
-            ritual__http_respond_early(hc, 400, true);
-            return n;
-        }
-        if (data_len > 0) {
-            if (hc->owned->body_len + data_len > o->max_body) {
-                ritual__http_respond_early(hc, 413, true);
-                return n;
-            }
-            if (owned_append(hc, data, data_len) < 0) {
-                ritual_conn_abort(hc->conn);
-                return n;
-            }
-        }
-        used += r;
-        if (r == 0)
-            break;
-    }
-    if (ritual_http_chunked_done(&hc->chunked))
-        finish_body(hc);
-    return used;
+    size_t i = 0;
+    while (i < n && (p[i] == '\r' || p[i] == '\n'))
+        i++;
+    return n - i >= 5 && memcmp(p + i, "HEAD ", 5) == 0;
 }
 
 /* Handles the request at p[0..n). Returns the bytes consumed, 0 if the head
@@ -334,37 +307,28 @@ static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
     int rc = ritual_http_parse_request(p, n, req, &o->limits, hc->last_len);
     if (rc == RITUAL_HTTP_PARTIAL) {
         hc->last_len = n;
+        hc->ex.head_method = raw_is_head(p, n); /* for a 408 */
         wait_start(hc);
         return 0;
     }
     wait_stop(hc);
     hc->last_len = 0;
     if (rc < 0) {
+        hc->ex.head_method = raw_is_head(p, n);
         hc->raw = p;
         hc->raw_len = n;
         ritual__http_respond_early(hc, req->status, true);
         return n;
     }
     size_t head_len = (size_t)rc;
+    hc->ex.head_method = is_head(req);
     hc->ex.body = NULL;
     hc->ex.body_len = 0;
     if (req->body == RITUAL_HTTP_BODY_NONE) {
         dispatch(hc, p, head_len);
         return head_len;
     }
-    if (req->body == RITUAL_HTTP_BODY_LENGTH && req->content_length > o->max_body) {
-        hc->raw = p;
-        hc->raw_len = head_len;
-        ritual__http_respond_early(hc, 413, true);
-        return n;
-    }
-    if (req->body == RITUAL_HTTP_BODY_LENGTH && n - head_len >= req->content_length) {
-        hc->ex.body = p + head_len; /* all here: zero-copy */
-        hc->ex.body_len = (size_t)req->content_length;
-        dispatch(hc, p, head_len);
-        return head_len + (size_t)req->content_length;
-    }
-    return begin_body(hc, p, n, head_len);
+    return ritual__http_body_begin(hc, p, n, head_len);
 }
 
 /* Enough is queued for this connection: leave the rest of its pipeline in
@@ -380,7 +344,7 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
 {
     struct http_conn *hc = ritual_conn_data(conn);
     struct http_site *site = hc->site;
-    if (hc->state == HTTP_WAITING)
+    if (hc->state >= HTTP_WAITING)
         return 0;
     hc->in_delivery = true;
     hc->held = false;
@@ -388,15 +352,18 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     ritual__http_date_refresh(site);
     if (hc->plain_on_tls) { /* what nginx says, before parsing anything */
         hc->in_delivery = false;
+        hc->ex.head_method = raw_is_head(bytes, len);
         ritual__http_respond_early_text(hc, 400, true,
                                         "400 The plain HTTP request was sent to HTTPS port\n");
         return len;
     }
     size_t pos = 0;
-    while (pos < len && hc->conn && !hc->done && hc->state != HTTP_WAITING) {
+    while (pos < len && hc->conn && !hc->done && hc->state <= HTTP_BODY) {
         size_t used;
         if (hc->state == HTTP_BODY) {
-            used = feed_body(hc, bytes + pos, len - pos);
+            if (hc->body_paused)
+                break;
+            used = ritual__http_body_feed(hc, bytes + pos, len - pos);
         } else {
             if (output_full(hc)) {
                 hc->held = true;
@@ -412,13 +379,21 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     ritual__http_stage_flush(site);
     if (hc->state == HTTP_WAITING)
         return pos;
+    if (hc->state == HTTP_UPGRADED) {
+        /* What followed the head is the new protocol's. */
+        size_t (*next)(ritual_conn *, const char *, size_t) = hc->upgraded_on_data;
+        ritual__http_conn_recycle(hc);
+        if (pos < len && !ritual_conn_closing(conn))
+            pos += next(conn, bytes + pos, len - pos);
+        return pos;
+    }
     /* After the peer's FIN, whatever is not complete by now never will be. */
     if (hc->done || (hc->eof && !hc->held)) {
         ritual_conn_close(conn);
         return pos;
     }
     if (hc->state == HTTP_BODY)
-        set_idle(hc, site->opts->body_timeout_ms);
+        set_idle(hc, 0); /* the body deadline answers 408 instead */
     else if (ritual_conn_write_queued(conn) > 0)
         set_idle(hc, site->opts->send_timeout_ms);
     else
@@ -455,6 +430,7 @@ static void on_open(ritual_conn *conn)
     hc->conn = conn;
     hc->site = site;
     ritual_list_init(&hc->wait);
+    ritual_list_init(&hc->body_wait);
     ritual_list_add_tail(&site->all_conns, &hc->all);
     ritual_conn_set_data(conn, hc);
     set_idle(hc, site->opts->keepalive_timeout_ms);
@@ -477,6 +453,13 @@ static void on_eof(ritual_conn *conn)
 static void on_drain(ritual_conn *conn)
 {
     struct http_conn *hc = ritual_conn_data(conn);
+    struct ritual_http_exchange *ex = &hc->ex;
+    if (ex->stream && ex->drain_wanted && !ritual_conn_write_blocked(conn)) {
+        ex->drain_wanted = false;
+        if (ex->cbs && ex->cbs->on_drain)
+            ex->cbs->on_drain(ex, ex->cb_arg);
+        return;
+    }
     if (hc->state == HTTP_IDLE && ritual_conn_write_queued(conn) == 0)
         set_idle(hc, idle_between_requests(hc));
 }
@@ -500,21 +483,24 @@ static void on_shutdown(ritual_conn *conn)
 
 static void on_close(ritual_conn *conn, int reason)
 {
-    (void)reason;
     struct http_conn *hc = ritual_conn_data(conn);
     if (!hc)
         return;
     struct http_site *site = hc->site;
     wait_stop(hc);
+    ritual__http_body_wait_stop(hc);
     if (site->stage_conn == hc)
         ritual__http_stage_drop(site);
     hc->conn = NULL;
-    if (hc->state == HTTP_WAITING)
+    struct ritual_http_exchange *ex = &hc->ex;
+    if (ex->held && !(ex->cbs && ex->cbs->on_close))
         return; /* the handler still holds the exchange: freed when it answers */
-    ritual__http_owned_free(hc);
-    ritual_list_del(&hc->all);
-    hc->next_free = site->free_conns;
-    site->free_conns = hc;
+    if (ex->held) {
+        ex->held = false;
+        ex->responded = true; /* an answer from on_close is -EALREADY */
+        ex->cbs->on_close(ex, reason, ex->cb_arg);
+    }
+    ritual__http_conn_recycle(hc);
 }
 
 const ritual_conn_callbacks ritual__http_callbacks = {

@@ -52,3 +52,7 @@ add_test(NAME layers COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/check-layers
          ${PROJECT_SOURCE_DIR})
 set_tests_properties(layers PROPERTIES TIMEOUT 30 LABELS library)
 ritual_library_test(tls 90)
+# Streaming in the HTTP library: responses written as they go, with
+# backpressure; request bodies streamed, dropped or refused; upgrades;
+# HEAD errors without a body; extra header lines on every head.
+ritual_library_test(http_stream 60)

@@ -69,3 +69,10 @@ ritual_program_test(tls 120)
 # recheck; precompressed siblings chosen by Accept-Encoding.
 ritual_program_test(http_file_cache 90)
 ritual_program_test(http_precompressed 60)
+# examples/sse_clock.c and examples/upload.c: an event stream ended cleanly
+# by SIGTERM; uploads stored byte-exact, half of one leaving nothing.
+ritual_program_test(examples_http 60)
+add_dependencies(test_examples_http example_sse_clock example_upload)
+# ritual http and request bodies: small ones dropped with the connection
+# reused, over 1 MiB refused at once, a stalled one answered 408.
+ritual_program_test(http_bodies 60)

@@ -133,8 +133,11 @@ static void parse_head(const char *buf, size_t head_len, struct http_response *r
     }
     if (http_field_count(r, "Content-Length") > 1)
         FAIL("a response with %d Content-Length headers", http_field_count(r, "Content-Length"));
-    if (http_field(r, "Transfer-Encoding") != NULL)
-        FAIL("unexpected Transfer-Encoding: %s", http_field(r, "Transfer-Encoding"));
+    const char *te = http_field(r, "Transfer-Encoding");
+    if (te != NULL && (strcmp(te, "chunked") != 0 || http_field_count(r, "Transfer-Encoding") > 1 ||
+                       http_field(r, "Content-Length") != NULL))
+        FAIL("unexpected Transfer-Encoding: %s", te);
+    r->chunked = te != NULL;
     const char *cl = http_field(r, "Content-Length");
     if (cl != NULL) {
         char *end;
@@ -201,6 +204,8 @@ int http_read_response(struct http_client *c, struct http_response *r, int head_
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     if (!http_read_head(c, r, timeout_ms))
         return 0;
+    if (r->chunked && !head_request)
+        FAIL("a chunked response: read its head alone (http_read_head), then the chunks");
     int until_close = 0;
     uint64_t want = 0;
     if (!head_request && status_has_body(r->status)) {

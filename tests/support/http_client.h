@@ -21,7 +21,8 @@ struct http_client {
 /* One response, as read off the wire by a small strict parser: a status
  * line "HTTP/1.x NNN reason", header lines ending in CRLF, and a body framed
  * by Content-Length (none for HEAD, 1xx, 204 and 304; until the close when
- * there is no Content-Length). */
+ * there is no Content-Length). A chunked one is refused unless only its head
+ * is read (http_read_head): the chunks are the caller's to decode. */
 struct http_response {
     int status;
     int minor_version;
@@ -32,7 +33,8 @@ struct http_response {
     char fields[16384];
     int has_length; /* a Content-Length header was present */
     uint64_t content_length;
-    char *body; /* malloc'd and NUL-terminated (NULL after http_read_head) */
+    int chunked; /* Transfer-Encoding: chunked (only http_read_head reads those) */
+    char *body;  /* malloc'd and NUL-terminated (NULL after http_read_head) */
     size_t body_len;
 };
 

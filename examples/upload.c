@@ -1,0 +1,228 @@
+/* Uploads streamed to files: `upload DIR [HOST:PORT]` (default
+ * 127.0.0.1:8083) stores the body of PUT or POST /NAME in DIR/NAME as it
+ * arrives, and answers 201 Created with the byte count. Try:
+ *   curl -T big.iso http://127.0.0.1:8083/big.iso
+ *
+ * What it shows: RITUAL_HTTP_BODY_STREAM (the handler runs on the head,
+ * the body comes to on_body piece by piece, never whole in memory) and its
+ * backpressure: pieces gather in a buffer of BUFFER_MAX bytes per upload;
+ * when it is full, reading pauses (ritual_http_body_pause) while the
+ * buffer goes to disk a slice per loop turn, so one fast client neither
+ * fills memory nor keeps the loop from the others; then reading resumes.
+ * A client that leaves half-way leaves no file (on_close). A file appears
+ * under its name only once complete (written as NAME.part, then renamed).
+ * Build: cc upload.c $(pkg-config --cflags --libs ritual) */
+#include <ritual.h>
+#include <ritual_http.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BUFFER_MAX (256 * 1024)           /* per upload */
+#define PAUSE_AT (BUFFER_MAX - 64 * 1024) /* room for one more piece */
+#define SLICE (64 * 1024)                 /* written per loop turn */
+#define MAX_UPLOAD (1ull << 32)           /* 4 GiB */
+
+static int dir_fd = -1;
+
+struct upload {
+    ritual_http_exchange *ex;
+    ritual_timer *flush;
+    int fd;
+    int ended; /* the whole body is in */
+    char name[256], part[262];
+    uint64_t total;
+    size_t len;
+    char buf[BUFFER_MAX];
+};
+
+static void upload_free(struct upload *u, int keep)
+{
+    if (u->fd >= 0 && close(u->fd) < 0)
+        keep = 0;
+    if (!keep)
+        unlinkat(dir_fd, u->part, 0);
+    ritual_timer_free(u->flush);
+    free(u);
+}
+
+/* Writes up to `max` buffered bytes. Returns 0 or -errno. */
+static int write_some(struct upload *u, size_t max)
+{
+    size_t n = u->len < max ? u->len : max;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(u->fd, u->buf + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        done += (size_t)w;
+    }
+    memmove(u->buf, u->buf + n, u->len - n);
+    u->len -= n;
+    return 0;
+}
+
+static void finish(struct upload *u, int error)
+{
+    ritual_http_exchange *ex = u->ex;
+    if (error == 0 && renameat(dir_fd, u->part, dir_fd, u->name) < 0)
+        error = -errno;
+    if (error < 0) {
+        fprintf(stderr, "upload: %s: %s\n", u->name, strerror(-error));
+        ritual_http_respond_error(ex, 500, 1);
+        upload_free(u, 0);
+        return;
+    }
+    char text[64];
+    int n = snprintf(text, sizeof text, "%llu bytes\n", (unsigned long long)u->total);
+    ritual_http_respond(ex, 201, NULL, 0, text, (size_t)n);
+    upload_free(u, 1);
+}
+
+/* A slice to disk per loop turn while the buffer holds bytes. */
+static void flush_some(ritual_timer *timer, void *data)
+{
+    struct upload *u = data;
+    int rc = write_some(u, SLICE);
+    if (rc < 0) {
+        finish(u, rc);
+        return;
+    }
+    if (u->len > 0) {
+        ritual_timer_start(timer, 0, 0);
+        return;
+    }
+    if (u->ended)
+        finish(u, 0);
+    else
+        ritual_http_body_resume(u->ex); /* empty: read on */
+}
+
+static void on_body(ritual_http_exchange *ex, const char *data, size_t len, void *arg)
+{
+    struct upload *u = arg;
+    memcpy(u->buf + u->len, data, len); /* a piece is at most 64 KiB: it fits */
+    u->len += len;
+    u->total += len;
+    if (u->len >= PAUSE_AT) {
+        ritual_http_body_pause(ex);
+        ritual_timer_start(u->flush, 0, 0);
+    }
+}
+
+static void on_body_end(ritual_http_exchange *ex, void *arg)
+{
+    (void)ex;
+    struct upload *u = arg;
+    u->ended = 1;
+    if (!ritual_timer_active(u->flush))
+        flush_some(u->flush, u);
+}
+
+static void on_close(ritual_http_exchange *ex, int reason, void *arg)
+{
+    (void)ex, (void)reason;
+    upload_free(arg, 0); /* half a file is no file */
+}
+
+static const ritual_http_exchange_callbacks upload_callbacks = {
+    .on_body = on_body,
+    .on_body_end = on_body_end,
+    .on_close = on_close,
+};
+
+/* "/NAME": letters, digits, '.', '-' and '_', not starting with '.'. */
+static int name_of(const ritual_http_request *req, char *out, size_t size)
+{
+    size_t n = req->target_len;
+    if (n < 2 || n - 1 >= size || req->target[0] != '/' || req->target[1] == '.')
+        return -1;
+    for (size_t i = 1; i < n; i++) {
+        char c = req->target[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_'))
+            return -1;
+    }
+    memcpy(out, req->target + 1, n - 1);
+    out[n - 1] = '\0';
+    return 0;
+}
+
+static void handle(ritual_http_exchange *ex, void *data)
+{
+    ritual_loop *loop = data;
+    const ritual_http_request *req = ritual_http_exchange_request(ex);
+    int put = req->method_len == 3 && memcmp(req->method, "PUT", 3) == 0;
+    int post = req->method_len == 4 && memcmp(req->method, "POST", 4) == 0;
+    if (!put && !post) {
+        static const ritual_http_header allow = RITUAL_HTTP_HEADER("Allow", "PUT, POST");
+        ritual_http_respond(ex, 405, &allow, 1, "PUT or POST a file\n", 19);
+        return;
+    }
+    struct upload *u = malloc(sizeof *u);
+    if (!u) {
+        ritual_http_respond_error(ex, 503, 1);
+        return;
+    }
+    memset(u, 0, offsetof(struct upload, buf));
+    u->ex = ex;
+    u->fd = -1;
+    if (name_of(req, u->name, sizeof u->name) < 0) {
+        free(u);
+        ritual_http_respond_error(ex, 400, 0); /* the body is dropped by the layer */
+        return;
+    }
+    snprintf(u->part, sizeof u->part, "%s.part", u->name);
+    u->flush = ritual_timer_new(loop, flush_some, u);
+    u->fd = openat(dir_fd, u->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (!u->flush || u->fd < 0) {
+        fprintf(stderr, "upload: %s: %s\n", u->part, strerror(errno));
+        upload_free(u, 0);
+        ritual_http_respond_error(ex, 500, 1);
+        return;
+    }
+    /* From here the body comes to on_body; the answer, from on_body_end. */
+    ritual_http_exchange_set_callbacks(ex, &upload_callbacks, u);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: upload DIR [HOST:PORT]\n");
+        return 2;
+    }
+    dir_fd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        fprintf(stderr, "upload: %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    ritual_error err;
+    ritual_loop *loop = ritual_loop_new(NULL, &err);
+    ritual_http_options opts = {
+        .handler = handle,
+        .data = loop,
+        .body_mode = RITUAL_HTTP_BODY_STREAM,
+        .max_body = MAX_UPLOAD,
+    };
+    ritual_listener *l =
+        loop ? ritual_http_listen(loop, argc > 2 ? argv[2] : "127.0.0.1:8083", &opts, &err) : NULL;
+    if (!l) {
+        fprintf(stderr, "upload: %s\n", err.message);
+        ritual_loop_free(loop);
+        close(dir_fd);
+        return 1;
+    }
+    ritual_loop_shutdown_on_signals(loop, 30000);
+    printf("listening on port %d\n", ritual_listener_port(l));
+    fflush(stdout);
+    int rc = ritual_loop_run(loop);
+    ritual_loop_free(loop);
+    close(dir_fd);
+    return rc == 0 ? 0 : 1;
+}
