@@ -196,3 +196,12 @@ unsigned cli_per_worker(unsigned total, const ritual_server *server)
     unsigned workers = ritual_server_workers(server);
     return total ? (total + workers - 1) / workers : 0;
 }
+
+const char *cli_printable(const char *text, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; text[n] && n + 1 < cap; n++)
+        out[n] = (unsigned char)text[n] < 0x20 || text[n] == 0x7f ? '?' : text[n];
+    out[n] = '\0';
+    return out;
+}

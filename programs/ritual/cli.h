@@ -15,6 +15,10 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
  * stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* `text` made fit for a one-line message: control characters become '?',
+ * and it is cut to fit out[cap]. Returns out. */
+const char *cli_printable(const char *text, char *out, size_t cap);
+
 /* Prints "ritual: message" as one line on stderr and returns EXIT_RUNTIME. */
 int cli_runtime_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

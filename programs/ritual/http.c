@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +36,9 @@ static const char http_usage[] =
     "                              not exist, with 200: a single-page app's routes\n"
     "  --error-page STATUS=PATH    answer STATUS (400-599, e.g. 404=/404.html) with the\n"
     "                              file at PATH, keeping the status; repeatable\n"
+    "  --header 'NAME: VALUE'      add this header to every answer, errors included;\n"
+    "                              repeatable; X-Content-Type-Options: nosniff is\n"
+    "                              always sent unless a --header names it\n"
     "  --cache-control GLOB=VALUE  Cache-Control: VALUE on files matching GLOB (e.g.\n"
     "                              '*.js=max-age=31536000, immutable'); a GLOB with no\n"
     "                              '/' matches the file name, else the whole path; the\n"
@@ -102,6 +106,8 @@ struct http_cli {
     const char *fallback;
     struct header_rule cache_rules[HTTP_RULES_MAX];
     size_t ncache_rules;
+    char headers[8192]; /* --header lines, each ending in CRLF */
+    size_t headers_len;
     struct error_page error_pages[HTTP_RULES_MAX];
     size_t nerror_pages;
     struct file_cache_options cache;
@@ -136,6 +142,7 @@ enum {
     OPT_FALLBACK,
     OPT_ERROR_PAGE,
     OPT_CACHE_CONTROL,
+    OPT_HEADER,
     OPT_PRECOMPRESSED,
     OPT_CACHE_VALID,
     OPT_CACHE_INACTIVE,
@@ -151,8 +158,13 @@ static int parse_timeout(const char *name, const char *text, uint64_t *ms)
 /* A path under the root as an option gives it: absolute, no escapes. */
 static int parse_site_path(const char *name, const char *text)
 {
-    if (text[0] != '/' || strchr(text, '?') || strchr(text, '#') || strchr(text, '%'))
-        return cli_usage_error("http", "%s: '%s' is not a path starting with /", name, text);
+    char shown[128];
+    bool control = false;
+    for (const char *p = text; *p; p++)
+        control |= (unsigned char)*p < 0x20 || *p == 0x7f;
+    if (text[0] != '/' || control || strpbrk(text, "?#%"))
+        return cli_usage_error("http", "%s: '%s' is not a path starting with /", name,
+                               cli_printable(text, shown, sizeof shown));
     return 0;
 }
 
@@ -177,17 +189,97 @@ static int parse_error_page(const char *text, struct http_cli *cfg)
 /* --cache-control GLOB=VALUE: the value must be a header value. */
 static int parse_cache_control(char *text, struct http_cli *cfg)
 {
+    char shown[128];
     char *eq = strchr(text, '=');
     if (!eq || eq == text || !eq[1])
-        return cli_usage_error("http", "--cache-control: '%s' is not GLOB=VALUE", text);
+        return cli_usage_error("http", "--cache-control: '%s' is not GLOB=VALUE",
+                               cli_printable(text, shown, sizeof shown));
     for (const char *p = eq + 1; *p; p++)
         if ((unsigned char)*p < 0x20 && *p != '\t')
-            return cli_usage_error("http", "--cache-control: a control character in '%s'", text);
+            return cli_usage_error("http", "--cache-control: a control character in '%s'",
+                                   cli_printable(text, shown, sizeof shown));
     if (cfg->ncache_rules == HTTP_RULES_MAX)
         return cli_usage_error("http", "--cache-control: more than %d", HTTP_RULES_MAX);
     *eq = '\0';
     cfg->cache_rules[cfg->ncache_rules++] = (struct header_rule){text, eq + 1};
     return 0;
+}
+
+static int add_header_line(struct http_cli *cfg, const char *name, size_t name_len,
+                           const char *value)
+{
+    size_t room = sizeof cfg->headers - cfg->headers_len;
+    int n =
+        snprintf(cfg->headers + cfg->headers_len, room, "%.*s: %s\r\n", (int)name_len, name, value);
+    if (n < 0 || (size_t)n >= room)
+        return cli_usage_error("http", "--header: more than %zu bytes of headers in all",
+                               sizeof cfg->headers - 64);
+    cfg->headers_len += (size_t)n;
+    return 0;
+}
+
+/* --header 'NAME: VALUE': a token, a colon, a value without control
+ * characters (RFC 9110 5.1, 5.5). */
+static int parse_header(const char *text, struct http_cli *cfg)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    char shown[128];
+    size_t name_len = 0;
+    while (text[name_len] && text[name_len] != ':') {
+        unsigned char c = (unsigned char)text[name_len];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              strchr(tchar, c)))
+            return cli_usage_error("http", "--header: '%s' is not NAME: VALUE",
+                                   cli_printable(text, shown, sizeof shown));
+        name_len++;
+    }
+    if (name_len == 0 || text[name_len] != ':')
+        return cli_usage_error("http", "--header: '%s' is not NAME: VALUE",
+                               cli_printable(text, shown, sizeof shown));
+    /* The server writes these itself: a second copy would contradict it,
+     * and a second Content-Length or Transfer-Encoding would break the
+     * framing of every answer. */
+    static const char *const owned[] = {
+        "Content-Length",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "Upgrade",
+        "Trailer",
+        "Date",
+        "Server",
+        "Content-Type",
+        "Content-Range",
+        "Content-Encoding",
+        "ETag",
+        "Last-Modified",
+        "Accept-Ranges",
+        "Location",
+        "Allow",
+    };
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        if (strlen(owned[i]) == name_len && strncasecmp(text, owned[i], name_len) == 0)
+            return cli_usage_error("http", "--header: %s is set by the server itself", owned[i]);
+    const char *value = text + name_len + 1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    for (const char *p = value; *p; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return cli_usage_error("http", "--header: a control character in the value of %.*s",
+                                   (int)name_len, text);
+    return add_header_line(cfg, text, name_len, value);
+}
+
+/* The headers every answer carries: the --header lines, and nosniff unless
+ * one of them says otherwise (a browser must not guess a script or a page
+ * out of a file served as text). */
+static int finish_headers(struct http_cli *cfg)
+{
+    static const char nosniff[] = "X-Content-Type-Options:";
+    for (const char *line = cfg->headers; *line; line = strstr(line, "\r\n") + 2)
+        if (strncasecmp(line, nosniff, sizeof nosniff - 1) == 0)
+            return 0;
+    return add_header_line(cfg, nosniff, sizeof nosniff - 2, "nosniff");
 }
 
 static int parse_args(int argc, char **argv, struct http_cli *cfg)
@@ -217,6 +309,7 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         {"fallback", required_argument, NULL, OPT_FALLBACK},
         {"error-page", required_argument, NULL, OPT_ERROR_PAGE},
         {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
+        {"header", required_argument, NULL, OPT_HEADER},
         {"precompressed", required_argument, NULL, OPT_PRECOMPRESSED},
         {"open-file-cache-valid", required_argument, NULL, OPT_CACHE_VALID},
         {"open-file-cache-inactive", required_argument, NULL, OPT_CACHE_INACTIVE},
@@ -320,6 +413,9 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         case OPT_CACHE_CONTROL:
             rc = parse_cache_control(optarg, cfg);
             break;
+        case OPT_HEADER:
+            rc = parse_header(optarg, cfg);
+            break;
         case OPT_PRECOMPRESSED:
             if (coding_list_parse(optarg, &cfg->cache.precompressed) < 0)
                 return cli_usage_error(
@@ -347,6 +443,8 @@ static int parse_args(int argc, char **argv, struct http_cli *cfg)
         return cli_usage_error("http", "unexpected argument '%s'", argv[optind]);
     if (!cfg->root)
         return cli_usage_error("http", "--root DIR is required");
+    if (finish_headers(cfg) != 0)
+        return EXIT_USAGE;
     if (cli_tls_check("http", &cfg->tls) != 0)
         return EXIT_USAGE;
     ritual_error err;
@@ -480,6 +578,7 @@ int http_main(int argc, char **argv)
         if (app.log_fd >= 0)
             cfg.http.log = access_log_write;
         cfg.http.tls = tls;
+        cfg.http.extra_headers = cfg.headers;
         listener = ritual_http_server_listen(server, cfg.listen, &cfg.http, &err);
         if (!listener)
             rc = cli_runtime_error("%s", err.message);

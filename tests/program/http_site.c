@@ -14,7 +14,12 @@
  * cache_control: --cache-control GLOB=VALUE, first match wins, on 200, 206
  *   and 304, not on errors; a glob without '/' matches the file name (and a
  *   directory's index), one with '/' the whole path.
- * bad_options: each new option's bad values are usage errors (exit 2). */
+ * headers: X-Content-Type-Options: nosniff and each --header on every
+ *   answer: a file, a 304, a 404, and the 400 the HTTP layer gives to a
+ *   malformed request; a --header naming X-Content-Type-Options replaces it.
+ * bad_options: each new option's bad values are usage errors (exit 2),
+ *   a --header for a field the server writes itself (Content-Length...)
+ *   included. */
 #include "support.h"
 
 #include <stdio.h>
@@ -207,14 +212,75 @@ static void cache_control(void)
     server_expect_clean_exit(&server);
 }
 
+static void expect_headers(const struct http_response *r, const char *nosniff)
+{
+    HTTP_EXPECT_FIELD(r, "X-Content-Type-Options", nosniff);
+    ASSERT_EQ(http_field_count(r, "X-Content-Type-Options"), 1);
+    HTTP_EXPECT_FIELD(r, "X-Frame-Options", "DENY");
+    HTTP_EXPECT_FIELD(r, "Strict-Transport-Security", "max-age=63072000; includeSubDomains");
+}
+
+static void headers(void)
+{
+    start((const char *const[]){"--header", "X-Frame-Options: DENY", "--header",
+                                "Strict-Transport-Security:max-age=63072000; includeSubDomains",
+                                NULL});
+    struct http_response r;
+    get("GET", "/hello.txt", NULL, &r);
+    HTTP_EXPECT_STATUS(&r, 200);
+    expect_headers(&r, "nosniff");
+    char etag[128];
+    snprintf(etag, sizeof etag, "If-None-Match: %s\r\n", http_field(&r, "ETag"));
+    http_response_free(&r);
+    get("GET", "/hello.txt", etag, &r);
+    HTTP_EXPECT_STATUS(&r, 304);
+    expect_headers(&r, "nosniff");
+    http_response_free(&r);
+    get("GET", "/nope", NULL, &r);
+    HTTP_EXPECT_STATUS(&r, 404);
+    expect_headers(&r, "nosniff");
+    http_response_free(&r);
+    /* the HTTP layer's own answer: no Host in an HTTP/1.1 request */
+    http_exchange(server.port, "GET / HTTP/1.1\r\n\r\n", &r, TIMEOUT);
+    HTTP_EXPECT_STATUS(&r, 400);
+    expect_headers(&r, "nosniff");
+    http_response_free(&r);
+    server_expect_clean_exit(&server);
+
+    /* nosniff alone by default; a --header of its own replaces it */
+    start(NULL);
+    get("GET", "/hello.txt", NULL, &r);
+    HTTP_EXPECT_FIELD(&r, "X-Content-Type-Options", "nosniff");
+    http_response_free(&r);
+    server_expect_clean_exit(&server);
+    start((const char *const[]){"--header", "x-content-type-options: none", NULL});
+    get("GET", "/hello.txt", NULL, &r);
+    HTTP_EXPECT_FIELD(&r, "X-Content-Type-Options", "none");
+    ASSERT_EQ(http_field_count(&r, "X-Content-Type-Options"), 1);
+    http_response_free(&r);
+    server_expect_clean_exit(&server);
+}
+
 static void bad_options(void)
 {
     static const char *const cases[][3] = {
-        {"--error-page", "200=/x.html"}, {"--error-page", "404"},
-        {"--error-page", "404=x.html"},  {"--error-page", "abc=/x.html"},
-        {"--cache-control", "*.js"},     {"--cache-control", "=x"},
-        {"--cache-control", "*.js="},    {"--cache-control", "*.js=a\tb\x01"},
-        {"--fallback", "index.html"},    {"--fallback", "/a#b"},
+        {"--error-page", "200=/x.html"},
+        {"--error-page", "404"},
+        {"--error-page", "404=x.html"},
+        {"--error-page", "abc=/x.html"},
+        {"--cache-control", "*.js"},
+        {"--cache-control", "=x"},
+        {"--cache-control", "*.js="},
+        {"--cache-control", "*.js=a\tb\x01"},
+        {"--fallback", "index.html"},
+        {"--fallback", "/a#b"},
+        {"--header", "X-A"},
+        {"--header", ": b"},
+        {"--header", "X A: b"},
+        {"--header", "X-A: b\x01"},
+        {"--header", "X-A: b\r\nX-B: c"},
+        {"--header", "Content-Length: 5"},
+        {"--header", "transfer-encoding: chunked"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[] = {ritual_program(), "http",      "--root", root,
@@ -228,4 +294,4 @@ static void bad_options(void)
 }
 
 TEST_CASES_WITH(make_tree, remove_root, CASE(dotfiles), CASE(targets), CASE(fallback),
-                CASE(error_pages), CASE(cache_control), CASE(bad_options))
+                CASE(error_pages), CASE(cache_control), CASE(headers), CASE(bad_options))
