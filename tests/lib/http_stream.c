@@ -9,6 +9,7 @@
 #include "libtest.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -75,6 +76,10 @@ static void late_fired(ritual_timer *t, void *data)
     ASSERT_EQ(ritual_http_stream_end(ex), 0);
 }
 
+/* Set once the flood's writer has been told the queue is full: the reader
+ * waits for it, so the push-back is seen however the threads are timed. */
+static atomic_int flood_pushed_back;
+
 /* Writes the flood until the queue is full or all is written. */
 static void flood_more(ritual_http_exchange *ex, void *arg)
 {
@@ -96,6 +101,7 @@ static void flood_more(ritual_http_exchange *ex, void *arg)
             seen.max_queued = q;
         if (rc == RITUAL_HTTP_STREAM_FULL) {
             seen.fulls++;
+            atomic_store(&flood_pushed_back, 1);
             return; /* on_drain calls again */
         }
     }
@@ -145,6 +151,13 @@ static void stream_handler(ritual_http_exchange *ex)
         return;
     }
     if (target_is(ex, "/flood")) {
+        /* A small kernel send buffer, so the flood waits in the library's
+         * queue rather than in the kernel's autotuned megabytes (which,
+         * with a fast enough reader, took all 4 MiB: nothing was ever
+         * queued to push back on). */
+        int size = 16 * 1024;
+        SYSCHECK(setsockopt(ritual_conn_fd(ritual_http_exchange_conn(ex)), SOL_SOCKET, SO_SNDBUF,
+                            &size, sizeof size));
         ritual_http_exchange_set_callbacks(ex, &flood_cbs, NULL);
         ASSERT_EQ(ritual_http_stream_start(ex, 200, NULL, 0, -1), 0);
         flood_more(ex, NULL);
@@ -496,7 +509,12 @@ static void *flood_story(void *arg)
     static const char req[] = "GET /flood HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\n"
                               "Host: a\r\n\r\n";
     send_all(fd, req, sizeof req - 1);
-    sleep_ms(200); /* a slow reader: the server must wait for it */
+    /* A slow reader: it reads nothing until the writer has had to wait. */
+    for (int waited = 0; !atomic_load(&flood_pushed_back); waited++) {
+        if (waited == 10000)
+            FAIL("the writer was never told to wait for its reader in 10 s");
+        sleep_ms(1);
+    }
     struct http_client *c = calloc(1, sizeof *c);
     ASSERT(c != NULL);
     c->fd = fd;
