@@ -117,8 +117,13 @@ static void pump(struct stream *s, int n, int timeout_ms)
         }
         if (!open)
             return;
-        if (now_ms() > deadline)
+        if (now_ms() > deadline) {
+            for (int i = 0; i < n; i++)
+                note("stream %d: %zu of %zu bytes sent, %zu received, FIN %s, %s", i, s[i].sent,
+                     s[i].total, s[i].received, s[i].fin_sent ? "sent" : "not sent",
+                     s[i].ended ? "ended" : "not ended");
             FAIL("%d of %d streams not through the proxy within %d ms", open, n, timeout_ms);
+        }
         int r = poll(p, (nfds_t)n, 1000);
         if (r < 0 && errno == EINTR)
             continue;
