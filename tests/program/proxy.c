@@ -103,6 +103,16 @@ static void stream_receive(struct stream *s)
     s->received += (size_t)n;
 }
 
+/* Where the bytes of a stalled relay are: each hop's kernel queues and
+ * timers, and what the proxy and the upstream watch on their sockets. */
+static void note_relay_state(void)
+{
+    int ports[] = {proxy.port, upstream.port};
+    proc_note_tcp(ports, 2);
+    proc_note_epoll(proxy.pid, "the proxy");
+    proc_note_epoll(upstream.pid, "the upstream (ritual echo)");
+}
+
 /* Pumps the streams until each has its bytes back and the end of the stream. */
 static void pump(struct stream *s, int n, int timeout_ms)
 {
@@ -117,8 +127,14 @@ static void pump(struct stream *s, int n, int timeout_ms)
         }
         if (!open)
             return;
-        if (now_ms() > deadline)
+        if (now_ms() > deadline) {
+            for (int i = 0; i < n; i++)
+                note("stream %d: %zu of %zu bytes sent, %zu received, FIN %s, %s", i, s[i].sent,
+                     s[i].total, s[i].received, s[i].fin_sent ? "sent" : "not sent",
+                     s[i].ended ? "ended" : "not ended");
+            note_relay_state();
             FAIL("%d of %d streams not through the proxy within %d ms", open, n, timeout_ms);
+        }
         int r = poll(p, (nfds_t)n, 1000);
         if (r < 0 && errno == EINTR)
             continue;

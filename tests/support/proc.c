@@ -156,3 +156,86 @@ int count_fds(void)
     closedir(d);
     return n - 1; /* the directory's own */
 }
+
+/* ------------------------------------------------- a stalled transfer */
+
+/* /proc/net/tcp's "0100007F:1F90": the port is the hex after the colon. */
+static int tcp_line_port(const char *field)
+{
+    const char *colon = strchr(field, ':');
+    return colon ? (int)strtol(colon + 1, NULL, 16) : -1;
+}
+
+void proc_note_tcp(const int *ports, int n)
+{
+    size_t len;
+    char *text = file_read("/proc/net/tcp", &len);
+    if (text == NULL) {
+        note("/proc/net/tcp: %s", strerror(errno));
+        return;
+    }
+    note("TCP (tx, rx: bytes queued; timer KIND:TICKS-LEFT in hex, kind 1 retransmit, 4 "
+         "zero-window probe):");
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char local[64], remote[64], queues[32], timer[32];
+        unsigned st;
+        unsigned long retransmits, inode;
+        if (sscanf(line, " %*[^:]: %63s %63s %x %31s %31s %lx %*u %*u %lu", local, remote, &st,
+                   queues, timer, &retransmits, &inode) != 7)
+            continue;
+        int lp = tcp_line_port(local), rp = tcp_line_port(remote), match = 0;
+        for (int i = 0; i < n; i++)
+            match |= ports[i] == lp || ports[i] == rp;
+        if (!match || st == 0x0A) /* not ours, or a listening socket */
+            continue;
+        char *colon = strchr(queues, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        note("  %5d -> %5d state %02X tx %8lu rx %8lu timer %s retransmits/probes %lu inode %lu",
+             lp, rp, st, strtoul(queues, NULL, 16), strtoul(colon + 1, NULL, 16), timer,
+             retransmits, inode);
+    }
+    free(text);
+}
+
+void proc_note_epoll(pid_t pid, const char *name)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        note("%s: %s", dir, strerror(errno));
+        return;
+    }
+    note("%s (pid %d), its descriptors and what each epoll instance watches "
+         "(events, hex: 1 in, 4 out, 8 err, 10 hup):",
+         name, (int)pid);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[384], target[128];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n < 0)
+            continue;
+        target[n] = '\0';
+        if (strncmp(target, "socket:", 7) == 0 || strstr(target, "eventpoll"))
+            note("  fd %s: %s", e->d_name, target);
+        if (!strstr(target, "eventpoll"))
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/fdinfo/%s", (int)pid, e->d_name);
+        size_t len;
+        char *text = file_read(path, &len);
+        if (text == NULL)
+            continue;
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            if (strncmp(line, "tfd:", 4) == 0)
+                note("    %s", line);
+        free(text);
+    }
+    closedir(d);
+}

@@ -36,4 +36,11 @@ void raise_nofile(rlim_t n);
  * `need`. Returns the soft limit now in force. */
 rlim_t raise_nofile_up_to(rlim_t want, rlim_t need);
 
+/* For a transfer that stalled: notes each TCP connection with an end on
+ * one of `ports` (its bytes queued each way, its pending timer), and, for
+ * a process, its sockets and the interest each of its epoll instances
+ * holds for them, so that a failure says which hop held the bytes. */
+void proc_note_tcp(const int *ports, int n);
+void proc_note_epoll(pid_t pid, const char *name);
+
 #endif
