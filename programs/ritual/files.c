@@ -260,6 +260,14 @@ static void respond_status(ritual_http_exchange *ex, struct http_app *app, int s
 
 void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err, void *app)
 {
+    if (!ritual_http_exchange_conn(ex)) {
+        /* The client left while the listing was built: this ends the
+         * exchange (-EPIPE); there is no worker to find by its loop. */
+        ritual_http_respond_error(ex, 503, 0);
+        if (listing)
+            file_entry_unref(listing);
+        return;
+    }
     if (err < 0) {
         respond_status(ex, app, errno_status(err));
         return;

@@ -17,6 +17,10 @@
  * headers: X-Content-Type-Options: nosniff and each --header on every
  *   answer: a file, a 304, a 404, and the 400 the HTTP layer gives to a
  *   malformed request; a --header naming X-Content-Type-Options replaces it.
+ * listing_left: clients that ask for a listing being built (5,000
+ *   entries, several loop iterations) and reset at once: once it is built,
+ *   answering their gone exchanges crashes nothing, and the next client
+ *   gets it.
  * bad_options: each new option's bad values are usage errors (exit 2),
  *   a --header for a field the server writes itself (Content-Length...)
  *   included. */
@@ -24,6 +28,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define TIMEOUT 5000
 
@@ -261,6 +266,30 @@ static void headers(void)
     server_expect_clean_exit(&server);
 }
 
+static void listing_left(void)
+{
+    dir_make_at(root, "many");
+    char rel[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(rel, sizeof rel, "many/f%04d", i);
+        file_write_at(root, rel, "", 0);
+    }
+    start((const char *const[]){"--autoindex", "--workers", "1", NULL});
+    for (int i = 0; i < 20; i++) {
+        struct http_client *c = http_client_open(server.port);
+        http_send(c, "GET /many/ HTTP/1.1\r\nHost: t\r\n\r\n");
+        struct linger hard = {1, 0}; /* close with a reset, at once */
+        SYSCHECK(setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard));
+        http_client_close(c);
+    }
+    struct http_response r;
+    get("GET", "/many/", NULL, &r);
+    HTTP_EXPECT_STATUS(&r, 200);
+    ASSERT(strstr(r.body, "f4999") != NULL);
+    http_response_free(&r);
+    server_expect_clean_exit(&server);
+}
+
 static void bad_options(void)
 {
     static const char *const cases[][3] = {
@@ -294,4 +323,5 @@ static void bad_options(void)
 }
 
 TEST_CASES_WITH(make_tree, remove_root, CASE(dotfiles), CASE(targets), CASE(fallback),
-                CASE(error_pages), CASE(cache_control), CASE(headers), CASE(bad_options))
+                CASE(error_pages), CASE(cache_control), CASE(headers), CASE(listing_left),
+                CASE(bad_options))
