@@ -2,12 +2,6 @@
 #include "conditional.h"
 
 #include <string.h>
-#include <strings.h>
-
-static bool is_named(const ritual_http_header *h, const char *name, size_t len)
-{
-    return h->name_len == len && strncasecmp(h->name, name, len) == 0;
-}
 
 /* Whether one line of an entity-tag list ("*" or tags, comma separated)
  * names e's tag. Weak comparison ignores "W/"; strong never matches a weak
@@ -43,16 +37,14 @@ static bool etag_line_matches(const ritual_http_header *h, const struct file_ent
 static int etag_list_matches(const ritual_http_request *req, const char *name,
                              const struct file_entry *e, bool strong)
 {
-    size_t len = strlen(name);
-    int found = -1;
-    for (size_t i = 0; i < req->num_headers; i++) {
-        if (!is_named(&req->headers[i], name, len))
-            continue;
-        if (etag_line_matches(&req->headers[i], e, strong))
+    const ritual_http_header *end = req->headers + req->num_headers;
+    const ritual_http_header *h = ritual_http_find_header(req->headers, req->num_headers, name);
+    if (!h)
+        return -1;
+    for (; h; h = ritual_http_find_header(h + 1, (size_t)(end - h - 1), name))
+        if (etag_line_matches(h, e, strong))
             return 1;
-        found = 0;
-    }
-    return found;
+    return 0;
 }
 
 static bool date_header(const ritual_http_request *req, const char *name, int64_t *when)

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #define PATH_MAX_BYTES 4096
@@ -106,16 +105,11 @@ static const ritual_http_header *range_header(const ritual_http_request *req)
 {
     if (!is_method(req, "GET"))
         return NULL; /* HEAD answers as the GET without Range would */
-    const ritual_http_header *found = NULL;
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const ritual_http_header *h = &req->headers[i];
-        if (h->name_len == 5 && strncasecmp(h->name, "Range", 5) == 0) {
-            if (found)
-                return NULL;
-            found = h;
-        }
-    }
-    return found;
+    const ritual_http_header *end = req->headers + req->num_headers;
+    const ritual_http_header *h = ritual_http_find_header(req->headers, req->num_headers, "Range");
+    if (h && ritual_http_find_header(h + 1, (size_t)(end - h - 1), "Range"))
+        return NULL;
+    return h;
 }
 
 static void respond_unsatisfiable(ritual_http_exchange *ex, const struct file_entry *e)

@@ -121,14 +121,21 @@ static int parse_timeout(const char *name, const char *text, uint64_t *ms)
     return 0;
 }
 
+/* Whether `text` holds a control character, DEL included; HTAB passes
+ * when `tab_ok` (a header value may hold one, RFC 9110 5.5). */
+static bool has_control(const char *text, bool tab_ok)
+{
+    for (const char *p = text; *p; p++)
+        if (((unsigned char)*p < 0x20 && !(tab_ok && *p == '\t')) || *p == 0x7f)
+            return true;
+    return false;
+}
+
 /* A path under the root as an option gives it: absolute, no escapes. */
 static int parse_site_path(const char *name, const char *text)
 {
     char shown[128];
-    bool control = false;
-    for (const char *p = text; *p; p++)
-        control |= (unsigned char)*p < 0x20 || *p == 0x7f;
-    if (text[0] != '/' || control || strpbrk(text, "?#%"))
+    if (text[0] != '/' || has_control(text, false) || strpbrk(text, "?#%"))
         return cli_usage_error("http", "%s: '%s' is not a path starting with /", name,
                                cli_printable(text, shown, sizeof shown));
     return 0;
@@ -137,13 +144,14 @@ static int parse_site_path(const char *name, const char *text)
 /* --error-page STATUS=PATH */
 static int parse_error_page(const char *text, struct http_cli *cfg)
 {
+    char shown[128];
     char *end;
     long status = strtol(text, &end, 10);
     if (end == text || *end != '=' || status < 400 || status > 599)
         return cli_usage_error("http",
                                "--error-page: '%s' is not STATUS=PATH with a status "
                                "from 400 to 599",
-                               text);
+                               cli_printable(text, shown, sizeof shown));
     if (cfg->nerror_pages == HTTP_RULES_MAX)
         return cli_usage_error("http", "--error-page: more than %d", HTTP_RULES_MAX);
     if (parse_site_path("--error-page", end + 1) != 0)
@@ -160,10 +168,9 @@ static int parse_cache_control(char *text, struct http_cli *cfg)
     if (!eq || eq == text || !eq[1])
         return cli_usage_error("http", "--cache-control: '%s' is not GLOB=VALUE",
                                cli_printable(text, shown, sizeof shown));
-    for (const char *p = eq + 1; *p; p++)
-        if ((unsigned char)*p < 0x20 && *p != '\t')
-            return cli_usage_error("http", "--cache-control: a control character in '%s'",
-                                   cli_printable(text, shown, sizeof shown));
+    if (has_control(eq + 1, true))
+        return cli_usage_error("http", "--cache-control: a control character in '%s'",
+                               cli_printable(text, shown, sizeof shown));
     if (cfg->ncache_rules == HTTP_RULES_MAX)
         return cli_usage_error("http", "--cache-control: more than %d", HTTP_RULES_MAX);
     *eq = '\0';
@@ -229,10 +236,9 @@ static int parse_header(const char *text, struct http_cli *cfg)
     const char *value = text + name_len + 1;
     while (*value == ' ' || *value == '\t')
         value++;
-    for (const char *p = value; *p; p++)
-        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return cli_usage_error("http", "--header: a control character in the value of %.*s",
-                                   (int)name_len, text);
+    if (has_control(value, true))
+        return cli_usage_error("http", "--header: a control character in the value of %.*s",
+                               (int)name_len, text);
     return add_header_line(cfg, text, name_len, value);
 }
 
