@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #ifdef __cplusplus
@@ -188,6 +189,16 @@ typedef struct ritual_loop_stats {
     uint64_t bytes_written; /* handed to the kernel for peers */
     uint64_t drain_cut;     /* connections a drain deadline cut (on_close
                                with -ECANCELED): 0 after a clean drain */
+    /* Connections closed so far, by on_close's reason. */
+    uint64_t closed_clean;    /* 0: an orderly close */
+    uint64_t closed_reset;    /* -ECONNRESET, -EPIPE: the peer reset */
+    uint64_t closed_timeout;  /* -ETIMEDOUT: idle, or a close that could
+                                 not flush */
+    uint64_t closed_overflow; /* -ENOBUFS: write_limit, full read buffer */
+    uint64_t closed_aborted;  /* -ECONNABORTED: ritual_conn_abort */
+    uint64_t closed_canceled; /* -ECANCELED: drain deadline, loop freed */
+    uint64_t closed_other;    /* anything else (-EPROTO: TLS or a PROXY
+                                 header failed; connect errors) */
 } ritual_loop_stats;
 
 RITUAL_API void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats *out);
@@ -393,9 +404,20 @@ RITUAL_API ritual_listener *ritual_conn_listener(const ritual_conn *conn);
  * the peer finished. */
 RITUAL_API int ritual_conn_fd(const ritual_conn *conn);
 
-/* Writes the peer's address ("127.0.0.1:5555", "[::1]:5555") into `buf`.
- * Returns 0 or a negative errno. */
+/* Writes the peer's address ("127.0.0.1:5555", "[::1]:5555") into `buf`:
+ * the client's as a PROXY header gave it (ritual_listen_options.proxy_from),
+ * else the socket's peer; "unix:" for a unix-socket peer (they are
+ * unnamed). Returns 0 or a negative errno. */
 RITUAL_API int ritual_conn_peer(const ritual_conn *conn, char *buf, size_t len);
+
+/* The address the socket itself is connected to, whatever a PROXY header
+ * said: the proxy's, behind one. Returns 0 or a negative errno. */
+RITUAL_API int ritual_conn_socket_peer(const ritual_conn *conn, char *buf, size_t len);
+
+/* The credentials of the process at the other end of a unix-socket
+ * connection (SO_PEERCRED: as they were when it connected). Any of the
+ * pointers may be NULL. Returns 0, or -ENOTSUP on a TCP connection. */
+RITUAL_API int ritual_conn_peer_cred(const ritual_conn *conn, pid_t *pid, uid_t *uid, gid_t *gid);
 
 /* ------------------------------------------------- outbound connections */
 
@@ -410,7 +432,8 @@ typedef struct ritual_connect_options {
 } ritual_connect_options;
 
 /* Connects to `address` ("HOST:PORT" as for ritual_listen; HOST may not be
- * `*`) without blocking. on_open runs once the handshake completes; if it
+ * `*`; or a unix socket, "unix:/path" or abstract "unix:@name") without
+ * blocking. on_open runs once the handshake completes; if it
  * fails, on_close runs instead with the reason (-ECONNREFUSED, -ETIMEDOUT,
  * ...) and on_open never does. Writes before on_open are queued. `options`
  * may be NULL; `callbacks` is copied. Returns the connection, or NULL with
@@ -421,9 +444,12 @@ RITUAL_API ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
 
 /* ------------------------------------------------------------ listeners */
 
-/* Parses "HOST:PORT" as ritual_listen does (no DNS lookups), so a program
- * can reject a malformed address before it sets anything up. `out` and `len`
- * may be NULL. Returns 0, or -EINVAL with `err` saying what is wrong. */
+/* Parses an address as ritual_listen does (no DNS lookups), so a program
+ * can reject a malformed one before it sets anything up: "HOST:PORT" and
+ * "unix:" addresses fill `out` (an AF_UNIX address for these); "fd:N" and
+ * "systemd:NAME" are only checked for form (what they name is checked when
+ * listening), and leave `out` zeroed. `out` and `len` may be NULL. Returns
+ * 0, or -EINVAL with `err` saying what is wrong. */
 RITUAL_API int ritual_address_parse(const char *address, struct sockaddr_storage *out,
                                     socklen_t *len, ritual_error *err);
 
@@ -448,23 +474,62 @@ typedef struct ritual_listen_options {
                                  layer): ritual_listener_protocol_data */
     ritual_tls *tls;          /* TLS for every accepted connection
                                  (ritual_tls.h); NULL: plain */
+    /* PROXY protocol (HAProxy's, v1 text or v2 binary), for a server
+     * behind a load balancer: every connection from these sources must
+     * begin with a PROXY header, whose source address then stands for the
+     * peer's (ritual_conn_peer; a v2 LOCAL header, a balancer's health
+     * check, keeps the socket's). Comma-separated addresses or CIDRs,
+     * "10.0.0.0/8,192.168.1.7,::1/128" (an IPv4 range also matches
+     * IPv4-mapped IPv6 peers). A connection from any other source, or
+     * whose header is malformed or incomplete after proxy_timeout_ms, is
+     * closed before on_open. On a unix: listener every peer is trusted
+     * (the socket file's mode decides who connects): give "" or any list.
+     * Checked when listening (-EINVAL). NULL: no PROXY header expected. */
+    const char *proxy_from;
+    uint64_t proxy_timeout_ms; /* default 5 s */
+    /* A unix:/path listener's socket file: its permission bits (0: 0666
+     * less the umask) and owner, "USER[:GROUP]" (names or numbers; NULL:
+     * this process's). */
+    unsigned unix_mode;
+    const char *unix_owner;
 } ritual_listen_options;
 
-/* Listens on `address`, "HOST:PORT": HOST is an IPv4 address, [IPv6],
- * `localhost` (127.0.0.1), or empty or `*` for every address (IPv6 and IPv4
- * when the kernel has IPv6, else IPv4). PORT 0 picks a free port; read it
- * back with ritual_listener_address. The socket is non-blocking and
- * close-on-exec, with SO_REUSEADDR so a restart binds while old connections
- * sit in TIME_WAIT. `options` may be NULL; `callbacks` is copied.
- * Returns the listener, or NULL with `err` filled: -EINVAL for a malformed
- * address, else the errno of the call named in the message. */
+/* Listens on `address`, one of:
+ *   HOST:PORT     HOST is an IPv4 address, [IPv6], `localhost` (127.0.0.1),
+ *                 or empty or `*` for every address (IPv6 and IPv4 when the
+ *                 kernel has IPv6, else IPv4). PORT 0 picks a free port;
+ *                 read it back with ritual_listener_address. SO_REUSEADDR
+ *                 is set so a restart binds while old connections sit in
+ *                 TIME_WAIT.
+ *   unix:/path    a unix socket file. A file already there is replaced
+ *                 only if it is a socket nobody listens on (a crashed
+ *                 server's); anything else is -EADDRINUSE. Mode and owner:
+ *                 unix_mode, unix_owner. The file is removed when the
+ *                 listener closes, unless an upgrade took the socket over.
+ *   unix:@name    an abstract unix socket (no file).
+ *   fd:N          descriptor N, a listening stream socket this process was
+ *                 given (by a supervisor); checked to be one.
+ *   systemd:NAME  the sockets systemd passed under that name (socket
+ *                 activation: LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES; a
+ *                 socket unit's FileDescriptorName=, by default the unit's
+ *                 name), every one of them; checked to be listening stream
+ *                 sockets meant for this process.
+ * Whatever the form, if this process was started by ritual_server_upgrade
+ * and inherited sockets for that same address string, those are taken
+ * instead (no bind): the old process's queue is served, nothing dropped.
+ * The socket is non-blocking and close-on-exec. `options` may be NULL;
+ * `callbacks` is copied. Returns the listener (the first, for several
+ * sockets), or NULL with `err` filled: -EINVAL for a malformed address,
+ * else the errno of the call named in the message ("fd:7: not a listening
+ * socket", "systemd:web: no socket of that name (LISTEN_FDNAMES: http)",
+ * "bind unix:/run/x.sock: Address already in use"). */
 RITUAL_API ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
                                           const ritual_listen_options *options,
                                           const ritual_conn_callbacks *callbacks,
                                           ritual_error *err);
 
-/* Writes the bound address ("127.0.0.1:41234", "[::]:80") into `buf`.
- * Returns 0 or a negative errno. */
+/* Writes the bound address ("127.0.0.1:41234", "[::]:80", "unix:/run/x.sock",
+ * "unix:@name") into `buf`. Returns 0 or a negative errno. */
 RITUAL_API int ritual_listener_address(const ritual_listener *listener, char *buf, size_t len);
 
 /* The bound port (useful after asking for port 0). */
@@ -531,6 +596,14 @@ typedef struct ritual_server_options {
      * ritual_server_free, whose thread then runs their on_close). */
     void (*on_worker_stop)(ritual_server *server, ritual_loop *loop);
     void *data; /* the application's: ritual_server_data */
+    /* Nonzero: talk to the service manager (systemd's notify protocol, if
+     * $NOTIFY_SOCKET is set; nothing otherwise): READY=1 and MAINPID once
+     * ritual_server_run has every worker's loop running, STOPPING=1 when a
+     * shutdown or stop begins, and, if $WATCHDOG_USEC is set for this
+     * process, WATCHDOG=1 every half of it for as long as every worker's
+     * loop answers (a stuck worker stops the pings, and systemd restarts
+     * the service). */
+    int notify;
 } ritual_server_options;
 
 /* Creates the server and its workers' loops (threads start in run).
@@ -539,8 +612,11 @@ RITUAL_API ritual_server *ritual_server_new(const ritual_server_options *options
                                             ritual_error *err);
 
 /* Listens on `address` in every worker (see ritual_listen; max_conns counts
- * per worker). Call before ritual_server_run. Returns worker 0's listener,
- * whose address tells the port when 0 was asked, or NULL with `err` filled. */
+ * per worker). A socket that is not the server's to create per worker (a
+ * unix: one, fd:N, systemd:NAME, one inherited by an upgrade) is shared by
+ * every worker as RITUAL_ACCEPT_SHARED does, whatever the accept mode. Call before
+ * ritual_server_run. Returns worker 0's listener, whose address tells the port when 0 was asked, or
+ * NULL with `err` filled. */
 RITUAL_API ritual_listener *ritual_server_listen(ritual_server *server, const char *address,
                                                  const ritual_listen_options *options,
                                                  const ritual_conn_callbacks *callbacks,
@@ -583,6 +659,46 @@ RITUAL_API int ritual_server_post_all(ritual_server *server, ritual_post_fn fn, 
 
 /* Worker `index`'s loop (NULL if out of range), e.g. for ritual_loop_stats_get. */
 RITUAL_API ritual_loop *ritual_server_loop(const ritual_server *server, unsigned index);
+
+/* Binary upgrade without dropping a connection, as nginx's: starts a new
+ * process (`path` with `argv`) that inherits every listening socket of the
+ * server, its workers' and its control loop's. In the new process,
+ * ritual_listen and ritual_server_listen of the same address strings take
+ * those sockets instead of binding (see ritual_listen). Once its
+ * ritual_server_run has every worker running, it tells this process, which
+ * then shuts down gracefully (ritual_server_shutdown with drain_ms):
+ * connections the kernel queued meanwhile wait in the shared sockets for
+ * one process or the other, and none is reset. If the new process exits or
+ * is not ready within ready_timeout_ms (it is then killed), this one goes
+ * on serving. Call on the control thread (a ritual_server_signal_new
+ * callback: SIGUSR2, as nginx). Returns the new process's pid, or a
+ * negative errno with `err` filled: -EALREADY while an upgrade is under
+ * way. The sockets travel as systemd's do (LISTEN_PID, LISTEN_FDS,
+ * LISTEN_FDNAMES, each named by its address, percent-encoded), and the
+ * readiness through a pipe named by RITUAL_UPGRADE_FD. */
+typedef struct ritual_upgrade_options {
+    const char *path;          /* NULL: the executable this process started
+                                  from (the file at that path now: a new
+                                  build installed over it) */
+    char *const *argv;         /* NULL: this process's arguments */
+    uint64_t ready_timeout_ms; /* default 60 s */
+    uint64_t drain_ms;         /* this process's drain once the new one is ready */
+    /* On the control thread, once the upgrade is decided: error 0, the new
+     * process `pid` is ready and this one is draining; else why it failed
+     * (-ETIMEDOUT, -ECHILD: it exited first), and this one serves on. May
+     * be NULL. */
+    void (*on_done)(ritual_server *server, int pid, int error, void *data);
+    void *data;
+} ritual_upgrade_options;
+
+RITUAL_API int ritual_server_upgrade(ritual_server *server, const ritual_upgrade_options *options,
+                                     ritual_error *err);
+
+/* Sends `state` to the service manager as one datagram over $NOTIFY_SOCKET
+ * (systemd's sd_notify protocol, without libsystemd): "READY=1",
+ * "RELOADING=1", "STATUS=...", lines joined by '\n'. Returns 1 if sent, 0
+ * without a $NOTIFY_SOCKET, or a negative errno. Any thread. */
+RITUAL_API int ritual_notify(const char *state);
 
 /* Frees the server and its loops; call after ritual_server_run returned. */
 RITUAL_API void ritual_server_free(ritual_server *server);

@@ -236,6 +236,12 @@ typedef struct ritual_http_options {
      * a bare CR or LF, or a control character but HTAB in a value is
      * -EINVAL. Copied. NULL or "": none. */
     const char *extra_headers;
+    /* As in ritual_listen_options: PROXY protocol sources and header
+     * timeout, and a unix:/path socket file's mode and owner. */
+    const char *proxy_from;
+    uint64_t proxy_timeout_ms;
+    unsigned unix_mode;
+    const char *unix_owner;
 } ritual_http_options;
 
 /* Serves HTTP on `address` in `loop` (see ritual_listen). `options` is
@@ -248,6 +254,36 @@ RITUAL_API ritual_listener *ritual_http_listen(ritual_loop *loop, const char *ad
 RITUAL_API ritual_listener *ritual_http_server_listen(ritual_server *server, const char *address,
                                                       const ritual_http_options *options,
                                                       ritual_error *err);
+
+/* What a loop's HTTP listeners have answered, for metrics: counters that
+ * only grow, written by the loop's thread and readable from any thread
+ * without a lock. A response counts once its last byte is queued (a
+ * stream's at ritual_http_stream_end), the layer's own errors (400, 408,
+ * 413, ...) included; its latency runs from the request head's last byte
+ * to then. */
+#define RITUAL_HTTP_LATENCY_BUCKETS 14
+/* The upper bounds of the latency buckets, in microseconds: 100 us, 250 us,
+ * 500 us, 1 ms, 2.5 ms, 5 ms, 10 ms, 25 ms, 50 ms, 100 ms, 250 ms,
+ * 500 ms, 1 s, 10 s; a last bucket holds the rest. */
+RITUAL_API extern const uint64_t ritual_http_latency_bounds_us[RITUAL_HTTP_LATENCY_BUCKETS];
+
+typedef struct ritual_http_stats {
+    /* every response */
+    uint64_t responses;
+    /* by class: status[1] 1xx ... status[5] 5xx (status[0] stays 0) */
+    uint64_t status[6];
+    /* responses per latency bucket (not cumulative); the last: slower */
+    uint64_t latency[RITUAL_HTTP_LATENCY_BUCKETS + 1];
+    uint64_t latency_sum_us;
+    /* response body bytes */
+    uint64_t body_bytes;
+} ritual_http_stats;
+
+/* Fills `out` with `loop`'s counters (zero if it never served HTTP). */
+RITUAL_API void ritual_http_stats_get(const ritual_loop *loop, ritual_http_stats *out);
+
+/* The sum over a server's workers. */
+RITUAL_API void ritual_http_server_stats_get(const ritual_server *server, ritual_http_stats *out);
 
 /* The request being answered; its body, if it had one, is complete. */
 RITUAL_API const ritual_http_request *ritual_http_exchange_request(const ritual_http_exchange *ex);
