@@ -476,8 +476,13 @@ static void on_shutdown(ritual_conn *conn)
     }
     /* Between requests: close now; a response still being sent is flushed
      * first (a graceful close), then the FIN. A request half-received or
-     * with a handler at work finishes, answered with Connection: close. */
-    if (hc->state == HTTP_IDLE && hc->last_len == 0 && !hc->held)
+     * with a handler at work finishes, answered with Connection: close.
+     * So does the first request of a connection that has sent nothing yet:
+     * its client connected (the drain took it from the backlog) and is
+     * about to ask, likely already has; closing it would fail a request
+     * no client could have known to hold back. Its idle timeout and the
+     * drain deadline still bound it. */
+    if (hc->state == HTTP_IDLE && hc->last_len == 0 && !hc->held && hc->requests > 0)
         ritual_conn_close(conn);
 }
 

@@ -1,6 +1,7 @@
 /* http_shutdown: SIGTERM drains. A 64 MiB download under way when the
  * signal comes completes byte-exact; idle keep-alive connections close at
- * once; new connections are refused; the server exits 0 once the download
+ * once, while one that has not asked anything yet gets its first request
+ * answered; new connections are refused; the server exits 0 once the download
  * is done, not before. A client that stops reading is cut at the
  * --drain-timeout, and a second SIGTERM stops the server at once (exit 1:
  * responses were cut). */
@@ -125,6 +126,9 @@ static void download_completes_during_drain(void)
     struct http_client *half = http_client_open(s.port);
     http_send(half, "GET /hello.txt HTTP/1.1\r\nHo");
     wait_read_by_server(s.port, half);
+    /* And one connected that has sent nothing yet: its client is about to
+     * ask, and must be answered, not cut. */
+    struct http_client *fresh = http_client_open(s.port);
 
     SYSCHECK(kill(s.pid, SIGTERM));
     uint64_t signalled = now_ms();
@@ -147,6 +151,14 @@ static void download_completes_during_drain(void)
     http_client_close(half);
     note("a head half-sent at SIGTERM, then completed: %s",
          half_answered ? "answered with Connection: close" : "closed WITHOUT an answer");
+    http_send(fresh, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT(http_read_response(fresh, &r, 0, TIMEOUT));
+    HTTP_EXPECT_STATUS(&r, 200);
+    HTTP_EXPECT_FIELD(&r, "Connection", "close");
+    http_response_free(&r);
+    http_expect_eof(fresh, TIMEOUT);
+    http_client_close(fresh);
+    note("a connection silent until after SIGTERM: its first request answered, then closed");
 
     read_body(c, &got, BIG_SIZE / 2);
     ASSERT(!server_wait(&s, 0)); /* still draining */
