@@ -14,9 +14,17 @@
  * malformed_closed: a client speaking HTTP straight at the listener is
  *   closed at once, not after the header timeout.
  * slow_closed: a header still incomplete after proxy_timeout_ms is closed.
+ * tls_after_header: on a TLS listener the header comes first, the
+ *   ClientHello behind it in the same segment; on_open follows the
+ *   handshake, with the header's client as the peer.
+ * parser_answers: the parser's verdicts on valid, malformed and truncated
+ *   headers, whole and cut at every byte.
  * bad_proxy_from: ritual_listen refuses a malformed list with -EINVAL and
  *   a message naming the entry; ritual_proxy_from_check agrees. */
 #include "libtest.h"
+#include "proxy_header.h"
+#include "ritual_tls.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -36,11 +44,14 @@ static struct {
     char got[64];
     size_t got_len;
     size_t expect; /* bytes after which the server echoes them and closes */
+    bool tls;      /* on_open found the TLS handshake done */
 } s;
 
 static void on_open(ritual_conn *conn)
 {
     s.opens++;
+    ritual_tls_info info;
+    s.tls = ritual_conn_tls_info(conn, &info) == 0;
     ASSERT_EQ(ritual_conn_peer(conn, s.peer, sizeof s.peer), 0);
     ASSERT_EQ(ritual_conn_socket_peer(conn, s.socket_peer, sizeof s.socket_peer), 0);
 }
@@ -68,12 +79,18 @@ static void on_close(ritual_conn *conn, int reason)
 static const ritual_conn_callbacks cbs = {
     .on_open = on_open, .on_data = on_data, .on_close = on_close};
 
-static void start(const char *proxy_from, uint64_t timeout_ms)
+static void start_tls(const char *proxy_from, uint64_t timeout_ms, ritual_tls *tls)
 {
     memset(&s, 0, sizeof s);
     s.loop = lt_loop();
-    ritual_listen_options o = {.proxy_from = proxy_from, .proxy_timeout_ms = timeout_ms};
+    ritual_listen_options o = {
+        .proxy_from = proxy_from, .proxy_timeout_ms = timeout_ms, .tls = tls};
     s.port = ritual_listener_port(lt_listen(s.loop, &o, &cbs));
+}
+
+static void start(const char *proxy_from, uint64_t timeout_ms)
+{
+    start_tls(proxy_from, timeout_ms, NULL);
 }
 
 /* --------------------------------------------------------- the client */
@@ -278,5 +295,126 @@ static void bad_proxy_from(void)
     ritual_loop_free(loop);
 }
 
+/* ------------------------------------------------------------------ TLS */
+
+static char cert_dir[64];
+
+static void *tls_client_run(void *arg)
+{
+    (void)arg;
+    int fd = tcp_connect(s.port);
+    /* MSG_MORE: the header waits for the ClientHello, one segment for both. */
+    static const char header[] = "PROXY TCP4 198.51.100.20 192.0.2.1 33333 443\r\n";
+    ASSERT_EQ(send(fd, header, sizeof header - 1, MSG_MORE), (ssize_t)(sizeof header - 1));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ASSERT(ctx != NULL);
+    SSL *ssl = SSL_new(ctx);
+    ASSERT(ssl != NULL && SSL_set_fd(ssl, fd) == 1);
+    if (SSL_connect(ssl) != 1)
+        FAIL("TLS handshake behind a PROXY header failed");
+    ASSERT_EQ(SSL_write(ssl, "hello", 5), 5);
+    char got[5];
+    size_t have = 0;
+    while (have < sizeof got) {
+        int n = SSL_read(ssl, got + have, (int)(sizeof got - have));
+        ASSERT_GT(n, 0);
+        have += (size_t)n;
+    }
+    ASSERT(memcmp(got, "hello", 5) == 0);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    return NULL;
+}
+
+static void tls_after_header(void)
+{
+    char cert[128], key[128];
+    temp_dir_make(cert_dir, sizeof cert_dir);
+    tls_make_certs(cert_dir);
+    snprintf(cert, sizeof cert, "%s/server.pem", cert_dir);
+    snprintf(key, sizeof key, "%s/server.key", cert_dir);
+    ritual_tls_options to = {.cert_file = cert, .key_file = key};
+    ritual_error err;
+    ritual_tls *tls = ritual_tls_server_new(&to, &err);
+    if (!tls)
+        FAIL("ritual_tls_server_new: %s", err.message);
+    start_tls("127.0.0.1", 0, tls);
+    s.expect = 5;
+    pthread_t t = lt_thread(tls_client_run, NULL);
+    lt_run(s.loop, 20000);
+    lt_join(t);
+    ASSERT(s.tls);
+    expect_served("hello", "198.51.100.20:33333");
+    ritual_loop_free(s.loop);
+    ritual_tls_free(tls);
+    remove_tree(cert_dir);
+}
+
+/* --------------------------------------------------------------- parser */
+
+static const struct {
+    const char *name;
+    const char *bytes;
+    size_t len; /* 0: strlen */
+    enum proxy_result want;
+    size_t header_len;
+    int family;
+} verdicts[] = {
+    {"v1 tcp4", "PROXY TCP4 1.2.3.4 5.6.7.8 1 65535\r\nGET", 0, PROXY_DONE, 36, AF_INET},
+    {"v1 tcp6", "PROXY TCP6 ::1 2001:db8::2 0 80\r\n", 0, PROXY_DONE, 33, AF_INET6},
+    {"v1 unknown", "PROXY UNKNOWN\r\n", 0, PROXY_DONE, 15, AF_UNSPEC},
+    {"v1 unknown rest", "PROXY UNKNOWN 1 2 3\r\nx", 0, PROXY_DONE, 21, AF_UNSPEC},
+    {"v2 tcp6", (const char *)v2_tcp6, sizeof v2_tcp6, PROXY_DONE, sizeof v2_tcp6 - 5, AF_INET6},
+    {"http", "GET / HTTP/1.1\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"tls", "\x16\x03\x01", 0, PROXY_MALFORMED, 0, 0},
+    {"lowercase", "proxy TCP4", 0, PROXY_MALFORMED, 0, 0},
+    {"tcp5", "PROXY TCP5 ", 0, PROXY_MALFORMED, 0, 0},
+    {"lf alone", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", 0, PROXY_MALFORMED, 0, 0},
+    {"two spaces", "PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"tcp4 with v6", "PROXY TCP4 ::1 ::2 1 2\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"tcp6 with v4", "PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"port 65536", "PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"port 01", "PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"port +1", "PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"five fields", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"unknownx", "PROXY UNKNOWNX\r\n", 0, PROXY_MALFORMED, 0, 0},
+    {"truncated v1", "PROXY TCP4 1.2.3.4 5.6", 0, PROXY_NEED_MORE, 0, 0},
+    {"truncated v2", "\r\n\r\n\0\r\nQUIT\n\x21\x11\0", 15, PROXY_NEED_MORE, 0, 0},
+    {"v2 version 1", "\r\n\r\n\0\r\nQUIT\n\x11", 13, PROXY_MALFORMED, 0, 0},
+    {"v2 dgram", "\r\n\r\n\0\r\nQUIT\n\x21\x12", 14, PROXY_MALFORMED, 0, 0},
+    {"v2 too long", "\r\n\r\n\0\r\nQUIT\n\x21\x11\xff\xff", 16, PROXY_MALFORMED, 0, 0},
+    {"v2 short", "\r\n\r\n\0\r\nQUIT\n\x21\x21\0\x0c", 16, PROXY_MALFORMED, 0, 0},
+    {"v2 local", "\r\n\r\n\0\r\nQUIT\n\x20\x00\0\0", 16, PROXY_DONE, 16, AF_UNSPEC},
+};
+
+static void parser_answers(void)
+{
+    for (size_t i = 0; i < sizeof verdicts / sizeof *verdicts; i++) {
+        size_t len = verdicts[i].len ? verdicts[i].len : strlen(verdicts[i].bytes);
+        struct proxy_header h;
+        enum proxy_result r = ritual__proxy_parse(verdicts[i].bytes, len, &h);
+        if (r != verdicts[i].want)
+            FAIL("%s: %d, expected %d", verdicts[i].name, r, verdicts[i].want);
+        if (r == PROXY_DONE && (h.len != verdicts[i].header_len || h.family != verdicts[i].family))
+            FAIL("%s: length %zu family %d", verdicts[i].name, h.len, h.family);
+        /* Cut anywhere short of its verdict, the same bytes need more. */
+        size_t decided = r == PROXY_DONE ? h.len : r == PROXY_MALFORMED ? 1 : len;
+        for (size_t cut = 0; cut < decided && r == PROXY_DONE; cut++)
+            ASSERT_EQ(ritual__proxy_parse(verdicts[i].bytes, cut, &h), PROXY_NEED_MORE);
+    }
+    /* The longest v1 line (the spec's own example) is taken; a byte more is not. */
+    char line[160];
+    snprintf(line, sizeof line, "PROXY UNKNOWN %s %s 65535 65535\r\n",
+             "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    struct proxy_header h;
+    ASSERT_EQ(strlen(line), PROXY_V1_MAX);
+    ASSERT_EQ(ritual__proxy_parse(line, strlen(line), &h), PROXY_DONE);
+    snprintf(line, sizeof line, "PROXY UNKNOWN %0*d\r\n", (int)(PROXY_V1_MAX - 15), 0);
+    ASSERT_EQ(strlen(line), PROXY_V1_MAX + 1);
+    ASSERT_EQ(ritual__proxy_parse(line, strlen(line), &h), PROXY_MALFORMED);
+}
+
 TEST_CASES(CASE(v1_one_segment), CASE(v2_trickled), CASE(v2_local), CASE(v1_unknown),
-           CASE(untrusted_closed), CASE(malformed_closed), CASE(slow_closed), CASE(bad_proxy_from))
+           CASE(untrusted_closed), CASE(malformed_closed), CASE(slow_closed), CASE(bad_proxy_from),
+           CASE(tls_after_header), CASE(parser_answers))
