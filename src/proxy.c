@@ -194,7 +194,9 @@ void ritual__proxy_begin(ritual_conn *conn)
         }
     }
     /* The header's deadline stands in for the idle timeout, which starts
-     * with on_open (or TLS's handshake timeout, with the handshake). */
+     * with on_open (or TLS's handshake timeout, with the handshake). It
+     * counts from the accept (last_active is not moved while the header
+     * comes in). */
     conn->proxy = &ritual__proxy_awaiting;
     conn->idle_ms = l->proxy->timeout_ms;
     ritual__conn_schedule(conn, conn_loop(conn)->now + ritual__ms_to_ns(conn->idle_ms));
@@ -295,7 +297,8 @@ void ritual__proxy_received(ritual_conn *conn, const char *bytes, int len)
             refuse(conn, -EPROTO, "connection ended inside the header");
         return;
     }
-    stamp_activity(conn);
+    /* No stamp_activity: the header's deadline counts from the accept, so
+     * that a byte now and then cannot keep a connection waiting. */
     ritual__stat_add(&conn_loop(conn)->stat_read, (uint64_t)len);
     size_t n = (size_t)len, held = in_len(conn);
     struct proxy_header h;

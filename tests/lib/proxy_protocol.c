@@ -14,6 +14,8 @@
  * malformed_closed: a client speaking HTTP straight at the listener is
  *   closed at once, not after the header timeout.
  * slow_closed: a header still incomplete after proxy_timeout_ms is closed.
+ * trickle_closed: so is one trickled a byte at a time: the deadline counts
+ *   from the accept, not from the last byte.
  * tls_after_header: on a TLS listener the header comes first, the
  *   ClientHello behind it in the same segment; on_open follows the
  *   handshake, with the header's client as the peer.
@@ -29,6 +31,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -272,6 +275,47 @@ static void slow_closed(void)
     ritual_loop_free(s.loop);
 }
 
+/* A byte every 40 ms: 45 bytes would take 1.8 s; the deadline is 300 ms
+ * after the accept. */
+static void *trickle_run(void *arg)
+{
+    uint64_t *ended_ms = arg;
+    static const char msg[] = "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n";
+    int fd = tcp_connect(s.port);
+    uint64_t start_ms = now_ms();
+    size_t i = 0;
+    for (; i < sizeof msg - 1; i++) {
+        if (wait_fd(fd, POLLIN, now_ms() + 40))
+            break; /* the server's FIN (or reset) came */
+        if (send(fd, msg + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+    }
+    char buf[16];
+    size_t got;
+    recv_to_end(fd, buf, sizeof buf, &got, 10000);
+    ASSERT_EQ(got, 0);
+    *ended_ms = now_ms() - start_ms;
+    ASSERT_LT(i, sizeof msg - 1); /* cut before the header was whole */
+    ASSERT_EQ(ritual_loop_post(s.loop, stop_loop, NULL), 0);
+    close(fd);
+    return NULL;
+}
+
+static void trickle_closed(void)
+{
+    start("127.0.0.1", 300);
+    uint64_t ended_ms = 0;
+    pthread_t t = lt_thread(trickle_run, &ended_ms);
+    lt_run(s.loop, 20000);
+    lt_join(t);
+    note("%s: closed after %llu ms", ritual_loop_backend_name(s.loop),
+         (unsigned long long)ended_ms);
+    ASSERT_GE(ended_ms, 250);
+    ASSERT_LT(ended_ms, 1500);
+    expect_refused();
+    ritual_loop_free(s.loop);
+}
+
 static void bad_proxy_from(void)
 {
     ritual_loop *loop = lt_loop();
@@ -416,5 +460,5 @@ static void parser_answers(void)
 }
 
 TEST_CASES(CASE(v1_one_segment), CASE(v2_trickled), CASE(v2_local), CASE(v1_unknown),
-           CASE(untrusted_closed), CASE(malformed_closed), CASE(slow_closed), CASE(bad_proxy_from),
-           CASE(tls_after_header), CASE(parser_answers))
+           CASE(untrusted_closed), CASE(malformed_closed), CASE(slow_closed), CASE(trickle_closed),
+           CASE(bad_proxy_from), CASE(tls_after_header), CASE(parser_answers))
