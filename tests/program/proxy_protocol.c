@@ -8,12 +8,21 @@
  *     connection from 127.0.0.1 unanswered, header or not;
  *   echo_after_header: ritual echo echoes what follows the header, not it;
  *   bad_options: --proxy-protocol bogus and --proxy-timeout 0 are usage
- *     errors (exit 2) with a line naming the value. */
+ *     errors (exit 2) with a line naming the value;
+ *   behind_haproxy: real haproxy (send-proxy-v2) in front, a client
+ *     connecting from 127.0.0.2: the access log says 127.0.0.2, not
+ *     haproxy's 127.0.0.1. Skipped without haproxy (Debian: haproxy). */
 #include "support.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define TIMEOUT 5000
@@ -172,5 +181,97 @@ static void bad_options(void)
     }
 }
 
+/* A port free now on 127.0.0.1 (for haproxy, which cannot report one). */
+static int free_port(void)
+{
+    int fd = (int)SYSCHECK(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    SYSCHECK(bind(fd, (struct sockaddr *)&a, sizeof a));
+    int port = socket_port(fd);
+    close(fd);
+    return port;
+}
+
+/* A connection to 127.0.0.1:port from `source`; -1 if refused. */
+static int connect_from(const char *source, int port)
+{
+    int fd = (int)SYSCHECK(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    ASSERT_EQ(inet_pton(AF_INET, source, &a.sin_addr), 1);
+    SYSCHECK(bind(fd, (struct sockaddr *)&a, sizeof a));
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void behind_haproxy(void)
+{
+    char haproxy[256];
+    if (!find_tool("haproxy", haproxy, sizeof haproxy))
+        return;
+    struct server s;
+    http_server_start(ritual_program(), root,
+                      (const char *const[]){"--access-log", log_path, "--proxy-protocol",
+                                            "127.0.0.1", "--workers", "1", NULL},
+                      &s);
+    int front = free_port();
+    char cfg[160], cfg_text[512], out[160];
+    snprintf(cfg, sizeof cfg, "%s/haproxy.cfg", root);
+    snprintf(out, sizeof out, "%s/haproxy.out", root);
+    int n = snprintf(cfg_text, sizeof cfg_text,
+                     "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10s\n"
+                     "  timeout server 10s\nfrontend f\n  bind 127.0.0.1:%d\n"
+                     "  default_backend b\nbackend b\n  server s 127.0.0.1:%d send-proxy-v2\n",
+                     front, s.port);
+    file_write_at(root, "haproxy.cfg", cfg_text, (size_t)n);
+    pid_t pid = fork();
+    SYSCHECK(pid);
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(haproxy, "haproxy", "-db", "-f", cfg, (char *)NULL);
+        _exit(127);
+    }
+    /* haproxy says nothing when it is ready: its port answering is the sign. */
+    int fd = -1;
+    for (uint64_t until = now_ms() + 10000; fd < 0 && now_ms() < until;) {
+        fd = connect_from("127.0.0.2", front);
+        if (fd < 0)
+            sleep_ms(20);
+    }
+    if (fd < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        FAIL("haproxy did not listen on 127.0.0.1:%d within 10 s", front);
+    }
+    struct http_client *c = malloc(sizeof *c);
+    ASSERT(c != NULL);
+    c->fd = fd;
+    c->len = 0;
+    send_all(fd, get_hello, sizeof get_hello - 1);
+    struct http_response r;
+    int answered = http_read_response(c, &r, 0, TIMEOUT);
+    http_client_close(c);
+    kill(pid, SIGTERM);
+    SYSCHECK(waitpid(pid, NULL, 0));
+    ASSERT(answered);
+    HTTP_EXPECT_STATUS(&r, 200);
+    http_response_free(&r);
+    server_expect_clean_exit(&s);
+    char *log = read_log();
+    if (strncmp(log, "127.0.0.2 - - [", 15) != 0)
+        FAIL("access log behind haproxy:\n%s\nexpected the client, 127.0.0.2", log);
+    note("behind haproxy: %.*s", (int)(strchr(log, '\n') - log), log);
+    free(log);
+}
+
 TEST_CASES_WITH(make_tree, remove_root, CASE(http_real_client_logged), CASE(http_no_header_closed),
-                CASE(http_untrusted_closed), CASE(echo_after_header), CASE(bad_options))
+                CASE(http_untrusted_closed), CASE(echo_after_header), CASE(bad_options),
+                CASE(behind_haproxy))
