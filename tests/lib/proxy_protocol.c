@@ -9,6 +9,8 @@
  *   time: the same, with the IPv6 client.
  * v2_local, v1_unknown: a LOCAL (health check) or UNKNOWN header keeps the
  *   socket's address.
+ * mapped_ipv4_trusted: on a dual-stack listener ("*:0") an IPv4 client is
+ *   an IPv4-mapped IPv6 peer, which an IPv4 range trusts.
  * untrusted_closed: a listener trusting 10.0.0.0/8 closes a connection
  *   from 127.0.0.1 without on_open, whatever it sends; nothing delivered.
  * malformed_closed: a client speaking HTTP straight at the listener is
@@ -236,6 +238,26 @@ static void v1_unknown(void)
     ritual_loop_free(s.loop);
 }
 
+static void mapped_ipv4_trusted(void)
+{
+    memset(&s, 0, sizeof s);
+    s.loop = lt_loop();
+    ritual_listen_options o = {.proxy_from = "10.0.0.0/8,127.0.0.0/8"};
+    ritual_error err;
+    ritual_listener *l = ritual_listen(s.loop, "*:0", &o, &cbs, &err);
+    if (!l)
+        FAIL("ritual_listen *:0: %s", err.message);
+    s.port = ritual_listener_port(l);
+    static const char msg[] = "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\nhello";
+    struct client c = {.bytes = msg, .len = sizeof msg - 1, .answer = 5};
+    s.expect = 5;
+    run_client(&c);
+    note("%s: the proxy seen as %s", ritual_loop_backend_name(s.loop), s.socket_peer);
+    ASSERT_EQ(s.opens, 1);
+    ASSERT_EQ(strcmp(s.peer, "192.0.2.1:56324"), 0);
+    ritual_loop_free(s.loop);
+}
+
 static void untrusted_closed(void)
 {
     start("10.0.0.0/8,::1", 0);
@@ -460,5 +482,6 @@ static void parser_answers(void)
 }
 
 TEST_CASES(CASE(v1_one_segment), CASE(v2_trickled), CASE(v2_local), CASE(v1_unknown),
-           CASE(untrusted_closed), CASE(malformed_closed), CASE(slow_closed), CASE(trickle_closed),
-           CASE(bad_proxy_from), CASE(tls_after_header), CASE(parser_answers))
+           CASE(mapped_ipv4_trusted), CASE(untrusted_closed), CASE(malformed_closed),
+           CASE(slow_closed), CASE(trickle_closed), CASE(bad_proxy_from), CASE(tls_after_header),
+           CASE(parser_answers))
