@@ -121,13 +121,14 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
         ritual__conn_options_defaults(&l->profile.opts);
         rc = ritual__loop_reserve_rbuf(loop, l->profile.opts.read_buffer_size);
     }
-    if (rc == 0)
+    if (rc == 0) {
         rc = ritual__proxy_trust_parse(options->proxy_from, options->proxy_timeout_ms, &l->proxy,
                                        err);
-    if (rc == -EINVAL) {
-        close(fd);
-        free(l);
-        return NULL;
+        if (rc == -EINVAL) { /* `err` says which entry */
+            close(fd);
+            free(l);
+            return NULL;
+        }
     }
     if (rc == 0) {
         l->io.fd = fd;
