@@ -175,6 +175,7 @@ void ritual__proxy_begin(ritual_conn *conn)
     const ritual_listener *l = conn->profile->listener;
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
+    conn->proxy = &ritual__proxy_awaiting; /* from now until on_open: no on_close */
     if (l->addr.ss_family != AF_UNIX) {
         if (getpeername(conn->io.fd, (struct sockaddr *)&peer, &len) < 0) {
             ritual__conn_terminate(conn, -errno); /* reset while queued */
@@ -188,7 +189,6 @@ void ritual__proxy_begin(ritual_conn *conn)
                 ritual_log(loop, RITUAL_LOG_INFO, "PROXY: connection from %s not trusted: closed",
                            where);
             }
-            conn->proxy = &ritual__proxy_awaiting; /* never opened: no on_close */
             ritual__conn_terminate(conn, -EPROTO);
             return;
         }
@@ -197,7 +197,6 @@ void ritual__proxy_begin(ritual_conn *conn)
      * with on_open (or TLS's handshake timeout, with the handshake). It
      * counts from the accept (last_active is not moved while the header
      * comes in). */
-    conn->proxy = &ritual__proxy_awaiting;
     conn->idle_ms = l->proxy->timeout_ms;
     ritual__conn_schedule(conn, conn_loop(conn)->now + ritual__ms_to_ns(conn->idle_ms));
 }
@@ -214,15 +213,18 @@ static struct ritual_proxy_peer *peer_get(ritual_loop *loop)
     return malloc(sizeof *p);
 }
 
+static void peer_put(ritual_loop *loop, struct ritual_proxy_peer *p)
+{
+    p->addr.next = loop->proxy_free;
+    loop->proxy_free = p;
+}
+
 void ritual__proxy_release(ritual_conn *conn)
 {
     struct ritual_proxy_peer *p = (struct ritual_proxy_peer *)conn->proxy;
     conn->proxy = NULL;
-    if (!p || p == &ritual__proxy_awaiting)
-        return;
-    ritual_loop *loop = conn_loop(conn);
-    p->addr.next = loop->proxy_free;
-    loop->proxy_free = p;
+    if (p && p != &ritual__proxy_awaiting)
+        peer_put(conn_loop(conn), p);
 }
 
 void ritual__proxy_pool_free(ritual_loop *loop)
@@ -253,11 +255,12 @@ static void header_done(ritual_conn *conn, const struct proxy_header *h, const c
                         size_t len)
 {
     const struct ritual_conn_profile *profile = conn->profile;
-    conn->proxy = NULL; /* LOCAL, UNKNOWN, UNSPEC: the socket's address stands */
+    /* LOCAL, UNKNOWN, UNSPEC: no address, the socket's stands (NULL). */
+    struct ritual_proxy_peer *p = NULL;
     if (h->command == PROXY_CMD_PROXY && h->family != AF_UNSPEC) {
-        struct ritual_proxy_peer *p = peer_get(conn_loop(conn));
+        p = peer_get(conn_loop(conn));
         if (!p) {
-            ritual__conn_terminate(conn, -ENOMEM);
+            ritual__conn_terminate(conn, -ENOMEM); /* still unopened: no on_close */
             return;
         }
         memset(p, 0, sizeof *p);
@@ -267,21 +270,24 @@ static void header_done(ritual_conn *conn, const struct proxy_header *h, const c
             p->addr.in6 = h->src.in6;
         else
             p->addr.sa.sa_family = AF_UNIX; /* unnamed, as our own unix peers */
-        conn->proxy = p;
     }
     conn->idle_ms = (uint32_t)profile->opts.idle_timeout_ms;
     stamp_activity(conn);
     if (profile->tls) {
         int rc = ritual__tls_attach(conn, profile->tls, true, NULL, profile->tls_plaintext);
         if (rc < 0) {
-            ritual__conn_terminate(conn, rc);
+            if (p)
+                peer_put(conn_loop(conn), p);
+            ritual__conn_terminate(conn, rc); /* still unopened: no on_close */
             return;
         }
+        conn->proxy = p; /* TLS's own state keeps on_close back until on_open */
         ritual_conn_set_idle_timeout(conn, conn->idle_ms); /* the handshake's, from now */
         if (len > 0)
             ritual__tls_received(conn, rest, len);
         return;
     }
+    conn->proxy = p;
     ritual_conn_set_idle_timeout(conn, conn->idle_ms);
     ritual__conn_opened(conn);
     if (len > 0 && !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING)))
