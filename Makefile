@@ -53,15 +53,15 @@ bench:
 	@cmake --build $(BENCH_BUILD) -j $(JOBS)
 	bench/run --build $(BENCH_BUILD)
 
-# libFuzzer on the HTTP parser and on the server, FUZZ_TIME seconds each
+# libFuzzer on the HTTP parser, on the server and on the PROXY header parser, FUZZ_TIME seconds each
 # (default 60), each from a scratch copy of its checked-in corpus; a crash
 # leaves its input in $(FUZZ_BUILD)/ to be added to fuzz/corpus/. `make test`
 # replays the corpora.
 fuzz:
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	    -DRITUAL_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_parser fuzz_server fuzz_tls
-	@for f in parser server tls; do \
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_parser fuzz_server fuzz_tls fuzz_proxy
+	@for f in parser server tls proxy; do \
 	    rm -rf $(FUZZ_BUILD)/corpus-$$f && cp -r fuzz/corpus/$$f $(FUZZ_BUILD)/corpus-$$f && \
 	    echo "== fuzz_$$f for $(FUZZ_TIME) s" && \
 	    (cd $(FUZZ_BUILD) && ./fuzz/fuzz_$$f corpus-$$f -max_total_time=$(FUZZ_TIME) \

@@ -453,6 +453,12 @@ RITUAL_API ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
 RITUAL_API int ritual_address_parse(const char *address, struct sockaddr_storage *out,
                                     socklen_t *len, ritual_error *err);
 
+/* Checks a PROXY protocol source list (ritual_listen_options.proxy_from) as
+ * ritual_listen does, so a program can reject a malformed one before it
+ * sets anything up. Returns 0, or -EINVAL with `err` naming the entry
+ * ("'10.0.0.0/33': not an address or CIDR"). */
+RITUAL_API int ritual_proxy_from_check(const char *list, ritual_error *err);
+
 enum {
     /* SO_REUSEPORT: several sockets (loops, processes) listen on one port
      * and the kernel spreads new connections over them. */

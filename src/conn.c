@@ -11,6 +11,7 @@
 #include "conn_parts.h"
 #include "io.h"
 #include "listener.h"
+#include "proxy.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -255,6 +256,10 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
     ritual__stat_add(&loop->stat_conns, 1);
     ritual_list_add_tail(&loop->conns, &conn->link);
     *out = conn;
+    if (profile->listener && profile->listener->proxy) {
+        ritual__proxy_begin(conn); /* TLS and on_open once the header is in */
+        return 0;
+    }
     if (profile->tls) {
         rc = ritual__tls_attach(conn, profile->tls, true, NULL, profile->tls_plaintext);
         if (rc < 0) {
@@ -301,6 +306,7 @@ static void conn_finish(ritual_loop *loop, ritual_conn *conn)
 {
     const struct ritual_conn_profile *profile = conn->profile;
     ritual__tls_detach(conn);
+    ritual__proxy_release(conn);
     release_output(conn);
     if (profile->listener)
         ritual__listener_unref(profile->listener);
@@ -316,7 +322,7 @@ void ritual__conns_reap(ritual_loop *loop)
         ritual_list_del(&conn->link);
         const struct ritual_conn_profile *profile = conn->profile;
         ritual__conn_release_input(conn); /* kept if it closed during its own on_data */
-        if (profile->cbs.on_close && !ritual__tls_unseen(conn))
+        if (profile->cbs.on_close && !ritual__tls_unseen(conn) && !ritual__proxy_pending(conn))
             profile->cbs.on_close(conn, conn->close_reason);
         if (conn->io.busy) {
             /* The kernel still has operations naming it: the struct (and
@@ -690,6 +696,20 @@ int ritual_conn_fd(const ritual_conn *conn)
 }
 
 int ritual_conn_peer(const ritual_conn *conn, char *buf, size_t len)
+{
+    const struct ritual_proxy_peer *p = conn->proxy;
+    if (p && !ritual__proxy_pending(conn)) {
+        if (p->addr.sa.sa_family != AF_UNIX)
+            return ritual__address_format(&p->addr.sa, buf, len);
+        if (len < sizeof "unix:")
+            return -ENOSPC;
+        memcpy(buf, "unix:", sizeof "unix:");
+        return 0;
+    }
+    return ritual_conn_socket_peer(conn, buf, len);
+}
+
+int ritual_conn_socket_peer(const ritual_conn *conn, char *buf, size_t len)
 {
     struct sockaddr_storage addr;
     socklen_t addr_len = sizeof addr;

@@ -82,11 +82,16 @@ struct ritual_conn {
     struct ritual_outq *out_tail; /* the queue is circular: out_tail->next is its head */
     struct ritual_list link;      /* in loop->conns while open, loop->closed after */
     struct ritual_tls_conn *tls;  /* NULL: plain (tls/tls.h) */
+    /* PROXY protocol (proxy.h): the client's address a header gave, or the
+     * marker of a header still awaited; NULL without one. */
+    const struct ritual_proxy_peer *proxy;
 };
-/* 88 bytes, plus nothing while idle: input and output buffers exist only
+/* 96 bytes, plus nothing while idle: input and output buffers exist only
  * while they hold bytes, and the heap holds 16 bytes for a pending timeout.
- * TLS state is one pointer, so a plain connection pays 8 bytes for it. */
-_Static_assert(sizeof(struct ritual_conn) == 88, "ritual_conn changed size: make it a decision");
+ * TLS state is one pointer, so a plain connection pays 8 bytes for it; the
+ * PROXY protocol's another 8 (the address itself, 28 bytes, is pooled and
+ * exists only on a connection whose header carried one). */
+_Static_assert(sizeof(struct ritual_conn) == 96, "ritual_conn changed size: make it a decision");
 
 /* Sets up a socket as a connection: accepted, or `connecting` outbound (then
  * on_open waits for the handshake). Returns 0, or a negative errno after

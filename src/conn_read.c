@@ -3,6 +3,8 @@
  * copied into a buffer of the connection's own, which exists just while it
  * holds bytes. */
 #include "conn_parts.h"
+#include "proxy.h"
+#include "proxy_header.h"
 
 #include <errno.h>
 #include <string.h>
@@ -85,7 +87,10 @@ size_t ritual__conn_receive_room(const ritual_conn *conn)
     if (conn->tls)
         return ritual__tls_receive_room(conn);
     size_t max = opts(conn)->read_buffer_size, held = in_len(conn);
-    return held < max ? max - held : 0;
+    if (held < max)
+        return max - held;
+    /* A PROXY header longer than the input bound: one byte at a time. */
+    return ritual__proxy_pending(conn) && held < PROXY_HEADER_MAX ? 1 : 0;
 }
 
 /* Hands `len` bytes at `bytes` to the user; keeps what was not consumed. */
@@ -170,6 +175,10 @@ void ritual__conn_peer_eof(ritual_conn *conn)
 
 void ritual__conn_read(ritual_conn *conn)
 {
+    if (ritual__proxy_pending(conn)) {
+        ritual__proxy_read(conn); /* no TLS, no on_data before the header */
+        return;
+    }
     ritual_loop *loop = conn_loop(conn);
     size_t max = opts(conn)->read_buffer_size;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
@@ -279,6 +288,10 @@ void ritual__conn_received(ritual_conn *conn, const char *bytes, int len)
     }
     if (len < 0) {
         ritual__conn_terminate(conn, len);
+        return;
+    }
+    if (ritual__proxy_pending(conn)) {
+        ritual__proxy_received(conn, bytes, len);
         return;
     }
     if (conn->tls) {

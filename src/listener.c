@@ -7,6 +7,7 @@
 #include "io.h"
 #include "listener.h"
 #include "loop.h"
+#include "proxy.h"
 #include "tls/tls.h"
 
 #include <errno.h>
@@ -121,6 +122,15 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
         rc = ritual__loop_reserve_rbuf(loop, l->profile.opts.read_buffer_size);
     }
     if (rc == 0) {
+        rc = ritual__proxy_trust_parse(options->proxy_from, options->proxy_timeout_ms, &l->proxy,
+                                       err);
+        if (rc == -EINVAL) { /* `err` says which entry */
+            close(fd);
+            free(l);
+            return NULL;
+        }
+    }
+    if (rc == 0) {
         l->io.fd = fd;
         l->io.kind = RITUAL_IO_LISTENER;
         l->io.exclusive = exclusive;
@@ -132,6 +142,8 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
             ritual__address_format((const struct sockaddr *)&l->addr, where, sizeof where);
         ritual_error_set(err, rc, "listen %s", where);
         close(fd);
+        if (l)
+            free(l->proxy);
         free(l);
         return NULL;
     }
@@ -167,6 +179,8 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
     memset(&defaults, 0, sizeof defaults);
     if (!options)
         options = &defaults;
+    if (ritual__proxy_trust_check(options, err) < 0)
+        return NULL; /* before any socket is made */
     int fd = ritual__listen_socket(loop, address, options, callbacks, err);
     if (fd < 0)
         return NULL;
@@ -298,7 +312,7 @@ void ritual__listener_accepted(ritual_listener *l, int fd)
             close(fd);
         } else if (ritual__conn_open(l->loop, &l->profile, fd, false, &conn) == 0 &&
                    l->loop->shutting_down && l->profile.cbs.on_shutdown &&
-                   ritual__tls_opened(conn) &&
+                   ritual__tls_opened(conn) && !ritual__proxy_pending(conn) &&
                    !(conn->flags & (CONN_CLOSED | CONN_CLOSING | CONN_LINGERING))) {
             l->profile.cbs.on_shutdown(conn); /* told like the others were */
         }
@@ -324,6 +338,7 @@ void ritual__listener_conn_closed(ritual_listener *l)
 static void listener_free(ritual_listener *l)
 {
     ritual_tls_free(l->profile.tls);
+    free(l->proxy);
     free(l);
 }
 

@@ -29,7 +29,8 @@ struct ritual_listener {
     uint64_t emfile_backoff_ns;
     struct ritual_timer_node retry_timer;
     struct sockaddr_storage addr;
-    struct ritual_list link; /* loop->listeners, then loop->dead_listeners */
+    struct ritual_proxy_trust *proxy; /* PROXY protocol sources (proxy.h); NULL: none */
+    struct ritual_list link;          /* loop->listeners, then loop->dead_listeners */
 };
 
 /* Opens the listening socket for `address` (the ritual, checked at every

@@ -7,6 +7,7 @@
 #include "listener.h"
 #include "loop.h"
 #include "post.h"
+#include "proxy.h"
 #include "signals.h"
 #include "timer.h"
 #include "tls/tls.h"
@@ -213,6 +214,7 @@ void ritual_loop_shutdown(ritual_loop *loop, uint64_t drain_ms)
         ritual_list_del(&conn->link);
         ritual_list_add_tail(&loop->conns, &conn->link);
         if (conn->profile->cbs.on_shutdown && ritual__tls_opened(conn) &&
+            !ritual__proxy_pending(conn) &&
             !(conn->flags & (CONN_CLOSING | CONN_LINGERING | CONN_CONNECTING)))
             conn->profile->cbs.on_shutdown(conn);
     }
@@ -277,6 +279,7 @@ void ritual_loop_free(ritual_loop *loop)
         free(c);
     }
     ritual__conns_free_blocks(loop);
+    ritual__proxy_pool_free(loop);
     ritual__timers_free(loop);
     ritual__buffers_free(loop);
     free(loop->rbuf);

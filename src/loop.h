@@ -56,6 +56,7 @@ struct ritual_loop {
     struct ritual_file_chunk *file_chunk_free;
     size_t file_chunk_free_count;
     char **inbuf_free; /* free 4 KiB input buffers, linked through their first bytes */
+    struct ritual_proxy_peer *proxy_free; /* PROXY clients' addresses (proxy.h) */
     size_t inbuf_free_count;
 
     struct ritual_list listeners;

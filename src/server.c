@@ -6,6 +6,7 @@
  * told to shut down through ritual_loop_post. */
 #include "listener.h"
 #include "loop.h"
+#include "proxy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -241,6 +242,8 @@ ritual_listener *ritual_server_listen(ritual_server *srv, const char *address,
     memset(&defaults, 0, sizeof defaults);
     if (!options)
         options = &defaults;
+    if (ritual__proxy_trust_check(options, err) < 0)
+        return NULL; /* before any socket is made */
     if (srv->accept_mode == RITUAL_ACCEPT_SHARED)
         return listen_shared(srv, address, options, callbacks, err);
     return listen_reuseport(srv, address, options, callbacks, err);

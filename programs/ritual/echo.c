@@ -39,6 +39,12 @@ static const char echo_usage[] =
     "                           for up to this long (default 10); a connection with\n"
     "                           nothing in flight closes once it has been silent for\n"
     "                           a second; a second signal stops at once\n"
+    "  --proxy-protocol CIDRS   expect a PROXY protocol header (HAProxy's, v1 or v2)\n"
+    "                           from these comma-separated sources, addresses or\n"
+    "                           CIDRs (127.0.0.1,10.0.0.0/8); connections from\n"
+    "                           elsewhere, or with a bad header, are closed\n"
+    "  --proxy-timeout SECONDS  close a connection whose PROXY header is not whole\n"
+    "                           this long after it connected (default 5)\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n" CLI_TLS_USAGE
     "  -h, --help               show this help\n"
     "\n"
@@ -103,6 +109,8 @@ enum {
     OPT_BACKEND,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
+    OPT_PROXY,
+    OPT_PROXY_TIMEOUT,
 };
 
 static int parse_args(int argc, char **argv, struct echo_config *cfg)
@@ -121,6 +129,8 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"proxy-protocol", required_argument, NULL, OPT_PROXY},
+        {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -191,6 +201,19 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         case OPT_TLS_KEY:
             if (cli_tls_option("echo", &cfg->tls, c == OPT_TLS_CERT, optarg) != 0)
                 return EXIT_USAGE;
+            break;
+        case OPT_PROXY: {
+            ritual_error err;
+            if (ritual_proxy_from_check(optarg, &err) < 0)
+                return cli_usage_error("echo", "--proxy-protocol: %s", err.message);
+            cfg->listen_opts.proxy_from = optarg;
+            break;
+        }
+        case OPT_PROXY_TIMEOUT:
+            if (cli_parse_seconds(optarg, &cfg->listen_opts.proxy_timeout_ms) < 0 ||
+                cfg->listen_opts.proxy_timeout_ms == 0)
+                return cli_usage_error(
+                    "echo", "--proxy-timeout: '%s' is not a positive number of seconds", optarg);
             break;
         case 'h':
             fputs(echo_usage, stdout);

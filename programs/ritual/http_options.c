@@ -69,6 +69,13 @@ static const char http_usage[] =
     "  --drain-timeout SECONDS     on SIGTERM/SIGINT, let responses finish for up to\n"
     "                              this long (default 10); a second signal stops at once\n"
     "  --pin                       pin worker i to CPU i\n"
+    "  --proxy-protocol CIDRS      expect a PROXY protocol header (HAProxy's, v1 or v2)\n"
+    "                              from these comma-separated sources, addresses or\n"
+    "                              CIDRs (127.0.0.1,10.0.0.0/8); connections from\n"
+    "                              elsewhere, or with a bad header, are closed; the\n"
+    "                              header's client address is the one logged\n"
+    "  --proxy-timeout SECONDS     close a connection whose PROXY header is not whole\n"
+    "                              this long after it connected (default 5)\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --tls-cert FILE             serve HTTPS with this PEM certificate chain; repeat\n"
     "                              with --tls-key for more, chosen by SNI (the first\n"
@@ -112,6 +119,8 @@ enum {
     OPT_PRECOMPRESSED,
     OPT_CACHE_VALID,
     OPT_CACHE_INACTIVE,
+    OPT_PROXY,
+    OPT_PROXY_TIMEOUT,
 };
 
 static int parse_timeout(const char *name, const char *text, uint64_t *ms)
@@ -285,6 +294,8 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
         {"precompressed", required_argument, NULL, OPT_PRECOMPRESSED},
         {"open-file-cache-valid", required_argument, NULL, OPT_CACHE_VALID},
         {"open-file-cache-inactive", required_argument, NULL, OPT_CACHE_INACTIVE},
+        {"proxy-protocol", required_argument, NULL, OPT_PROXY},
+        {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -361,6 +372,16 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
             break;
         case OPT_PIN:
             cfg->server.pin = 1;
+            break;
+        case OPT_PROXY: {
+            ritual_error err;
+            if (ritual_proxy_from_check(optarg, &err) < 0)
+                return cli_usage_error("http", "--proxy-protocol: %s", err.message);
+            cfg->http.proxy_from = optarg;
+            break;
+        }
+        case OPT_PROXY_TIMEOUT:
+            rc = parse_timeout("--proxy-timeout", optarg, &cfg->http.proxy_timeout_ms);
             break;
         case OPT_LOG:
             if (cli_parse_log_level(optarg, &cfg->server.loop.log_level) < 0)

@@ -168,6 +168,9 @@ static ritual_listen_options listen_options(struct http_config *cfg)
     lo.tls = cfg->opts.tls;
     if (lo.tls)
         lo.flags |= RITUAL_LISTEN_TLS_PLAINTEXT;
+    /* Read by the listen call at once (the caller's string, still valid). */
+    lo.proxy_from = cfg->opts.proxy_from;
+    lo.proxy_timeout_ms = cfg->opts.proxy_timeout_ms;
     return lo;
 }
 

@@ -56,3 +56,7 @@ ritual_library_test(tls 90)
 # backpressure; request bodies streamed, dropped or refused; upgrades;
 # HEAD errors without a body; extra header lines on every head.
 ritual_library_test(http_stream 60)
+# The PROXY protocol: v1 and v2 headers whole or trickled before on_open,
+# the client's address from ritual_conn_peer; untrusted, malformed and slow
+# ones closed unopened; on every backend.
+ritual_library_test(proxy_protocol 30)

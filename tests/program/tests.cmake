@@ -76,3 +76,6 @@ add_dependencies(test_examples_http example_sse_clock example_upload)
 # ritual http and request bodies: small ones dropped with the connection
 # reused, over 1 MiB refused at once, a stalled one answered 408.
 ritual_program_test(http_bodies 60)
+# --proxy-protocol: the client's address from a PROXY header in the access
+# log; no header, an untrusted source or a bad option refused.
+ritual_program_test(proxy_protocol 60)
