@@ -56,3 +56,7 @@ ritual_library_test(tls 90)
 # backpressure; request bodies streamed, dropped or refused; upgrades;
 # HEAD errors without a body; extra header lines on every head.
 ritual_library_test(http_stream 60)
+# Unix domain sockets: unix:/path and unix:@name listeners and connects,
+# peer credentials, the socket file's life (stale replaced, live or foreign
+# kept, mode and owner, removed on close), sendfile, a server's workers.
+ritual_library_test(unix 60)
