@@ -17,6 +17,10 @@ struct listing_cache;
 
 struct http_worker {
     ritual_loop *loop;
+    struct mime_table *mime; /* the worker's reference to the table it uses */
+    /* A table SIGHUP loaded, referenced for this worker, until its thread
+     * takes it (http.c: mime_take). */
+    _Atomic(struct mime_table *) mime_next;
     struct file_cache *cache;
     struct listing_cache *listings; /* NULL without --autoindex */
     struct access_log *log;         /* NULL: no access log */
@@ -44,7 +48,8 @@ struct http_app {
     size_t ncache_rules;
     const struct error_page *error_pages;
     size_t nerror_pages;
-    struct mime_table *mime;
+    struct mime_table *mime;         /* the control thread's reference */
+    const char *mime_path;           /* --mime FILE, or NULL */
     struct file_cache_options cache; /* max_files set once the workers are known */
     struct http_worker *workers;
     unsigned nworkers;

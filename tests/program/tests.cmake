@@ -76,3 +76,8 @@ add_dependencies(test_examples_http example_sse_clock example_upload)
 # ritual http and request bodies: small ones dropped with the connection
 # reused, over 1 MiB refused at once, a stalled one answered 408.
 ritual_program_test(http_bodies 60)
+
+# Unix sockets in `ritual http` and `ritual echo` (several --listen at once,
+# --socket-mode, a live or foreign file refused), --user (as root), and
+# SIGHUP reloading the --mime table.
+ritual_program_test(unix_user 60)
