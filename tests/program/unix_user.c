@@ -10,6 +10,8 @@
  *   file at the path is refused and left as it was.
  * - user_nobody: as root, --user nobody runs the server as nobody (uid,
  *   gid and supplementary groups in /proc), still serving both listeners.
+ * - user_not_root: without root, --user another user is refused (exit 1);
+ *   --user the user it already is goes on.
  * - user_unknown: --user or --socket-owner naming nobody is a usage error
  *   (exit 2) with a clear line, in both commands; so is --socket-mode
  *   without a unix:/PATH listener.
@@ -305,6 +307,42 @@ static void user_nobody(void)
     remove_tree(root);
 }
 
+/* Not root: --user another is refused (exit 1, saying why); --user the
+ * one it already runs as goes on (a re-exec of a dropped server). */
+static void user_not_root(void)
+{
+    char setpriv[256];
+    struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || !pw) {
+        note("SKIPPED: needs root (to become nobody first) and a user 'nobody'");
+        return;
+    }
+    if (!find_tool("setpriv", setpriv, sizeof setpriv))
+        return;
+    char uid[16], gid[16];
+    snprintf(uid, sizeof uid, "--reuid=%u", (unsigned)pw->pw_uid);
+    snprintf(gid, sizeof gid, "--regid=%u", (unsigned)pw->pw_gid);
+    static struct cmd_result r;
+    const char *refused[] = {setpriv,          uid,    gid,        "--clear-groups",
+                             ritual_program(), "echo", "--listen", "127.0.0.1:0",
+                             "--user",         "root", NULL};
+    run_command(refused, 10000, &r);
+    note("%s", r.err);
+    ASSERT_EQ(r.exit_code, 1);
+    ASSERT(strstr(r.err, "ritual: --user root: Operation not permitted (only root can change "
+                         "user)") != NULL);
+
+    const char *same[] = {setpriv,          uid,      gid,        "--clear-groups",
+                          ritual_program(), "echo",   "--listen", "127.0.0.1:0",
+                          "--user",         "nobody", NULL};
+    server_start_argv(same, 0, &server);
+    int fd = tcp_connect(server.port);
+    echo_roundtrip(fd, "as nobody", 9, TIMEOUT);
+    close(fd);
+    expect_status_ids(server.pid, "Uid:", pw->pw_uid);
+    server_expect_clean_exit(&server);
+}
+
 static void expect_usage(const char *const argv[], const char *needle)
 {
     static struct cmd_result r;
@@ -379,4 +417,4 @@ static void mime_reload(void)
 }
 
 TEST_CASES(CASE(http_unix_and_tcp), CASE(echo_abstract), CASE(socket_in_use), CASE(user_nobody),
-           CASE(user_unknown), CASE(mime_reload))
+           CASE(user_not_root), CASE(user_unknown), CASE(mime_reload))
