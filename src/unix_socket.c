@@ -3,6 +3,7 @@
  * mode and owner the application asked for, and the file removed when the
  * listener closes, if it still is ours. Abstract sockets (unix:@name) have
  * no file and need none of this. */
+#include "address.h"
 #include "listener.h"
 
 #include <errno.h>
@@ -152,8 +153,8 @@ int ritual__unix_listen_socket(const struct sockaddr_storage *addr, socklen_t le
 {
     const struct sockaddr_un *sun = (const struct sockaddr_un *)addr;
     bool file = has_file(addr);
-    const char *shown = file ? sun->sun_path : sun->sun_path + 1;
-    const char *at = file ? "" : "@";
+    char where[sizeof sun->sun_path + 8]; /* "unix:/path", "unix:@name" */
+    ritual__address_format((const struct sockaddr *)addr, where, sizeof where);
     int rc = 0;
     if (file && options->unix_owner) { /* a typo fails before anything changes */
         uid_t uid;
@@ -166,16 +167,16 @@ int ritual__unix_listen_socket(const struct sockaddr_storage *addr, socklen_t le
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return ritual_error_set(err, -errno, "socket unix:%s%s", at, shown);
+        return ritual_error_set(err, -errno, "socket %s", where);
     if (bind(fd, (const struct sockaddr *)addr, len) < 0) {
-        rc = ritual_error_set(err, -errno, "bind unix:%s%s", at, shown);
+        rc = ritual_error_set(err, -errno, "bind %s", where);
         close(fd);
         return rc;
     }
     if (file)
         rc = set_mode_owner(sun->sun_path, options, err);
     if (rc == 0 && listen(fd, backlog) < 0)
-        rc = ritual_error_set(err, -errno, "listen unix:%s%s", at, shown);
+        rc = ritual_error_set(err, -errno, "listen %s", where);
     if (rc < 0) {
         if (file)
             (void)unlink(sun->sun_path); /* ours: bound just now */
