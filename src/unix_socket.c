@@ -189,7 +189,7 @@ int ritual__unix_listen_socket(const struct sockaddr_storage *addr, socklen_t le
 void ritual__unix_file_claim(ritual_listener *l)
 {
     struct stat st;
-    if (!has_file(&l->addr) || stat(((struct sockaddr_un *)&l->addr)->sun_path, &st) < 0)
+    if (!has_file(&l->addr) || lstat(((struct sockaddr_un *)&l->addr)->sun_path, &st) < 0)
         return;
     l->owns_file = true;
     l->file_dev = st.st_dev;

@@ -55,6 +55,18 @@ static int reopen_log(void *app, char *msg, size_t cap)
     return access_log_reopen(app, msg, cap);
 }
 
+/* The control thread: a worker has done a swap. Once none is left to do,
+ * every worker uses the last table loaded, and the log says so (what a
+ * test, or an operator, waits for). */
+static void mime_taken(ritual_loop *control, void *arg)
+{
+    (void)control;
+    struct http_app *app = arg;
+    if (--app->mime_posts == 0)
+        ritual_log(app->workers[0].loop, RITUAL_LOG_INFO,
+                   "MIME types from %s in use by every worker", app->mime_path);
+}
+
 /* A worker's thread: the table SIGHUP loaded replaces the one it used,
  * which goes once no thread holds it. */
 static void mime_take(ritual_loop *loop, void *arg)
@@ -62,11 +74,13 @@ static void mime_take(ritual_loop *loop, void *arg)
     (void)loop;
     struct http_worker *w = arg;
     struct mime_table *t = atomic_exchange(&w->mime_next, NULL);
-    if (!t)
-        return; /* a later post took it already */
-    file_cache_set_mime(w->cache, t);
-    mime_table_free(w->mime);
-    w->mime = t;
+    if (t) { /* else a later post took it already */
+        file_cache_set_mime(w->cache, t);
+        mime_table_free(w->mime);
+        w->mime = t;
+    }
+    if (ritual_loop_post(w->app->control, mime_taken, w->app) < 0)
+        ritual_log(loop, RITUAL_LOG_WARN, "MIME types: cannot tell the control loop");
 }
 
 /* SIGHUP, on the control thread: the --mime file read again. A table that
@@ -87,6 +101,8 @@ static int reload_mime(void *arg, char *msg, size_t cap)
         mime_table_free(atomic_exchange(&w->mime_next, mime_table_ref(t)));
         if (ritual_loop_post(w->loop, mime_take, w) < 0)
             mime_table_free(atomic_exchange(&w->mime_next, NULL)); /* shutting down */
+        else
+            app->mime_posts++;
     }
     mime_table_free(app->mime);
     app->mime = t;
@@ -114,6 +130,7 @@ static void app_close(struct http_app *app)
 static int app_workers(struct http_app *app, ritual_server *server)
 {
     app->nworkers = ritual_server_workers(server);
+    app->control = ritual_server_control_loop(server);
     app->workers = calloc(app->nworkers, sizeof *app->workers);
     if (!app->workers)
         return cli_runtime_error("out of memory");
@@ -124,6 +141,7 @@ static int app_workers(struct http_app *app, ritual_server *server)
     for (unsigned i = 0; i < app->nworkers; i++) {
         struct http_worker *w = &app->workers[i];
         w->loop = ritual_server_loop(server, i);
+        w->app = app;
         w->mime = mime_table_ref(app->mime);
         w->cache = file_cache_new(w->loop, app->root_fd, w->mime, app->index, &app->cache);
         if (app->autoindex)

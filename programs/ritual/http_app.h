@@ -17,6 +17,7 @@ struct listing_cache;
 
 struct http_worker {
     ritual_loop *loop;
+    struct http_app *app;
     struct mime_table *mime; /* the worker's reference to the table it uses */
     /* A table SIGHUP loaded, referenced for this worker, until its thread
      * takes it (http.c: mime_take). */
@@ -50,6 +51,8 @@ struct http_app {
     size_t nerror_pages;
     struct mime_table *mime;         /* the control thread's reference */
     const char *mime_path;           /* --mime FILE, or NULL */
+    ritual_loop *control;            /* the server's control loop, where SIGHUP runs */
+    unsigned mime_posts;             /* (control thread) swaps posted, not yet done */
     struct file_cache_options cache; /* max_files set once the workers are known */
     struct http_worker *workers;
     unsigned nworkers;
