@@ -138,12 +138,13 @@ void cli_listen_apply(const struct cli_listen *l, ritual_listen_options *opts);
 int cli_drop_privileges(const struct cli_listen *l, ritual_server *server);
 
 #define CLI_LISTEN_USAGE(def)                                                                      \
-    "  --listen ADDRESS         where to listen (default " def "); repeat for more\n"              \
-    "                           (up to 16): HOST:PORT (HOST an IPv4 address, [IPv6],\n"            \
-    "                           localhost, or * for all; PORT 0 picks a free one),\n"              \
-    "                           unix:/PATH (a socket file; a stale one is replaced),\n"            \
-    "                           unix:@NAME (abstract), fd:N (an inherited socket),\n"              \
-    "                           systemd:NAME (socket activation)\n"                                \
+    "  --listen ADDRESS         where to listen (default " def "); repeat\n"                       \
+    "                           for more (up to 16): HOST:PORT (HOST an IPv4 address,\n"           \
+    "                           [IPv6], localhost, or * for all; PORT 0 picks a free\n"            \
+    "                           one), unix:/PATH (a socket file; a stale one is\n"                 \
+    "                           replaced), unix:@NAME (abstract), fd:N (an inherited\n"            \
+    "                           socket), systemd:NAME (socket activation); a unix\n"               \
+    "                           socket is shared by all workers\n"                                 \
     "  --socket-mode MODE       a unix:/PATH socket file's permissions, in octal\n"                \
     "                           (e.g. 0660; default 0777 less the umask)\n"                        \
     "  --socket-owner USER[:GROUP]\n"                                                              \
