@@ -137,8 +137,9 @@ void cli_listen_apply(const struct cli_listen *l, ritual_listen_options *opts);
  * Returns 0, or EXIT_RUNTIME (printed): the caller must then exit. */
 int cli_drop_privileges(const struct cli_listen *l, ritual_server *server);
 
-#define CLI_LISTEN_USAGE(def)                                                                      \
-    "  --listen ADDRESS         where to listen (default " def "); repeat\n"                       \
+/* The rest of the help of --listen, after its first line (which names the
+ * command's default), and of the other options above. */
+#define CLI_LISTEN_USAGE                                                                           \
     "                           for more (up to 16): HOST:PORT (HOST an IPv4 address,\n"           \
     "                           [IPv6], localhost, or * for all; PORT 0 picks a free\n"            \
     "                           one), unix:/PATH (a socket file; a stale one is\n"                 \
