@@ -493,9 +493,9 @@ typedef struct ritual_listen_options {
      * Checked when listening (-EINVAL). NULL: no PROXY header expected. */
     const char *proxy_from;
     uint64_t proxy_timeout_ms; /* default 5 s */
-    /* A unix:/path listener's socket file: its permission bits (0: 0666
-     * less the umask) and owner, "USER[:GROUP]" (names or numbers; NULL:
-     * this process's). */
+    /* A unix:/path listener's socket file: its permission bits (0: as
+     * bind makes it, 0777 less the umask) and owner, "USER[:GROUP]" (names
+     * or numbers; NULL: this process's). */
     unsigned unix_mode;
     const char *unix_owner;
 } ritual_listen_options;

@@ -1,14 +1,17 @@
-/* address.c - "HOST:PORT" in and out. No DNS: a listener address is an IP
- * literal, `localhost` or "all addresses", so a typo fails at once instead of
- * resolving to something surprising. */
+/* address.c - addresses in and out: "HOST:PORT", "unix:/path" and
+ * "unix:@name". No DNS: a listener address is an IP literal, `localhost` or
+ * "all addresses", so a typo fails at once instead of resolving to something
+ * surprising. */
 #include "address.h"
 #include "loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 
 static int invalid(ritual_error *err, const char *text, const char *why)
 {
@@ -36,6 +39,44 @@ static int parse_port(const char *s, uint16_t *port)
     return 0;
 }
 
+enum ritual__address_form ritual__address_form_of(const char *text)
+{
+    if (text && strncmp(text, "unix:", 5) == 0)
+        return RITUAL_ADDRESS_UNIX;
+    return RITUAL_ADDRESS_INET;
+}
+
+/* "unix:/path" (a file) or "unix:@name" (abstract: sun_path starts with a
+ * NUL and the name is not NUL-terminated; its length is in the address
+ * length). */
+static int parse_unix(const char *text, struct sockaddr_storage *out, socklen_t *len,
+                      ritual_error *err)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)out;
+    const char *name = text + 5;
+    size_t n = strlen(name);
+    if (name[0] == '@') {
+        if (n == 1)
+            return invalid(err, text, "empty abstract socket name");
+        if (n - 1 > sizeof sun->sun_path - 1)
+            return invalid(err, text, "abstract socket name longer than 107 bytes");
+        sun->sun_family = AF_UNIX;
+        memcpy(sun->sun_path + 1, name + 1, n - 1);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+        return 0;
+    }
+    if (n == 0)
+        return invalid(err, text, "empty socket path");
+    if (name[0] != '/')
+        return invalid(err, text, "expected unix:/PATH (absolute) or unix:@NAME");
+    if (n > sizeof sun->sun_path - 1)
+        return invalid(err, text, "socket path longer than 107 bytes");
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, name, n + 1);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
 int ritual__address_parse(const char *text, struct sockaddr_storage *out, socklen_t *len,
                           bool *any_host, ritual_error *err)
 {
@@ -46,6 +87,8 @@ int ritual__address_parse(const char *text, struct sockaddr_storage *out, sockle
 
     if (!text)
         return invalid(err, "(null)", "expected HOST:PORT");
+    if (ritual__address_form_of(text) == RITUAL_ADDRESS_UNIX)
+        return parse_unix(text, out, len, err);
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
         if (!close)
@@ -120,6 +163,18 @@ int ritual__address_format(const struct sockaddr *sa, char *buf, size_t len)
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
         n = snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+    } else if (sa->sa_family == AF_UNIX) {
+        /* The rest of the storage is zeroed: an abstract name ends at the
+         * first NUL after its leading one; an unnamed socket (a client's)
+         * is plain "unix:". */
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
+        size_t max = sizeof sun->sun_path - 1;
+        if (sun->sun_path[0] == '\0' && sun->sun_path[1] != '\0')
+            n = snprintf(buf, len, "unix:@%.*s", (int)strnlen(sun->sun_path + 1, max),
+                         sun->sun_path + 1);
+        else
+            n = snprintf(buf, len, "unix:%.*s", (int)strnlen(sun->sun_path, max + 1),
+                         sun->sun_path);
     } else {
         return -EAFNOSUPPORT;
     }

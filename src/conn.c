@@ -233,7 +233,7 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
     int one = 1;
     /* Small writes go out at once: latency matters more than packet count
      * for the request/response traffic servers carry. Failure is harmless. */
-    if (!profile->opts.nagle)
+    if (!profile->opts.nagle && !profile->local)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
     int rc = ritual__io_set(loop, &conn->io, wanted_events(conn));
@@ -466,7 +466,8 @@ void ritual__conn_timer_fired(ritual_conn *conn)
         return;
     }
     if (conn->flags & CONN_CONNECTING) {
-        ritual__conn_terminate(conn, -ETIMEDOUT);
+        int error = conn->profile->connect_error;
+        ritual__conn_terminate(conn, error ? -error : -ETIMEDOUT);
     } else if (conn->flags & CONN_LINGERING) {
         ritual__conn_terminate(conn, conn->close_reason);
     } else if (conn->flags & CONN_CLOSING) {
@@ -521,7 +522,9 @@ static void connect_done(ritual_conn *conn)
 {
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(conn->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    if (conn->profile->connect_error)
+        err = conn->profile->connect_error; /* the socket itself is unconnected */
+    else if (getsockopt(conn->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err) {
         ritual__conn_terminate(conn, -err);
@@ -715,7 +718,33 @@ int ritual_conn_socket_peer(const ritual_conn *conn, char *buf, size_t len)
     socklen_t addr_len = sizeof addr;
     if (conn->io.fd < 0)
         return -ENOTCONN;
+    memset(&addr, 0, sizeof addr);
     if (getpeername(conn->io.fd, (struct sockaddr *)&addr, &addr_len) < 0)
         return -errno;
+    if (addr.ss_family == AF_UNIX) {
+        /* A client's socket is unnamed (or bound to a name that says
+         * nothing about who it is): every unix peer is "unix:". */
+        memset(&addr, 0, sizeof addr);
+        addr.ss_family = AF_UNIX;
+    }
     return ritual__address_format((struct sockaddr *)&addr, buf, len);
+}
+
+int ritual_conn_peer_cred(const ritual_conn *conn, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+    if (!conn->profile->local)
+        return -ENOTSUP;
+    if (conn->io.fd < 0)
+        return -ENOTCONN;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(conn->io.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return -errno;
+    if (pid)
+        *pid = cred.pid;
+    if (uid)
+        *uid = cred.uid;
+    if (gid)
+        *gid = cred.gid;
+    return 0;
 }

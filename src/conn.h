@@ -47,7 +47,10 @@ struct ritual_conn_profile {
     ritual_tls *tls;             /* accepted connections: TLS (a reference) */
     bool tls_plaintext;          /* RITUAL_LISTEN_TLS_PLAINTEXT */
     bool own;                    /* one connection's own copy (ritual_conn_set_callbacks) */
+    bool local;                  /* unix-domain sockets: no TCP options */
     uint64_t connect_timeout_ms; /* outbound only */
+    int connect_error;           /* outbound: a unix connect refused at once
+                                    (errno), reported from the loop */
 };
 
 /* Fills in the defaults of zero fields. */

@@ -15,6 +15,14 @@
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 
+/* What a unix connect says at once about the other end, as a TCP connect
+ * would from the loop: nobody listens, no such socket, its queue is full,
+ * or its file's mode shuts us out. */
+static bool peer_refused(int e)
+{
+    return e == ECONNREFUSED || e == ENOENT || e == EAGAIN || e == EACCES;
+}
+
 ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
                             const ritual_connect_options *options,
                             const ritual_conn_callbacks *callbacks, ritual_error *err)
@@ -41,6 +49,7 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
     }
     profile->cbs = *callbacks;
     profile->loop = loop;
+    profile->local = addr.ss_family == AF_UNIX;
     profile->opts = options->conn;
     ritual__conn_options_defaults(&profile->opts);
     profile->connect_timeout_ms =
@@ -62,9 +71,13 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
     }
     /* Even a connect that succeeds at once is reported from the loop, so
      * on_open never runs before ritual_connect has returned. */
-    if (connect(fd, (struct sockaddr *)&addr, addr_len) < 0 && errno != EINPROGRESS &&
-        errno != EINTR) {
-        int e = -errno;
+    int e = connect(fd, (struct sockaddr *)&addr, addr_len) < 0 ? errno : 0;
+    /* A unix connect fails at once where a TCP one fails from the loop:
+     * say it from the loop all the same, through on_close. */
+    if (profile->local && peer_refused(e))
+        profile->connect_error = e;
+    else if (e != 0 && e != EINPROGRESS && e != EINTR) {
+        e = -e;
         close(fd);
         free(profile);
         ritual_error_set(err, e, "connect %s", address);
@@ -82,7 +95,7 @@ ritual_conn *ritual_connect(ritual_loop *loop, const char *address,
         /* Without a name, the certificate must hold the address itself. */
         char ip[INET6_ADDRSTRLEN] = "";
         const char *name = options->server_name;
-        if (!name) {
+        if (!name && addr.ss_family != AF_UNIX) {
             const void *a = addr.ss_family == AF_INET6
                                 ? (const void *)&((struct sockaddr_in6 *)&addr)->sin6_addr
                                 : (const void *)&((struct sockaddr_in *)&addr)->sin_addr;

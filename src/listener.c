@@ -92,6 +92,8 @@ int ritual__listen_socket(ritual_loop *loop, const char *address,
     if (rc < 0)
         return rc;
     int backlog = options->backlog > 0 ? options->backlog : system_backlog();
+    if (addr.ss_family == AF_UNIX)
+        return ritual__unix_listen_socket(&addr, addr_len, backlog, options, err);
     bool reuseport = options->flags & RITUAL_LISTEN_REUSEPORT;
     int fd = open_listening_socket(&addr, any_host, backlog, reuseport, err);
     if (fd == -EAFNOSUPPORT && any_host) {
@@ -158,6 +160,7 @@ ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusi
         l->profile.tls = options->tls;
         l->profile.tls_plaintext = (options->flags & RITUAL_LISTEN_TLS_PLAINTEXT) != 0;
     }
+    l->profile.local = l->addr.ss_family == AF_UNIX;
     l->max_conns = options->max_conns;
     l->io.accept_all = options->max_conns == 0;
     l->refs = 1;
@@ -184,7 +187,25 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
     int fd = ritual__listen_socket(loop, address, options, callbacks, err);
     if (fd < 0)
         return NULL;
-    return ritual__listener_attach(loop, fd, false, options, callbacks, err);
+    return ritual__listener_attach_new(loop, fd, false, options, callbacks, err);
+}
+
+ritual_listener *ritual__listener_attach_new(ritual_loop *loop, int fd, bool exclusive,
+                                             const ritual_listen_options *options,
+                                             const ritual_conn_callbacks *callbacks,
+                                             ritual_error *err)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    memset(&addr, 0, sizeof addr);
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0)
+        addr.ss_family = AF_UNSPEC;
+    ritual_listener *l = ritual__listener_attach(loop, fd, exclusive, options, callbacks, err);
+    if (l)
+        ritual__unix_file_claim(l);
+    else
+        ritual__unix_file_unlink(&addr); /* bound just now, by us */
+    return l;
 }
 
 /* ------------------------------------------------------------------ accept */
@@ -416,6 +437,7 @@ void ritual_listener_close(ritual_listener *l)
     ritual__io_forget(l->loop, &l->io);
     close(l->io.fd);
     l->io.fd = -1;
+    ritual__unix_file_release(l);
     ritual_list_del(&l->link);
     ritual__listener_unref(l);
 }
@@ -427,6 +449,8 @@ int ritual_listener_address(const ritual_listener *l, char *buf, size_t len)
 
 int ritual_listener_port(const ritual_listener *l)
 {
+    if (l->addr.ss_family == AF_UNIX)
+        return 0;
     if (l->addr.ss_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
     return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);

@@ -4,6 +4,7 @@
  * SO_REUSEPORT (the kernel hashes each new connection to one of them) or on
  * one shared socket registered in every worker with EPOLLEXCLUSIVE. They are
  * told to shut down through ritual_loop_post. */
+#include "address.h"
 #include "listener.h"
 #include "loop.h"
 #include "proxy.h"
@@ -221,8 +222,11 @@ static ritual_listener *listen_shared(ritual_server *srv, const char *address,
             close(fd);
             return NULL;
         }
-        ritual_listener *l =
-            ritual__listener_attach(srv->workers[i].loop, own, true, options, callbacks, err);
+        /* The first one made owns what was bound (a unix socket file). */
+        ritual_listener *l = i == 0 ? ritual__listener_attach_new(srv->workers[i].loop, own, true,
+                                                                  options, callbacks, err)
+                                    : ritual__listener_attach(srv->workers[i].loop, own, true,
+                                                              options, callbacks, err);
         if (!l) {
             if (own != fd)
                 close(fd);
@@ -244,7 +248,9 @@ ritual_listener *ritual_server_listen(ritual_server *srv, const char *address,
         options = &defaults;
     if (ritual__proxy_trust_check(options, err) < 0)
         return NULL; /* before any socket is made */
-    if (srv->accept_mode == RITUAL_ACCEPT_SHARED)
+    /* SO_REUSEPORT does not apply to unix sockets: one socket for all. */
+    if (srv->accept_mode == RITUAL_ACCEPT_SHARED ||
+        ritual__address_form_of(address) == RITUAL_ADDRESS_UNIX)
         return listen_shared(srv, address, options, callbacks, err);
     return listen_reuseport(srv, address, options, callbacks, err);
 }

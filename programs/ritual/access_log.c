@@ -219,7 +219,9 @@ void access_log_write(const ritual_http_log_entry *e, void *data)
     struct access_log_fields f = {
         .addr = e->peer, .stamp = log->stamp, .stamp_len = log->stamp_len};
     const char *colon = strrchr(f.addr, ':');
-    f.addr_len = colon ? (size_t)(colon - f.addr) : strlen(f.addr);
+    /* The port goes; a unix-socket peer, "unix:", has none and logs whole,
+     * as nginx logs it. */
+    f.addr_len = colon && colon[1] ? (size_t)(colon - f.addr) : strlen(f.addr);
     if (f.addr_len >= 2 && f.addr[0] == '[') { /* "[::1]:5555" logs as ::1 */
         f.addr++;
         f.addr_len -= 2;

@@ -173,15 +173,17 @@ int cli_parse_backend(const char *text, ritual_backend *out)
     return 0;
 }
 
-int cli_serve(ritual_server *server, ritual_listener *listener)
+int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n)
 {
     ritual_loop *loop = ritual_server_loop(server, 0);
-    unsigned n = ritual_server_workers(server);
-    ritual_log(loop, RITUAL_LOG_INFO, "%u worker%s on %s", n, n == 1 ? "" : "s",
+    unsigned workers = ritual_server_workers(server);
+    ritual_log(loop, RITUAL_LOG_INFO, "%u worker%s on %s", workers, workers == 1 ? "" : "s",
                ritual_loop_backend_name(loop));
-    char where[80];
-    ritual_listener_address(listener, where, sizeof where);
-    printf("listening on %s\n", where);
+    for (int i = 0; i < n; i++) {
+        char where[160];
+        ritual_listener_address(listeners[i], where, sizeof where);
+        printf("listening on %s\n", where);
+    }
     fflush(stdout);
     int rc = ritual_server_run(server);
     if (rc == -ECANCELED)

@@ -3,6 +3,7 @@
 #ifndef RITUAL_CLI_H
 #define RITUAL_CLI_H
 
+#include "privileges.h"
 #include "ritual.h"
 
 #include <stdbool.h>
@@ -35,10 +36,11 @@ int cli_parse_log_level(const char *text, ritual_log_level *out);
 int cli_parse_backend(const char *text, ritual_backend *out);
 
 /* Logs (info) how many workers run and on which backend, prints
- * "listening on ADDRESS" on stdout, runs the server until it stops, and
- * returns the exit status: EXIT_OK after a clean shutdown, EXIT_RUNTIME
- * after a second signal or a loop error (printed). */
-int cli_serve(ritual_server *server, ritual_listener *listener);
+ * "listening on ADDRESS" on stdout for each of the `n` listeners, runs the
+ * server until it stops, and returns the exit status: EXIT_OK after a
+ * clean shutdown, EXIT_RUNTIME after a second signal or a loop error
+ * (printed). */
+int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n);
 
 /* A limit for the whole server as a limit per worker (rounded up; 0 stays
  * "no limit"). */
@@ -46,14 +48,18 @@ unsigned cli_per_worker(unsigned total, const ritual_server *server);
 
 /* signals.c: the signals a program answers (see there). `reopen` (may be
  * NULL) reopens the log files, writing what it did or why it failed into
- * msg; it returns 0 or a negative errno. The struct lives as long as the
- * server. */
+ * msg; it returns 0 or a negative errno. `reload` (may be NULL) is the
+ * rest of what SIGHUP reloads in place (ritual http's MIME table), the
+ * same way: on failure what was loaded stays in use. The struct lives as
+ * long as the server. */
 struct cli_signals {
     ritual_server *server;
     uint64_t drain_ms;
     int (*reopen)(void *arg, char *msg, size_t cap);
     void *reopen_arg;
     ritual_tls *tls; /* reloaded on SIGHUP; may be NULL */
+    int (*reload)(void *arg, char *msg, size_t cap);
+    void *reload_arg;
 };
 /* Returns 0, or EXIT_RUNTIME after printing why. */
 int cli_signals_watch(struct cli_signals *s);
@@ -90,6 +96,63 @@ int cli_tls_check(const char *cmd, const struct cli_tls *t);
 ritual_tls *cli_tls_load(const struct cli_tls *t, const char *alpn, uint64_t handshake_ms, int *rc);
 /* Logs which TLS path runs. */
 void cli_tls_log(ritual_server *server, const struct cli_tls *t);
+
+/* listen_options.c: --listen ADDRESS (up to CLI_LISTEN_MAX), --socket-mode
+ * MODE, --socket-owner USER[:GROUP] and --user NAME[:GROUP], the same in
+ * every server subcommand. Their getopt values are these. */
+#define CLI_LISTEN_MAX 16
+enum {
+    CLI_OPT_LISTEN = 0x1000,
+    CLI_OPT_SOCKET_MODE,
+    CLI_OPT_SOCKET_OWNER,
+    CLI_OPT_USER,
+};
+#define CLI_LISTEN_LONGOPTS                                                                        \
+    {"listen", required_argument, NULL, CLI_OPT_LISTEN},                                           \
+        {"socket-mode", required_argument, NULL, CLI_OPT_SOCKET_MODE},                             \
+        {"socket-owner", required_argument, NULL, CLI_OPT_SOCKET_OWNER},                           \
+    {                                                                                              \
+        "user", required_argument, NULL, CLI_OPT_USER                                              \
+    }
+struct cli_listen {
+    const char *address[CLI_LISTEN_MAX];
+    int n;
+    unsigned socket_mode;     /* 0: 0666 less the umask */
+    const char *socket_owner; /* NULL: this process's */
+    struct priv_user owner_ids;
+    bool drop; /* --user given */
+    struct priv_user user;
+};
+/* Takes one of the options above (`opt` its CLI_OPT_ value). Every check
+ * that needs no socket is made here: the address's form, the mode, and
+ * that the users and groups exist. Returns 0 or EXIT_USAGE (printed). */
+int cli_listen_option(const char *cmd, struct cli_listen *l, int opt, const char *value);
+/* After the options: `fallback` if no --listen was given; --socket-mode
+ * and --socket-owner need a unix:/PATH listener. 0 or EXIT_USAGE. */
+int cli_listen_check(const char *cmd, struct cli_listen *l, const char *fallback);
+/* Sets unix_mode and unix_owner. */
+void cli_listen_apply(const struct cli_listen *l, ritual_listen_options *opts);
+/* --user: becomes that user (privileges.h), to be called once every
+ * listener is bound and every file opened, before the server runs.
+ * Returns 0, or EXIT_RUNTIME (printed): the caller must then exit. */
+int cli_drop_privileges(const struct cli_listen *l, ritual_server *server);
+
+/* The rest of the help of --listen, after its first line (which names the
+ * command's default), and of the other options above. */
+#define CLI_LISTEN_USAGE                                                                           \
+    "                           for more (up to 16): HOST:PORT (HOST an IPv4 address,\n"           \
+    "                           [IPv6], localhost, or * for all; PORT 0 picks a free\n"            \
+    "                           one), unix:/PATH (a socket file; a stale one is\n"                 \
+    "                           replaced), unix:@NAME (abstract), fd:N (an inherited\n"            \
+    "                           socket), systemd:NAME (socket activation); a unix\n"               \
+    "                           socket is shared by all workers\n"                                 \
+    "  --socket-mode MODE       a unix:/PATH socket file's permissions, in octal\n"                \
+    "                           (e.g. 0660; default 0777 less the umask)\n"                        \
+    "  --socket-owner USER[:GROUP]\n"                                                              \
+    "                           a unix:/PATH socket file's owner (names or numbers)\n"             \
+    "  --user NAME[:GROUP]      once listening and every file is open, run as this\n"              \
+    "                           user (and its group, or GROUP); root only; files\n"                \
+    "                           reopened later (SIGHUP) must be readable by it\n"
 
 #define CLI_TLS_USAGE                                                                              \
     "  --tls-cert FILE          serve TLS with this PEM certificate chain; repeat with\n"          \

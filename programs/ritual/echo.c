@@ -16,9 +16,7 @@ static const char echo_usage[] =
     "Echo every byte each client sends back to it.\n"
     "\n"
     "Options:\n"
-    "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7000);\n"
-    "                           HOST is an IPv4 address, [IPv6], localhost, or * for\n"
-    "                           all addresses; PORT 0 picks a free port\n"
+    "  --listen ADDRESS         where to listen (default 127.0.0.1:7000); repeat\n" CLI_LISTEN_USAGE
     "  --workers N              loops on threads of their own (default: the number of\n"
     "                           online CPUs); 1 runs a single loop\n"
     "  --accept-mode MODE       reuseport: a listening socket per worker, the kernel\n"
@@ -48,15 +46,16 @@ static const char echo_usage[] =
     "  --log-level LEVEL        error, warn, info or debug (default info)\n" CLI_TLS_USAGE
     "  -h, --help               show this help\n"
     "\n"
-    "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
-    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
+    "Prints 'listening on ADDRESS' on stdout for each address once ready. Exit\n"
+    "status: 0 after a clean shutdown, 1 on a runtime error, 2 on a usage error (a\n"
+    "--user or --socket-owner that does not exist included).\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
     "once); SIGHUP reloads the TLS certificates; SIGUSR1, SIGUSR2 and SIGALRM are\n"
     "logged and ignored.\n";
 
 struct echo_config {
-    const char *listen;
+    struct cli_listen listen;
     ritual_server_options server;
     ritual_listen_options listen_opts;
     uint64_t drain_ms;
@@ -96,8 +95,7 @@ static void echo_on_shutdown(ritual_conn *conn)
 }
 
 enum {
-    OPT_LISTEN = 256,
-    OPT_BACKLOG,
+    OPT_BACKLOG = 256,
     OPT_MAX_CONNS,
     OPT_IDLE,
     OPT_BUFFER,
@@ -116,7 +114,7 @@ enum {
 static int parse_args(int argc, char **argv, struct echo_config *cfg)
 {
     static const struct option options[] = {
-        {"listen", required_argument, NULL, OPT_LISTEN},
+        CLI_LISTEN_LONGOPTS,
         {"backlog", required_argument, NULL, OPT_BACKLOG},
         {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
@@ -139,8 +137,12 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
     opterr = 0;
     while ((c = cli_getopt(argc, argv, ":h", options)) != -1) {
         switch (c) {
-        case OPT_LISTEN:
-            cfg->listen = optarg;
+        case CLI_OPT_LISTEN:
+        case CLI_OPT_SOCKET_MODE:
+        case CLI_OPT_SOCKET_OWNER:
+        case CLI_OPT_USER:
+            if (cli_listen_option("echo", &cfg->listen, c, optarg) != 0)
+                return EXIT_USAGE;
             break;
         case OPT_BACKLOG:
             if (cli_parse_uint(optarg, 1u << 30, &n) < 0 || n == 0)
@@ -226,16 +228,12 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         return cli_usage_error("echo", "unexpected argument '%s'", argv[optind]);
     if (cli_tls_check("echo", &cfg->tls) != 0)
         return EXIT_USAGE;
-    ritual_error err;
-    if (ritual_address_parse(cfg->listen, NULL, NULL, &err) < 0)
-        return cli_usage_error("echo", "--listen: %s", err.message);
-    return 0;
+    return cli_listen_check("echo", &cfg->listen, "127.0.0.1:7000");
 }
 
 int echo_main(int argc, char **argv)
 {
     struct echo_config cfg = {
-        .listen = "127.0.0.1:7000",
         .listen_opts.conn.idle_timeout_ms = 300 * 1000,
         .drain_ms = 10 * 1000,
         .log_level = RITUAL_LOG_INFO,
@@ -266,15 +264,24 @@ int echo_main(int argc, char **argv)
     }
     const ritual_conn_callbacks callbacks = {.on_data = echo_on_data,
                                              .on_shutdown = echo_on_shutdown};
-    ritual_listener *listener =
-        ritual_server_listen(server, cfg.listen, &cfg.listen_opts, &callbacks, &err);
-    if (!listener) {
+    cli_listen_apply(&cfg.listen, &cfg.listen_opts);
+    ritual_listener *listeners[CLI_LISTEN_MAX];
+    for (int i = 0; rc == 0 && i < cfg.listen.n; i++) {
+        listeners[i] =
+            ritual_server_listen(server, cfg.listen.address[i], &cfg.listen_opts, &callbacks, &err);
+        if (!listeners[i])
+            rc = cli_runtime_error("%s", err.message);
+    }
+    /* Everything is bound and open: no more need of root. */
+    if (rc == 0)
+        rc = cli_drop_privileges(&cfg.listen, server);
+    if (rc != 0) {
         ritual_server_free(server);
         ritual_tls_free(tls);
-        return cli_runtime_error("%s", err.message);
+        return rc;
     }
     cli_tls_log(server, &cfg.tls);
-    rc = cli_serve(server, listener);
+    rc = cli_serve(server, listeners, cfg.listen.n);
     ritual_server_free(server);
     ritual_tls_free(tls);
     return rc;

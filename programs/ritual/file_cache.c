@@ -215,6 +215,15 @@ static void sweep_start(struct file_cache *c)
         c->sweeping = true; /* else: tried again with the next entry */
 }
 
+void file_cache_set_mime(struct file_cache *c, const struct mime_table *mime)
+{
+    c->mime = mime;
+    /* Each entry's head holds its Content-Type: every one is built again
+     * on its next request. Responses being sent keep theirs. */
+    while (c->lru_head)
+        evict(c, c->lru_head);
+}
+
 void file_cache_free(struct file_cache *c)
 {
     if (!c)

@@ -78,6 +78,10 @@ size_t file_cache_max_files(rlim_t nofile, unsigned workers);
  * if out of memory. */
 struct file_cache *file_cache_new(ritual_loop *loop, int root_fd, const struct mime_table *mime,
                                   const char *index, const struct file_cache_options *options);
+/* The worker's thread: types from `mime` from now on (the caller keeps it
+ * alive while the cache uses it); every entry is dropped, since its head
+ * holds the type the old table gave. */
+void file_cache_set_mime(struct file_cache *cache, const struct mime_table *mime);
 /* After the loop is freed (its timer with it). */
 void file_cache_free(struct file_cache *cache);
 

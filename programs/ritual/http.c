@@ -27,6 +27,7 @@ static int app_open(struct http_cli *cfg, struct http_app *app)
     app->mime = mime_table_new(cfg->mime, msg, sizeof msg);
     if (!app->mime)
         return cli_runtime_error("%s", msg);
+    app->mime_path = cfg->mime;
     app->index = cfg->index;
     app->autoindex = cfg->autoindex;
     app->allow_dotfiles = cfg->allow_dotfiles;
@@ -54,9 +55,66 @@ static int reopen_log(void *app, char *msg, size_t cap)
     return access_log_reopen(app, msg, cap);
 }
 
+/* The control thread: a worker has done a swap. Once none is left to do,
+ * every worker uses the last table loaded, and the log says so (what a
+ * test, or an operator, waits for). */
+static void mime_taken(ritual_loop *control, void *arg)
+{
+    (void)control;
+    struct http_app *app = arg;
+    if (--app->mime_posts == 0)
+        ritual_log(app->workers[0].loop, RITUAL_LOG_INFO,
+                   "MIME types from %s in use by every worker", app->mime_path);
+}
+
+/* A worker's thread: the table SIGHUP loaded replaces the one it used,
+ * which goes once no thread holds it. */
+static void mime_take(ritual_loop *loop, void *arg)
+{
+    (void)loop;
+    struct http_worker *w = arg;
+    struct mime_table *t = atomic_exchange(&w->mime_next, NULL);
+    if (t) { /* else a later post took it already */
+        file_cache_set_mime(w->cache, t);
+        mime_table_free(w->mime);
+        w->mime = t;
+    }
+    if (ritual_loop_post(w->app->control, mime_taken, w->app) < 0)
+        ritual_log(loop, RITUAL_LOG_WARN, "MIME types: cannot tell the control loop");
+}
+
+/* SIGHUP, on the control thread: the --mime file read again. A table that
+ * fails to load changes nothing; one that loads goes to every worker, each
+ * swapping it in on its own thread. */
+static int reload_mime(void *arg, char *msg, size_t cap)
+{
+    struct http_app *app = arg;
+    char why[400];
+    struct mime_table *t = mime_table_new(app->mime_path, why, sizeof why);
+    if (!t) {
+        snprintf(msg, cap, "MIME types kept: %s", why);
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        struct http_worker *w = &app->workers[i];
+        /* A table posted before and not taken yet is superseded. */
+        mime_table_free(atomic_exchange(&w->mime_next, mime_table_ref(t)));
+        if (ritual_loop_post(w->loop, mime_take, w) < 0)
+            mime_table_free(atomic_exchange(&w->mime_next, NULL)); /* shutting down */
+        else
+            app->mime_posts++;
+    }
+    mime_table_free(app->mime);
+    app->mime = t;
+    snprintf(msg, cap, "MIME types reloaded from %s", app->mime_path);
+    return 0;
+}
+
 static void app_close(struct http_app *app)
 {
     for (unsigned i = 0; app->workers && i < app->nworkers; i++) {
+        mime_table_free(app->workers[i].mime);
+        mime_table_free(atomic_exchange(&app->workers[i].mime_next, NULL));
         file_cache_free(app->workers[i].cache);
         listing_cache_free(app->workers[i].listings);
         access_log_free(app->workers[i].log);
@@ -72,6 +130,7 @@ static void app_close(struct http_app *app)
 static int app_workers(struct http_app *app, ritual_server *server)
 {
     app->nworkers = ritual_server_workers(server);
+    app->control = ritual_server_control_loop(server);
     app->workers = calloc(app->nworkers, sizeof *app->workers);
     if (!app->workers)
         return cli_runtime_error("out of memory");
@@ -82,7 +141,9 @@ static int app_workers(struct http_app *app, ritual_server *server)
     for (unsigned i = 0; i < app->nworkers; i++) {
         struct http_worker *w = &app->workers[i];
         w->loop = ritual_server_loop(server, i);
-        w->cache = file_cache_new(w->loop, app->root_fd, app->mime, app->index, &app->cache);
+        w->app = app;
+        w->mime = mime_table_ref(app->mime);
+        w->cache = file_cache_new(w->loop, app->root_fd, w->mime, app->index, &app->cache);
         if (app->autoindex)
             w->listings = listing_cache_new(w->loop, files_listing_done, app);
         if (!w->cache || (app->autoindex && !w->listings))
@@ -96,7 +157,6 @@ static int app_workers(struct http_app *app, ritual_server *server)
 int http_main(int argc, char **argv)
 {
     struct http_cli cfg = {
-        .listen = "127.0.0.1:8080",
         .index = "index.html",
         .cache = {.valid_ms = 1000,
                   .inactive_ms = 60 * 1000,
@@ -124,10 +184,12 @@ int http_main(int argc, char **argv)
                                   .drain_ms = cfg.drain_ms,
                                   .reopen = app.log_fd >= 0 ? reopen_log : NULL,
                                   .reopen_arg = &app,
-                                  .tls = tls};
+                                  .tls = tls,
+                                  .reload = app.mime_path ? reload_mime : NULL,
+                                  .reload_arg = &app};
     if (rc == 0)
         rc = cli_signals_watch(&signals);
-    ritual_listener *listener = NULL;
+    ritual_listener *listeners[CLI_LISTEN_MAX];
     if (rc == 0) {
         /* --max-conns is for the whole server */
         cfg.http.max_conns = cli_per_worker(cfg.http.max_conns, server);
@@ -142,13 +204,21 @@ int http_main(int argc, char **argv)
             cfg.http.log = access_log_write;
         cfg.http.tls = tls;
         cfg.http.extra_headers = cfg.headers;
-        listener = ritual_http_server_listen(server, cfg.listen, &cfg.http, &err);
-        if (!listener)
+        cfg.http.unix_mode = cfg.listen.socket_mode;
+        cfg.http.unix_owner = cfg.listen.socket_owner;
+    }
+    for (int i = 0; rc == 0 && i < cfg.listen.n; i++) {
+        listeners[i] = ritual_http_server_listen(server, cfg.listen.address[i], &cfg.http, &err);
+        if (!listeners[i])
             rc = cli_runtime_error("%s", err.message);
     }
+    /* Everything is bound and open (root, log, keys, MIME table): no more
+     * need of root. */
+    if (rc == 0)
+        rc = cli_drop_privileges(&cfg.listen, server);
     if (rc == 0) {
         cli_tls_log(server, &cfg.tls);
-        rc = cli_serve(server, listener);
+        rc = cli_serve(server, listeners, cfg.listen.n);
     }
     ritual_server_free(server);
     ritual_tls_free(tls);

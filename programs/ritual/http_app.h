@@ -17,6 +17,11 @@ struct listing_cache;
 
 struct http_worker {
     ritual_loop *loop;
+    struct http_app *app;
+    struct mime_table *mime; /* the worker's reference to the table it uses */
+    /* A table SIGHUP loaded, referenced for this worker, until its thread
+     * takes it (http.c: mime_take). */
+    _Atomic(struct mime_table *) mime_next;
     struct file_cache *cache;
     struct listing_cache *listings; /* NULL without --autoindex */
     struct access_log *log;         /* NULL: no access log */
@@ -44,7 +49,10 @@ struct http_app {
     size_t ncache_rules;
     const struct error_page *error_pages;
     size_t nerror_pages;
-    struct mime_table *mime;
+    struct mime_table *mime;         /* the control thread's reference */
+    const char *mime_path;           /* --mime FILE, or NULL */
+    ritual_loop *control;            /* the server's control loop, where SIGHUP runs */
+    unsigned mime_posts;             /* (control thread) swaps posted, not yet done */
     struct file_cache_options cache; /* max_files set once the workers are known */
     struct http_worker *workers;
     unsigned nworkers;

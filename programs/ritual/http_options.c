@@ -13,8 +13,21 @@ static const char http_usage[] =
     "Serve the files under DIR over HTTP/1.1 (GET and HEAD).\n"
     "\n"
     "Options:\n"
-    "  --listen HOST:PORT          address to listen on (default 127.0.0.1:8080);\n"
-    "                              PORT 0 picks a free port\n"
+    "  --listen ADDRESS            where to listen (default 127.0.0.1:8080); repeat\n"
+    "                              for more (up to 16): HOST:PORT (HOST an IPv4\n"
+    "                              address, [IPv6], localhost, or * for all; PORT 0\n"
+    "                              picks a free one), unix:/PATH (a socket file; a\n"
+    "                              stale one is replaced), unix:@NAME (abstract),\n"
+    "                              fd:N (an inherited socket), systemd:NAME (socket\n"
+    "                              activation)\n"
+    "  --socket-mode MODE          a unix:/PATH socket file's permissions, in octal\n"
+    "                              (e.g. 0660; default 0777 less the umask)\n"
+    "  --socket-owner USER[:GROUP] a unix:/PATH socket file's owner (names or\n"
+    "                              numbers)\n"
+    "  --user NAME[:GROUP]         once listening and every file is open (root, log,\n"
+    "                              keys, --mime), run as this user (and its group,\n"
+    "                              or GROUP); root only; what SIGHUP reopens must\n"
+    "                              then be readable (writable) by that user\n"
     "  --root DIR                  the document root (required); nothing outside it\n"
     "                              is reachable, by any path, escape or symlink\n"
     "  --index NAME                file served for a directory (default index.html)\n"
@@ -34,7 +47,8 @@ static const char http_usage[] =
     "                              '*.js=max-age=31536000, immutable'); a GLOB with no\n"
     "                              '/' matches the file name, else the whole path; the\n"
     "                              first match wins; repeatable\n"
-    "  --mime FILE                 more types from a mime.types file (/etc/mime.types)\n"
+    "  --mime FILE                 more types from a mime.types file\n"
+    "                              (/etc/mime.types); read again on SIGHUP\n"
     "  --precompressed LIST        serve FILE.br, FILE.zst or FILE.gz beside FILE to\n"
     "                              clients whose Accept-Encoding takes br, zstd or\n"
     "                              gzip; LIST orders them for ties (default\n"
@@ -83,16 +97,17 @@ static const char http_usage[] =
     "  --tls-key FILE              the PEM private key of the --tls-cert before it\n"
     "  -h, --help                  show this help\n"
     "\n"
-    "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
-    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
+    "Prints 'listening on ADDRESS' on stdout for each address once ready. Exit\n"
+    "status: 0 after a clean shutdown, 1 on a runtime error, 2 on a usage error (a\n"
+    "--user or --socket-owner that does not exist included).\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
     "once); SIGHUP and SIGUSR1 reopen the access log file (for logrotate), SIGHUP\n"
-    "also reloads the TLS certificates; SIGUSR2 and SIGALRM are logged and ignored.\n";
+    "also reloads the TLS certificates and the --mime file (what fails to load is\n"
+    "logged, and the old stays in use); SIGUSR2 and SIGALRM are logged and ignored.\n";
 
 enum {
-    OPT_LISTEN = 256,
-    OPT_ROOT,
+    OPT_ROOT = 256,
     OPT_INDEX,
     OPT_AUTOINDEX,
     OPT_MIME,
@@ -266,7 +281,7 @@ static int finish_headers(struct http_cli *cfg)
 int http_parse_args(int argc, char **argv, struct http_cli *cfg)
 {
     static const struct option options[] = {
-        {"listen", required_argument, NULL, OPT_LISTEN},
+        CLI_LISTEN_LONGOPTS,
         {"root", required_argument, NULL, OPT_ROOT},
         {"index", required_argument, NULL, OPT_INDEX},
         {"autoindex", no_argument, NULL, OPT_AUTOINDEX},
@@ -304,8 +319,11 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
     opterr = 0;
     while (rc == 0 && (c = cli_getopt(argc, argv, ":h", options)) != -1) {
         switch (c) {
-        case OPT_LISTEN:
-            cfg->listen = optarg;
+        case CLI_OPT_LISTEN:
+        case CLI_OPT_SOCKET_MODE:
+        case CLI_OPT_SOCKET_OWNER:
+        case CLI_OPT_USER:
+            rc = cli_listen_option("http", &cfg->listen, c, optarg);
             break;
         case OPT_ROOT:
             cfg->root = optarg;
@@ -440,8 +458,5 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
         return EXIT_USAGE;
     if (cli_tls_check("http", &cfg->tls) != 0)
         return EXIT_USAGE;
-    ritual_error err;
-    if (ritual_address_parse(cfg->listen, NULL, NULL, &err) < 0)
-        return cli_usage_error("http", "--listen: %s", err.message);
-    return 0;
+    return cli_listen_check("http", &cfg->listen, "127.0.0.1:8080");
 }

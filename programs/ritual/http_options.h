@@ -13,7 +13,7 @@
 #define HTTP_RULES_MAX 64
 
 struct http_cli {
-    const char *listen;
+    struct cli_listen listen;
     const char *root;
     const char *index;
     const char *mime;

@@ -1,9 +1,13 @@
 /* mime.c - the extension table. Lookups hash the lower-cased extension into
- * an open-addressed table built once at start-up; nothing changes after. */
+ * an open-addressed table built once; nothing in a table changes after. A
+ * reload (SIGHUP) builds a new table, and the old one goes with its last
+ * reference, once no worker uses it. */
 #include "mime.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,7 @@ struct mime_entry {
 };
 
 struct mime_table {
+    atomic_uint refs;
     struct mime_entry *slots;
     size_t cap, count;
     char **owned; /* type strings read from a file */
@@ -129,7 +134,30 @@ static char *keep(struct mime_table *t, const char *s, size_t len)
     return copy;
 }
 
-/* mime.types: "type ext ext ...", '#' comments. */
+/* "type/subtype", each a token (RFC 9110 5.6.2, 8.3.1): what may follow
+ * "Content-Type: " in a head. */
+static bool is_media_type(const char *s)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    int slash = 0;
+    size_t run = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '/') {
+            if (run == 0 || ++slash > 1)
+                return false;
+            run = 0;
+        } else if (isalnum(c) || (c < 0x80 && strchr(tchar, c))) {
+            run++;
+        } else {
+            return false;
+        }
+    }
+    return slash == 1 && run > 0;
+}
+
+/* mime.types: "type ext ext ...", '#' comments. A line whose type is not
+ * one fails the whole file, naming the line. */
 static int load(struct mime_table *t, const char *path, char *err, size_t err_size)
 {
     FILE *f = fopen(path, "re");
@@ -139,7 +167,9 @@ static int load(struct mime_table *t, const char *path, char *err, size_t err_si
     }
     char line[1024];
     int rc = 0;
+    unsigned lineno = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
@@ -147,6 +177,17 @@ static int load(struct mime_table *t, const char *path, char *err, size_t err_si
         char *type = strtok_r(line, " \t\r\n", &save);
         if (!type)
             continue;
+        if (!is_media_type(type)) {
+            char shown[64];
+            size_t n = 0;
+            for (; type[n] && n + 1 < sizeof shown; n++)
+                shown[n] = (unsigned char)type[n] < 0x20 || type[n] == 0x7f ? '?' : type[n];
+            shown[n] = '\0';
+            snprintf(err, err_size, "--mime %s:%u: '%s' is not a media type (TYPE/SUBTYPE)", path,
+                     lineno, shown);
+            fclose(f);
+            return -1;
+        }
         const char *kept = NULL;
         for (char *ext; (ext = strtok_r(NULL, " \t\r\n", &save));) {
             char key[EXT_MAX];
@@ -175,6 +216,7 @@ struct mime_table *mime_table_new(const char *path, char *err, size_t err_size)
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
+    atomic_init(&t->refs, 1);
     int rc = 0;
     if (path)
         rc = load(t, path, err, err_size);
@@ -194,9 +236,17 @@ struct mime_table *mime_table_new(const char *path, char *err, size_t err_size)
     return t;
 }
 
+struct mime_table *mime_table_ref(struct mime_table *t)
+{
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    return t;
+}
+
 void mime_table_free(struct mime_table *t)
 {
-    if (!t)
+    /* The last reference frees; acq_rel so that the thread freeing sees
+     * every other thread's last use done. */
+    if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < t->owned_count; i++)
         free(t->owned[i]);

@@ -10,6 +10,9 @@ struct mime_table;
 /* Returns the table, or NULL with a one-line reason in `err` (the file,
  * and the line that is wrong). `path` may be NULL for the built-in types. */
 struct mime_table *mime_table_new(const char *path, char *err, size_t err_size);
+/* One more reference, from any thread; mime_table_free drops one (the
+ * table goes with the last). A new table holds one. */
+struct mime_table *mime_table_ref(struct mime_table *table);
 void mime_table_free(struct mime_table *table);
 
 /* The type for `name` (by its last extension, case-insensitive), or

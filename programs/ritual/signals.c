@@ -7,6 +7,7 @@
  *
  *   SIGQUIT                    drain, as the first SIGTERM does
  *   SIGHUP                     reopen the log file, reload TLS certificates
+ *                              and what `reload` reloads (the MIME table)
  *   SIGUSR1                    reopen the log file (after logrotate moved it)
  *   SIGUSR2, SIGALRM, SIGXFSZ  ignored, with a line in the log; SIGXFSZ so
  *                              that a log past RLIMIT_FSIZE fails to grow
@@ -47,6 +48,13 @@ static void on_signal(ritual_signal *sig, int signum, void *data)
             } else {
                 snprintf(msg + used, sizeof msg - used, "; certificates reloaded");
             }
+        }
+        if (signum == SIGHUP && s->reload) {
+            size_t used = strlen(msg);
+            snprintf(msg + used, sizeof msg - used, "; ");
+            used = strlen(msg);
+            if (s->reload(s->reload_arg, msg + used, sizeof msg - used) < 0)
+                level = RITUAL_LOG_ERROR;
         }
         break;
     }

@@ -166,6 +166,11 @@ static ritual_listen_options listen_options(struct http_config *cfg)
     lo.data = cfg->opts.data; /* the application's, as for any listener */
     lo.protocol_data = cfg;
     lo.tls = cfg->opts.tls;
+    /* Read while listening only: the caller's strings need not be kept. */
+    lo.proxy_from = cfg->opts.proxy_from;
+    lo.proxy_timeout_ms = cfg->opts.proxy_timeout_ms;
+    lo.unix_mode = cfg->opts.unix_mode;
+    lo.unix_owner = cfg->opts.unix_owner;
     if (lo.tls)
         lo.flags |= RITUAL_LISTEN_TLS_PLAINTEXT;
     /* Read by the listen call at once (the caller's string, still valid). */

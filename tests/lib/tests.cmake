@@ -60,3 +60,7 @@ ritual_library_test(http_stream 60)
 # the client's address from ritual_conn_peer; untrusted, malformed and slow
 # ones closed unopened; on every backend.
 ritual_library_test(proxy_protocol 30)
+# Unix domain sockets: unix:/path and unix:@name listeners and connects,
+# peer credentials, the socket file's life (stale replaced, live or foreign
+# kept, mode and owner, removed on close), sendfile, a server's workers.
+ritual_library_test(unix 60)

@@ -79,3 +79,8 @@ ritual_program_test(http_bodies 60)
 # --proxy-protocol: the client's address from a PROXY header in the access
 # log; no header, an untrusted source or a bad option refused.
 ritual_program_test(proxy_protocol 60)
+
+# Unix sockets in `ritual http` and `ritual echo` (several --listen at once,
+# --socket-mode, a live or foreign file refused), --user (as root), and
+# SIGHUP reloading the --mime table.
+ritual_program_test(unix_user 60)

@@ -1,0 +1,78 @@
+/* listen_options.c - --listen (repeatable), --socket-mode, --socket-owner
+ * and --user, shared by `ritual echo` and `ritual http`: checked while the
+ * options are read, so a typo is a usage error before anything is bound. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_listen_option(const char *cmd, struct cli_listen *l, int opt, const char *value)
+{
+    char msg[256], shown[128];
+    ritual_error err;
+    unsigned long mode;
+    switch (opt) {
+    case CLI_OPT_LISTEN:
+        if (l->n == CLI_LISTEN_MAX)
+            return cli_usage_error(cmd, "--listen: more than %d addresses", CLI_LISTEN_MAX);
+        if (ritual_address_parse(value, NULL, NULL, &err) < 0)
+            return cli_usage_error(cmd, "--listen: %s", err.message);
+        l->address[l->n++] = value;
+        return 0;
+    case CLI_OPT_SOCKET_MODE: {
+        /* Octal, as chmod takes it; permission bits only. */
+        char *end;
+        mode = value[0] >= '0' && value[0] <= '7' ? strtoul(value, &end, 8) : 07777 + 1;
+        if (mode > 0777 || mode == 0 || *end)
+            return cli_usage_error(cmd, "--socket-mode: '%s' is not an octal mode from 1 to 0777",
+                                   cli_printable(value, shown, sizeof shown));
+        l->socket_mode = (unsigned)mode;
+        return 0;
+    }
+    case CLI_OPT_SOCKET_OWNER:
+        if (priv_resolve(value, &l->owner_ids, msg, sizeof msg) < 0)
+            return cli_usage_error(cmd, "--socket-owner %s: %s",
+                                   cli_printable(value, shown, sizeof shown), msg);
+        l->socket_owner = value;
+        return 0;
+    case CLI_OPT_USER:
+        if (priv_resolve(value, &l->user, msg, sizeof msg) < 0)
+            return cli_usage_error(cmd, "--user %s: %s", cli_printable(value, shown, sizeof shown),
+                                   msg);
+        l->drop = true;
+        return 0;
+    }
+    return cli_usage_error(cmd, "unknown option");
+}
+
+int cli_listen_check(const char *cmd, struct cli_listen *l, const char *fallback)
+{
+    if (l->n == 0)
+        l->address[l->n++] = fallback;
+    bool unix_file = false;
+    for (int i = 0; i < l->n; i++)
+        unix_file |= strncmp(l->address[i], "unix:/", 6) == 0;
+    if ((l->socket_mode || l->socket_owner) && !unix_file)
+        return cli_usage_error(cmd, "%s applies to a unix:/PATH listener, and there is none",
+                               l->socket_mode ? "--socket-mode" : "--socket-owner");
+    return 0;
+}
+
+void cli_listen_apply(const struct cli_listen *l, ritual_listen_options *opts)
+{
+    opts->unix_mode = l->socket_mode;
+    opts->unix_owner = l->socket_owner;
+}
+
+int cli_drop_privileges(const struct cli_listen *l, ritual_server *server)
+{
+    if (!l->drop)
+        return 0;
+    char msg[256];
+    if (priv_drop(&l->user, msg, sizeof msg) < 0)
+        return cli_runtime_error("--user %s: %s", l->user.spec, msg);
+    ritual_log(ritual_server_loop(server, 0), RITUAL_LOG_INFO, "running as %s (uid %u, gid %u)",
+               l->user.spec, (unsigned)l->user.uid, (unsigned)l->user.gid);
+    return 0;
+}
