@@ -56,3 +56,6 @@ ritual_library_test(tls 90)
 # backpressure; request bodies streamed, dropped or refused; upgrades;
 # HEAD errors without a body; extra header lines on every head.
 ritual_library_test(http_stream 60)
+# The counters a metrics endpoint reads from another thread: connections
+# closed by reason, HTTP responses by class, latency and body bytes.
+ritual_library_test(stats 60)
