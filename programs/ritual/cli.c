@@ -173,7 +173,7 @@ int cli_parse_backend(const char *text, ritual_backend *out)
     return 0;
 }
 
-int cli_serve(ritual_server *server, ritual_listener *listener)
+int cli_serve(ritual_server *server, ritual_listener *listener, ritual_listener *metrics)
 {
     ritual_loop *loop = ritual_server_loop(server, 0);
     unsigned n = ritual_server_workers(server);
@@ -182,6 +182,10 @@ int cli_serve(ritual_server *server, ritual_listener *listener)
     char where[80];
     ritual_listener_address(listener, where, sizeof where);
     printf("listening on %s\n", where);
+    if (metrics) {
+        ritual_listener_address(metrics, where, sizeof where);
+        printf("metrics on %s\n", where);
+    }
     fflush(stdout);
     int rc = ritual_server_run(server);
     if (rc == -ECANCELED)

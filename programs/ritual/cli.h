@@ -35,10 +35,11 @@ int cli_parse_log_level(const char *text, ritual_log_level *out);
 int cli_parse_backend(const char *text, ritual_backend *out);
 
 /* Logs (info) how many workers run and on which backend, prints
- * "listening on ADDRESS" on stdout, runs the server until it stops, and
+ * "listening on ADDRESS" on stdout (and "metrics on ADDRESS" for a
+ * `metrics` listener, unless NULL), runs the server until it stops, and
  * returns the exit status: EXIT_OK after a clean shutdown, EXIT_RUNTIME
  * after a second signal or a loop error (printed). */
-int cli_serve(ritual_server *server, ritual_listener *listener);
+int cli_serve(ritual_server *server, ritual_listener *listener, ritual_listener *metrics);
 
 /* A limit for the whole server as a limit per worker (rounded up; 0 stays
  * "no limit"). */

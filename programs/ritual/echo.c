@@ -2,6 +2,7 @@
  * whole server is the on_data callback below; the library does the rest. */
 #include "cli.h"
 #include "commands.h"
+#include "metrics.h"
 #include "ritual_tls.h"
 
 #include <errno.h>
@@ -40,10 +41,16 @@ static const char echo_usage[] =
     "                           nothing in flight closes once it has been silent for\n"
     "                           a second; a second signal stops at once\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n" CLI_TLS_USAGE
+    "  --metrics-listen HOST:PORT\n"
+    "                           serve Prometheus metrics at /metrics on this address:\n"
+    "                           connections, bytes, closes by reason, per worker and\n"
+    "                           summed; answered by the main thread, never by a busy\n"
+    "                           worker\n"
     "  -h, --help               show this help\n"
     "\n"
-    "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
-    "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
+    "Prints 'listening on ADDRESS:PORT' on stdout when ready (then 'metrics on\n"
+    "ADDRESS:PORT' with --metrics-listen). Exit status: 0 after a clean shutdown,\n"
+    "1 on a runtime error, 2 on a usage error.\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
     "once); SIGHUP reloads the TLS certificates; SIGUSR1, SIGUSR2 and SIGALRM are\n"
@@ -51,6 +58,7 @@ static const char echo_usage[] =
 
 struct echo_config {
     const char *listen;
+    const char *metrics_listen; /* NULL: no metrics */
     ritual_server_options server;
     ritual_listen_options listen_opts;
     uint64_t drain_ms;
@@ -91,6 +99,7 @@ static void echo_on_shutdown(ritual_conn *conn)
 
 enum {
     OPT_LISTEN = 256,
+    OPT_METRICS_LISTEN,
     OPT_BACKLOG,
     OPT_MAX_CONNS,
     OPT_IDLE,
@@ -109,6 +118,7 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
 {
     static const struct option options[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
+        {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"backlog", required_argument, NULL, OPT_BACKLOG},
         {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
@@ -131,6 +141,9 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         switch (c) {
         case OPT_LISTEN:
             cfg->listen = optarg;
+            break;
+        case OPT_METRICS_LISTEN:
+            cfg->metrics_listen = optarg;
             break;
         case OPT_BACKLOG:
             if (cli_parse_uint(optarg, 1u << 30, &n) < 0 || n == 0)
@@ -206,6 +219,8 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
     ritual_error err;
     if (ritual_address_parse(cfg->listen, NULL, NULL, &err) < 0)
         return cli_usage_error("echo", "--listen: %s", err.message);
+    if (cfg->metrics_listen && ritual_address_parse(cfg->metrics_listen, NULL, NULL, &err) < 0)
+        return cli_usage_error("echo", "--metrics-listen: %s", err.message);
     return 0;
 }
 
@@ -250,8 +265,15 @@ int echo_main(int argc, char **argv)
         ritual_tls_free(tls);
         return cli_runtime_error("%s", err.message);
     }
+    ritual_listener *metrics = NULL;
+    if (cfg.metrics_listen &&
+        !(metrics = metrics_listen(server, cfg.metrics_listen, false, &err))) {
+        ritual_server_free(server);
+        ritual_tls_free(tls);
+        return cli_runtime_error("--metrics-listen %s: %s", cfg.metrics_listen, err.message);
+    }
     cli_tls_log(server, &cfg.tls);
-    rc = cli_serve(server, listener);
+    rc = cli_serve(server, listener, metrics);
     ritual_server_free(server);
     ritual_tls_free(tls);
     return rc;

@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "http_app.h"
 #include "http_options.h"
+#include "metrics.h"
 #include "ritual_tls.h"
 
 #include <errno.h>
@@ -146,9 +147,13 @@ int http_main(int argc, char **argv)
         if (!listener)
             rc = cli_runtime_error("%s", err.message);
     }
+    ritual_listener *metrics = NULL;
+    if (rc == 0 && cfg.metrics_listen &&
+        !(metrics = metrics_listen(server, cfg.metrics_listen, true, &err)))
+        rc = cli_runtime_error("--metrics-listen %s: %s", cfg.metrics_listen, err.message);
     if (rc == 0) {
         cli_tls_log(server, &cfg.tls);
-        rc = cli_serve(server, listener);
+        rc = cli_serve(server, listener, metrics);
     }
     ritual_server_free(server);
     ritual_tls_free(tls);

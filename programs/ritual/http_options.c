@@ -74,9 +74,14 @@ static const char http_usage[] =
     "                              with --tls-key for more, chosen by SNI (the first\n"
     "                              is the default); reloaded on SIGHUP\n"
     "  --tls-key FILE              the PEM private key of the --tls-cert before it\n"
+    "  --metrics-listen HOST:PORT  serve Prometheus metrics at /metrics on this address:\n"
+    "                              connections, bytes, closes by reason, responses by\n"
+    "                              class, a latency histogram, per worker and summed;\n"
+    "                              answered by the main thread, never by a busy worker\n"
     "  -h, --help                  show this help\n"
     "\n"
-    "Prints 'listening on ADDRESS:PORT' on stdout when ready. Exit status: 0 after a\n"
+    "Prints 'listening on ADDRESS:PORT' on stdout when ready (then 'metrics on\n"
+    "ADDRESS:PORT' with --metrics-listen). Exit status: 0 after a\n"
     "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
@@ -85,6 +90,7 @@ static const char http_usage[] =
 
 enum {
     OPT_LISTEN = 256,
+    OPT_METRICS_LISTEN,
     OPT_ROOT,
     OPT_INDEX,
     OPT_AUTOINDEX,
@@ -258,6 +264,7 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
 {
     static const struct option options[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
+        {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"root", required_argument, NULL, OPT_ROOT},
         {"index", required_argument, NULL, OPT_INDEX},
         {"autoindex", no_argument, NULL, OPT_AUTOINDEX},
@@ -295,6 +302,9 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
         switch (c) {
         case OPT_LISTEN:
             cfg->listen = optarg;
+            break;
+        case OPT_METRICS_LISTEN:
+            cfg->metrics_listen = optarg;
             break;
         case OPT_ROOT:
             cfg->root = optarg;
@@ -422,5 +432,7 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
     ritual_error err;
     if (ritual_address_parse(cfg->listen, NULL, NULL, &err) < 0)
         return cli_usage_error("http", "--listen: %s", err.message);
+    if (cfg->metrics_listen && ritual_address_parse(cfg->metrics_listen, NULL, NULL, &err) < 0)
+        return cli_usage_error("http", "--metrics-listen: %s", err.message);
     return 0;
 }
