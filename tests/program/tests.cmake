@@ -76,3 +76,6 @@ add_dependencies(test_examples_http example_sse_clock example_upload)
 # ritual http and request bodies: small ones dropped with the connection
 # reused, over 1 MiB refused at once, a stalled one answered 408.
 ritual_program_test(http_bodies 60)
+# --metrics-listen: the Prometheus figures of ritual http and ritual echo
+# checked against the traffic the test sent; a metrics port in use.
+ritual_program_test(metrics 60)
