@@ -41,9 +41,11 @@ struct http_stats *ritual__http_stats_of(ritual_loop *loop)
         free(stats);
         return NULL;
     }
-    /* Set on the loop's owning thread only, so it cannot be set meanwhile
-     * (-EEXIST); the zeroed counters are published with the pointer. */
-    (void)ritual_loop_set_layer_state(loop, RITUAL_LOOP_LAYER_HTTP, stats);
+    /* The zeroed counters are published with the pointer. Only the loop's
+     * owning thread sets it, so it cannot have been set meanwhile; if it
+     * was, that one is used (ours is freed with the loop, unused). */
+    if (ritual_loop_set_layer_state(loop, RITUAL_LOOP_LAYER_HTTP, stats) < 0)
+        return ritual_loop_layer_state(loop, RITUAL_LOOP_LAYER_HTTP);
     return stats;
 }
 

@@ -6,6 +6,9 @@
  * an outbound connect refused, a drain deadline) lands in its own closed_*
  * counter and in no other, and accepted == open + the sum of closed_*.
  *
+ * server_sums: ritual_server_stats_get and ritual_http_server_stats_get
+ * add up the workers (and only them).
+ *
  * http_counted: 200s and 404s over keep-alive connections, a late answer,
  * a HEAD and a request that does not parse: responses by class exact, the
  * latency buckets sum to the responses, the late answer is in a bucket
@@ -317,4 +320,69 @@ static void http_counted(void)
     ritual_loop_free(loop);
 }
 
-TEST_CASES(CASE(closed_by_reason), CASE(http_counted))
+/* ------------------------------------------------------ server sums */
+
+static ritual_server *srv;
+
+static void *run_server(void *arg)
+{
+    (void)arg;
+    ASSERT_EQ(ritual_server_run(srv), 0);
+    return NULL;
+}
+
+/* ritual_server_stats_get and ritual_http_server_stats_get: the sums of
+ * the workers' counters, the control loop's left out. */
+static void server_sums(void)
+{
+    enum { WORKERS = 2, CONNS = 8 };
+    ritual_error err;
+    ritual_server_options so = {.workers = WORKERS};
+    srv = ritual_server_new(&so, &err);
+    ASSERT(srv != NULL);
+    slow_timer = NULL;
+    ritual_http_options o = {.handler = handler};
+    ritual_listener *l = ritual_http_server_listen(srv, "127.0.0.1:0", &o, &err);
+    if (!l)
+        FAIL("ritual_http_server_listen: %s", err.message);
+    int port = ritual_listener_port(l);
+    pthread_t t = lt_thread(run_server, NULL);
+    for (int i = 0; i < CONNS; i++) {
+        struct http_response r;
+        http_exchange(port,
+                      i % 2 ? "GET /ok HTTP/1.1\r\nHost: t\r\n\r\n"
+                            : "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+                      &r, 5000);
+        http_response_free(&r);
+    }
+    ritual_loop_stats sum;
+    uint64_t deadline = now_ms() + 5000;
+    do {
+        ritual_server_stats_get(srv, &sum);
+        if (sum.closed_clean == CONNS)
+            break;
+        sleep_ms(2);
+    } while (now_ms() < deadline);
+    ASSERT_EQ(sum.closed_clean, CONNS);
+    ASSERT_EQ(sum.accepted, CONNS);
+    ASSERT_EQ(sum.conns, 0);
+    ritual_http_stats h, w;
+    ritual_http_server_stats_get(srv, &h);
+    ASSERT_EQ(h.responses, CONNS);
+    ASSERT_EQ(h.status[2], CONNS / 2);
+    ASSERT_EQ(h.status[4], CONNS / 2);
+    ASSERT_EQ(h.body_bytes, CONNS / 2 * (5 + 7));
+    uint64_t responses = 0;
+    for (unsigned i = 0; i < WORKERS; i++) {
+        ritual_http_stats_get(ritual_server_loop(srv, i), &w);
+        responses += w.responses;
+    }
+    ASSERT_EQ(responses, CONNS);
+    ritual_http_stats_get(ritual_server_control_loop(srv), &w);
+    ASSERT_EQ(w.responses, 0);
+    ritual_server_shutdown(srv, 1000);
+    lt_join(t);
+    ritual_server_free(srv);
+}
+
+TEST_CASES(CASE(closed_by_reason), CASE(http_counted), CASE(server_sums))
