@@ -33,14 +33,15 @@ struct metrics {
 
 static void put(struct metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends to the answer, growing it; out of memory, the answer is 503. */
 static void put(struct metrics *m, const char *fmt, ...)
 {
-    for (;;) {
+    while (!m->failed) {
         va_list ap;
         va_start(ap, fmt);
         int n = vsnprintf(m->text + m->len, m->cap - m->len, fmt, ap);
         va_end(ap);
-        if (n < 0 || m->failed) {
+        if (n < 0) {
             m->failed = true;
             return;
         }
@@ -111,20 +112,20 @@ static void figure(struct metrics *m, const char *name, const char *type, const 
                 l[i].label, (unsigned long long)get(m, w, l[i].offset));
 }
 
-#define ONE(field_offset)                                                                          \
-    (const struct labelled[])                                                                      \
-    {                                                                                              \
-        {                                                                                          \
-            "", field_offset                                                                       \
-        }                                                                                          \
-    }
+/* A figure without labels. */
+static void figure1(struct metrics *m, const char *name, const char *type, const char *help,
+                    uint64_t (*get)(const struct metrics *, unsigned, size_t), size_t offset)
+{
+    const struct labelled one = {"", offset};
+    figure(m, name, type, help, get, &one, 1);
+}
 
 static void loop_figures(struct metrics *m)
 {
-    figure(m, "connections_open", "gauge", "Connections open now.", loop_field,
-           ONE(offsetof(ritual_loop_stats, conns)), 1);
-    figure(m, "connections_accepted_total", "counter", "Connections accepted.", loop_field,
-           ONE(offsetof(ritual_loop_stats, accepted)), 1);
+    figure1(m, "connections_open", "gauge", "Connections open now.", loop_field,
+            offsetof(ritual_loop_stats, conns));
+    figure1(m, "connections_accepted_total", "counter", "Connections accepted.", loop_field,
+            offsetof(ritual_loop_stats, accepted));
     static const struct labelled closed[] = {
         {"reason=\"clean\"", offsetof(ritual_loop_stats, closed_clean)},
         {"reason=\"reset\"", offsetof(ritual_loop_stats, closed_reset)},
@@ -139,10 +140,10 @@ static void loop_figures(struct metrics *m)
            "(idle, or a close that could not flush), overflow (output or input limit), "
            "aborted (by the server), canceled (cut by a drain deadline), other.",
            loop_field, closed, sizeof closed / sizeof closed[0]);
-    figure(m, "bytes_received_total", "counter", "Bytes received from clients.", loop_field,
-           ONE(offsetof(ritual_loop_stats, bytes_read)), 1);
-    figure(m, "bytes_sent_total", "counter", "Bytes handed to the kernel for clients.", loop_field,
-           ONE(offsetof(ritual_loop_stats, bytes_written)), 1);
+    figure1(m, "bytes_received_total", "counter", "Bytes received from clients.", loop_field,
+            offsetof(ritual_loop_stats, bytes_read));
+    figure1(m, "bytes_sent_total", "counter", "Bytes handed to the kernel for clients.", loop_field,
+            offsetof(ritual_loop_stats, bytes_written));
 }
 
 /* Bucket bounds as Prometheus writes them: seconds, shortest form. */
@@ -197,8 +198,8 @@ static void http_figures(struct metrics *m)
     figure(m, "http_responses_total", "counter",
            "HTTP responses, by status class (the server's own errors included).", http_field,
            classes, sizeof classes / sizeof classes[0]);
-    figure(m, "http_response_body_bytes_total", "counter", "HTTP response body bytes.", http_field,
-           ONE(offsetof(ritual_http_stats, body_bytes)), 1);
+    figure1(m, "http_response_body_bytes_total", "counter", "HTTP response body bytes.", http_field,
+            offsetof(ritual_http_stats, body_bytes));
     static const char help[] =
         "Time from a request head's last byte to its response's last byte queued.";
     family(m, TOTAL, "http_response_seconds", "histogram", help);
