@@ -199,6 +199,11 @@ typedef struct ritual_loop_stats {
     uint64_t closed_canceled; /* -ECANCELED: drain deadline, loop freed */
     uint64_t closed_other;    /* anything else (-EPROTO: TLS or a PROXY
                                  header failed; connect errors) */
+    /* Every connection counted in `accepted` is counted once in closed_*
+     * when it closes, whether or not on_close ran (a TLS handshake that
+     * failed, an outbound connection that never connected: -ECONNREFUSED
+     * is closed_other, a connect timeout closed_timeout). So accepted ==
+     * conns + the sum of closed_*, up to the moment of each read. */
 } ritual_loop_stats;
 
 RITUAL_API void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats *out);
@@ -223,6 +228,24 @@ RITUAL_API int ritual_loop_on_free(ritual_loop *loop, void (*fn)(void *arg), voi
 
 /* Milliseconds on the monotonic clock, as of the start of this iteration. */
 RITUAL_API uint64_t ritual_loop_now(const ritual_loop *loop);
+
+/* The same clock in microseconds (CLOCK_MONOTONIC, so comparable with a
+ * clock_gettime of one's own): when the loop woke for what it is handling
+ * now, as the HTTP layer's latency counts from. */
+RITUAL_API uint64_t ritual_loop_now_us(const ritual_loop *loop);
+
+/* Per-loop state of a layer built into the library, found from the loop on
+ * any thread: the HTTP layer keeps its counters here, for
+ * ritual_http_stats_get. Set once per loop and layer, on the thread that
+ * owns the loop (before it runs, or on its thread); the pointer is
+ * published with release order and read with acquire, so what was written
+ * to the state before it was set is seen by any reader. Returns 0, or
+ * -EEXIST if the layer's state is set already (it is kept), or -EINVAL for
+ * an unknown layer. The layer frees its state (ritual_loop_on_free). */
+typedef enum ritual_loop_layer { RITUAL_LOOP_LAYER_HTTP = 0, RITUAL_LOOP_LAYERS } ritual_loop_layer;
+RITUAL_API int ritual_loop_set_layer_state(ritual_loop *loop, ritual_loop_layer layer, void *state);
+/* The layer's state, or NULL if never set. Any thread. */
+RITUAL_API void *ritual_loop_layer_state(const ritual_loop *loop, ritual_loop_layer layer);
 
 /* Number of open connections on the loop (accepted and not yet closed). */
 RITUAL_API size_t ritual_loop_conn_count(const ritual_loop *loop);
@@ -574,7 +597,9 @@ RITUAL_API void ritual_listener_close(ritual_listener *listener);
  * timers made on that loop and the calls posted to it. The control loop
  * (ritual_server_control_loop) runs on the thread that calls
  * ritual_server_run: the signals of ritual_server_shutdown_on_signals, and
- * the timers and posts one makes on it; it has no connections. Per-worker
+ * the timers and posts one makes on it, and the connections of listeners
+ * made on it (a metrics endpoint, say, that answers while the workers are
+ * busy; ritual_server_stats_get does not count them). Per-worker
  * state goes in each worker's loop (ritual_loop_set_data from
  * on_worker_start; ritual_loop_worker tells the index): the options.data of
  * ritual_server_listen is shared by every worker's listener. */

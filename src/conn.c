@@ -276,6 +276,30 @@ int ritual__conn_open(ritual_loop *loop, const struct ritual_conn_profile *profi
 
 /* --------------------------------------------------------------- closing */
 
+/* Which closed_* counter of ritual_loop_stats a reason goes to. */
+static unsigned close_class(int reason)
+{
+    switch (reason) {
+    case 0:
+        return RITUAL__CLOSED_CLEAN;
+    case -ECONNRESET:
+    case -EPIPE:
+        return RITUAL__CLOSED_RESET;
+    case -ETIMEDOUT:
+        return RITUAL__CLOSED_TIMEOUT;
+    case -ENOBUFS:
+        return RITUAL__CLOSED_OVERFLOW;
+    case -ECONNABORTED:
+        return RITUAL__CLOSED_ABORTED;
+    case -ECANCELED:
+        return RITUAL__CLOSED_CANCELED;
+    default:
+        return RITUAL__CLOSED_OTHER;
+    }
+}
+
+/* Every reason is final here, on_close or not: each connection counted in
+ * stat_accepted is counted once in stat_closed. */
 void ritual__conn_terminate(ritual_conn *conn, int reason)
 {
     if (conn->flags & CONN_CLOSED)
@@ -296,6 +320,7 @@ void ritual__conn_terminate(ritual_conn *conn, int reason)
     ritual_list_add_tail(&loop->closed, &conn->link);
     loop->conn_count--;
     ritual__stat_add(&loop->stat_conns, UINT64_MAX); /* minus one */
+    ritual__stat_add(&loop->stat_closed[close_class(reason)], 1);
     if (conn->profile->listener)
         ritual__listener_conn_closed(conn->profile->listener);
     ritual__loop_check_drained(loop);

@@ -328,6 +328,13 @@ void ritual__conn_plain_input(ritual_conn *conn, const char *bytes, size_t len)
     bool reading = !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING));
     if (reading && !conn->in) {
         ritual__conn_deliver(conn, bytes, (size_t)len);
+        /* Full, and the user consumed nothing: it can never progress, and
+         * the backend will not receive again to find out (no room), so say
+         * so now, as a read does. */
+        if (conn->in && in_len(conn) >= opts(conn)->read_buffer_size &&
+            !(conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING |
+                             CONN_LINGERING | CONN_CLOSED)))
+            ritual__conn_terminate(conn, -ENOBUFS);
         return;
     }
     /* Behind input already held, or arriving after reading stopped (the

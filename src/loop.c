@@ -147,6 +147,36 @@ void ritual_loop_stats_get(const ritual_loop *loop, ritual_loop_stats *out)
     out->bytes_read = atomic_load_explicit(&loop->stat_read, memory_order_relaxed);
     out->bytes_written = atomic_load_explicit(&loop->stat_written, memory_order_relaxed);
     out->drain_cut = atomic_load_explicit(&loop->stat_drain_cut, memory_order_relaxed);
+    uint64_t *closed[RITUAL__CLOSED_REASONS] = {
+        &out->closed_clean,   &out->closed_reset,    &out->closed_timeout, &out->closed_overflow,
+        &out->closed_aborted, &out->closed_canceled, &out->closed_other,
+    };
+    for (unsigned i = 0; i < RITUAL__CLOSED_REASONS; i++)
+        *closed[i] = atomic_load_explicit(&loop->stat_closed[i], memory_order_relaxed);
+}
+
+uint64_t ritual_loop_now_us(const ritual_loop *loop)
+{
+    return loop->now / 1000;
+}
+
+int ritual_loop_set_layer_state(ritual_loop *loop, ritual_loop_layer layer, void *state)
+{
+    if ((unsigned)layer >= RITUAL_LOOP_LAYERS)
+        return -EINVAL;
+    void *none = NULL;
+    /* Release: what the layer wrote to its state is seen with the pointer. */
+    if (!atomic_compare_exchange_strong_explicit(&loop->layers[layer], &none, state,
+                                                 memory_order_release, memory_order_relaxed))
+        return -EEXIST;
+    return 0;
+}
+
+void *ritual_loop_layer_state(const ritual_loop *loop, ritual_loop_layer layer)
+{
+    if ((unsigned)layer >= RITUAL_LOOP_LAYERS)
+        return NULL;
+    return atomic_load_explicit(&loop->layers[layer], memory_order_acquire);
 }
 
 size_t ritual_loop_conn_count(const ritual_loop *loop)

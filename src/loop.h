@@ -14,6 +14,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The classes of on_close's reason that ritual_loop_stats counts, in the
+ * order of its closed_* fields. */
+enum {
+    RITUAL__CLOSED_CLEAN,
+    RITUAL__CLOSED_RESET,
+    RITUAL__CLOSED_TIMEOUT,
+    RITUAL__CLOSED_OVERFLOW,
+    RITUAL__CLOSED_ABORTED,
+    RITUAL__CLOSED_CANCELED,
+    RITUAL__CLOSED_OTHER,
+    RITUAL__CLOSED_REASONS
+};
+
 struct ritual_loop {
     void *backend_data; /* first: see ritual__backend_state */
     /* Read only by io.c, the dispatch point; the rest of the core knows
@@ -70,6 +83,9 @@ struct ritual_loop {
 
     /* ritual_loop_stats: written by this loop's thread only, read anywhere */
     _Atomic uint64_t stat_accepted, stat_conns, stat_read, stat_written, stat_drain_cut;
+    _Atomic uint64_t stat_closed[RITUAL__CLOSED_REASONS]; /* by ritual__close_class */
+    /* ritual_loop_layer_state: set once, read from any thread */
+    _Atomic(void *) layers[RITUAL_LOOP_LAYERS];
 
     struct ritual_io wakeup_io; /* eventfd written by ritual_loop_post */
     struct ritual_posts *posts;

@@ -179,6 +179,13 @@ void ritual_server_stats_get(const ritual_server *srv, ritual_loop_stats *out)
         out->bytes_read += w.bytes_read;
         out->bytes_written += w.bytes_written;
         out->drain_cut += w.drain_cut;
+        out->closed_clean += w.closed_clean;
+        out->closed_reset += w.closed_reset;
+        out->closed_timeout += w.closed_timeout;
+        out->closed_overflow += w.closed_overflow;
+        out->closed_aborted += w.closed_aborted;
+        out->closed_canceled += w.closed_canceled;
+        out->closed_other += w.closed_other;
     }
 }
 

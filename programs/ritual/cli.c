@@ -173,16 +173,21 @@ int cli_parse_backend(const char *text, ritual_backend *out)
     return 0;
 }
 
-int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n)
+int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n,
+              ritual_listener *metrics)
 {
     ritual_loop *loop = ritual_server_loop(server, 0);
     unsigned workers = ritual_server_workers(server);
     ritual_log(loop, RITUAL_LOG_INFO, "%u worker%s on %s", workers, workers == 1 ? "" : "s",
                ritual_loop_backend_name(loop));
+    char where[160];
     for (int i = 0; i < n; i++) {
-        char where[160];
         ritual_listener_address(listeners[i], where, sizeof where);
         printf("listening on %s\n", where);
+    }
+    if (metrics) {
+        ritual_listener_address(metrics, where, sizeof where);
+        printf("metrics on %s\n", where);
     }
     fflush(stdout);
     int rc = ritual_server_run(server);

@@ -36,11 +36,13 @@ int cli_parse_log_level(const char *text, ritual_log_level *out);
 int cli_parse_backend(const char *text, ritual_backend *out);
 
 /* Logs (info) how many workers run and on which backend, prints
- * "listening on ADDRESS" on stdout for each of the `n` listeners, runs the
+ * "listening on ADDRESS" on stdout for each of the `n` listeners (and
+ * "metrics on ADDRESS" for a `metrics` listener, unless NULL), runs the
  * server until it stops, and returns the exit status: EXIT_OK after a
  * clean shutdown, EXIT_RUNTIME after a second signal or a loop error
  * (printed). */
-int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n);
+int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n,
+              ritual_listener *metrics);
 
 /* A limit for the whole server as a limit per worker (rounded up; 0 stays
  * "no limit"). */

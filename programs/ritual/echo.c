@@ -2,6 +2,7 @@
  * whole server is the on_data callback below; the library does the rest. */
 #include "cli.h"
 #include "commands.h"
+#include "metrics.h"
 #include "ritual_tls.h"
 
 #include <errno.h>
@@ -44,11 +45,17 @@ static const char echo_usage[] =
     "  --proxy-timeout SECONDS  close a connection whose PROXY header is not whole\n"
     "                           this long after it connected (default 5)\n"
     "  --log-level LEVEL        error, warn, info or debug (default info)\n" CLI_TLS_USAGE
+    "  --metrics-listen HOST:PORT\n"
+    "                           serve Prometheus metrics at /metrics on this address:\n"
+    "                           connections, bytes, closes by reason, per worker and\n"
+    "                           summed; answered by the main thread, never by a busy\n"
+    "                           worker\n"
     "  -h, --help               show this help\n"
     "\n"
-    "Prints 'listening on ADDRESS' on stdout for each address once ready. Exit\n"
-    "status: 0 after a clean shutdown, 1 on a runtime error, 2 on a usage error (a\n"
-    "--user or --socket-owner that does not exist included).\n"
+    "Prints 'listening on ADDRESS' on stdout for each address once ready (then\n"
+    "'metrics on ADDRESS' with --metrics-listen). Exit status: 0 after a clean\n"
+    "shutdown, 1 on a runtime error, 2 on a usage error (a --user or\n"
+    "--socket-owner that does not exist included).\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
     "once); SIGHUP reloads the TLS certificates; SIGUSR1, SIGUSR2 and SIGALRM are\n"
@@ -56,6 +63,7 @@ static const char echo_usage[] =
 
 struct echo_config {
     struct cli_listen listen;
+    const char *metrics_listen; /* NULL: no metrics */
     ritual_server_options server;
     ritual_listen_options listen_opts;
     uint64_t drain_ms;
@@ -95,7 +103,8 @@ static void echo_on_shutdown(ritual_conn *conn)
 }
 
 enum {
-    OPT_BACKLOG = 256,
+    OPT_METRICS_LISTEN = 256,
+    OPT_BACKLOG,
     OPT_MAX_CONNS,
     OPT_IDLE,
     OPT_BUFFER,
@@ -115,6 +124,7 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
 {
     static const struct option options[] = {
         CLI_LISTEN_LONGOPTS,
+        {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"backlog", required_argument, NULL, OPT_BACKLOG},
         {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
@@ -143,6 +153,9 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         case CLI_OPT_USER:
             if (cli_listen_option("echo", &cfg->listen, c, optarg) != 0)
                 return EXIT_USAGE;
+            break;
+        case OPT_METRICS_LISTEN:
+            cfg->metrics_listen = optarg;
             break;
         case OPT_BACKLOG:
             if (cli_parse_uint(optarg, 1u << 30, &n) < 0 || n == 0)
@@ -228,6 +241,11 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         return cli_usage_error("echo", "unexpected argument '%s'", argv[optind]);
     if (cli_tls_check("echo", &cfg->tls) != 0)
         return EXIT_USAGE;
+    if (cfg->metrics_listen) {
+        ritual_error err;
+        if (ritual_address_parse(cfg->metrics_listen, NULL, NULL, &err) < 0)
+            return cli_usage_error("echo", "--metrics-listen: %s", err.message);
+    }
     return cli_listen_check("echo", &cfg->listen, "127.0.0.1:7000");
 }
 
@@ -272,6 +290,10 @@ int echo_main(int argc, char **argv)
         if (!listeners[i])
             rc = cli_runtime_error("%s", err.message);
     }
+    ritual_listener *metrics = NULL;
+    if (rc == 0 && cfg.metrics_listen &&
+        !(metrics = metrics_listen(server, cfg.metrics_listen, false, &err)))
+        rc = cli_runtime_error("--metrics-listen %s: %s", cfg.metrics_listen, err.message);
     /* Everything is bound and open: no more need of root. */
     if (rc == 0)
         rc = cli_drop_privileges(&cfg.listen, server);
@@ -281,7 +303,7 @@ int echo_main(int argc, char **argv)
         return rc;
     }
     cli_tls_log(server, &cfg.tls);
-    rc = cli_serve(server, listeners, cfg.listen.n);
+    rc = cli_serve(server, listeners, cfg.listen.n, metrics);
     ritual_server_free(server);
     ritual_tls_free(tls);
     return rc;

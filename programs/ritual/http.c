@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "http_app.h"
 #include "http_options.h"
+#include "metrics.h"
 #include "ritual_tls.h"
 
 #include <errno.h>
@@ -212,13 +213,17 @@ int http_main(int argc, char **argv)
         if (!listeners[i])
             rc = cli_runtime_error("%s", err.message);
     }
+    ritual_listener *metrics = NULL;
+    if (rc == 0 && cfg.metrics_listen &&
+        !(metrics = metrics_listen(server, cfg.metrics_listen, true, &err)))
+        rc = cli_runtime_error("--metrics-listen %s: %s", cfg.metrics_listen, err.message);
     /* Everything is bound and open (root, log, keys, MIME table): no more
      * need of root. */
     if (rc == 0)
         rc = cli_drop_privileges(&cfg.listen, server);
     if (rc == 0) {
         cli_tls_log(server, &cfg.tls);
-        rc = cli_serve(server, listeners, cfg.listen.n);
+        rc = cli_serve(server, listeners, cfg.listen.n, metrics);
     }
     ritual_server_free(server);
     ritual_tls_free(tls);

@@ -14,6 +14,7 @@
 
 struct http_cli {
     struct cli_listen listen;
+    const char *metrics_listen; /* NULL: no metrics */
     const char *root;
     const char *index;
     const char *mime;

@@ -68,6 +68,8 @@ struct http_site {
     struct ritual_list waiting;
     ritual_timer *header_timer;
 
+    struct http_stats *stats; /* the loop's, shared with its other sites */
+
     struct http_conn *free_conns; /* recycled, linked by next_free */
     struct ritual_list all_conns; /* every http_conn allocated, for the loop's free */
 };
@@ -109,6 +111,7 @@ struct ritual_http_exchange {
     void *cb_arg;
     uint64_t stream_left;  /* STREAM_LENGTH: bytes still to write */
     uint64_t stream_bytes; /* body bytes written */
+    uint64_t head_us;      /* ritual_loop_now_us when the head was complete */
 };
 
 enum http_state {
@@ -215,6 +218,11 @@ int ritual__http_check_exchange(ritual_http_exchange *ex);
 int ritual__http_stage_head(struct http_conn *hc, int status, const ritual_http_header *headers,
                             size_t num_headers, uint64_t content_length, bool close, bool http10);
 void ritual__http_flush_unless_delivering(struct http_conn *hc);
+
+/* stats.c: the loop's counters (made on first use; NULL: out of memory),
+ * and one response counted into the site's, its latency from start_us. */
+struct http_stats *ritual__http_stats_of(ritual_loop *loop);
+void ritual__http_count(struct http_site *site, int status, uint64_t body_bytes, uint64_t start_us);
 
 /* server.c */
 /* Logs a response the layer gave before any handler ran. */

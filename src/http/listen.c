@@ -51,6 +51,7 @@ static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ri
         site->config = cfg;
         site->opts = &cfg->opts;
         site->loop = loop;
+        site->stats = ritual__http_stats_of(loop); /* before site_free's hook: freed after it */
         site->date_sec = -1;
         ritual_list_init(&site->waiting);
         ritual_list_init(&site->body_waiting);
@@ -63,8 +64,8 @@ static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ri
         site->common_cap = 128 + (extra ? strlen(extra) : 0);
         site->common = malloc(site->common_cap);
     }
-    if (!site || !site->headers || !site->header_timer || !site->body_timer || !site->common ||
-        ritual_loop_on_free(loop, site_free, site) < 0) {
+    if (!site || !site->stats || !site->headers || !site->header_timer || !site->body_timer ||
+        !site->common || ritual_loop_on_free(loop, site_free, site) < 0) {
         if (site) {
             ritual_timer_free(site->header_timer);
             ritual_timer_free(site->body_timer);

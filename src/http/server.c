@@ -71,6 +71,7 @@ void ritual__http_header_timer_fired(ritual_timer *timer, void *data)
         wait_stop(hc);
         if (ritual_conn_closing(hc->conn))
             continue; /* already going (reset in this same iteration) */
+        hc->ex.head_us = ritual_loop_now_us(site->loop); /* no head: counted from now */
         if (hc->last_len > 0)
             ritual__http_respond_early(hc, 408, true); /* a head begun and never finished */
         else
@@ -217,7 +218,10 @@ static void log_entry(struct http_conn *hc, const char *line, size_t line_len,
 
 void ritual__http_log_early(struct http_conn *hc, int status, uint64_t body_bytes)
 {
-    if (!hc->site->opts->log || !hc->conn)
+    if (!hc->conn)
+        return;
+    ritual__http_count(hc->site, status, body_bytes, hc->ex.head_us);
+    if (!hc->site->opts->log)
         return;
     size_t n = 0;
     const char *line = hc->raw;
@@ -243,8 +247,11 @@ void ritual__http_conn_recycle(struct http_conn *hc)
     site->free_conns = hc;
 }
 
+/* Where a response is complete (its last byte queued): counted, and
+ * logged if there is a log, so the two always agree. */
 void ritual__http_log_exchange(struct http_conn *hc, int status, uint64_t body_bytes)
 {
+    ritual__http_count(hc->site, status, body_bytes, hc->ex.head_us);
     if (hc->site->opts->log) {
         const ritual_http_request *r = &hc->ex.req;
         /* method SP target SP "HTTP/1.x": contiguous in the parsed head */
@@ -313,6 +320,7 @@ static size_t handle_request(struct http_conn *hc, const char *p, size_t n)
     }
     wait_stop(hc);
     hc->last_len = 0;
+    hc->ex.head_us = ritual_loop_now_us(site->loop); /* the response's latency counts from here */
     if (rc < 0) {
         hc->ex.head_method = raw_is_head(p, n);
         hc->raw = p;
@@ -353,6 +361,7 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     if (hc->plain_on_tls) { /* what nginx says, before parsing anything */
         hc->in_delivery = false;
         hc->ex.head_method = raw_is_head(bytes, len);
+        hc->ex.head_us = ritual_loop_now_us(site->loop);
         ritual__http_respond_early_text(hc, 400, true,
                                         "400 The plain HTTP request was sent to HTTPS port\n");
         return len;

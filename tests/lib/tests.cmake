@@ -64,3 +64,6 @@ ritual_library_test(proxy_protocol 30)
 # peer credentials, the socket file's life (stale replaced, live or foreign
 # kept, mode and owner, removed on close), sendfile, a server's workers.
 ritual_library_test(unix 60)
+# The counters a metrics endpoint reads from another thread: connections
+# closed by reason, HTTP responses by class, latency and body bytes.
+ritual_library_test(stats 60)

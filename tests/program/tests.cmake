@@ -84,3 +84,6 @@ ritual_program_test(proxy_protocol 60)
 # --socket-mode, a live or foreign file refused), --user (as root), and
 # SIGHUP reloading the --mime table.
 ritual_program_test(unix_user 60)
+# --metrics-listen: the Prometheus figures of ritual http and ritual echo
+# checked against the traffic the test sent; a metrics port in use.
+ritual_program_test(metrics 60)
