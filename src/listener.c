@@ -4,6 +4,7 @@
  * when file descriptors run out. */
 #include "address.h"
 #include "conn.h"
+#include "inherit.h"
 #include "io.h"
 #include "listener.h"
 #include "loop.h"
@@ -167,10 +168,28 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
     memset(&defaults, 0, sizeof defaults);
     if (!options)
         options = &defaults;
+    ritual_listener *l;
+    if (ritual__listen_inherited(loop, address, options, callbacks, &l, err))
+        return l; /* fd:N, systemd:NAME, or sockets an upgrade passed on */
     int fd = ritual__listen_socket(loop, address, options, callbacks, err);
     if (fd < 0)
         return NULL;
-    return ritual__listener_attach(loop, fd, false, options, callbacks, err);
+    l = ritual__listener_attach(loop, fd, false, options, callbacks, err);
+    if (l && ritual__listener_set_name(l, address, err) < 0) {
+        ritual_listener_close(l);
+        return NULL;
+    }
+    return l;
+}
+
+int ritual__listener_set_name(ritual_listener *l, const char *address, ritual_error *err)
+{
+    char *copy = strdup(address);
+    if (!copy)
+        return ritual_error_set(err, -ENOMEM, "listen %s", address);
+    free(l->address);
+    l->address = copy;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ accept */
@@ -324,6 +343,7 @@ void ritual__listener_conn_closed(ritual_listener *l)
 static void listener_free(ritual_listener *l)
 {
     ritual_tls_free(l->profile.tls);
+    free(l->address);
     free(l);
 }
 

@@ -29,6 +29,9 @@ struct ritual_listener {
     uint64_t emfile_backoff_ns;
     struct ritual_timer_node retry_timer;
     struct sockaddr_storage addr;
+    char *address;           /* as given to ritual_listen: an upgrade passes the socket
+                                on under this name (inherit.c) */
+    bool passed_on;          /* the socket was handed to an upgrade's new process */
     struct ritual_list link; /* loop->listeners, then loop->dead_listeners */
 };
 
@@ -41,6 +44,9 @@ int ritual__listen_socket(ritual_loop *loop, const char *address,
 ritual_listener *ritual__listener_attach(ritual_loop *loop, int fd, bool exclusive,
                                          const ritual_listen_options *options,
                                          const ritual_conn_callbacks *callbacks, ritual_error *err);
+/* Remembers `address` (a copy) as the listener's name for an upgrade.
+ * Returns 0 or -ENOMEM with `err` filled. */
+int ritual__listener_set_name(ritual_listener *listener, const char *address, ritual_error *err);
 /* Accepts what the kernel already queued, then closes (a graceful shutdown). */
 void ritual__listener_drain_and_close(ritual_listener *listener);
 void ritual__listener_ready(ritual_listener *listener, unsigned events);

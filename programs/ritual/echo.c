@@ -18,7 +18,8 @@ static const char echo_usage[] =
     "Options:\n"
     "  --listen HOST:PORT       address to listen on (default 127.0.0.1:7000);\n"
     "                           HOST is an IPv4 address, [IPv6], localhost, or * for\n"
-    "                           all addresses; PORT 0 picks a free port\n"
+    "                           all addresses; PORT 0 picks a free port; fd:N or\n"
+    "                           systemd:NAME take a socket given (socket activation)\n"
     "  --workers N              loops on threads of their own (default: the number of\n"
     "                           online CPUs); 1 runs a single loop\n"
     "  --accept-mode MODE       reuseport: a listening socket per worker, the kernel\n"
@@ -46,8 +47,10 @@ static const char echo_usage[] =
     "clean shutdown, 1 on a runtime error, 2 on a usage error.\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
-    "once); SIGHUP reloads the TLS certificates; SIGUSR1, SIGUSR2 and SIGALRM are\n"
-    "logged and ignored.\n";
+    "once); SIGHUP reloads the TLS certificates; SIGUSR2 starts the executable anew\n"
+    "on the same sockets and drains once it is ready (binary upgrade); SIGUSR1 and\n"
+    "SIGALRM are logged and ignored. Under systemd (Type=notify) it reports\n"
+    "READY=1, RELOADING=1, STOPPING=1 and, with WatchdogSec=, WATCHDOG=1.\n";
 
 struct echo_config {
     const char *listen;
@@ -227,6 +230,7 @@ int echo_main(int argc, char **argv)
     cfg.listen_opts.tls = tls;
     ritual_error err;
     cfg.server.loop.log_level = cfg.log_level;
+    cfg.server.notify = 1; /* systemd's Type=notify, when $NOTIFY_SOCKET is set */
     ritual_server *server = ritual_server_new(&cfg.server, &err);
     if (!server) {
         ritual_tls_free(tls);

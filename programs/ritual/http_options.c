@@ -14,7 +14,8 @@ static const char http_usage[] =
     "\n"
     "Options:\n"
     "  --listen HOST:PORT          address to listen on (default 127.0.0.1:8080);\n"
-    "                              PORT 0 picks a free port\n"
+    "                              PORT 0 picks a free port; fd:N or systemd:NAME\n"
+    "                              take a socket given (socket activation)\n"
     "  --root DIR                  the document root (required); nothing outside it\n"
     "                              is reachable, by any path, escape or symlink\n"
     "  --index NAME                file served for a directory (default index.html)\n"
@@ -81,7 +82,10 @@ static const char http_usage[] =
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
     "once); SIGHUP and SIGUSR1 reopen the access log file (for logrotate), SIGHUP\n"
-    "also reloads the TLS certificates; SIGUSR2 and SIGALRM are logged and ignored.\n";
+    "also reloads the TLS certificates; SIGUSR2 starts the executable anew on the\n"
+    "same sockets and drains once it is ready (binary upgrade); SIGALRM is logged\n"
+    "and ignored. Under systemd (Type=notify) it reports READY=1, RELOADING=1,\n"
+    "STOPPING=1 and, with WatchdogSec=, WATCHDOG=1.\n";
 
 enum {
     OPT_LISTEN = 256,
