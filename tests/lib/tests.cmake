@@ -56,3 +56,6 @@ ritual_library_test(tls 90)
 # backpressure; request bodies streamed, dropped or refused; upgrades;
 # HEAD errors without a body; extra header lines on every head.
 ritual_library_test(http_stream 60)
+# Sockets given rather than made (fd:N, systemd:NAME, an upgrade's), the
+# notify protocol with its watchdog, and upgrades that fail and lose nothing.
+ritual_library_test(inherit 60)
