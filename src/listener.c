@@ -382,8 +382,11 @@ void ritual__listener_drain_and_close(ritual_listener *l)
 {
     /* Connections the kernel completed are in our queue: take them before
      * closing, or close() would reset them. With SO_REUSEPORT this is what
-     * keeps a worker's shutdown from dropping the clients hashed to it. */
-    while (!l->closed && !l->emfile_paused && !at_max_conns(l)) {
+     * keeps a worker's shutdown from dropping the clients hashed to it.
+     * Unless an upgrade's new process holds the socket too: the queue is
+     * its to serve, and taking it here would only close those connections
+     * again at once, unanswered. */
+    while (!l->closed && !l->passed_on && !l->emfile_paused && !at_max_conns(l)) {
         int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)

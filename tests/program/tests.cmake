@@ -76,3 +76,6 @@ add_dependencies(test_examples_http example_sse_clock example_upload)
 # ritual http and request bodies: small ones dropped with the connection
 # reused, over 1 MiB refused at once, a stalled one answered 408.
 ritual_program_test(http_bodies 60)
+# SIGUSR2 ten times under steady load (every request a new connection): no
+# connection refused, reset or lost from a queue, one process left.
+ritual_program_test(upgrade 120 RUN_SERIAL TRUE)
