@@ -372,6 +372,15 @@ void ritual__listeners_reap(ritual_loop *loop)
 
 void ritual__listener_released(ritual_listener *l)
 {
+    if (l->held) {
+        /* The kernel's last accept for it is done (each it completed was
+         * served): the drain may end now. */
+        l->held = false;
+        ritual_list_del(&l->link);
+        ritual__listener_unref(l);
+        ritual__loop_check_drained(l->loop);
+        return;
+    }
     if (!l->reaped)
         return; /* still open, or reaped later */
     ritual_list_del(&l->link);
@@ -425,6 +434,15 @@ void ritual_listener_close(ritual_listener *l)
     close(l->io.fd);
     l->io.fd = -1;
     ritual_list_del(&l->link);
+    if (l->drained && l->io.busy && !l->loop->freeing) {
+        /* A completion backend's accept may still complete, and take a
+         * client off a queue another process (an upgrade's) or another
+         * worker serves on: the listener lives on, serving what it takes,
+         * and the drain waits, until the backend lets go of it. */
+        l->held = true;
+        ritual_list_add_tail(&l->loop->held_listeners, &l->link);
+        return;
+    }
     ritual__listener_unref(l);
 }
 

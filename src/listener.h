@@ -32,6 +32,7 @@ struct ritual_listener {
     char *address;           /* as given to ritual_listen: an upgrade passes the socket
                                 on under this name (inherit.c) */
     bool passed_on;          /* the socket was handed to an upgrade's new process */
+    bool held;               /* on loop->held_listeners: see ritual_listener_close */
     struct ritual_list link; /* loop->listeners, then loop->dead_listeners */
 };
 
