@@ -3,6 +3,7 @@
  * "all addresses", so a typo fails at once instead of resolving to something
  * surprising. */
 #include "address.h"
+#include "inherit.h"
 #include "loop.h"
 
 #include <arpa/inet.h>
@@ -89,6 +90,12 @@ int ritual__address_parse(const char *text, struct sockaddr_storage *out, sockle
         return invalid(err, "(null)", "expected HOST:PORT");
     if (ritual__address_form_of(text) == RITUAL_ADDRESS_UNIX)
         return parse_unix(text, out, len, err);
+    /* fd:N and systemd:NAME name sockets given, not addresses: checked for
+     * form here, for what they are when listening (inherit.c). */
+    const char *why;
+    int form = ritual__inherit_form(text, &why);
+    if (form != 0)
+        return form < 0 ? invalid(err, text, why) : 0;
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
         if (!close)
@@ -199,5 +206,8 @@ int ritual__endpoint_prepare(ritual_loop *loop, const char *verb, const char *ad
         return ritual_error_set(err, -EINVAL, "%s %s: on_data callback is required", verb, shown);
     if (loop->freeing)
         return ritual_error_set(err, -ESHUTDOWN, "%s %s", verb, shown);
-    return ritual__address_parse(address, addr, len, any_host, err);
+    int rc = ritual__address_parse(address, addr, len, any_host, err);
+    if (rc == 0 && addr->ss_family == AF_UNSPEC)
+        return invalid(err, shown, "fd:N and systemd:NAME only listen");
+    return rc;
 }

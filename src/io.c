@@ -168,6 +168,11 @@ void ritual__io_release_all(ritual_loop *loop)
         conn->io.busy = 0;
         ritual__conn_released(conn);
     }
+    while (!ritual_list_empty(&loop->held_listeners)) {
+        ritual_listener *l = ritual_container_of(loop->held_listeners.next, ritual_listener, link);
+        l->io.busy = 0;
+        ritual__listener_released(l);
+    }
     /* The last connections let go of their listeners just now. */
     ritual__listeners_reap(loop);
     while (!ritual_list_empty(&loop->zombie_listeners)) {

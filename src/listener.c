@@ -4,6 +4,7 @@
  * when file descriptors run out. */
 #include "address.h"
 #include "conn.h"
+#include "inherit.h"
 #include "io.h"
 #include "listener.h"
 #include "loop.h"
@@ -184,10 +185,18 @@ ritual_listener *ritual_listen(ritual_loop *loop, const char *address,
         options = &defaults;
     if (ritual__proxy_trust_check(options, err) < 0)
         return NULL; /* before any socket is made */
+    ritual_listener *l;
+    if (ritual__listen_inherited(loop, address, options, callbacks, &l, err))
+        return l; /* fd:N, systemd:NAME, or sockets an upgrade passed on */
     int fd = ritual__listen_socket(loop, address, options, callbacks, err);
     if (fd < 0)
         return NULL;
-    return ritual__listener_attach_new(loop, fd, false, options, callbacks, err);
+    l = ritual__listener_attach_new(loop, fd, false, options, callbacks, err);
+    if (l && ritual__listener_set_name(l, address, err) < 0) {
+        ritual_listener_close(l);
+        return NULL;
+    }
+    return l;
 }
 
 ritual_listener *ritual__listener_attach_new(ritual_loop *loop, int fd, bool exclusive,
@@ -206,6 +215,16 @@ ritual_listener *ritual__listener_attach_new(ritual_loop *loop, int fd, bool exc
     else
         ritual__unix_file_unlink(&addr); /* bound just now, by us */
     return l;
+}
+
+int ritual__listener_set_name(ritual_listener *l, const char *address, ritual_error *err)
+{
+    char *copy = strdup(address);
+    if (!copy)
+        return ritual_error_set(err, -ENOMEM, "listen %s", address);
+    free(l->address);
+    l->address = copy;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ accept */
@@ -360,6 +379,7 @@ static void listener_free(ritual_listener *l)
 {
     ritual_tls_free(l->profile.tls);
     free(l->proxy);
+    free(l->address);
     free(l);
 }
 
@@ -388,6 +408,15 @@ void ritual__listeners_reap(ritual_loop *loop)
 
 void ritual__listener_released(ritual_listener *l)
 {
+    if (l->held) {
+        /* The kernel's last accept for it is done (each it completed was
+         * served): the drain may end now. */
+        l->held = false;
+        ritual_list_del(&l->link);
+        ritual__listener_unref(l);
+        ritual__loop_check_drained(l->loop);
+        return;
+    }
     if (!l->reaped)
         return; /* still open, or reaped later */
     ritual_list_del(&l->link);
@@ -398,8 +427,11 @@ void ritual__listener_drain_and_close(ritual_listener *l)
 {
     /* Connections the kernel completed are in our queue: take them before
      * closing, or close() would reset them. With SO_REUSEPORT this is what
-     * keeps a worker's shutdown from dropping the clients hashed to it. */
-    while (!l->closed && !l->emfile_paused && !at_max_conns(l)) {
+     * keeps a worker's shutdown from dropping the clients hashed to it.
+     * Unless an upgrade's new process holds the socket too: the queue is
+     * its to serve, and taking it here would only close those connections
+     * again at once, unanswered. */
+    while (!l->closed && !l->passed_on && !l->emfile_paused && !at_max_conns(l)) {
         int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -439,6 +471,15 @@ void ritual_listener_close(ritual_listener *l)
     l->io.fd = -1;
     ritual__unix_file_release(l);
     ritual_list_del(&l->link);
+    if (l->drained && l->io.busy && !l->loop->freeing) {
+        /* A completion backend's accept may still complete, and take a
+         * client off a queue another process (an upgrade's) or another
+         * worker serves on: the listener lives on, serving what it takes,
+         * and the drain waits, until the backend lets go of it. */
+        l->held = true;
+        ritual_list_add_tail(&l->loop->held_listeners, &l->link);
+        return;
+    }
     ritual__listener_unref(l);
 }
 

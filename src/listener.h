@@ -39,6 +39,9 @@ struct ritual_listener {
     bool passed_on;
     dev_t file_dev;
     ino_t file_ino;
+    char *address;           /* as given to ritual_listen: an upgrade passes the socket
+                                on under this name (inherit.c) */
+    bool held;               /* on loop->held_listeners: see ritual_listener_close */
     struct ritual_list link; /* loop->listeners, then loop->dead_listeners */
 };
 
@@ -58,6 +61,9 @@ ritual_listener *ritual__listener_attach_new(ritual_loop *loop, int fd, bool exc
                                              const ritual_listen_options *options,
                                              const ritual_conn_callbacks *callbacks,
                                              ritual_error *err);
+/* Remembers `address` (a copy) as the listener's name for an upgrade.
+ * Returns 0 or -ENOMEM with `err` filled. */
+int ritual__listener_set_name(ritual_listener *listener, const char *address, ritual_error *err);
 /* Accepts what the kernel already queued, then closes (a graceful shutdown). */
 void ritual__listener_drain_and_close(ritual_listener *listener);
 void ritual__listener_ready(ritual_listener *listener, unsigned events);

@@ -55,6 +55,7 @@ ritual_loop *ritual_loop_new(const ritual_loop_options *options, ritual_error *e
     ritual_list_init(&loop->dead_listeners);
     ritual_list_init(&loop->zombie_conns);
     ritual_list_init(&loop->zombie_listeners);
+    ritual_list_init(&loop->held_listeners);
     ritual_list_init(&loop->timers);
     ritual__timer_node_init(&loop->shutdown_timer, RITUAL_TIMER_LOOP);
     loop->signal_io.fd = -1;
@@ -193,7 +194,7 @@ const char *ritual_loop_backend_name(const ritual_loop *loop)
 
 void ritual__loop_check_drained(ritual_loop *loop)
 {
-    if (loop->shutting_down && loop->conn_count == 0) {
+    if (loop->shutting_down && loop->conn_count == 0 && ritual_list_empty(&loop->held_listeners)) {
         ritual__timer_node_cancel(loop, &loop->shutdown_timer);
         loop->shutting_down = false; /* done: a later shutdown starts afresh */
         loop->stopping = true;

@@ -76,6 +76,9 @@ struct ritual_loop {
     struct ritual_list dead_listeners; /* freed at the end of the iteration */
     /* closed and reaped, but the backend still holds operations on them */
     struct ritual_list zombie_conns, zombie_listeners;
+    /* closed by a drain while a completion backend still has an accept of
+     * theirs in the kernel: kept, to serve what it accepts (listener.c) */
+    struct ritual_list held_listeners;
     struct ritual_list timers; /* user timers, freed with the loop */
     /* fd watchers: open, freed this iteration, freed but still held by
      * the backend */

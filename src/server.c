@@ -5,9 +5,13 @@
  * one shared socket registered in every worker with EPOLLEXCLUSIVE. They are
  * told to shut down through ritual_loop_post. */
 #include "address.h"
+#include "inherit.h"
 #include "listener.h"
 #include "loop.h"
+#include "notify.h"
 #include "proxy.h"
+#include "server.h"
+#include "upgrade.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +45,9 @@ struct ritual_server {
     uint64_t drain_ms; /* for the signal handlers */
     atomic_int signals_seen;
     atomic_bool forced;
+    atomic_bool stopping; /* a shutdown or stop began */
+    struct ritual_notifier *notifier;
+    struct ritual_upgrade *upgrade;
     void (*on_worker_start)(ritual_server *server, ritual_loop *loop);
     void (*on_worker_stop)(ritual_server *server, ritual_loop *loop);
     void *data;
@@ -103,8 +110,14 @@ ritual_server *ritual_server_new(const ritual_server_options *options, ritual_er
     }
     srv->nworkers = n;
     srv->workers = workers;
-    srv->control = ritual_loop_new(&options->loop, err);
+    srv->notifier = ritual__notifier_new(srv, options->notify != 0);
+    srv->upgrade = srv->notifier ? ritual__upgrade_new(srv) : NULL;
+    srv->control = srv->upgrade ? ritual_loop_new(&options->loop, err) : NULL;
     if (!srv->control) {
+        if (!srv->upgrade)
+            ritual_error_set(err, -ENOMEM, "server");
+        ritual__upgrade_free(srv->upgrade);
+        ritual__notifier_free(srv->notifier);
         free(workers);
         free(srv);
         return NULL;
@@ -191,6 +204,17 @@ void ritual_server_stats_get(const ritual_server *srv, ritual_loop_stats *out)
 
 /* ------------------------------------------------------------- listening */
 
+/* Every listener of a server is named by the address the application gave
+ * (not "*:41234" for the later ones of "*:0"): an upgrade passes them all
+ * on under that name, which the new process asks for. */
+static bool named(ritual_listener *l, const char *address, ritual_error *err)
+{
+    if (ritual__listener_set_name(l, address, err) == 0)
+        return true;
+    ritual_listener_close(l);
+    return false;
+}
+
 /* SO_REUSEPORT: a socket per worker, all on the port the first one got. */
 static ritual_listener *listen_reuseport(ritual_server *srv, const char *address,
                                          const ritual_listen_options *options,
@@ -207,20 +231,20 @@ static ritual_listener *listen_reuseport(ritual_server *srv, const char *address
     const char *colon = strrchr(address, ':');
     snprintf(bound, sizeof bound, "%.*s:%d", (int)(colon - address), address,
              ritual_listener_port(first));
-    for (unsigned i = 1; i < srv->nworkers; i++)
-        if (!ritual_listen(srv->workers[i].loop, bound, &opts, callbacks, err))
+    for (unsigned i = 1; i < srv->nworkers; i++) {
+        ritual_listener *l = ritual_listen(srv->workers[i].loop, bound, &opts, callbacks, err);
+        if (!l || !named(l, address, err))
             return NULL; /* the listeners made so far go with the loops */
+    }
     return first;
 }
 
-/* One socket, a descriptor of it per worker, each registered exclusively. */
-static ritual_listener *listen_shared(ritual_server *srv, const char *address,
-                                      const ritual_listen_options *options,
-                                      const ritual_conn_callbacks *callbacks, ritual_error *err)
+/* One socket `fd`, a descriptor of it per worker, each registered
+ * exclusively. Takes the fd; `created`: this process bound it. */
+static ritual_listener *share(ritual_server *srv, int fd, bool created, const char *address,
+                              const ritual_listen_options *options,
+                              const ritual_conn_callbacks *callbacks, ritual_error *err)
 {
-    int fd = ritual__listen_socket(srv->workers[0].loop, address, options, callbacks, err);
-    if (fd < 0)
-        return NULL;
     ritual_listener *first = NULL;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         int own = i + 1 < srv->nworkers ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
@@ -229,12 +253,14 @@ static ritual_listener *listen_shared(ritual_server *srv, const char *address,
             close(fd);
             return NULL;
         }
-        /* The first one made owns what was bound (a unix socket file). */
-        ritual_listener *l = i == 0 ? ritual__listener_attach_new(srv->workers[i].loop, own, true,
-                                                                  options, callbacks, err)
-                                    : ritual__listener_attach(srv->workers[i].loop, own, true,
-                                                              options, callbacks, err);
-        if (!l) {
+        /* The first one made owns what this process bound (a unix socket
+         * file); an inherited socket's file is not ours to remove. */
+        ritual_listener *l =
+            created && i == 0
+                ? ritual__listener_attach_new(srv->workers[i].loop, own, true, options, callbacks,
+                                              err)
+                : ritual__listener_attach(srv->workers[i].loop, own, true, options, callbacks, err);
+        if (!l || !named(l, address, err)) {
             if (own != fd)
                 close(fd);
             return NULL;
@@ -243,6 +269,45 @@ static ritual_listener *listen_shared(ritual_server *srv, const char *address,
             first = l;
     }
     return first;
+}
+
+static ritual_listener *listen_shared(ritual_server *srv, const char *address,
+                                      const ritual_listen_options *options,
+                                      const ritual_conn_callbacks *callbacks, ritual_error *err)
+{
+    int fd = ritual__listen_socket(srv->workers[0].loop, address, options, callbacks, err);
+    if (fd < 0)
+        return NULL;
+    return share(srv, fd, true, address, options, callbacks, err);
+}
+
+/* Sockets given to the process (fd:N, systemd:NAME, an upgrade's): not
+ * ours to make one per worker, so each is shared by every worker. Returns
+ * 1 with *out set (NULL on failure) if `address` names such sockets. */
+static int listen_inherited(ritual_server *srv, const char *address,
+                            const ritual_listen_options *options,
+                            const ritual_conn_callbacks *callbacks, ritual_listener **out,
+                            ritual_error *err)
+{
+    int fds[RITUAL_INHERIT_MAX];
+    *out = NULL;
+    if (!address || !callbacks || !callbacks->on_data)
+        return 0; /* the bind path says what is wrong */
+    int n = ritual__inherit_take(address, fds, RITUAL_INHERIT_MAX, err);
+    if (n <= 0)
+        return n < 0;
+    for (int i = 0; i < n; i++) {
+        ritual_listener *l = share(srv, fds[i], false, address, options, callbacks, err);
+        if (!l) {
+            for (int j = i + 1; j < n; j++)
+                close(fds[j]);
+            *out = NULL;
+            return 1;
+        }
+        if (!*out)
+            *out = l;
+    }
+    return 1;
 }
 
 ritual_listener *ritual_server_listen(ritual_server *srv, const char *address,
@@ -255,6 +320,9 @@ ritual_listener *ritual_server_listen(ritual_server *srv, const char *address,
         options = &defaults;
     if (ritual__proxy_trust_check(options, err) < 0)
         return NULL; /* before any socket is made */
+    ritual_listener *inherited;
+    if (listen_inherited(srv, address, options, callbacks, &inherited, err))
+        return inherited;
     /* SO_REUSEPORT does not apply to unix sockets: one socket for all. */
     if (srv->accept_mode == RITUAL_ACCEPT_SHARED ||
         ritual__address_form_of(address) == RITUAL_ADDRESS_UNIX)
@@ -310,8 +378,12 @@ int ritual_server_run(ritual_server *srv)
         srv->running++;
     }
     /* Signals and word of stopped workers arrive here, until none runs. */
-    if (srv->running > 0)
+    if (srv->running > 0) {
+        if (rc == 0 && ritual__notifier_start(srv->notifier) < 0)
+            ritual_log(srv->control, RITUAL_LOG_WARN, "server: no readiness round");
         ritual_loop_run(srv->control);
+    }
+    srv->running = 0;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         if (!srv->workers[i].started)
             continue;
@@ -338,6 +410,8 @@ static void post_stop(ritual_loop *loop, void *arg)
 
 void ritual_server_shutdown(ritual_server *srv, uint64_t drain_ms)
 {
+    atomic_store(&srv->stopping, true);
+    ritual__notifier_stopping(srv->notifier);
     for (unsigned i = 0; i < srv->nworkers; i++)
         ritual_loop_post(srv->workers[i].loop, post_shutdown, (void *)(uintptr_t)drain_ms);
 }
@@ -345,6 +419,8 @@ void ritual_server_shutdown(ritual_server *srv, uint64_t drain_ms)
 void ritual_server_stop(ritual_server *srv)
 {
     atomic_store(&srv->forced, true);
+    atomic_store(&srv->stopping, true);
+    ritual__notifier_stopping(srv->notifier);
     for (unsigned i = 0; i < srv->nworkers; i++)
         ritual_loop_post(srv->workers[i].loop, post_stop, NULL);
 }
@@ -391,6 +467,31 @@ void ritual_server_free(ritual_server *srv)
     for (unsigned i = 0; i < srv->nworkers; i++)
         ritual_loop_free(srv->workers[i].loop);
     ritual_loop_free(srv->control);
+    ritual__upgrade_free(srv->upgrade);
+    ritual__notifier_free(srv->notifier);
     free(srv->workers);
     free(srv);
+}
+
+/* ------------------------------------------------------ for upgrade.c */
+
+struct ritual_upgrade *ritual__server_upgrade(ritual_server *srv)
+{
+    return srv->upgrade;
+}
+
+bool ritual__server_threads_running(const ritual_server *srv)
+{
+    return srv->running > 0;
+}
+
+bool ritual__server_stopping(const ritual_server *srv)
+{
+    return atomic_load(&srv->stopping);
+}
+
+void ritual__server_hand_over(ritual_server *srv, uint64_t drain_ms)
+{
+    ritual__notifier_handed_over(srv->notifier);
+    ritual_server_shutdown(srv, drain_ms);
 }

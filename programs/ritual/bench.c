@@ -211,6 +211,8 @@ struct totals {
     uint64_t cpu_us;
     uint64_t status_class[6]; /* http */
     uint64_t reconnects;      /* http */
+    uint64_t idle_closed;     /* http */
+    uint64_t retried;         /* http */
     uint64_t tls_full, tls_resumed;
     const char *first_error;
 };
@@ -263,6 +265,12 @@ static void print_text(const struct bench_config *cfg, const struct totals *tot)
         if (tot->reconnects)
             printf("  reconnects %llu (the server closed after Connection: close)\n",
                    (unsigned long long)tot->reconnects);
+        if (tot->idle_closed)
+            printf("  idle closes %llu (the server closed a connection with no request on it)\n",
+                   (unsigned long long)tot->idle_closed);
+        if (tot->retried)
+            printf("  retried %llu (closed before any byte of the answer: sent again)\n",
+                   (unsigned long long)tot->retried);
         if (cfg->tls)
             printf("  TLS handshakes %llu full, %llu resumed\n", (unsigned long long)tot->tls_full,
                    (unsigned long long)tot->tls_resumed);
@@ -338,6 +346,8 @@ static void print_json_http(const struct bench_config *cfg, const struct totals 
            (unsigned long long)e->timeout, (unsigned long long)e->protocol,
            (unsigned long long)e->status, (unsigned long long)e->overload,
            (unsigned long long)error_count(e), (unsigned long long)tot->reconnects);
+    printf("\"idle_closed\":%llu,\"retried\":%llu,", (unsigned long long)tot->idle_closed,
+           (unsigned long long)tot->retried);
     printf("\"tls_full\":%llu,\"tls_resumed\":%llu,", (unsigned long long)tot->tls_full,
            (unsigned long long)tot->tls_resumed);
     printf("\"client_cpu_us\":%llu,\"client_cpu_us_per_req\":%.4f}\n",
@@ -660,6 +670,8 @@ int bench_main(int argc, char **argv)
         for (int k = 0; k < 6; k++)
             tot.status_class[k] += t->status_class[k];
         tot.reconnects += t->reconnects;
+        tot.idle_closed += t->idle_closed;
+        tot.retried += t->retried;
         tot.tls_full += t->tls_full;
         tot.tls_resumed += t->tls_resumed;
         if (!tot.first_error && t->first_error[0])

@@ -68,8 +68,10 @@ struct bench_thread {
     struct bench_errors errors;
     _Atomic uint64_t messages; /* answered in the window; read by the progress line */
     uint64_t bytes;
-    uint64_t status_class[6];       /* http: responses in the window by status / 100 (0: other) */
-    uint64_t reconnects;            /* http: connections the server closed as it said it would */
+    uint64_t status_class[6]; /* http: responses in the window by status / 100 (0: other) */
+    uint64_t reconnects;      /* http: connections the server closed as it said it would */
+    uint64_t idle_closed;     /* http: closed by the server with nothing in flight */
+    uint64_t retried;         /* http: requests sent again after a close with no answer begun */
     uint64_t tls_full, tls_resumed; /* TLS handshakes completed in the window */
     char first_error[256];
     pthread_t tid;

@@ -12,7 +12,14 @@
  * response nobody asked for, or one framed "until close" (it cannot share a
  * keep-alive connection). A server that announces Connection: close and then
  * closes is not in error: the connection is opened again, and the requests
- * still in flight on it are forgotten. Any other close mid-run is a reset. */
+ * still in flight on it are forgotten. Nor is an orderly close of a
+ * connection with no request in flight (HTTP lets either side close an idle
+ * connection at any time, and a server draining for an upgrade does):
+ * counted apart, and opened again. And a GET is idempotent: if the server
+ * closes (a FIN, not a reset) before any byte of an answer, the requests in
+ * flight go again on a new connection, as RFC 9112 9.3.1 allows a client,
+ * counted as retried, their latency still counted from when they were first
+ * due or sent. Any other close mid-run is a reset. */
 #include "bench.h"
 #include "ritual_http.h"
 
@@ -47,11 +54,12 @@ struct bench_conn {
     size_t last_len;    /* head bytes already scanned by the parser */
     uint64_t body_left; /* PART_BODY: bytes still to skip */
     ritual_http_chunked chunked;
-    int status;     /* of the response being read */
-    bool open;      /* connected */
-    bool ever_open; /* settled once: reconnects do not count again */
-    bool closing;   /* the server said Connection: close */
-    bool dead;      /* given up on (an error was counted) */
+    int status;                 /* of the response being read */
+    bool open;                  /* connected */
+    bool ever_open;             /* settled once: reconnects do not count again */
+    bool closing;               /* the server said Connection: close */
+    bool dead;                  /* given up on (an error was counted) */
+    uint32_t retry, retry_head; /* requests to send again once reconnected */
 };
 
 int bench_http_prepare(const struct bench_config *cfg)
@@ -241,6 +249,21 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     return (size_t)used;
 }
 
+/* After a reconnect: the requests that went unanswered, again, with the
+ * stamps they had (copied first: sending stamps the ring afresh). */
+static unsigned resend(struct bench_conn *bc)
+{
+    uint64_t stamps[OPEN_LOOP_RING];
+    unsigned n = bc->retry;
+    bc->retry = 0;
+    for (unsigned i = 0; i < n; i++)
+        stamps[i] = bc->stamps[(bc->retry_head + i) & bc->ring_mask];
+    bc->next_url = (bc->next_url + nrequests - n % nrequests) % nrequests;
+    for (unsigned i = 0; i < n; i++)
+        send_requests(bc, 1, stamps[i]);
+    return n;
+}
+
 static void on_open(ritual_conn *conn)
 {
     struct bench_conn *bc = ritual_conn_data(conn);
@@ -250,9 +273,11 @@ static void on_open(ritual_conn *conn)
     if (!bc->ever_open) {
         bc->ever_open = true;
         bench_conn_settled(t);
-    } else if (t->running && t->cfg->rate == 0) {
-        send_requests(bc, t->cfg->pipeline, bench_clock_ns()); /* a reconnect */
+        return;
     }
+    unsigned again = bc->retry ? resend(bc) : 0;
+    if (t->running && t->cfg->rate == 0 && again < t->cfg->pipeline)
+        send_requests(bc, t->cfg->pipeline - again, bench_clock_ns()); /* a reconnect */
 }
 
 static void on_shutdown(ritual_conn *conn)
@@ -309,6 +334,17 @@ static void on_close(ritual_conn *conn, int reason)
     } else if (!t->ended && !bc->dead && bc->closing) {
         t->reconnects++;
         connect_one(bc);
+    } else if (!t->ended && !bc->dead && reason == 0 && bc->inflight == 0) {
+        t->idle_closed++;
+        connect_one(bc);
+    } else if (!t->ended && !bc->dead && reason == 0 && bc->part == PART_HEAD &&
+               bc->last_len == 0 && bc->inflight <= OPEN_LOOP_RING) {
+        t->retried += bc->inflight;
+        uint32_t n = bc->inflight, head = bc->head;
+        if (connect_one(bc) == 0) {
+            bc->retry = n;
+            bc->retry_head = head;
+        }
     } else if (!t->ended && !bc->dead) {
         t->errors.reset++;
         bench_note_error(t, "connection closed mid-run: %s",

@@ -58,8 +58,10 @@ static const char echo_usage[] =
     "--socket-owner that does not exist included).\n"
     "\n"
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
-    "once); SIGHUP reloads the TLS certificates; SIGUSR1, SIGUSR2 and SIGALRM are\n"
-    "logged and ignored.\n";
+    "once); SIGHUP reloads the TLS certificates; SIGUSR2 starts the executable anew\n"
+    "on the same sockets and drains once it is ready (binary upgrade); SIGUSR1 and\n"
+    "SIGALRM are logged and ignored. Under systemd (Type=notify) it reports\n"
+    "READY=1, RELOADING=1, STOPPING=1 and, with WatchdogSec=, WATCHDOG=1.\n";
 
 struct echo_config {
     struct cli_listen listen;
@@ -266,6 +268,7 @@ int echo_main(int argc, char **argv)
     cfg.listen_opts.tls = tls;
     ritual_error err;
     cfg.server.loop.log_level = cfg.log_level;
+    cfg.server.notify = 1; /* systemd's Type=notify, when $NOTIFY_SOCKET is set */
     ritual_server *server = ritual_server_new(&cfg.server, &err);
     if (!server) {
         ritual_tls_free(tls);

@@ -164,6 +164,7 @@ int http_main(int argc, char **argv)
                   .precompressed = {{CODING_BR, CODING_ZSTD, CODING_GZIP}, 3}},
         .drain_ms = 10 * 1000,
         .server.loop.log_level = RITUAL_LOG_INFO,
+        .server.notify = 1, /* systemd's Type=notify, when $NOTIFY_SOCKET is set */
     };
     int rc = http_parse_args(argc, argv, &cfg);
     if (rc != 0)

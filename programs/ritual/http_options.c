@@ -109,7 +109,10 @@ static const char http_usage[] =
     "Signals: SIGTERM, SIGINT and SIGQUIT drain (a second SIGTERM or SIGINT stops at\n"
     "once); SIGHUP and SIGUSR1 reopen the access log file (for logrotate), SIGHUP\n"
     "also reloads the TLS certificates and the --mime file (what fails to load is\n"
-    "logged, and the old stays in use); SIGUSR2 and SIGALRM are logged and ignored.\n";
+    "logged, and the old stays in use); SIGUSR2 starts the executable anew on the\n"
+    "same sockets and drains once it is ready (binary upgrade); SIGALRM is logged\n"
+    "and ignored. Under systemd (Type=notify) it reports READY=1, RELOADING=1,\n"
+    "STOPPING=1 and, with WatchdogSec=, WATCHDOG=1.\n";
 
 enum {
     OPT_METRICS_LISTEN = 256,

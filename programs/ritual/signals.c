@@ -8,8 +8,11 @@
  *   SIGQUIT                    drain, as the first SIGTERM does
  *   SIGHUP                     reopen the log file, reload TLS certificates
  *                              and what `reload` reloads (the MIME table)
+ *                              (RELOADING=1, then READY=1, to systemd)
  *   SIGUSR1                    reopen the log file (after logrotate moved it)
- *   SIGUSR2, SIGALRM, SIGXFSZ  ignored, with a line in the log; SIGXFSZ so
+ *   SIGUSR2                    binary upgrade: start the executable anew on
+ *                              the same sockets, drain once it is ready
+ *   SIGALRM, SIGXFSZ           ignored, with a line in the log; SIGXFSZ so
  *                              that a log past RLIMIT_FSIZE fails to grow
  *                              instead of killing the server
  *
@@ -18,9 +21,48 @@
 
 #include "ritual_tls.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+/* The upgrade's outcome, on the control thread. */
+static void upgrade_done(ritual_server *server, int pid, int error, void *data)
+{
+    (void)data;
+    ritual_loop *log = ritual_server_loop(server, 0);
+    if (error == 0)
+        ritual_log(log, RITUAL_LOG_INFO, "upgrade: PID %d is ready; draining", pid);
+    else
+        ritual_log(log, RITUAL_LOG_ERROR, "upgrade failed: PID %d: %s; serving on", pid,
+                   error == -ECHILD ? "exited before it was ready" : ritual_strerror(error));
+}
+
+static void upgrade(struct cli_signals *s, char *msg, size_t cap, ritual_log_level *level)
+{
+    ritual_upgrade_options opts = {.drain_ms = s->drain_ms, .on_done = upgrade_done};
+    ritual_error err;
+    int pid = ritual_server_upgrade(s->server, &opts, &err);
+    if (pid > 0) {
+        snprintf(msg, cap, "started PID %d", pid);
+        return;
+    }
+    *level = pid == -EALREADY ? RITUAL_LOG_WARN : RITUAL_LOG_ERROR;
+    snprintf(msg, cap, "upgrade failed: %s; serving on", err.message);
+}
+
+/* systemd's reload protocol: RELOADING=1 with the monotonic time, then
+ * READY=1 once done. */
+static void tell_reloading(void)
+{
+    struct timespec ts;
+    char state[64];
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    (void)ritual_notify(state);
+}
 
 static void on_signal(ritual_signal *sig, int signum, void *data)
 {
@@ -33,8 +75,13 @@ static void on_signal(ritual_signal *sig, int signum, void *data)
         snprintf(msg, sizeof msg, "shutting down (SIGTERM twice stops at once)");
         ritual_server_shutdown(s->server, s->drain_ms);
         break;
+    case SIGUSR2:
+        upgrade(s, msg, sizeof msg, &level);
+        break;
     case SIGHUP:
     case SIGUSR1:
+        if (signum == SIGHUP)
+            tell_reloading();
         if (!s->reopen)
             snprintf(msg, sizeof msg, "no log file to reopen");
         else if (s->reopen(s->reopen_arg, msg, sizeof msg) < 0)
@@ -56,6 +103,8 @@ static void on_signal(ritual_signal *sig, int signum, void *data)
             if (s->reload(s->reload_arg, msg + used, sizeof msg - used) < 0)
                 level = RITUAL_LOG_ERROR;
         }
+        if (signum == SIGHUP)
+            (void)ritual_notify("READY=1");
         break;
     }
     /* The control thread has no loop of its own to log with: worker 0's

@@ -67,3 +67,6 @@ ritual_library_test(unix 60)
 # The counters a metrics endpoint reads from another thread: connections
 # closed by reason, HTTP responses by class, latency and body bytes.
 ritual_library_test(stats 60)
+# Sockets given rather than made (fd:N, systemd:NAME, an upgrade's), the
+# notify protocol with its watchdog, and upgrades that fail and lose nothing.
+ritual_library_test(inherit 60)

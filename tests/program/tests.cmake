@@ -87,3 +87,11 @@ ritual_program_test(unix_user 60)
 # --metrics-listen: the Prometheus figures of ritual http and ritual echo
 # checked against the traffic the test sent; a metrics port in use.
 ritual_program_test(metrics 60)
+# SIGUSR2 ten times under steady load (every request a new connection): no
+# connection refused, reset or lost from a queue, one process left.
+ritual_program_test(upgrade 120 RUN_SERIAL TRUE)
+# systemd-socket-activate hands ritual http its socket; a fake
+# $NOTIFY_SOCKET hears READY, WATCHDOG, RELOADING and STOPPING; sockets
+# given wrongly are refused with the reason.
+ritual_program_test(socket_activation 60)
+target_link_libraries(test_socket_activation PRIVATE Threads::Threads)

@@ -1,0 +1,41 @@
+/* inherit.h - listening sockets a process was given rather than made:
+ * fd:N, systemd's socket activation (systemd:NAME), and those an upgrade
+ * passes on under their address strings. Private to the library. */
+#ifndef RITUAL_INHERIT_H
+#define RITUAL_INHERIT_H
+
+#include "ritual.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The most sockets one address string stands for. */
+#define RITUAL_INHERIT_MAX 64
+
+/* The sockets `address` stands for, if it is not one to bind: fd:N,
+ * systemd:NAME, or an address string this process inherited sockets for
+ * (ritual_server_upgrade's names). Each is checked to be a listening stream
+ * socket and made close-on-exec and non-blocking. Returns how many fds it
+ * put in fds[], 0 if `address` is one to bind, or a negative errno with
+ * `err` filled ("fd:7: not a listening socket"). */
+int ritual__inherit_take(const char *address, int *fds, int max, ritual_error *err);
+
+/* `address` percent-encoded as a LISTEN_FDNAMES name (':' and '%' and any
+ * byte outside printable ASCII as %XX). Returns 0, or -ENOSPC. */
+int ritual__inherit_encode(const char *address, char *out, size_t cap);
+
+/* "fd:N" or "systemd:NAME", well formed. Returns 1 if `address` has one of
+ * these forms, 0 if neither, -1 if it has one and is malformed (`why` says
+ * what is wrong). */
+int ritual__inherit_form(const char *address, const char **why);
+
+/* Listens on the sockets ritual__inherit_take finds for `address`, every
+ * one on `loop` (a listener each, remembering `address`). Returns 1 when
+ * `address` was such a one, with *out the first listener or NULL and `err`
+ * filled; 0 if it is an address to bind. */
+int ritual__listen_inherited(ritual_loop *loop, const char *address,
+                             const ritual_listen_options *options,
+                             const ritual_conn_callbacks *callbacks, ritual_listener **out,
+                             ritual_error *err);
+
+#endif
