@@ -83,7 +83,7 @@ int ritual__inherit_encode(const char *address, char *out, size_t cap)
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
     for (const unsigned char *p = (const unsigned char *)address; *p; p++) {
-        bool plain = *p > 0x20 && *p < 0x7f && *p != ':' && *p != '%';
+        bool plain = *p > 0x20 && *p < 0x7f && *p != ':' && *p != '%' && *p != '#';
         if (n + (plain ? 1 : 3) >= cap)
             return -ENOSPC;
         if (plain) {
@@ -204,6 +204,47 @@ static int take_systemd(const struct passed *p, const char *address, int *fds, i
     return n;
 }
 
+/* An inherited descriptor not yet taken by a listener: claim() makes the
+ * ones it takes close-on-exec, and a new process's inherited ones are not. */
+static bool untaken(int fd)
+{
+    int flags = fcntl(fd, F_GETFD);
+    return flags >= 0 && !(flags & FD_CLOEXEC);
+}
+
+/* The sockets an upgrade passed on for `address`: NAME, or, when the old
+ * process used that address string more than once (port 0), the first of
+ * NAME, NAME#2, ... still untaken, since the calls come in the order the
+ * old process made them (upgrade.c). Returns their count, 0 if none, or a
+ * negative errno. */
+static int take_upgraded(const struct passed *p, const char *address, int *fds, int max,
+                         ritual_error *err)
+{
+    char name[512], candidate[530];
+    if (ritual__inherit_encode(address, name, sizeof name) < 0)
+        return 0;
+    for (unsigned group = 1; group <= RITUAL_INHERIT_MAX; group++) {
+        if (group == 1)
+            snprintf(candidate, sizeof candidate, "%s", name);
+        else
+            snprintf(candidate, sizeof candidate, "%s#%u", name, group);
+        int n = find_named(p, candidate, fds, max);
+        if (n < 0)
+            return 0;
+        if (!untaken(fds[0]))
+            continue;
+        for (int i = 0; i < n; i++) {
+            char what[160];
+            snprintf(what, sizeof what, "inherited %.100s (fd %d)", address, fds[i]);
+            int rc = claim(fds[i], what, err);
+            if (rc < 0)
+                return rc;
+        }
+        return n;
+    }
+    return 0;
+}
+
 int ritual__inherit_take(const char *address, int *fds, int max, ritual_error *err)
 {
     struct passed p;
@@ -212,19 +253,9 @@ int ritual__inherit_take(const char *address, int *fds, int max, ritual_error *e
         /* An upgrade's sockets, under the address strings they were made
          * with: these come first, so that the new process serves the old
          * one's queue instead of binding (and failing, or splitting it). */
-        char name[512];
-        if (ritual__inherit_encode(address, name, sizeof name) == 0) {
-            int n = find_named(&p, name, fds, max);
-            for (int i = 0; i < n; i++) {
-                char what[160];
-                snprintf(what, sizeof what, "inherited %.100s (fd %d)", address, fds[i]);
-                int rc = claim(fds[i], what, err);
-                if (rc < 0)
-                    return rc;
-            }
-            if (n > 0)
-                return n;
-        }
+        int n = take_upgraded(&p, address, fds, max, err);
+        if (n != 0)
+            return n;
     }
     const char *why;
     int form = ritual__inherit_form(address, &why);

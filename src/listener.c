@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ACCEPT_BATCH 64 /* accepts per wake-up, so open connections are not starved */
@@ -224,6 +225,9 @@ int ritual__listener_set_name(ritual_listener *l, const char *address, ritual_er
         return ritual_error_set(err, -ENOMEM, "listen %s", address);
     free(l->address);
     l->address = copy;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    l->named_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     return 0;
 }
 

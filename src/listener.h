@@ -39,9 +39,13 @@ struct ritual_listener {
     bool passed_on;
     dev_t file_dev;
     ino_t file_ino;
-    char *address;           /* as given to ritual_listen: an upgrade passes the socket
-                                on under this name (inherit.c) */
-    bool held;               /* on loop->held_listeners: see ritual_listener_close */
+    char *address; /* as given to ritual_listen: an upgrade passes the socket
+                      on under this name (inherit.c) */
+    bool held;     /* on loop->held_listeners: see ritual_listener_close */
+    /* When it was named (CLOCK_MONOTONIC): listeners given one address
+     * string (two "127.0.0.1:0") pass on in the order they were made, for
+     * the new process's calls in that same order (upgrade.c). */
+    uint64_t named_ns;
     struct ritual_list link; /* loop->listeners, then loop->dead_listeners */
 };
 

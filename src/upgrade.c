@@ -37,6 +37,9 @@ struct passed_socket {
     char *name;
     dev_t dev;
     ino_t ino;
+    uint64_t named_ns;             /* the listener's (listener.h) */
+    struct sockaddr_storage bound; /* one port (path) per group */
+    unsigned group;                /* 1: the first group of its name, ... */
 };
 
 struct ritual_upgrade {
@@ -143,6 +146,10 @@ static int collect_loop(struct ritual_upgrade *u, ritual_loop *loop)
         }
         s.dev = st.st_dev;
         s.ino = st.st_ino;
+        s.named_ns = l->named_ns;
+        socklen_t len = sizeof s.bound;
+        memset(&s.bound, 0, sizeof s.bound);
+        (void)getsockname(s.fd, (struct sockaddr *)&s.bound, &len); /* zeros: one group */
         if (u->nsocks == u->cap) {
             size_t cap = u->cap ? u->cap * 2 : 16;
             struct passed_socket *grown = realloc(u->socks, cap * sizeof *grown);
@@ -172,6 +179,42 @@ static void collect_posted(ritual_loop *loop, void *arg)
         pthread_cond_signal(&u->cond);
     }
     pthread_mutex_unlock(&u->lock);
+}
+
+static bool same_group(const struct passed_socket *a, const struct passed_socket *b)
+{
+    return strcmp(a->name, b->name) == 0 && memcmp(&a->bound, &b->bound, sizeof a->bound) == 0;
+}
+
+/* When the group of socks[i] was made: its first socket's time. */
+static uint64_t group_made(const struct ritual_upgrade *u, size_t i)
+{
+    uint64_t first = UINT64_MAX;
+    for (size_t j = 0; j < u->nsocks; j++)
+        if (same_group(&u->socks[i], &u->socks[j]) && u->socks[j].named_ns < first)
+            first = u->socks[j].named_ns;
+    return first;
+}
+
+/* Sockets of one name and one bound address are one group (a
+ * SO_REUSEPORT set, one per worker). Two groups share a name only when an
+ * address string was used twice ("127.0.0.1:0" for the site and for the
+ * metrics): numbered in the order they were made, they are taken in that
+ * order by the new process, whose calls come in the same order. */
+static void number_groups(struct ritual_upgrade *u)
+{
+    for (size_t i = 0; i < u->nsocks; i++) {
+        uint64_t made = group_made(u, i);
+        u->socks[i].group = 1;
+        for (size_t j = 0; j < u->nsocks; j++) {
+            bool leader = strcmp(u->socks[j].name, u->socks[i].name) == 0 &&
+                          !same_group(&u->socks[i], &u->socks[j]);
+            for (size_t k = 0; k < j && leader; k++)
+                leader = !same_group(&u->socks[k], &u->socks[j]);
+            if (leader && group_made(u, j) < made)
+                u->socks[i].group++;
+        }
+    }
 }
 
 /* Every listening socket of the server, once each (a shared socket has a
@@ -220,6 +263,7 @@ static int collect(struct ritual_upgrade *u)
         }
     }
     u->nsocks = kept;
+    number_groups(u);
     return u->nsocks > 0 ? 0 : -ENOENT;
 }
 
@@ -320,7 +364,7 @@ static int build_env(struct spawn *s, struct ritual_upgrade *u)
 {
     size_t names_len = 32;
     for (size_t i = 0; i < u->nsocks; i++)
-        names_len += strlen(u->socks[i].name) * 3 + 1;
+        names_len += strlen(u->socks[i].name) * 3 + 12;
     s->listen_names = malloc(names_len);
     s->listen_pid = malloc(sizeof "LISTEN_PID=" + PID_DIGITS);
     s->listen_fds = malloc(48);
@@ -338,6 +382,8 @@ static int build_env(struct spawn *s, struct ritual_upgrade *u)
         if (ritual__inherit_encode(u->socks[i].name, s->listen_names + at, names_len - at) < 0)
             return -ENOSPC;
         at += strlen(s->listen_names + at);
+        if (u->socks[i].group > 1) /* '#' is encoded in names: this one is ours */
+            at += (size_t)snprintf(s->listen_names + at, names_len - at, "#%u", u->socks[i].group);
     }
     memset(s->listen_pid, ' ', sizeof "LISTEN_PID=" + PID_DIGITS);
     memcpy(s->listen_pid, "LISTEN_PID=", sizeof "LISTEN_PID=" - 1);

@@ -80,24 +80,6 @@ static void expect_line(struct server *s, const char *want)
         FAIL("stdout line \"%s\", expected \"%s\"", line, want);
 }
 
-static int unix_connect(const char *path)
-{
-    int fd = SYSCHECK(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    socklen_t len;
-    if (path[0] == '@') {
-        ASSERT_LT(strlen(path), sizeof sun.sun_path);
-        memcpy(sun.sun_path + 1, path + 1, strlen(path) - 1);
-        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
-    } else {
-        ASSERT_LT(strlen(path), sizeof sun.sun_path);
-        memcpy(sun.sun_path, path, strlen(path) + 1);
-        len = sizeof sun;
-    }
-    SYSCHECK(connect(fd, (struct sockaddr *)&sun, len));
-    return fd;
-}
-
 /* curl --unix-socket: the body of GET `target`, into r->out. */
 static void curl_get(const char *curl, const char *target, struct cmd_result *r)
 {

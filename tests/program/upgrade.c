@@ -14,7 +14,11 @@
  * ten_upgrades_keep_alive: the same with keep-alive connections, which a
  *   draining process closes between requests: the bench opens them again
  *   (idle_closed), and sends again a GET the server closed on before any
- *   byte of an answer (retried, RFC 9112 9.3.1); nothing is an error. */
+ *   byte of an answer (retried, RFC 9112 9.3.1); nothing is an error.
+ * every_socket_passed_on: a site on TCP port 0 and on a unix socket, and
+ *   metrics on another TCP port 0 (the same address string as the site's):
+ *   after two upgrades each address still answers what it answered before,
+ *   and the unix socket file is still there to connect to. */
 #include "bench_support.h"
 #include "support.h"
 
@@ -191,6 +195,77 @@ static void ten_upgrades(bool close_each)
     ASSERT(waitpid(-1, &status, WNOHANG) < 0 && errno == ECHILD);
 }
 
+/* GET / over a connected socket: the status line and the body. */
+static void expect_get(int fd, const char *target, const char *status, const char *body)
+{
+    char request[128];
+    snprintf(request, sizeof request, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", target);
+    send_all(fd, request, strlen(request));
+    char answer[4096];
+    size_t n = 0;
+    uint64_t deadline = now_ms() + 5000;
+    for (;;) {
+        ASSERT(wait_fd(fd, POLLIN, deadline));
+        ssize_t r = read(fd, answer + n, sizeof answer - 1 - n);
+        ASSERT(r >= 0);
+        if (r == 0 || (n += (size_t)r) == sizeof answer - 1)
+            break;
+    }
+    answer[n] = '\0';
+    close(fd);
+    if (strncmp(answer, status, strlen(status)) != 0 || !strstr(answer, body))
+        FAIL("GET %s: expected '%s' and '%s', got: %.200s", target, status, body, answer);
+}
+
+static void expect_same_line(const char *line, const char *want)
+{
+    if (strcmp(line, want) != 0)
+        FAIL("the new process printed '%s', expected '%s'", line, want);
+}
+
+static void every_socket_passed_on(void)
+{
+    SYSCHECK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+    char sock[128], listen_unix[160];
+    snprintf(sock, sizeof sock, "%s/site.sock", root);
+    snprintf(listen_unix, sizeof listen_unix, "unix:%s", sock);
+    const char *extra[] = {"--workers",        "2",           "--listen", listen_unix,
+                           "--metrics-listen", "127.0.0.1:0", NULL};
+    struct server s;
+    http_server_start(ritual_program(), root, extra, &s);
+    char unix_line[200], metrics_line[200], line[200];
+    read_line(s.stdout_fd, unix_line, sizeof unix_line);
+    read_line(s.stdout_fd, metrics_line, sizeof metrics_line);
+    const char *colon = strrchr(metrics_line, ':');
+    ASSERT(strncmp(metrics_line, "metrics on 127.0.0.1:", 21) == 0 && colon);
+    int metrics_port = atoi(colon + 1);
+    for (int i = 1; i <= 2; i++) {
+        SYSCHECK(kill(s.pid, SIGUSR2));
+        server_wait_log(&s, "is ready; draining", i);
+        pid_t next = started_pid(s.stderr_path, i);
+        int status = reap(s.pid, 15000);
+        ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (i == 1)
+            s.exited = 0;
+        s.pid = next;
+        char want[200];
+        snprintf(want, sizeof want, "listening on %s", s.address);
+        read_line(s.stdout_fd, line, sizeof line);
+        expect_same_line(line, want);
+        read_line(s.stdout_fd, line, sizeof line);
+        expect_same_line(line, unix_line);
+        read_line(s.stdout_fd, line, sizeof line);
+        expect_same_line(line, metrics_line);
+        expect_get(tcp_connect(s.port), "/", "HTTP/1.1 200", "hello, upgrade");
+        expect_get(unix_connect(sock), "/", "HTTP/1.1 200", "hello, upgrade");
+        expect_get(tcp_connect(metrics_port), "/metrics", "HTTP/1.1 200",
+                   "ritual_connections_accepted_total");
+        note("upgrade %d: the site on %s and %s, the metrics on port %d, all served", i, s.address,
+             sock, metrics_port);
+    }
+    server_expect_clean_exit(&s);
+}
+
 static void ten_upgrades_under_load(void)
 {
     ten_upgrades(true);
@@ -202,4 +277,4 @@ static void ten_upgrades_keep_alive(void)
 }
 
 TEST_CASES_WITH(make_tree, remove_root, CASE(ten_upgrades_under_load),
-                CASE(ten_upgrades_keep_alive))
+                CASE(ten_upgrades_keep_alive), CASE(every_socket_passed_on))

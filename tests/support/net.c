@@ -15,8 +15,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,4 +340,22 @@ int socket_port(int fd)
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int unix_connect(const char *path)
+{
+    int fd = SYSCHECK(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    socklen_t len;
+    if (path[0] == '@') {
+        ASSERT_LT(strlen(path), sizeof sun.sun_path);
+        memcpy(sun.sun_path + 1, path + 1, strlen(path) - 1);
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    } else {
+        ASSERT_LT(strlen(path), sizeof sun.sun_path);
+        memcpy(sun.sun_path, path, strlen(path) + 1);
+        len = sizeof sun;
+    }
+    SYSCHECK(connect(fd, (struct sockaddr *)&sun, len));
+    return fd;
 }

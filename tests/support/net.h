@@ -13,6 +13,10 @@ int tcp_connect(int port);
 /* Blocking connect; returns the socket, or -errno (e.g. -ECONNREFUSED). */
 int tcp_try_connect(int port);
 
+/* Blocking connect to a unix socket, "/path" or abstract "@name"; fails
+ * the test on error. */
+int unix_connect(const char *path);
+
 /* One connection attempt to a listener that is being closed: 1 once it is
  * refused, 0 while it is still accepted. An attempt whose handshake lands
  * while the kernel closes the listener is reset; that means "closing, not
