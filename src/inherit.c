@@ -251,8 +251,8 @@ void ritual__inherit_close_unclaimed(ritual_loop *log)
         struct stat st;
         if (flags >= 0 && !(flags & FD_CLOEXEC) && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
             ritual_log(log, RITUAL_LOG_WARN,
-                       "upgrade: closing the inherited socket %.*s: no --listen asks for it", len,
-                       name ? name : "");
+                       "upgrade: closing the inherited socket %.*s: nothing here listens on it",
+                       len, name ? name : "");
             close(fd);
         }
         name = end ? end + 1 : NULL;
