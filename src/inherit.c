@@ -268,6 +268,28 @@ int ritual__inherit_take(const char *address, int *fds, int max, ritual_error *e
     return take_systemd(&p, address, fds, max, err);
 }
 
+void ritual__inherit_close_unclaimed(ritual_loop *log)
+{
+    struct passed p;
+    read_env(&p);
+    if (!p.ours || !getenv("RITUAL_UPGRADE_FD"))
+        return; /* systemd's sockets stay open: systemd holds them anyway */
+    const char *name = p.names;
+    for (long i = 0; i < p.count; i++) {
+        int fd = (int)(LISTEN_FDS_START + i), flags = fcntl(fd, F_GETFD);
+        const char *end = name ? strchr(name, ':') : NULL;
+        int len = name ? (int)(end ? end - name : (long)strlen(name)) : 0;
+        struct stat st;
+        if (flags >= 0 && !(flags & FD_CLOEXEC) && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            ritual_log(log, RITUAL_LOG_WARN,
+                       "upgrade: closing the inherited socket %.*s: nothing here listens on it",
+                       len, name ? name : "");
+            close(fd);
+        }
+        name = end ? end + 1 : NULL;
+    }
+}
+
 int ritual__listen_inherited(ritual_loop *loop, const char *address,
                              const ritual_listen_options *options,
                              const ritual_conn_callbacks *callbacks, ritual_listener **out,

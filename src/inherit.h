@@ -29,6 +29,12 @@ int ritual__inherit_encode(const char *address, char *out, size_t cap);
  * what is wrong). */
 int ritual__inherit_form(const char *address, const char **why);
 
+/* In a process an upgrade started, once it serves: closes the sockets it
+ * inherited and nobody asked for (an address dropped from the new
+ * configuration), which would otherwise queue clients nobody accepts.
+ * Claimed ones are close-on-exec; these are not. Logs each on `log`. */
+void ritual__inherit_close_unclaimed(ritual_loop *log);
+
 /* Listens on the sockets ritual__inherit_take finds for `address`, every
  * one on `loop` (a listener each, remembering `address`). Returns 1 when
  * `address` was such a one, with *out the first listener or NULL and `err`

@@ -410,15 +410,27 @@ void ritual__listeners_reap(ritual_loop *loop)
     }
 }
 
+static void wake_only(ritual_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+}
+
 void ritual__listener_released(ritual_listener *l)
 {
     if (l->held) {
         /* The kernel's last accept for it is done (each it completed was
          * served): the drain may end now. */
+        ritual_loop *loop = l->loop;
         l->held = false;
         ritual_list_del(&l->link);
         ritual__listener_unref(l);
-        ritual__loop_check_drained(l->loop);
+        ritual__loop_check_drained(loop);
+        /* The backend may let go while it prepares a wait (io_uring's
+         * walk), which would then sleep until the next timer: the drain's
+         * deadline. A post wakes it to see that the loop stops. */
+        if (loop->stopping)
+            (void)ritual_loop_post(loop, wake_only, NULL);
         return;
     }
     if (!l->reaped)

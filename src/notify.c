@@ -6,6 +6,7 @@
  * writes READY=1 to the pipe named by RITUAL_UPGRADE_FD, which the old
  * process waits on. */
 #include "notify.h"
+#include "inherit.h"
 #include "loop.h"
 
 #include <errno.h>
@@ -113,6 +114,7 @@ static void tell_upgrader(struct ritual_notifier *n)
     struct stat st;
     if (*end || fd < 3 || fd > 1 << 20 || fstat((int)fd, &st) < 0 || !S_ISFIFO(st.st_mode))
         return; /* told once already (closed), or not ours */
+    ritual__inherit_close_unclaimed(ritual_server_control_loop(n->srv));
     static const char line[] = "READY=1\n";
     ssize_t w;
     do

@@ -10,6 +10,10 @@
  *   shares it among its workers, an address string named as an upgrade
  *   names it is taken instead of bound; a missing name, another process's
  *   LISTEN_PID and no LISTEN_FDS are clear errors.
+ * upgraded_child_reports_ready: a process started as an upgrade starts it
+ *   (fds 3 and 4 named by address, RITUAL_UPGRADE_FD a pipe at 5) takes
+ *   the socket it asks for, and once its workers run writes READY=1 to the
+ *   pipe, closes it, and closes the socket nobody asked for.
  * notify_datagram: ritual_notify sends one datagram to $NOTIFY_SOCKET, a
  *   path or an abstract "@name"; without it, nothing (0).
  * server_notify_watchdog: a server with .notify says READY=1 with MAINPID
@@ -237,6 +241,73 @@ static void systemd_names(void)
         FAIL("the child failed (status %#x)", status);
 }
 
+static void upgraded_child(void)
+{
+    int kept = make_socket(SOCK_STREAM, 1), dropped = make_socket(SOCK_STREAM, 1);
+    int kept_port = socket_port(kept), pipefd[2];
+    SYSCHECK(pipe(pipefd));
+    int high[3] = {SYSCHECK(fcntl(kept, F_DUPFD, 100)), SYSCHECK(fcntl(dropped, F_DUPFD, 100)),
+                   SYSCHECK(fcntl(pipefd[1], F_DUPFD, 100))};
+    close(kept);
+    close(dropped);
+    close(pipefd[1]);
+    int reader = SYSCHECK(fcntl(pipefd[0], F_DUPFD_CLOEXEC, 100));
+    close(pipefd[0]);
+    for (int i = 0; i < 3; i++) {
+        SYSCHECK(dup2(high[i], 3 + i));
+        close(high[i]);
+    }
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "2", 1);
+    setenv("LISTEN_FDNAMES", "127.0.0.1%3A0:127.0.0.1%3A1", 1);
+    setenv("RITUAL_UPGRADE_FD", "5", 1);
+
+    ritual_error err;
+    ritual_server_options so = {.workers = 2};
+    ritual_server *srv = ritual_server_new(&so, &err);
+    ASSERT(srv != NULL);
+    ritual_listener *l = ritual_server_listen(srv, "127.0.0.1:0", NULL, &echo_cbs, &err);
+    ASSERT(l != NULL);
+    ASSERT_EQ(ritual_listener_port(l), kept_port);
+    pthread_t t = lt_thread(server_thread, srv);
+    char got[32];
+    size_t n = 0;
+    while (n < 8) {
+        if (!wait_fd(reader, POLLIN, now_ms() + 5000))
+            FAIL("no READY=1 on the upgrade pipe within 5 s");
+        ssize_t r = SYSCHECK(read(reader, got + n, sizeof got - 1 - n));
+        ASSERT(r > 0);
+        n += (size_t)r;
+    }
+    got[n] = '\0';
+    ASSERT(strcmp(got, "READY=1\n") == 0);
+    ASSERT(wait_fd(reader, POLLIN, now_ms() + 5000));
+    ASSERT_EQ(read(reader, got, sizeof got), 0);     /* the pipe closed: EOF */
+    ASSERT(fcntl(4, F_GETFD) < 0 && errno == EBADF); /* the socket nobody asked for */
+    int fd = tcp_connect(kept_port);
+    echo_roundtrip(fd, "ping", 4, 5000);
+    close(fd);
+    ritual_server_shutdown(srv, 1000);
+    lt_join(t);
+    ritual_server_free(srv);
+    close(reader);
+}
+
+static void upgraded_child_reports_ready(void)
+{
+    pid_t pid = SYSCHECK(fork());
+    if (pid == 0) {
+        upgraded_child();
+        _exit(0);
+    }
+    int status;
+    SYSCHECK(waitpid(pid, &status, 0));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        FAIL("the child failed (status %#x)", status);
+}
+
 /* -------------------------------------------------------------- notifying */
 
 /* A datagram socket standing for systemd's, at a path of its own. */
@@ -409,5 +480,6 @@ static void upgrade_fails_serves_on(void)
     ritual_server_free(up_srv);
 }
 
-TEST_CASES(CASE(fd_listening), CASE(fd_refused), CASE(systemd_names), CASE(notify_datagram),
-           CASE(server_notify_watchdog), CASE(upgrade_fails_serves_on))
+TEST_CASES(CASE(fd_listening), CASE(fd_refused), CASE(systemd_names),
+           CASE(upgraded_child_reports_ready), CASE(notify_datagram), CASE(server_notify_watchdog),
+           CASE(upgrade_fails_serves_on))

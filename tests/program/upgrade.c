@@ -154,6 +154,10 @@ static void ten_upgrades(bool close_each)
             FAIL("PID %d printed '%s', expected '%s'", (int)next, line, want);
         note("upgrade %d: PID %d -> %d, ready in %llu ms, old one gone in %llu ms", i, (int)current,
              (int)next, (unsigned long long)(ready - start), (unsigned long long)(gone - start));
+        /* Its connections are short: it must not wait out --drain-timeout. */
+        if (gone - start > 5000)
+            FAIL("upgrade %d: the old process took %llu ms to exit", i,
+                 (unsigned long long)(gone - start));
         worst = gone - start > worst ? gone - start : worst;
         total += gone - start;
         current = next;
