@@ -734,6 +734,34 @@ RITUAL_API int ritual_notify(const char *state);
 /* Frees the server and its loops; call after ritual_server_run returned. */
 RITUAL_API void ritual_server_free(ritual_server *server);
 
+/* ------------------------------------------------------------ processes */
+
+/* A server started as root to bind port 80, a unix socket in /run or a key
+ * file only root reads, then serving as "www-data". `user_group` is
+ * "USER[:GROUP]", names or numbers: without GROUP, the user's primary
+ * group; a user number with no passwd entry needs its GROUP.
+ *
+ * ritual_user_check only resolves it (getpwnam_r, getpwuid_r, getgrnam_r),
+ * changing nothing: for a program to refuse an unknown user at start-up,
+ * before anything is bound. Returns 0, or -EINVAL (malformed, no such user,
+ * no such group, a number with no entry and no GROUP) or the lookup's
+ * negative errno, with `err` saying "user 'USER[:GROUP]': no such user".
+ *
+ * ritual_drop_privileges becomes that user: supplementary groups
+ * (initgroups for a named user, else the group alone), setgid, setuid, each
+ * checked, then verified (the real, effective and saved ids are the
+ * target's, and setuid(0) fails unless the target is root). Does nothing
+ * if the process already runs as that uid and gid (a binary upgrade of a
+ * dropped server runs the same command line again). Call it once every
+ * listener is bound and every file is open, before ritual_server_run:
+ * glibc's setuid applies to every thread, but workers should not have
+ * started. Returns 0, or a negative errno with `err` filled (as above, or
+ * -EPERM "user 'www-data': Operation not permitted (only root can change
+ * user)", or the failing call's): then the process may still be root, or
+ * half-dropped, and must not go on serving. */
+RITUAL_API int ritual_user_check(const char *user_group, ritual_error *err);
+RITUAL_API int ritual_drop_privileges(const char *user_group, ritual_error *err);
+
 /* --------------------------------------------------------------- timers */
 
 typedef void (*ritual_timer_cb)(ritual_timer *timer, void *data);

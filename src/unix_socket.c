@@ -5,12 +5,10 @@
  * no file and need none of this. */
 #include "address.h"
 #include "listener.h"
+#include "user.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -77,56 +75,13 @@ static int clear_stale(const struct sockaddr_un *addr, socklen_t len, ritual_err
     return 0;
 }
 
-/* A number, or a name looked up with getpwnam_r/getgrnam_r. */
-static bool parse_id(const char *text, unsigned long *out)
-{
-    if (*text < '0' || *text > '9')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno || *end || v >= (unsigned long)(uid_t)-1)
-        return false;
-    *out = v;
-    return true;
-}
-
 int ritual__unix_owner_parse(const char *owner, uid_t *uid, gid_t *gid, ritual_error *err)
 {
-    char user[256], buf[16384];
-    const char *colon = strchr(owner, ':');
-    size_t n = colon ? (size_t)(colon - owner) : strlen(owner);
-    if (n == 0 || n >= sizeof user || (colon && !colon[1]))
-        return ritual_error_set(err, -EINVAL, "unix_owner '%s': expected USER[:GROUP]", owner);
-    memcpy(user, owner, n);
-    user[n] = '\0';
-    unsigned long id;
-    *gid = (gid_t)-1; /* chown leaves it as it is */
-    if (parse_id(user, &id)) {
-        *uid = (uid_t)id;
-    } else {
-        struct passwd pw, *found = NULL;
-        int rc = getpwnam_r(user, &pw, buf, sizeof buf, &found);
-        if (!found)
-            return rc && rc != ENOENT && rc != ESRCH
-                       ? ritual_error_set(err, -rc, "unix_owner '%s'", owner)
-                       : ritual_error_set(err, -EINVAL, "unix_owner '%s': no such user", owner);
-        *uid = pw.pw_uid;
-    }
-    if (!colon)
-        return 0;
-    if (parse_id(colon + 1, &id)) {
-        *gid = (gid_t)id;
-        return 0;
-    }
-    struct group gr, *found = NULL;
-    int rc = getgrnam_r(colon + 1, &gr, buf, sizeof buf, &found);
-    if (!found)
-        return rc && rc != ENOENT && rc != ESRCH
-                   ? ritual_error_set(err, -rc, "unix_owner '%s'", owner)
-                   : ritual_error_set(err, -EINVAL, "unix_owner '%s': no such group", owner);
-    *gid = gr.gr_gid;
-    return 0;
+    struct ritual__user u;
+    int rc = ritual__user_resolve(owner, "unix_owner", &u, err);
+    *uid = u.uid;
+    *gid = u.has_group ? u.gid : (gid_t)-1; /* chown leaves it as it is */
+    return rc;
 }
 
 /* The socket file's mode and owner, between bind and listen: no client

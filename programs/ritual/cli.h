@@ -3,7 +3,6 @@
 #ifndef RITUAL_CLI_H
 #define RITUAL_CLI_H
 
-#include "privileges.h"
 #include "ritual.h"
 
 #include <stdbool.h>
@@ -121,9 +120,7 @@ struct cli_listen {
     int n;
     unsigned socket_mode;     /* 0: 0666 less the umask */
     const char *socket_owner; /* NULL: this process's */
-    struct priv_user owner_ids;
-    bool drop; /* --user given */
-    struct priv_user user;
+    const char *user;         /* --user, NULL: stays who it is */
 };
 /* Takes one of the options above (`opt` its CLI_OPT_ value). Every check
  * that needs no socket is made here: the address's form, the mode, and
@@ -134,7 +131,7 @@ int cli_listen_option(const char *cmd, struct cli_listen *l, int opt, const char
 int cli_listen_check(const char *cmd, struct cli_listen *l, const char *fallback);
 /* Sets unix_mode and unix_owner. */
 void cli_listen_apply(const struct cli_listen *l, ritual_listen_options *opts);
-/* --user: becomes that user (privileges.h), to be called once every
+/* --user: becomes that user (ritual_drop_privileges), to be called once every
  * listener is bound and every file opened, before the server runs.
  * Returns 0, or EXIT_RUNTIME (printed): the caller must then exit. */
 int cli_drop_privileges(const struct cli_listen *l, ritual_server *server);

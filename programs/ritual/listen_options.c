@@ -6,10 +6,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The library's message without its "user 'SPEC': ", which the option's
+ * name replaces. */
+static const char *why(const char *spec, const ritual_error *err)
+{
+    size_t n = strlen(spec);
+    const char *m = err->message;
+    if (strncmp(m, "user '", 6) == 0 && strncmp(m + 6, spec, n) == 0 &&
+        strncmp(m + 6 + n, "': ", 3) == 0)
+        return m + 6 + n + 3;
+    return m;
+}
 
 int cli_listen_option(const char *cmd, struct cli_listen *l, int opt, const char *value)
 {
-    char msg[256], shown[128];
+    char shown[128];
     ritual_error err;
     unsigned long mode;
     switch (opt) {
@@ -31,16 +44,16 @@ int cli_listen_option(const char *cmd, struct cli_listen *l, int opt, const char
         return 0;
     }
     case CLI_OPT_SOCKET_OWNER:
-        if (priv_resolve(value, &l->owner_ids, msg, sizeof msg) < 0)
+        if (ritual_user_check(value, &err) < 0)
             return cli_usage_error(cmd, "--socket-owner %s: %s",
-                                   cli_printable(value, shown, sizeof shown), msg);
+                                   cli_printable(value, shown, sizeof shown), why(value, &err));
         l->socket_owner = value;
         return 0;
     case CLI_OPT_USER:
-        if (priv_resolve(value, &l->user, msg, sizeof msg) < 0)
+        if (ritual_user_check(value, &err) < 0)
             return cli_usage_error(cmd, "--user %s: %s", cli_printable(value, shown, sizeof shown),
-                                   msg);
-        l->drop = true;
+                                   why(value, &err));
+        l->user = value;
         return 0;
     }
     return cli_usage_error(cmd, "unknown option");
@@ -67,12 +80,12 @@ void cli_listen_apply(const struct cli_listen *l, ritual_listen_options *opts)
 
 int cli_drop_privileges(const struct cli_listen *l, ritual_server *server)
 {
-    if (!l->drop)
+    if (!l->user)
         return 0;
-    char msg[256];
-    if (priv_drop(&l->user, msg, sizeof msg) < 0)
-        return cli_runtime_error("--user %s: %s", l->user.spec, msg);
+    ritual_error err;
+    if (ritual_drop_privileges(l->user, &err) < 0)
+        return cli_runtime_error("--user %s: %s", l->user, why(l->user, &err));
     ritual_log(ritual_server_loop(server, 0), RITUAL_LOG_INFO, "running as %s (uid %u, gid %u)",
-               l->user.spec, (unsigned)l->user.uid, (unsigned)l->user.gid);
+               l->user, (unsigned)getuid(), (unsigned)getgid());
     return 0;
 }

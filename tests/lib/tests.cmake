@@ -64,6 +64,9 @@ ritual_library_test(proxy_protocol 30)
 # peer credentials, the socket file's life (stale replaced, live or foreign
 # kept, mode and owner, removed on close), sendfile, a server's workers.
 ritual_library_test(unix 60)
+# ritual_user_check and ritual_drop_privileges: root becomes nobody for
+# good (in a child), unknown users and groups refused, the same user a no-op.
+ritual_library_test(privileges 30)
 # The counters a metrics endpoint reads from another thread: connections
 # closed by reason, HTTP responses by class, latency and body bytes.
 ritual_library_test(stats 60)
