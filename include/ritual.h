@@ -479,7 +479,8 @@ RITUAL_API int ritual_address_parse(const char *address, struct sockaddr_storage
 /* Checks a PROXY protocol source list (ritual_listen_options.proxy_from) as
  * ritual_listen does, so a program can reject a malformed one before it
  * sets anything up. Returns 0, or -EINVAL with `err` naming the entry
- * ("'10.0.0.0/33': not an address or CIDR"). */
+ * ("'10.0.0.0/33': not an address or CIDR"); an empty list is -EINVAL too
+ * here (it would trust no TCP peer: most likely a variable left unset). */
 RITUAL_API int ritual_proxy_from_check(const char *list, ritual_error *err);
 
 enum {

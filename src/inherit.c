@@ -163,6 +163,14 @@ static int find_named(const struct passed *p, const char *name, int *fds, int ma
     return n > 0 ? n : -ENOENT;
 }
 
+/* An inherited descriptor not yet taken by a listener: claim() makes the
+ * ones it takes close-on-exec, and a new process's inherited ones are not. */
+static bool untaken(int fd)
+{
+    int flags = fcntl(fd, F_GETFD);
+    return flags >= 0 && !(flags & FD_CLOEXEC);
+}
+
 static int take_fd(const char *address, int *fds, ritual_error *err)
 {
     long n = 0;
@@ -197,19 +205,13 @@ static int take_systemd(const struct passed *p, const char *address, int *fds, i
     for (int i = 0; i < n; i++) {
         char what[160];
         snprintf(what, sizeof what, "%s (fd %d)", address, fds[i]);
+        if (!untaken(fds[i])) /* two listeners on one descriptor: closed twice */
+            return fail(err, -EBUSY, "%s: already taken by another listener", what);
         int rc = claim(fds[i], what, err);
         if (rc < 0)
             return rc;
     }
     return n;
-}
-
-/* An inherited descriptor not yet taken by a listener: claim() makes the
- * ones it takes close-on-exec, and a new process's inherited ones are not. */
-static bool untaken(int fd)
-{
-    int flags = fcntl(fd, F_GETFD);
-    return flags >= 0 && !(flags & FD_CLOEXEC);
 }
 
 /* The sockets an upgrade passed on for `address`: NAME, or, when the old
@@ -245,8 +247,9 @@ static int take_upgraded(const struct passed *p, const char *address, int *fds, 
     return 0;
 }
 
-int ritual__inherit_take(const char *address, int *fds, int max, ritual_error *err)
+int ritual__inherit_take(const char *address, int *fds, int max, bool *upgraded, ritual_error *err)
 {
+    *upgraded = false;
     struct passed p;
     read_env(&p);
     if (p.ours) {
@@ -254,6 +257,7 @@ int ritual__inherit_take(const char *address, int *fds, int max, ritual_error *e
          * with: these come first, so that the new process serves the old
          * one's queue instead of binding (and failing, or splitting it). */
         int n = take_upgraded(&p, address, fds, max, err);
+        *upgraded = n > 0;
         if (n != 0)
             return n;
     }
@@ -301,11 +305,14 @@ int ritual__listen_inherited(ritual_loop *loop, const char *address,
         return 0; /* the bind path says what is wrong */
     if (!callbacks || !callbacks->on_data || loop->freeing)
         return 0; /* the bind path's checks say what is wrong, first */
-    int n = ritual__inherit_take(address, fds, RITUAL_INHERIT_MAX, err);
+    bool upgraded;
+    int n = ritual__inherit_take(address, fds, RITUAL_INHERIT_MAX, &upgraded, err);
     if (n <= 0)
         return n < 0;
     for (int i = 0; i < n; i++) {
         ritual_listener *l = ritual__listener_attach(loop, fds[i], false, options, callbacks, err);
+        if (l && upgraded)
+            ritual__unix_file_claim(l); /* the old process's file is ours now */
         if (l && ritual__listener_set_name(l, address, err) < 0) {
             ritual_listener_close(l);
             l = NULL;

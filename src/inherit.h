@@ -18,7 +18,7 @@
  * socket and made close-on-exec and non-blocking. Returns how many fds it
  * put in fds[], 0 if `address` is one to bind, or a negative errno with
  * `err` filled ("fd:7: not a listening socket"). */
-int ritual__inherit_take(const char *address, int *fds, int max, ritual_error *err);
+int ritual__inherit_take(const char *address, int *fds, int max, bool *upgraded, ritual_error *err);
 
 /* `address` percent-encoded as a LISTEN_FDNAMES name (':' and '%' and any
  * byte outside printable ASCII as %XX). Returns 0, or -ENOSPC. */

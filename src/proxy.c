@@ -130,6 +130,15 @@ int ritual__proxy_trust_check(const ritual_listen_options *options, ritual_error
 
 int ritual_proxy_from_check(const char *list, ritual_error *err)
 {
+    if (!list || list[strspn(list, " \t")] == '\0') {
+        /* Most likely an unset variable in a unit file: a server that
+         * would refuse every TCP client is not what anyone meant. */
+        if (err) {
+            err->code = -EINVAL;
+            snprintf(err->message, sizeof err->message, "no address or CIDR given");
+        }
+        return -EINVAL;
+    }
     struct ritual_proxy_trust *t;
     int rc = trust_parse(list ? list : "", 0, &t, "", err);
     free(t);
@@ -183,10 +192,12 @@ void ritual__proxy_begin(ritual_conn *conn)
         }
         if (!trusted(l->proxy, &peer)) {
             ritual_loop *loop = conn_loop(conn);
-            if (ritual__log_enabled(loop, RITUAL_LOG_INFO)) {
+            /* At debug level, as a malformed header is: anyone who can
+             * reach the port could otherwise fill the log. */
+            if (ritual__log_enabled(loop, RITUAL_LOG_DEBUG)) {
                 char where[INET6_ADDRSTRLEN + 8] = "?";
                 ritual__address_format((const struct sockaddr *)&peer, where, sizeof where);
-                ritual_log(loop, RITUAL_LOG_INFO, "PROXY: connection from %s not trusted: closed",
+                ritual_log(loop, RITUAL_LOG_DEBUG, "PROXY: connection from %s not trusted: closed",
                            where);
             }
             ritual__conn_terminate(conn, -EPROTO);

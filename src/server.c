@@ -293,11 +293,16 @@ static int listen_inherited(ritual_server *srv, const char *address,
     *out = NULL;
     if (!address || !callbacks || !callbacks->on_data)
         return 0; /* the bind path says what is wrong */
-    int n = ritual__inherit_take(address, fds, RITUAL_INHERIT_MAX, err);
+    bool upgraded;
+    int n = ritual__inherit_take(address, fds, RITUAL_INHERIT_MAX, &upgraded, err);
     if (n <= 0)
         return n < 0;
     for (int i = 0; i < n; i++) {
         ritual_listener *l = share(srv, fds[i], false, address, options, callbacks, err);
+        /* An upgrade's unix socket file passes on with the socket (the old
+         * process leaves it); systemd's or a supervisor's stays theirs. */
+        if (l && upgraded)
+            ritual__unix_file_claim(l);
         if (!l) {
             for (int j = i + 1; j < n; j++)
                 close(fds[j]);

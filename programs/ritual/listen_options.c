@@ -64,8 +64,17 @@ int cli_listen_check(const char *cmd, struct cli_listen *l, const char *fallback
     if (l->n == 0)
         l->address[l->n++] = fallback;
     bool unix_file = false;
-    for (int i = 0; i < l->n; i++)
+    for (int i = 0; i < l->n; i++) {
         unix_file |= strncmp(l->address[i], "unix:/", 6) == 0;
+        /* One socket twice (fd:3 twice) would be closed twice; "HOST:0"
+         * twice is two sockets, each on a port of its own. */
+        size_t len = strlen(l->address[i]);
+        bool any_port = len > 2 && strcmp(l->address[i] + len - 2, ":0") == 0 &&
+                        strncmp(l->address[i], "unix:", 5) != 0;
+        for (int j = 0; j < i && !any_port; j++)
+            if (strcmp(l->address[i], l->address[j]) == 0)
+                return cli_usage_error(cmd, "--listen %s is given twice", l->address[i]);
+    }
     if ((l->socket_mode || l->socket_owner) && !unix_file)
         return cli_usage_error(cmd, "%s applies to a unix:/PATH listener, and there is none",
                                l->socket_mode ? "--socket-mode" : "--socket-owner");

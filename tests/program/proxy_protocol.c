@@ -127,7 +127,7 @@ static void http_untrusted_closed(void)
     struct server s;
     http_server_start(
         ritual_program(), root,
-        (const char *const[]){"--proxy-protocol", "10.0.0.0/8", "--log-level", "info", NULL}, &s);
+        (const char *const[]){"--proxy-protocol", "10.0.0.0/8", "--log-level", "debug", NULL}, &s);
     char buf[512];
     memcpy(buf, v2_header, sizeof v2_header);
     memcpy(buf + sizeof v2_header, get_hello, sizeof get_hello - 1);
@@ -178,6 +178,12 @@ static void bad_options(void)
                      "'1.2.3.4/40': not an address or CIDR");
         expect_usage((const char *const[]){ritual, commands[i], "--proxy-timeout", "0", NULL},
                      "--proxy-timeout: '0'");
+        /* An unset variable in a unit file: a server refusing every client. */
+        expect_usage((const char *const[]){ritual, commands[i], "--proxy-protocol", " ", NULL},
+                     "--proxy-protocol: no address or CIDR given");
+        expect_usage((const char *const[]){ritual, commands[i], "--listen", "fd:3", "--listen",
+                                           "fd:3", i == 0 ? "--root" : NULL, "/", NULL},
+                     "--listen fd:3 is given twice");
     }
 }
 

@@ -268,6 +268,9 @@ static void every_socket_passed_on(void)
              sock, metrics_port);
     }
     server_expect_clean_exit(&s);
+    /* The socket file passed on with the socket: the last process removed it. */
+    if (access(sock, F_OK) == 0)
+        FAIL("%s is still there after the last process exited", sock);
 }
 
 static void ten_upgrades_under_load(void)
