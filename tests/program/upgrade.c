@@ -36,7 +36,7 @@
 
 #define UPGRADES 10
 #define RATE 300
-#define DURATION_S 12
+#define DURATION_S 8
 
 static char root[64];
 
