@@ -27,6 +27,9 @@ void ritual__http_set_idle(struct http_conn *hc, uint64_t ms)
 
 #define set_idle ritual__http_set_idle
 
+/* A drain's wait for a new connection's first request (on_shutdown). */
+#define FIRST_REQUEST_GRACE_MS 1000
+
 /* Nothing to send and no request under way: the keep-alive timeout, unless
  * a head has begun. Then the header deadline alone decides, and answers 408:
  * an idle timeout counted from the last byte sent could come first and close
@@ -489,10 +492,15 @@ static void on_shutdown(ritual_conn *conn)
      * So does the first request of a connection that has sent nothing yet:
      * its client connected (the drain took it from the backlog) and is
      * about to ask, likely already has; closing it would fail a request
-     * no client could have known to hold back. Its idle timeout and the
-     * drain deadline still bound it. */
-    if (hc->state == HTTP_IDLE && hc->last_len == 0 && !hc->held && hc->requests > 0)
+     * no client could have known to hold back. It gets a second to ask, as
+     * a quiet echo connection does: a browser's preconnect that never
+     * asks must not hold the drain to its deadline. */
+    if (hc->state != HTTP_IDLE || hc->last_len != 0 || hc->held)
+        return;
+    if (hc->requests > 0)
         ritual_conn_close(conn);
+    else if (hc->idle_ms == 0 || hc->idle_ms > FIRST_REQUEST_GRACE_MS)
+        set_idle(hc, FIRST_REQUEST_GRACE_MS);
 }
 
 static void on_close(ritual_conn *conn, int reason)
