@@ -294,38 +294,62 @@ void ritual__inherit_close_unclaimed(ritual_loop *log)
     }
 }
 
-int ritual__listen_inherited(ritual_loop *loop, const char *address,
-                             const ritual_listen_options *options,
-                             const ritual_conn_callbacks *callbacks, ritual_listener **out,
-                             ritual_error *err)
+int ritual__inherit_listen(const char *address, ritual__inherit_attach_fn attach, void *ctx,
+                           ritual_listener **out, ritual_error *err)
 {
     int fds[RITUAL_INHERIT_MAX];
-    *out = NULL;
-    if (!address)
-        return 0; /* the bind path says what is wrong */
-    if (!callbacks || !callbacks->on_data || loop->freeing)
-        return 0; /* the bind path's checks say what is wrong, first */
     bool upgraded;
+    *out = NULL;
     int n = ritual__inherit_take(address, fds, RITUAL_INHERIT_MAX, &upgraded, err);
     if (n <= 0)
         return n < 0;
     for (int i = 0; i < n; i++) {
-        ritual_listener *l = ritual__listener_attach(loop, fds[i], false, options, callbacks, err);
-        if (l && upgraded)
-            ritual__unix_file_claim(l); /* the old process's file is ours now */
-        if (l && ritual__listener_set_name(l, address, err) < 0) {
-            ritual_listener_close(l);
-            l = NULL;
-        }
+        ritual_listener *l = attach(ctx, fds[i], err);
         if (!l) {
-            /* The ones attached so far go with the loop, as a server's do. */
+            /* The ones attached so far go with the loops. */
             for (int j = i + 1; j < n; j++)
                 close(fds[j]);
             *out = NULL;
             return 1;
         }
+        /* An upgrade's unix socket file passes on with the socket (the old
+         * process leaves it); systemd's or a supervisor's stays theirs. */
+        if (upgraded)
+            ritual__unix_file_claim(l);
         if (!*out)
             *out = l;
     }
     return 1;
+}
+
+struct loop_attach {
+    ritual_loop *loop;
+    const char *address;
+    const ritual_listen_options *options;
+    const ritual_conn_callbacks *callbacks;
+};
+
+static ritual_listener *attach_to_loop(void *ctx, int fd, ritual_error *err)
+{
+    struct loop_attach *a = ctx;
+    ritual_listener *l = ritual__listener_attach(a->loop, fd, false, a->options, a->callbacks, err);
+    if (l && ritual__listener_set_name(l, a->address, err) < 0) {
+        ritual_listener_close(l);
+        return NULL;
+    }
+    return l;
+}
+
+int ritual__listen_inherited(ritual_loop *loop, const char *address,
+                             const ritual_listen_options *options,
+                             const ritual_conn_callbacks *callbacks, ritual_listener **out,
+                             ritual_error *err)
+{
+    *out = NULL;
+    if (!address)
+        return 0; /* the bind path says what is wrong */
+    if (!callbacks || !callbacks->on_data || loop->freeing)
+        return 0; /* the bind path's checks say what is wrong, first */
+    struct loop_attach a = {loop, address, options, callbacks};
+    return ritual__inherit_listen(address, attach_to_loop, &a, out, err);
 }

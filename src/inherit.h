@@ -35,6 +35,16 @@ int ritual__inherit_form(const char *address, const char **why);
  * Claimed ones are close-on-exec; these are not. Logs each on `log`. */
 void ritual__inherit_close_unclaimed(ritual_loop *log);
 
+/* Makes a listener of each socket ritual__inherit_take finds for
+ * `address` with attach(ctx, fd, err), which takes the fd (closed on
+ * failure) and returns the listener or NULL with `err` filled; an
+ * upgrade's unix socket file becomes the listener's. Returns 1 when
+ * `address` named such sockets, with *out the first listener or NULL on
+ * failure; 0 if it is an address to bind. */
+typedef ritual_listener *(*ritual__inherit_attach_fn)(void *ctx, int fd, ritual_error *err);
+int ritual__inherit_listen(const char *address, ritual__inherit_attach_fn attach, void *ctx,
+                           ritual_listener **out, ritual_error *err);
+
 /* Listens on the sockets ritual__inherit_take finds for `address`, every
  * one on `loop` (a listener each, remembering `address`). Returns 1 when
  * `address` was such a one, with *out the first listener or NULL and `err`

@@ -281,6 +281,19 @@ static ritual_listener *listen_shared(ritual_server *srv, const char *address,
     return share(srv, fd, true, address, options, callbacks, err);
 }
 
+struct server_attach {
+    ritual_server *srv;
+    const char *address;
+    const ritual_listen_options *options;
+    const ritual_conn_callbacks *callbacks;
+};
+
+static ritual_listener *share_given(void *ctx, int fd, ritual_error *err)
+{
+    struct server_attach *a = ctx;
+    return share(a->srv, fd, false, a->address, a->options, a->callbacks, err);
+}
+
 /* Sockets given to the process (fd:N, systemd:NAME, an upgrade's): not
  * ours to make one per worker, so each is shared by every worker. Returns
  * 1 with *out set (NULL on failure) if `address` names such sockets. */
@@ -289,30 +302,11 @@ static int listen_inherited(ritual_server *srv, const char *address,
                             const ritual_conn_callbacks *callbacks, ritual_listener **out,
                             ritual_error *err)
 {
-    int fds[RITUAL_INHERIT_MAX];
     *out = NULL;
     if (!address || !callbacks || !callbacks->on_data)
         return 0; /* the bind path says what is wrong */
-    bool upgraded;
-    int n = ritual__inherit_take(address, fds, RITUAL_INHERIT_MAX, &upgraded, err);
-    if (n <= 0)
-        return n < 0;
-    for (int i = 0; i < n; i++) {
-        ritual_listener *l = share(srv, fds[i], false, address, options, callbacks, err);
-        /* An upgrade's unix socket file passes on with the socket (the old
-         * process leaves it); systemd's or a supervisor's stays theirs. */
-        if (l && upgraded)
-            ritual__unix_file_claim(l);
-        if (!l) {
-            for (int j = i + 1; j < n; j++)
-                close(fds[j]);
-            *out = NULL;
-            return 1;
-        }
-        if (!*out)
-            *out = l;
-    }
-    return 1;
+    struct server_attach a = {srv, address, options, callbacks};
+    return ritual__inherit_listen(address, share_given, &a, out, err);
 }
 
 ritual_listener *ritual_server_listen(ritual_server *srv, const char *address,

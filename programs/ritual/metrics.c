@@ -213,29 +213,33 @@ static void http_figures(struct metrics *m)
 _Static_assert(sizeof(ritual_loop_stats) % sizeof(uint64_t) == 0, "loop stats: counters only");
 _Static_assert(sizeof(ritual_http_stats) % sizeof(uint64_t) == 0, "http stats: counters only");
 
+/* total += part, counter by counter. */
+static void add_counters(void *total, const void *part, size_t size)
+{
+    for (size_t off = 0; off < size; off += sizeof(uint64_t)) {
+        uint64_t sum, add;
+        memcpy(&sum, (char *)total + off, sizeof sum);
+        memcpy(&add, (const char *)part + off, sizeof add);
+        sum += add;
+        memcpy((char *)total + off, &sum, sizeof sum);
+    }
+}
+
 /* Reads every worker once, and sums those same figures. */
 static void snapshot(struct metrics *m)
 {
     unsigned n = m->nworkers;
-    ritual_loop_stats *total = &m->loops[n];
-    memset(total, 0, sizeof *total);
+    memset(&m->loops[n], 0, sizeof m->loops[n]);
     for (unsigned w = 0; w < n; w++) {
         ritual_loop_stats_get(ritual_server_loop(m->server, w), &m->loops[w]);
-        for (size_t off = 0; off < sizeof *total; off += sizeof(uint64_t)) {
-            uint64_t sum = loop_field(m, n, off) + loop_field(m, w, off);
-            memcpy((char *)total + off, &sum, sizeof sum);
-        }
+        add_counters(&m->loops[n], &m->loops[w], sizeof m->loops[w]);
     }
     if (!m->http)
         return;
-    ritual_http_stats *htotal = &m->https[n];
-    memset(htotal, 0, sizeof *htotal);
+    memset(&m->https[n], 0, sizeof m->https[n]);
     for (unsigned w = 0; w < n; w++) {
         ritual_http_stats_get(ritual_server_loop(m->server, w), &m->https[w]);
-        for (size_t off = 0; off < sizeof *htotal; off += sizeof(uint64_t)) {
-            uint64_t sum = http_field(m, n, off) + http_field(m, w, off);
-            memcpy((char *)htotal + off, &sum, sizeof sum);
-        }
+        add_counters(&m->https[n], &m->https[w], sizeof m->https[w]);
     }
 }
 
