@@ -528,6 +528,8 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
             cfg->tls_on = true;
             break;
         case OPT_TLS_CA:
+            if (cli_path_option("bench", "--tls-ca", optarg) != 0)
+                return EXIT_USAGE;
             cfg->tls_on = true;
             cfg->tls_ca = optarg;
             break;

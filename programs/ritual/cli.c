@@ -23,6 +23,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+int cli_path_option(const char *cmd, const char *name, const char *value)
+{
+    if (value[0] == '\0')
+        return cli_usage_error(cmd, "%s: empty, a path is needed", name);
+    return 0;
+}
+
 int cli_runtime_error(const char *fmt, ...)
 {
     char msg[512];

@@ -15,6 +15,12 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
  * stderr and returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* An option that names a file (--root DIR, --tls-cert FILE, ...): an
+ * empty value ("--root=") is a usage error, "ritual CMD: --root: empty, a
+ * path is needed", rather than an open of "" failing later as a runtime
+ * error. Returns 0 or EXIT_USAGE (printed). */
+int cli_path_option(const char *cmd, const char *name, const char *value);
+
 /* `text` made fit for a one-line message: control characters become '?',
  * and it is cut to fit out[cap]. Returns out. */
 const char *cli_printable(const char *text, char *out, size_t cap);

@@ -8,10 +8,12 @@
 #include "ranges.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PATH_MAX_BYTES 4096
@@ -112,72 +114,6 @@ static const ritual_http_header *range_header(const ritual_http_request *req)
     return h;
 }
 
-static void respond_unsatisfiable(ritual_http_exchange *ex, const struct file_entry *e)
-{
-    char content_range[48];
-    int n =
-        snprintf(content_range, sizeof content_range, "bytes */%llu", (unsigned long long)e->size);
-    ritual_http_header h[2] = {
-        {"Content-Range", 13, content_range, (size_t)n},
-        RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8"),
-    };
-    static const char body[] = "416 Range Not Satisfiable\n";
-    ritual_http_respond(ex, 416, h, 2, body, sizeof body - 1);
-}
-
-/* Answers with the file of `e` (asked for as `path`), honouring the
- * request's conditions and ranges. */
-static void serve(ritual_http_exchange *ex, struct http_app *app, struct file_entry *e,
-                  const char *path, size_t path_len)
-{
-    const ritual_http_request *req = ritual_http_exchange_request(ex);
-    const ritual_http_header *range = range_header(req);
-    /* A precompressed sibling, unless several ranges are asked for: those
-     * come from the file itself, since a multipart body cannot carry one
-     * Content-Encoding for its parts. */
-    if (!range || !memchr(range->value, ',', range->value_len))
-        e = file_entry_for(worker_of(ex, app)->cache, e, req);
-    ritual_http_header headers[4] = {{NULL, 0, e->head, e->head_len}};
-    size_t n = 1 + add_cache_control(app, path, path_len, &headers[1]);
-    if (conditional_failed(req, e)) {
-        ritual_http_respond_error(ex, 412, 0);
-        return;
-    }
-    if (conditional_not_modified(req, e)) {
-        ritual_http_respond(ex, 304, headers, n, NULL, 0);
-        return;
-    }
-    struct byte_range r[RANGES_MAX];
-    size_t count = 0;
-    enum range_result result = RANGE_NONE;
-    if (range && conditional_range_allowed(req, e))
-        result = ranges_parse(range->value, range->value_len, e->size, r, &count);
-    if (result == RANGE_UNSATISFIABLE) {
-        respond_unsatisfiable(ex, e);
-        return;
-    }
-    if (result == RANGE_SATISFIABLE && count > 1) {
-        ritual_http_header type;
-        split_head(e, &type, &headers[0]);
-        ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));
-        uint64_t seed = ritual_loop_now(loop) ^ ((uint64_t)(uintptr_t)ex << 16) ^ e->size;
-        if (multipart_respond(ex, e, type.value, type.value_len, headers, n, r, count, seed) == 0)
-            return;
-        headers[0] = (ritual_http_header){NULL, 0, e->head, e->head_len};
-        result = RANGE_NONE; /* too large to build: the whole file instead */
-    }
-    if (result == RANGE_SATISFIABLE) {
-        char content_range[80];
-        int len = snprintf(content_range, sizeof content_range, "bytes %llu-%llu/%llu",
-                           (unsigned long long)r[0].first, (unsigned long long)r[0].last,
-                           (unsigned long long)e->size);
-        headers[n++] = (ritual_http_header){"Content-Range", 13, content_range, (size_t)len};
-        send_body(ex, 206, headers, n, e, r[0].first, r[0].last - r[0].first + 1);
-        return;
-    }
-    send_body(ex, 200, headers, n, e, 0, e->size);
-}
-
 static void redirect_to_slash(ritual_http_exchange *ex, const char *path, size_t len,
                               const char *query, size_t query_len)
 {
@@ -229,10 +165,15 @@ static struct file_entry *lookup(ritual_http_exchange *ex, struct http_app *app,
     return *rc == 0 ? e : NULL;
 }
 
-/* An error answer: the --error-page for its status if there is one and it
- * can be read (sent with the error's status and the page's type, as
- * nginx's error_page does), else the layer's short text. */
-static void respond_status(ritual_http_exchange *ex, struct http_app *app, int status)
+const int files_error_statuses[FILES_ERROR_STATUSES] = {400, 403, 404, 405, 412,
+                                                        414, 416, 500, 503};
+
+/* An error answer with the lines `extra` (Allow, Content-Range, Vary; at
+ * most 3): the --error-page for its status if there is one and it can be
+ * read (sent with the error's status and the page's type, as nginx's
+ * error_page does), else a short text. */
+static void respond_status(ritual_http_exchange *ex, struct http_app *app, int status,
+                           const ritual_http_header *extra, size_t nextra)
 {
     const char *page = NULL;
     for (size_t i = 0; i < app->nerror_pages; i++)
@@ -242,14 +183,148 @@ static void respond_status(ritual_http_exchange *ex, struct http_app *app, int s
     struct file_entry *e = page ? lookup(ex, app, page, strlen(page), &rc, &dir_fd) : NULL;
     if (dir_fd >= 0)
         close(dir_fd);
-    if (!e) {
+    ritual_http_header h[4], rest;
+    if (e) {
+        split_head(e, &h[0], &rest);
+        memcpy(&h[1], extra, nextra * sizeof *h);
+        send_body(ex, status, h, 1 + nextra, e, 0, e->size);
+        file_entry_unref(e);
+        return;
+    }
+    if (nextra == 0) {
         ritual_http_respond_error(ex, status, 0);
         return;
     }
-    ritual_http_header h[2];
-    split_head(e, &h[0], &h[1]);
-    send_body(ex, status, h, 1, e, 0, e->size);
-    file_entry_unref(e);
+    char body[64];
+    int len = snprintf(body, sizeof body, "%d %s\n", status, ritual_http_reason(status));
+    memcpy(h, extra, nextra * sizeof *h);
+    h[nextra] = RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8");
+    ritual_http_respond(ex, status, h, nextra + 1, body, (size_t)len);
+}
+
+void files_check_error_pages(const struct http_app *app, ritual_loop *log)
+{
+    for (size_t i = 0; i < app->nerror_pages; i++) {
+        const struct error_page *p = &app->error_pages[i];
+        /* Opened as a request for it would be: "/sub/" is its index file. */
+        char rel[PATH_MAX_BYTES + 256];
+        size_t len = strlen(p->path);
+        snprintf(rel, sizeof rel, "%s%s", p->path + 1, p->path[len - 1] == '/' ? app->index : "");
+        int fd = open_beneath(app->root_fd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        const char *why = NULL;
+        if (fd < 0)
+            why = strerror(-fd);
+        else if (fstat(fd, &st) < 0)
+            why = strerror(errno);
+        else if (S_ISDIR(st.st_mode))
+            why = "a directory";
+        else if (!S_ISREG(st.st_mode))
+            why = "not a regular file";
+        if (fd >= 0)
+            close(fd);
+        bool index = p->path[len - 1] == '/';
+        if (why)
+            ritual_log(log, RITUAL_LOG_WARN,
+                       "--error-page %d=%s: %s%s%s; %d is answered with its short text until "
+                       "the page is a readable file",
+                       p->status, p->path, index ? rel : "", index ? ": " : "", why, p->status);
+    }
+}
+
+static const ritual_http_header vary_header = RITUAL_HTTP_HEADER("Vary", "Accept-Encoding");
+
+/* The head of a 304: what a cache refreshes its stored answer with (the
+ * validators, Vary; Cache-Control is added by the caller), without the
+ * representation's Content-Type, Content-Encoding and Accept-Ranges, which
+ * RFC 9110 15.4.5 says not to send and nginx's not_modified filter removes.
+ * The entry's head is Content-Type, then Content-Encoding where there is
+ * one, ..., Accept-Ranges last (file_cache.c); a line not where it is
+ * expected is kept, never cut short. */
+static ritual_http_header not_modified_head(const struct file_entry *e)
+{
+    static const char encoding[] = "Content-Encoding: ";
+    static const char ranges[] = "Accept-Ranges: bytes\r\n";
+    ritual_http_header type, rest;
+    split_head(e, &type, &rest);
+    const char *eol = memchr(rest.value, '\n', rest.value_len);
+    if (eol && rest.value_len > sizeof encoding &&
+        memcmp(rest.value, encoding, sizeof encoding - 1) == 0) {
+        rest.value_len -= (size_t)(eol + 1 - rest.value);
+        rest.value = eol + 1;
+    }
+    size_t n = sizeof ranges - 1;
+    if (rest.value_len > n && memcmp(rest.value + rest.value_len - n, ranges, n) == 0)
+        rest.value_len -= n;
+    return rest;
+}
+
+/* 416 with the size the ranges were checked against (the sibling's, when
+ * one was chosen: hence Vary). */
+static void respond_unsatisfiable(ritual_http_exchange *ex, struct http_app *app,
+                                  const struct file_entry *e, bool varies)
+{
+    char content_range[48];
+    int n =
+        snprintf(content_range, sizeof content_range, "bytes */%llu", (unsigned long long)e->size);
+    ritual_http_header h[2] = {{"Content-Range", 13, content_range, (size_t)n}, vary_header};
+    respond_status(ex, app, 416, h, varies ? 2 : 1);
+}
+
+/* Answers with the file of `e` (asked for as `path`), honouring the
+ * request's conditions and ranges. */
+static void serve(ritual_http_exchange *ex, struct http_app *app, struct file_entry *e,
+                  const char *path, size_t path_len)
+{
+    const ritual_http_request *req = ritual_http_exchange_request(ex);
+    const ritual_http_header *range = range_header(req);
+    /* A file with siblings: Accept-Encoding chose what follows, whatever
+     * the answer (200, 206, 304, 412, 416), so each says Vary. The chosen
+     * bytes are the representation: ranges, one or several, are of them,
+     * and a multipart answer's parts are ranges of the encoded bytes with
+     * Content-Encoding on the whole (RFC 9110 8.4, 14.6). */
+    bool varies = e->codings != 0;
+    e = file_entry_for(worker_of(ex, app)->cache, e, req);
+    ritual_http_header headers[4] = {{NULL, 0, e->head, e->head_len}};
+    size_t n = 1 + add_cache_control(app, path, path_len, &headers[1]);
+    if (conditional_failed(req, e)) {
+        respond_status(ex, app, 412, &vary_header, varies ? 1 : 0);
+        return;
+    }
+    if (conditional_not_modified(req, e)) {
+        headers[0] = not_modified_head(e);
+        ritual_http_respond(ex, 304, headers, n, NULL, 0);
+        return;
+    }
+    struct byte_range r[RANGES_MAX];
+    size_t count = 0;
+    enum range_result result = RANGE_NONE;
+    if (range && conditional_range_allowed(req, e))
+        result = ranges_parse(range->value, range->value_len, e->size, r, &count);
+    if (result == RANGE_UNSATISFIABLE) {
+        respond_unsatisfiable(ex, app, e, varies);
+        return;
+    }
+    if (result == RANGE_SATISFIABLE && count > 1) {
+        ritual_http_header type;
+        split_head(e, &type, &headers[0]);
+        ritual_loop *loop = ritual_conn_loop(ritual_http_exchange_conn(ex));
+        uint64_t seed = ritual_loop_now(loop) ^ ((uint64_t)(uintptr_t)ex << 16) ^ e->size;
+        if (multipart_respond(ex, e, type.value, type.value_len, headers, n, r, count, seed) == 0)
+            return;
+        headers[0] = (ritual_http_header){NULL, 0, e->head, e->head_len};
+        result = RANGE_NONE; /* too large to build: the whole file instead */
+    }
+    if (result == RANGE_SATISFIABLE) {
+        char content_range[80];
+        int len = snprintf(content_range, sizeof content_range, "bytes %llu-%llu/%llu",
+                           (unsigned long long)r[0].first, (unsigned long long)r[0].last,
+                           (unsigned long long)e->size);
+        headers[n++] = (ritual_http_header){"Content-Range", 13, content_range, (size_t)len};
+        send_body(ex, 206, headers, n, e, r[0].first, r[0].last - r[0].first + 1);
+        return;
+    }
+    send_body(ex, 200, headers, n, e, 0, e->size);
 }
 
 void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err, void *app)
@@ -263,21 +338,11 @@ void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, in
         return;
     }
     if (err < 0) {
-        respond_status(ex, app, errno_status(err));
+        respond_status(ex, app, errno_status(err), NULL, 0);
         return;
     }
     serve(ex, app, listing, listing->path, listing->path_len);
     file_entry_unref(listing);
-}
-
-static void respond_not_allowed(ritual_http_exchange *ex)
-{
-    static const ritual_http_header allow[] = {
-        RITUAL_HTTP_HEADER("Allow", "GET, HEAD"),
-        RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8"),
-    };
-    static const char body[] = "405 Method Not Allowed\n";
-    ritual_http_respond(ex, 405, allow, 2, body, sizeof body - 1);
 }
 
 /* A directory asked for: its listing, a redirect to its name with a
@@ -289,9 +354,9 @@ static void serve_directory(ritual_http_exchange *ex, struct http_app *app, cons
     if (dir_fd < 0)
         redirect_to_slash(ex, path, len, query, query_len);
     else if (!app->autoindex)
-        respond_status(ex, app, 403);
+        respond_status(ex, app, 403, NULL, 0);
     else if ((rc = listing_request(worker_of(ex, app)->listings, ex, dir_fd, path, len)) < 0)
-        respond_status(ex, app, errno_status(rc));
+        respond_status(ex, app, errno_status(rc), NULL, 0);
     if (dir_fd >= 0)
         close(dir_fd);
 }
@@ -301,7 +366,8 @@ void files_handle(ritual_http_exchange *ex, void *data)
     struct http_app *app = data;
     const ritual_http_request *req = ritual_http_exchange_request(ex);
     if (!is_method(req, "GET") && !is_method(req, "HEAD")) {
-        respond_not_allowed(ex);
+        static const ritual_http_header allow = RITUAL_HTTP_HEADER("Allow", "GET, HEAD");
+        respond_status(ex, app, 405, &allow, 1);
         return;
     }
     char path[PATH_MAX_BYTES];
@@ -311,11 +377,11 @@ void files_handle(ritual_http_exchange *ex, void *data)
         http_path_decode(req->target, req->target_len, path, sizeof path, &query, &query_len);
     if (len < 0) {
         /* -2: longer than any path that could be opened */
-        respond_status(ex, app, len == -2 ? 414 : 400);
+        respond_status(ex, app, len == -2 ? 414 : 400, NULL, 0);
         return;
     }
     if (!app->allow_dotfiles && http_path_is_hidden(path, (size_t)len)) {
-        respond_status(ex, app, 404);
+        respond_status(ex, app, 404, NULL, 0);
         return;
     }
     int rc, dir_fd = -1;
@@ -338,7 +404,7 @@ void files_handle(ritual_http_exchange *ex, void *data)
         }
     }
     if (!e) {
-        respond_status(ex, app, errno_status(rc));
+        respond_status(ex, app, errno_status(rc), NULL, 0);
         return;
     }
     serve(ex, app, e, path, (size_t)len);

@@ -182,6 +182,8 @@ int http_main(int argc, char **argv)
         rc = cli_runtime_error("%s", err.message);
     if (rc == 0)
         rc = app_workers(&app, server);
+    if (rc == 0)
+        files_check_error_pages(&app, ritual_server_loop(server, 0));
     struct cli_signals signals = {.server = server,
                                   .drain_ms = cfg.drain_ms,
                                   .reopen = app.log_fd >= 0 ? reopen_log : NULL,

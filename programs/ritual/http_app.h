@@ -68,6 +68,16 @@ struct http_worker *http_app_worker(struct http_app *app, ritual_loop *loop);
 void files_handle(ritual_http_exchange *ex, void *app);
 /* What answers a request for a listing (listing_done_fn). */
 void files_listing_done(ritual_http_exchange *ex, struct file_entry *listing, int err, void *app);
+/* The error statuses the handler answers itself, the ones an --error-page
+ * can replace: 400 (a bad path), 403, 404, 405, 412, 414, 416, 500, 503.
+ * The HTTP layer's own (400 for a malformed head, 408, 413, 414, 417, 431,
+ * 501, 505) are sent before any handler runs. */
+#define FILES_ERROR_STATUSES 9
+extern const int files_error_statuses[FILES_ERROR_STATUSES];
+/* Logs a warning (on `log`) for each --error-page that does not name a
+ * readable regular file beneath the root now: not fatal, since a site may
+ * be deployed after the server starts. */
+void files_check_error_pages(const struct http_app *app, ritual_loop *log);
 
 /* listing.c: directory listings, built once per version of a directory and
  * served as files. listing_request answers `ex` with the listing of the

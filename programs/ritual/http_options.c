@@ -10,7 +10,8 @@
 static const char http_usage[] =
     "Usage: ritual http --root DIR [options]\n"
     "\n"
-    "Serve the files under DIR over HTTP/1.1 (GET and HEAD).\n"
+    "Serve the files under DIR over HTTP/1.1 (GET and HEAD). Request bodies are\n"
+    "read and dropped; one over 1 MiB is answered 413 and the connection closed.\n"
     "\n"
     "Options:\n"
     "  --listen ADDRESS            where to listen (default 127.0.0.1:8080); repeat\n"
@@ -38,11 +39,20 @@ static const char http_usage[] =
     "                              under /.well-known/\n"
     "  --fallback PATH             serve PATH (e.g. /index.html) for a path that does\n"
     "                              not exist, with 200: a single-page app's routes\n"
-    "  --error-page STATUS=PATH    answer STATUS (400-599, e.g. 404=/404.html) with the\n"
-    "                              file at PATH, keeping the status; repeatable\n"
+    "  --error-page STATUS=PATH    answer STATUS with the file at PATH (e.g.\n"
+    "                              404=/404.html), keeping the status; STATUS is one\n"
+    "                              the file server answers: 400, 403, 404, 405, 412,\n"
+    "                              414, 416, 500 or 503 (the HTTP layer's own 400,\n"
+    "                              408, 413, 431, ... keep their text); a PATH that is\n"
+    "                              not a readable file is warned of at start, and the\n"
+    "                              short text is sent until it is one; repeatable\n"
     "  --header 'NAME: VALUE'      add this header to every answer, errors included;\n"
-    "                              repeatable; X-Content-Type-Options: nosniff is\n"
-    "                              always sent unless a --header names it\n"
+    "                              repeatable; spaces around VALUE are dropped, an\n"
+    "                              empty one is refused; X-Content-Type-Options:\n"
+    "                              nosniff is always sent unless a --header names it;\n"
+    "                              a Cache-Control here is sent besides any\n"
+    "                              --cache-control line (two lines, as nginx's\n"
+    "                              add_header)\n"
     "  --cache-control GLOB=VALUE  Cache-Control: VALUE on files matching GLOB (e.g.\n"
     "                              '*.js=max-age=31536000, immutable'); a GLOB with no\n"
     "                              '/' matches the file name, else the whole path; the\n"
@@ -174,17 +184,26 @@ static int parse_site_path(const char *name, const char *text)
     return 0;
 }
 
-/* --error-page STATUS=PATH */
+/* --error-page STATUS=PATH, STATUS one the file handler answers itself:
+ * a page for one only the HTTP layer sends (408, 413, 431, ...) could
+ * never be used. */
 static int parse_error_page(const char *text, struct http_cli *cfg)
 {
-    char shown[128];
+    char shown[128], list[64];
+    size_t at = 0;
+    bool known = false;
     char *end;
     long status = strtol(text, &end, 10);
-    if (end == text || *end != '=' || status < 400 || status > 599)
+    for (int i = 0; i < FILES_ERROR_STATUSES; i++) {
+        known |= files_error_statuses[i] == status;
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%d", i ? ", " : "",
+                               files_error_statuses[i]);
+    }
+    if (end == text || *end != '=' || !known)
         return cli_usage_error("http",
                                "--error-page: '%s' is not STATUS=PATH with a status "
-                               "from 400 to 599",
-                               cli_printable(text, shown, sizeof shown));
+                               "the file server answers (%s)",
+                               cli_printable(text, shown, sizeof shown), list);
     if (cfg->nerror_pages == HTTP_RULES_MAX)
         return cli_usage_error("http", "--error-page: more than %d", HTTP_RULES_MAX);
     if (parse_site_path("--error-page", end + 1) != 0)
@@ -212,11 +231,11 @@ static int parse_cache_control(char *text, struct http_cli *cfg)
 }
 
 static int add_header_line(struct http_cli *cfg, const char *name, size_t name_len,
-                           const char *value)
+                           const char *value, size_t value_len)
 {
     size_t room = sizeof cfg->headers - cfg->headers_len;
-    int n =
-        snprintf(cfg->headers + cfg->headers_len, room, "%.*s: %s\r\n", (int)name_len, name, value);
+    int n = snprintf(cfg->headers + cfg->headers_len, room, "%.*s: %.*s\r\n", (int)name_len, name,
+                     (int)value_len, value);
     if (n < 0 || (size_t)n >= room)
         return cli_usage_error("http", "--header: more than %zu bytes of headers in all",
                                sizeof cfg->headers - 64);
@@ -266,13 +285,20 @@ static int parse_header(const char *text, struct http_cli *cfg)
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
         if (strlen(owned[i]) == name_len && strncasecmp(text, owned[i], name_len) == 0)
             return cli_usage_error("http", "--header: %s is set by the server itself", owned[i]);
+    /* The value without the whitespace around it (RFC 9110 5.5); none
+     * left is refused rather than sent empty or dropped unseen. */
     const char *value = text + name_len + 1;
     while (*value == ' ' || *value == '\t')
         value++;
+    size_t value_len = strlen(value);
+    while (value_len > 0 && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
+        value_len--;
+    if (value_len == 0)
+        return cli_usage_error("http", "--header: %.*s has an empty value", (int)name_len, text);
     if (has_control(value, true))
         return cli_usage_error("http", "--header: a control character in the value of %.*s",
                                (int)name_len, text);
-    return add_header_line(cfg, text, name_len, value);
+    return add_header_line(cfg, text, name_len, value, value_len);
 }
 
 /* The headers every answer carries: the --header lines, and nosniff unless
@@ -284,7 +310,7 @@ static int finish_headers(struct http_cli *cfg)
     for (const char *line = cfg->headers; *line; line = strstr(line, "\r\n") + 2)
         if (strncasecmp(line, nosniff, sizeof nosniff - 1) == 0)
             return 0;
-    return add_header_line(cfg, nosniff, sizeof nosniff - 2, "nosniff");
+    return add_header_line(cfg, nosniff, sizeof nosniff - 2, "nosniff", 7);
 }
 
 int http_parse_args(int argc, char **argv, struct http_cli *cfg)
@@ -339,6 +365,7 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
             cfg->metrics_listen = optarg;
             break;
         case OPT_ROOT:
+            rc = cli_path_option("http", "--root", optarg);
             cfg->root = optarg;
             break;
         case OPT_INDEX:
@@ -351,9 +378,11 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
             cfg->autoindex = true;
             break;
         case OPT_MIME:
+            rc = cli_path_option("http", "--mime", optarg);
             cfg->mime = optarg;
             break;
         case OPT_ACCESS_LOG:
+            rc = cli_path_option("http", "--access-log", optarg);
             cfg->access_log = optarg;
             break;
         case OPT_ACCESS_LOG_FORMAT:

@@ -8,6 +8,8 @@
 int cli_tls_option(const char *cmd, struct cli_tls *t, bool is_cert, const char *file)
 {
     int *n = is_cert ? &t->ncert : &t->nkey;
+    if (cli_path_option(cmd, is_cert ? "--tls-cert" : "--tls-key", file) != 0)
+        return EXIT_USAGE;
     if (*n == CLI_TLS_MAX)
         return cli_usage_error(cmd, "at most %d certificates", CLI_TLS_MAX);
     (is_cert ? t->cert : t->key)[(*n)++] = file;

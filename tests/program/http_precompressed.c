@@ -6,8 +6,10 @@
  * case; each answer's Content-Encoding, Vary, Content-Type, ETag and
  * Content-Length), some_siblings (only .gz; none at all: no Vary; an index
  * file; a sibling that is a directory; one older than its file), ranges_
- * and_conditionals (a Range, If-None-Match and If-Range on the br variant,
- * HEAD), siblings_appear (a sibling created later, found at the recheck),
+ * and_conditionals (one Range and several, a 416 with Vary and the br size,
+ * If-None-Match (a 304 without Content-Type, Content-Encoding and
+ * Accept-Ranges), If-Match and If-Range on the br variant, HEAD),
+ * siblings_appear (a sibling created later, found at the recheck),
  * option_list (--precompressed off, gzip only, gzip,br order, bad lists),
  * curl_compressed (a real .gz, decoded by curl --compressed to the file). */
 #include "support.h"
@@ -224,20 +226,44 @@ static void ranges_and_conditionals(void)
              "Accept-Encoding: br\r\nRange: bytes=1-3\r\nIf-Range: %s\r\n", etag_br);
     HTTP_EXPECT_STATUS(&r, 206);
     http_response_free(&r);
-    /* Past the end of the br bytes: a 416 of its own, no coding claimed. */
+    /* Past the end of the br bytes: a 416 of its own, no coding claimed,
+     * the br size, and Vary: that size depends on Accept-Encoding. */
     http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=100000-\r\n");
     HTTP_EXPECT_STATUS(&r, 416);
     HTTP_EXPECT_FIELD(&r, "Content-Encoding", NULL);
     HTTP_EXPECT_FIELD(&r, "Content-Type", "text/plain; charset=utf-8");
+    snprintf(range, sizeof range, "bytes */%zu", strlen(br));
+    HTTP_EXPECT_FIELD(&r, "Content-Range", range);
+    HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
     http_response_free(&r);
-    /* Several ranges come from the file itself: a multipart body cannot
-     * carry one coding for its parts. */
+    /* A file without siblings: no Vary on its 416. */
+    http_ask(conn, &r, "GET", "/plain.txt", "Accept-Encoding: br\r\nRange: bytes=100-\r\n");
+    HTTP_EXPECT_STATUS(&r, 416);
+    HTTP_EXPECT_FIELD(&r, "Vary", NULL);
+    http_response_free(&r);
+    /* Several ranges are of the br bytes too: parts of the encoded
+     * representation, Content-Encoding on the whole answer. */
     http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\nRange: bytes=0-0,2-2\r\n");
+    HTTP_EXPECT_STATUS(&r, 206);
+    HTTP_EXPECT_FIELD(&r, "Content-Encoding", "br");
+    HTTP_EXPECT_FIELD(&r, "ETag", etag_br);
+    HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
+    ASSERT(strncmp(http_field(&r, "Content-Type"), "multipart/byteranges; boundary=", 31) == 0);
+    char part[96];
+    snprintf(part, sizeof part, "Content-Type: %s\r\nContent-Range: bytes 0-0/%zu\r\n\r\nB\r\n",
+             text, strlen(br));
+    ASSERT(strstr(r.body, part) != NULL);
+    snprintf(part, sizeof part, "Content-Range: bytes 2-2/%zu\r\n\r\n-\r\n", strlen(br));
+    ASSERT(strstr(r.body, part) != NULL);
+    http_response_free(&r);
+    /* Without Accept-Encoding, the file's own bytes and tag. */
+    http_ask(conn, &r, "GET", "/a.txt", "Range: bytes=0-0,2-2\r\n");
     HTTP_EXPECT_STATUS(&r, 206);
     HTTP_EXPECT_FIELD(&r, "Content-Encoding", NULL);
     HTTP_EXPECT_FIELD(&r, "ETag", etag_id);
     HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
-    ASSERT(strncmp(http_field(&r, "Content-Type"), "multipart/byteranges; boundary=", 31) == 0);
+    snprintf(part, sizeof part, "Content-Range: bytes 2-2/%zu\r\n\r\ne\r\n", strlen(original));
+    ASSERT(strstr(r.body, part) != NULL);
     http_response_free(&r);
     http_ask(conn, &r, "GET", "/a.txt",
              "Accept-Encoding: br\r\nRange: bytes=1-3\r\nIf-Range: %s\r\n", etag_id);
@@ -248,7 +274,10 @@ static void ranges_and_conditionals(void)
     HTTP_EXPECT_STATUS(&r, 304);
     HTTP_EXPECT_FIELD(&r, "ETag", etag_br);
     HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
-    HTTP_EXPECT_FIELD(&r, "Content-Encoding", "br");
+    /* representation metadata stays out of a 304 (RFC 9110 15.4.5) */
+    HTTP_EXPECT_FIELD(&r, "Content-Encoding", NULL);
+    HTTP_EXPECT_FIELD(&r, "Content-Type", NULL);
+    HTTP_EXPECT_FIELD(&r, "Accept-Ranges", NULL);
     http_response_free(&r);
     /* The br tag does not match the file itself. */
     http_ask(conn, &r, "GET", "/a.txt", "If-None-Match: %s\r\n", etag_br);
@@ -259,6 +288,7 @@ static void ranges_and_conditionals(void)
     http_response_free(&r);
     http_ask(conn, &r, "GET", "/a.txt", "Accept-Encoding: br\r\nIf-Match: %s\r\n", etag_id);
     HTTP_EXPECT_STATUS(&r, 412);
+    HTTP_EXPECT_FIELD(&r, "Vary", "Accept-Encoding");
     http_response_free(&r);
 
     http_ask(conn, &r, "HEAD", "/a.txt", "Accept-Encoding: br\r\n");

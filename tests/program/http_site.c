@@ -10,23 +10,27 @@
  *   exist and directories are unchanged.
  * error_pages: --error-page 404=/404.html answers 404 with that file and
  *   status 404, HEAD without a body; a page that cannot be read gives the
- *   plain answer.
+ *   plain answer, and is warned of at start; 405 and 416 get their page
+ *   too, with Allow and Content-Range; a page may be a dot name.
  * cache_control: --cache-control GLOB=VALUE, first match wins, on 200, 206
  *   and 304, not on errors; a glob without '/' matches the file name (and a
  *   directory's index), one with '/' the whole path.
  * headers: X-Content-Type-Options: nosniff and each --header on every
- *   answer: a file, a 304, a 404, and the 400 the HTTP layer gives to a
- *   malformed request; a --header naming X-Content-Type-Options replaces it.
+ *   answer: a file, a 304, a 404, 301, 405, 416, a listing, and the HTTP
+ *   layer's own 400, 408, 413 and 431; a --header's value is trimmed; a
+ *   --header naming X-Content-Type-Options replaces it.
  * listing_left: clients that ask for a listing being built (5,000
  *   entries, several loop iterations) and reset at once: once it is built,
  *   answering their gone exchanges crashes nothing, and the next client
  *   gets it.
  * bad_options: each new option's bad values are usage errors (exit 2),
  *   a --header for a field the server writes itself (Content-Length...)
- *   included. */
+ *   or with an empty value, an --error-page for a status only the HTTP
+ *   layer sends, and an empty path (--root=) included. */
 #include "support.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -37,12 +41,14 @@ static struct server server;
 
 static const char index_html[] = "<h1>app</h1>\n";
 static const char page_404[] = "<h1>not here</h1>\n";
+static const char page_oops[] = "<h1>oops</h1>\n";
 
 static void make_tree(void)
 {
     temp_dir_make(root, sizeof root);
     file_write_at(root, "index.html", index_html, strlen(index_html));
     file_write_at(root, "404.html", page_404, strlen(page_404));
+    file_write_at(root, ".oops.html", page_oops, strlen(page_oops));
     file_write_at(root, "hello.txt", "hello\n", 6);
     file_write_at(root, "app.js", "let x;\n", 7);
     file_write_at(root, ".env", "SECRET=1\n", 9);
@@ -164,8 +170,16 @@ static void fallback(void)
 
 static void error_pages(void)
 {
-    start((const char *const[]){"--error-page", "404=/404.html", "--error-page",
-                                "403=/missing.html", NULL});
+    start((const char *const[]){
+        "--error-page", "404=/404.html", "--error-page", "403=/missing.html", "--error-page",
+        "405=/.oops.html", "--error-page", "416=/.oops.html", "--error-page", "412=/empty/", NULL});
+    /* Pages that are not files are warned of at start; the others are not. */
+    server_wait_log(&server, "--error-page 403=/missing.html: No such file or directory", 1);
+    server_wait_log(&server, "--error-page 412=/empty/: empty/index.html: No such file", 1);
+    size_t log_len;
+    char *log = file_read(server.stderr_path, &log_len);
+    ASSERT(log != NULL && strstr(log, "404=/404.html") == NULL && strstr(log, "oops") == NULL);
+    free(log);
     struct http_response r;
     get("GET", "/nope", NULL, &r);
     HTTP_EXPECT_STATUS(&r, 404);
@@ -183,6 +197,25 @@ static void error_pages(void)
     /* 403 names a page that does not exist: the plain answer */
     expect("GET", "/empty/", 403, "403 Forbidden\n");
     expect("GET", "/hello.txt", 200, "hello\n");
+    /* 405 and 416 get their page (a dot name: pages are not requests) and
+     * keep the fields that belong to them. */
+    get("POST", "/hello.txt", "Content-Length: 0\r\n", &r);
+    HTTP_EXPECT_STATUS(&r, 405);
+    HTTP_EXPECT_FIELD(&r, "Allow", "GET, HEAD");
+    HTTP_EXPECT_FIELD(&r, "Content-Type", "text/html; charset=utf-8");
+    ASSERT(r.body_len == strlen(page_oops) && memcmp(r.body, page_oops, r.body_len) == 0);
+    http_response_free(&r);
+    get("GET", "/hello.txt", "Range: bytes=100-\r\n", &r);
+    HTTP_EXPECT_STATUS(&r, 416);
+    HTTP_EXPECT_FIELD(&r, "Content-Range", "bytes */6");
+    HTTP_EXPECT_FIELD(&r, "Content-Type", "text/html; charset=utf-8");
+    ASSERT(r.body_len == strlen(page_oops) && memcmp(r.body, page_oops, r.body_len) == 0);
+    http_response_free(&r);
+    /* 412's page is a directory without an index: the plain answer */
+    get("GET", "/hello.txt", "If-Match: \"x\"\r\n", &r);
+    HTTP_EXPECT_STATUS(&r, 412);
+    HTTP_EXPECT_FIELD(&r, "Content-Type", "text/plain; charset=utf-8");
+    http_response_free(&r);
     server_expect_clean_exit(&server);
 }
 
@@ -225,11 +258,40 @@ static void expect_headers(const struct http_response *r, const char *nosniff)
     HTTP_EXPECT_FIELD(r, "Strict-Transport-Security", "max-age=63072000; includeSubDomains");
 }
 
+/* `raw` sent on a connection of its own: the answer has `status` and the
+ * headers of every answer. */
+static void expect_raw(const char *what, const char *raw, int status)
+{
+    struct http_response r;
+    http_exchange(server.port, raw, &r, TIMEOUT);
+    if (r.status != status)
+        FAIL("%s: status %d, expected %d", what, r.status, status);
+    expect_headers(&r, "nosniff");
+    http_response_free(&r);
+}
+
+/* The head of the answer to `raw` as sent, whitespace and all. */
+static void raw_head(const char *raw, char *head, size_t cap)
+{
+    struct http_client *c = http_client_open(server.port);
+    http_send(c, raw);
+    size_t len = 0;
+    head[0] = '\0';
+    while (!strstr(head, "\r\n\r\n") && len + 1 < cap) {
+        size_t n = http_client_recv(c, head + len, cap - 1 - len, TIMEOUT);
+        ASSERT(n > 0);
+        len += n;
+        head[len] = '\0';
+    }
+    http_client_close(c);
+}
+
 static void headers(void)
 {
     start((const char *const[]){"--header", "X-Frame-Options: DENY", "--header",
                                 "Strict-Transport-Security:max-age=63072000; includeSubDomains",
-                                NULL});
+                                "--header", "X-Spaced: \t spaced  value \t ", "--header-timeout",
+                                "0.5", "--autoindex", NULL});
     struct http_response r;
     get("GET", "/hello.txt", NULL, &r);
     HTTP_EXPECT_STATUS(&r, 200);
@@ -245,11 +307,28 @@ static void headers(void)
     HTTP_EXPECT_STATUS(&r, 404);
     expect_headers(&r, "nosniff");
     http_response_free(&r);
-    /* the HTTP layer's own answer: no Host in an HTTP/1.1 request */
-    http_exchange(server.port, "GET / HTTP/1.1\r\n\r\n", &r, TIMEOUT);
-    HTTP_EXPECT_STATUS(&r, 400);
-    expect_headers(&r, "nosniff");
-    http_response_free(&r);
+    /* the HTTP layer's own answers: no Host in an HTTP/1.1 request, a
+     * head that never ends, a body too large, too many header lines */
+    expect_raw("no Host", "GET / HTTP/1.1\r\n\r\n", 400);
+    expect_raw("an unfinished head", "GET /hello.txt HTTP/1.1\r\nHost: t\r\n", 408);
+    expect_raw("2 MB body", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n", 413);
+    char many[4096];
+    size_t n = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 120; i++)
+        n += (size_t)snprintf(many + n, sizeof many - n, "X-H-%03d: 1\r\n", i);
+    snprintf(many + n, sizeof many - n, "\r\n");
+    expect_raw("120 header lines", many, 431);
+    /* and the file server's other answers */
+    expect_raw("a directory without its slash", "GET /docs HTTP/1.1\r\nHost: t\r\n\r\n", 301);
+    expect_raw("POST", "POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", 405);
+    expect_raw("a range past the end",
+               "GET /hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=100-\r\n\r\n", 416);
+    expect_raw("a listing", "GET /a/ HTTP/1.1\r\nHost: t\r\n\r\n", 200);
+    /* a --header's value is sent without the whitespace around it */
+    char head[4096];
+    raw_head("GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", head, sizeof head);
+    if (!strstr(head, "\r\nX-Spaced: spaced  value\r\n"))
+        FAIL("X-Spaced not sent as 'spaced  value':\n%s", head);
     server_expect_clean_exit(&server);
 
     /* nosniff alone by default; a --header of its own replaces it */
@@ -310,6 +389,17 @@ static void bad_options(void)
         {"--header", "X-A: b\r\nX-B: c"},
         {"--header", "Content-Length: 5"},
         {"--header", "transfer-encoding: chunked"},
+        {"--header", "X-A:"},
+        {"--header", "X-A: \t "},
+        {"--error-page", "408=/x.html"},
+        {"--error-page", "413=/x.html"},
+        {"--error-page", "431=/x.html"},
+        {"--error-page", "502=/x.html"},
+        {"--root", ""},
+        {"--mime", ""},
+        {"--access-log", ""},
+        {"--tls-cert", ""},
+        {"--tls-key", ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[] = {ritual_program(), "http",      "--root", root,
@@ -320,6 +410,16 @@ static void bad_options(void)
             FAIL("%s '%s': exit %d, stderr \"%s\"; expected 2 and one usage line", cases[i][0],
                  cases[i][1], r.exit_code, r.err);
     }
+    /* the two new kinds of message, whole */
+    struct cmd_result r;
+    run_command((const char *const[]){ritual_program(), "http", "--root=", NULL}, 10000, &r);
+    ASSERT_EQ(r.exit_code, 2);
+    ASSERT(strncmp(r.err, "ritual http: --root: empty, a path is needed", 44) == 0);
+    run_command((const char *const[]){ritual_program(), "http", "--root", root, "--error-page",
+                                      "408=/x.html", NULL},
+                10000, &r);
+    ASSERT_EQ(r.exit_code, 2);
+    ASSERT(strstr(r.err, "(400, 403, 404, 405, 412, 414, 416, 500, 503)") != NULL);
 }
 
 TEST_CASES_WITH(make_tree, remove_root, CASE(dotfiles), CASE(targets), CASE(fallback),
