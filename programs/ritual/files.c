@@ -186,7 +186,8 @@ static void respond_status(ritual_http_exchange *ex, struct http_app *app, int s
     ritual_http_header h[4], rest;
     if (e) {
         split_head(e, &h[0], &rest);
-        memcpy(&h[1], extra, nextra * sizeof *h);
+        for (size_t i = 0; i < nextra; i++)
+            h[1 + i] = extra[i];
         send_body(ex, status, h, 1 + nextra, e, 0, e->size);
         file_entry_unref(e);
         return;
@@ -197,7 +198,8 @@ static void respond_status(ritual_http_exchange *ex, struct http_app *app, int s
     }
     char body[64];
     int len = snprintf(body, sizeof body, "%d %s\n", status, ritual_http_reason(status));
-    memcpy(h, extra, nextra * sizeof *h);
+    for (size_t i = 0; i < nextra; i++)
+        h[i] = extra[i];
     h[nextra] = RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8");
     ritual_http_respond(ex, status, h, nextra + 1, body, (size_t)len);
 }
