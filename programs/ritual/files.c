@@ -211,8 +211,11 @@ void files_check_error_pages(const struct http_app *app, ritual_loop *log)
         /* Opened as a request for it would be: "/sub/" is its index file. */
         char rel[PATH_MAX_BYTES + 256];
         size_t len = strlen(p->path);
-        snprintf(rel, sizeof rel, "%s%s", p->path + 1, p->path[len - 1] == '/' ? app->index : "");
-        int fd = open_beneath(app->root_fd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        bool index = p->path[len - 1] == '/';
+        int n = snprintf(rel, sizeof rel, "%s%s", p->path + 1, index ? app->index : "");
+        int fd = n < 0 || (size_t)n >= sizeof rel
+                     ? -ENAMETOOLONG
+                     : open_beneath(app->root_fd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         struct stat st;
         const char *why = NULL;
         if (fd < 0)
@@ -225,7 +228,6 @@ void files_check_error_pages(const struct http_app *app, ritual_loop *log)
             why = "not a regular file";
         if (fd >= 0)
             close(fd);
-        bool index = p->path[len - 1] == '/';
         if (why)
             ritual_log(log, RITUAL_LOG_WARN,
                        "--error-page %d=%s: %s%s%s; %d is answered with its short text until "

@@ -7,7 +7,8 @@
  * after a stray argument: exit 2, one line on stderr naming it as typed
  * (without its value), nothing on stdout. The exact names still work in
  * both forms (`--name VALUE`, `--name=VALUE`): each reaches its own value
- * check, and a real run of each subcommand with the `=` form works. */
+ * check (an empty path, `--root=`, included), and a real run of each
+ * subcommand with the `=` form works. */
 #include "support.h"
 
 #include <stdio.h>
@@ -136,6 +137,11 @@ static void exact_names_reach_their_checks(void)
         {{"bench", "echo", "--duration", "x", NULL}, "--duration: 'x'"},
         {{"bench", "echo", "--duration=x", NULL}, "--duration: 'x'"},
         {{"bench", "http", "--url=x", NULL}, "--url: 'x'"},
+        /* an empty path is refused as such, not opened */
+        {{"http", "--root=", NULL}, "ritual http: --root: empty, a path is needed"},
+        {{"http", "--root", "/", "--mime", "", NULL}, "--mime: empty"},
+        {{"echo", "--tls-cert=", NULL}, "ritual echo: --tls-cert: empty, a path is needed"},
+        {{"bench", "echo", "--tls-ca=", NULL}, "ritual bench: --tls-ca: empty"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_value_check(cases[i].args, cases[i].what);
