@@ -2,7 +2,8 @@
  *
  * dotfiles: /.git/config, /.env, /a/.hidden are 404 by default, with or
  *   without a listing; /.well-known/ is served (dot names inside it are
- *   not); --allow-dotfiles serves them all.
+ *   not); a symlink without a dot to a dot name is served (hiding is by
+ *   URL); --allow-dotfiles serves them all.
  * targets: a '#' in a request target is 400 (a fragment is never sent), as
  *   is an absolute-form target of a scheme other than http or https.
  * fallback: --fallback /index.html answers a path that does not exist with
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define TIMEOUT 5000
 
@@ -99,7 +101,12 @@ static void expect(const char *method, const char *target, int status, const cha
 
 static void dotfiles(void)
 {
+    char link[128];
+    snprintf(link, sizeof link, "%s/config", root);
+    SYSCHECK(symlink(".git/config", link));
     start((const char *const[]){"--autoindex", NULL});
+    /* Hiding is by URL: a link without a dot to a dot name is served. */
+    expect("GET", "/config", 200, "[core]\n");
     expect("GET", "/.env", 404, NULL);
     expect("GET", "/.git/config", 404, NULL);
     expect("GET", "/.git/", 404, NULL);
