@@ -135,10 +135,9 @@ static int app_workers(struct http_app *app, ritual_server *server)
     app->workers = calloc(app->nworkers, sizeof *app->workers);
     if (!app->workers)
         return cli_runtime_error("out of memory");
-    struct rlimit nofile;
-    if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
-        return cli_runtime_error("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-    app->cache.max_files = file_cache_max_files(nofile.rlim_cur, app->nworkers);
+    /* Raised first, so that the cache's share is of what the process has. */
+    rlim_t nofile = cli_raise_nofile(ritual_server_loop(server, 0));
+    app->cache.max_files = file_cache_max_files(nofile, app->nworkers);
     for (unsigned i = 0; i < app->nworkers; i++) {
         struct http_worker *w = &app->workers[i];
         w->loop = ritual_server_loop(server, i);
