@@ -187,6 +187,14 @@ static size_t evict_idle(struct file_cache *c)
     return done;
 }
 
+size_t file_cache_shed(struct file_cache *c)
+{
+    size_t before = c->fds;
+    if (c->count)
+        evict_idle(c); /* idle entries only: their descriptors close at once */
+    return before - c->fds;
+}
+
 /* The sweep: entries not used for inactive_ms are closed, so that a deleted
  * file's space comes back; it stops while the cache is empty. */
 static void sweep_fired(ritual_timer *timer, void *data)

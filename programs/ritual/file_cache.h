@@ -86,6 +86,10 @@ struct file_cache *file_cache_new(ritual_loop *loop, int root_fd, const struct m
  * alive while the cache uses it); every entry is dropped, since its head
  * holds the type the old table gave. */
 void file_cache_set_mime(struct file_cache *cache, const struct mime_table *mime);
+/* Out of descriptors elsewhere (an accept said EMFILE): closes half the
+ * idle entries, at least one, least recently used first, as an open that
+ * fails so does. Returns how many descriptors it closed. */
+size_t file_cache_shed(struct file_cache *cache);
 /* After the loop is freed (its timer with it). */
 void file_cache_free(struct file_cache *cache);
 

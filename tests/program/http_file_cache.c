@@ -5,7 +5,9 @@
  * fetched once each, then a new connection served at once),
  * many_workers_leave_room (6 workers under 128: the caches together within
  * a quarter, and a batch of new keep-alive connections all served),
- * nofile_raised (a soft limit under the hard one is raised at start),
+ * accept_sheds_idle (accept out of descriptors closes idle cached files
+ * and goes on at once), nofile_raised (a soft limit under the hard one is
+ * raised at start),
  * emfile_evicts_idle (the descriptors taken up by idle connections: each
  * new file still served, the cache closing its idle entries on EMFILE),
  * ctime_recheck (a file rewritten with its size and mtime kept is seen by
@@ -197,6 +199,45 @@ static void many_workers_leave_room(void)
     note("%d workers under RLIMIT_NOFILE %d: %d descriptors on files after %d files crawled; "
          "%d new connections served in %llu ms (%d descriptors open)",
          WORKERS, NOFILE, under, CRAWLERS * PER_CRAWLER, fresh_n, (unsigned long long)took, total);
+}
+
+/* Idle cached files and connections take up every descriptor: a new
+ * connection's accept fails with EMFILE, the worker closes idle entries
+ * (ritual_loop_on_fds_short) and accepts again at once, rather than pause
+ * until a connection leaves. The last few holders themselves arrive past
+ * the limit, so that a miscount of the server's own descriptors cannot
+ * leave room the test did not mean. */
+static void accept_sheds_idle(void)
+{
+    enum { FILES = NOFILE / 4, OVER = 3 };
+    make_files(FILES);
+    start((const char *const[]){"--workers", "1", NULL}, NOFILE);
+    struct http_client *first = http_client_open(server.port);
+    for (int i = 0; i < FILES; i++)
+        get_file(first, i);
+    int under, base = server_fds(&under, NULL);
+    ASSERT_GT(under, FILES / 2); /* the cache is full of idle entries */
+    int holders = NOFILE - base + OVER;
+    ASSERT_GT(holders, 10);
+    struct http_client **held = calloc((size_t)holders, sizeof *held);
+    ASSERT(held != NULL);
+    for (int i = 0; i < holders; i++)
+        held[i] = http_client_open(server.port);
+    uint64_t start_ms = now_ms();
+    for (int i = 0; i < holders; i++) /* every one accepted and served */
+        get_file(held[i], i % FILES);
+    uint64_t took = now_ms() - start_ms;
+    int after;
+    server_fds(&after, NULL);
+    if (log_has("pausing accepts"))
+        FAIL("accept paused with %d idle cached files open", under);
+    for (int i = 0; i < holders; i++)
+        http_client_close(held[i]);
+    free(held);
+    http_client_close(first);
+    note("%d connections past %d descriptors (%d on cached files): all served in %llu ms, "
+         "%d cached files left",
+         holders, base, under, (unsigned long long)took, after);
 }
 
 /* The soft limit below the hard one: the server raises it to the hard
@@ -408,5 +449,5 @@ static void deleted_released(void)
 }
 
 TEST_CASES_WITH(make_root, stop_and_remove, CASE(crawl_under_low_nofile),
-                CASE(many_workers_leave_room), CASE(nofile_raised), CASE(emfile_evicts_idle),
-                CASE(ctime_recheck), CASE(deleted_released))
+                CASE(many_workers_leave_room), CASE(accept_sheds_idle), CASE(nofile_raised),
+                CASE(emfile_evicts_idle), CASE(ctime_recheck), CASE(deleted_released))
