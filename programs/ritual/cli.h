@@ -38,10 +38,9 @@ int cli_parse_backend(const char *text, ritual_backend *out);
 /* Logs (info) how many workers run, on which backend, and the soft
  * RLIMIT_NOFILE; prints "listening on ADDRESS" on stdout for each of the
  * `n` listeners (and "metrics on ADDRESS" for a `metrics` listener, unless
- * NULL), runs the
- * server until it stops, and returns the exit status: EXIT_OK after a
- * clean shutdown, EXIT_RUNTIME after a second signal or a loop error
- * (printed). */
+ * NULL), runs the server until it stops, and returns the exit status:
+ * EXIT_OK after a clean shutdown, EXIT_RUNTIME after a second signal or a
+ * loop error (printed). */
 int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n,
               ritual_listener *metrics);
 
