@@ -226,6 +226,18 @@ RITUAL_API int ritual_loop_worker(const ritual_loop *loop);
  * Returns 0 or -ENOMEM. */
 RITUAL_API int ritual_loop_on_free(ritual_loop *loop, void (*fn)(void *arg), void *arg);
 
+/* Calls fn(loop, arg) on the loop's thread when accepting a connection on
+ * one of its listeners fails for want of descriptors (EMFILE, ENFILE),
+ * before accepting pauses: where an application closes descriptors it
+ * keeps only as a cache (ritual http's idle open files). `fn` returns how
+ * many it closed; if any, accepting resumes at the next iteration, without
+ * the pause's backoff or its warning; if none, the pause goes on as
+ * without a hook (until a connection closes, or a backoff of 50 ms
+ * doubling to 1 s). One per loop: a later call replaces it, a NULL `fn`
+ * removes it. Set it before the loop runs or on its thread. */
+typedef size_t (*ritual_fds_short_fn)(ritual_loop *loop, void *arg);
+RITUAL_API void ritual_loop_on_fds_short(ritual_loop *loop, ritual_fds_short_fn fn, void *arg);
+
 /* Milliseconds on the monotonic clock, as of the start of this iteration. */
 RITUAL_API uint64_t ritual_loop_now(const ritual_loop *loop);
 

@@ -88,8 +88,11 @@ typedef struct ritual_http_request {
  * -EPROTONOSUPPORT with 505. The statuses:
  *   400 malformed syntax, bare CR or LF, whitespace before a colon, obsolete
  *        line folding, control characters, invalid method, target or header
- *        name, missing (HTTP/1.1) or repeated Host, Content-Length that is
- *        not a number, overflows, or repeats, Content-Length together with
+ *        name (a target in a form the method does not take; an http or
+ *        https absolute-form target whose host is empty, whose port is not
+ *        digits, whose IP literal lacks its ']', or with userinfo "u@"),
+ *        missing (HTTP/1.1) or repeated Host, Content-Length that is not a
+ *        number, overflows, or repeats, Content-Length together with
  *        Transfer-Encoding, a Transfer-Encoding whose last coding is not
  *        chunked, or Transfer-Encoding in an HTTP/1.0 request;
  *   414 request line longer than limits->max_request_line;

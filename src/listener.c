@@ -256,6 +256,19 @@ static void update_interest(ritual_listener *l)
 static void pause_for_fds(ritual_listener *l, int error)
 {
     ritual_loop *loop = l->loop;
+    if ((error == -EMFILE || error == -ENFILE) && loop->fds_short &&
+        loop->fds_short(loop, loop->fds_short_arg) > 0) {
+        /* The application closed descriptors it kept only as a cache:
+         * accept again at the next iteration. Through the same pause and
+         * timer on every backend (a completion backend's accept must be
+         * submitted again); a hook that frees one at a time while accept
+         * still fails (ENFILE) runs out of idle ones and pauses below. */
+        l->emfile_paused = true;
+        if (ritual__timer_node_schedule(loop, &l->retry_timer, loop->now) < 0)
+            l->emfile_paused = false;
+        update_interest(l);
+        return;
+    }
     if (l->emfile_backoff_ns == 0) {
         char where[80];
         ritual_listener_address(l, where, sizeof where);

@@ -266,6 +266,12 @@ void *ritual_loop_data(const ritual_loop *loop)
     return loop->data;
 }
 
+void ritual_loop_on_fds_short(ritual_loop *loop, ritual_fds_short_fn fn, void *arg)
+{
+    loop->fds_short = fn;
+    loop->fds_short_arg = arg;
+}
+
 int ritual_loop_worker(const ritual_loop *loop)
 {
     return loop->worker_index;

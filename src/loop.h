@@ -41,7 +41,9 @@ struct ritual_loop {
     ritual_log_level log_level;
     ritual_log_fn log_fn;
     void *log_data;
-    void *data;       /* the application's (ritual_loop_data) */
+    void *data;                    /* the application's (ritual_loop_data) */
+    ritual_fds_short_fn fds_short; /* ritual_loop_on_fds_short, or NULL */
+    void *fds_short_arg;
     int worker_index; /* which worker of a ritual_server runs it; -1: none */
 
     /* shared read buffer: every connection reads here first */

@@ -185,8 +185,12 @@ int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n,
 {
     ritual_loop *loop = ritual_server_loop(server, 0);
     unsigned workers = ritual_server_workers(server);
-    ritual_log(loop, RITUAL_LOG_INFO, "%u worker%s on %s", workers, workers == 1 ? "" : "s",
-               ritual_loop_backend_name(loop));
+    rlim_t nofile = cli_nofile();
+    char limit[32] = "unlimited";
+    if (nofile != RLIM_INFINITY)
+        snprintf(limit, sizeof limit, "%llu", (unsigned long long)nofile);
+    ritual_log(loop, RITUAL_LOG_INFO, "%u worker%s on %s, RLIMIT_NOFILE %s", workers,
+               workers == 1 ? "" : "s", ritual_loop_backend_name(loop), limit);
     char where[160];
     for (int i = 0; i < n; i++) {
         ritual_listener_address(listeners[i], where, sizeof where);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -40,14 +41,25 @@ int cli_parse_log_level(const char *text, ritual_log_level *out);
 /* auto, io_uring, epoll or poll. */
 int cli_parse_backend(const char *text, ritual_backend *out);
 
-/* Logs (info) how many workers run and on which backend, prints
- * "listening on ADDRESS" on stdout for each of the `n` listeners (and
- * "metrics on ADDRESS" for a `metrics` listener, unless NULL), runs the
- * server until it stops, and returns the exit status: EXIT_OK after a
- * clean shutdown, EXIT_RUNTIME after a second signal or a loop error
- * (printed). */
+/* Logs (info) how many workers run, on which backend, and the soft
+ * RLIMIT_NOFILE; prints "listening on ADDRESS" on stdout for each of the
+ * `n` listeners (and "metrics on ADDRESS" for a `metrics` listener, unless
+ * NULL), runs the server until it stops, and returns the exit status:
+ * EXIT_OK after a clean shutdown, EXIT_RUNTIME after a second signal or a
+ * loop error (printed). */
 int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n,
               ritual_listener *metrics);
+
+/* nofile.c: raises the soft RLIMIT_NOFILE to the hard limit, as Go's
+ * runtime and Redis do at start: the soft limit is a default made for
+ * select() (1,024 under systemd), the hard one what the operator allows,
+ * and a server's connections need descriptors. Logs a warning on `loop` if
+ * it cannot, and never fails; cli_serve's first log line says the limit in
+ * force (not here: a start that fails later prints its one error line).
+ * Returns the soft limit afterwards (RLIM_INFINITY if it cannot be read). */
+rlim_t cli_raise_nofile(ritual_loop *loop);
+/* The soft RLIMIT_NOFILE now (RLIM_INFINITY if it cannot be read). */
+rlim_t cli_nofile(void);
 
 /* A limit for the whole server as a limit per worker (rounded up; 0 stays
  * "no limit"). */

@@ -274,6 +274,7 @@ int echo_main(int argc, char **argv)
         ritual_tls_free(tls);
         return cli_runtime_error("%s", err.message);
     }
+    cli_raise_nofile(ritual_server_loop(server, 0)); /* for the connections */
     /* --max-conns is for the whole server */
     cfg.listen_opts.max_conns = cli_per_worker(cfg.listen_opts.max_conns, server);
     struct cli_signals signals = {.server = server, .drain_ms = cfg.drain_ms, .tls = tls};

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #define BUCKETS 1024 /* a power of two */
-#define MIN_FILES 8
 #define MAX_FILES 1024
 #define SMALL_FILE 16384 /* bodies up to this are kept in memory */
 #define MAX_SMALL_BYTES (16u << 20)
@@ -43,8 +42,11 @@ size_t file_cache_max_files(rlim_t nofile, unsigned workers)
 {
     if (workers == 0)
         workers = 1;
+    /* Rounded down and with no floor, so that the workers' shares never
+     * add up to more than the quarter: a floor per worker would, with
+     * many workers under a low limit, eat into the connections' part. */
     rlim_t share = nofile == RLIM_INFINITY ? MAX_FILES : nofile / 4 / workers;
-    return share < MIN_FILES ? MIN_FILES : share > MAX_FILES ? MAX_FILES : (size_t)share;
+    return share > MAX_FILES ? MAX_FILES : (size_t)share;
 }
 
 int open_beneath(int dir_fd, const char *rel, int flags)
@@ -81,8 +83,6 @@ struct file_cache *file_cache_new(ritual_loop *loop, int root_fd, const struct m
     c->mime = mime;
     c->index = index;
     c->opt = *options;
-    if (c->opt.max_files < 1)
-        c->opt.max_files = 1;
     if (!(c->sweep = ritual_timer_new(loop, sweep_fired, c))) {
         free(c);
         return NULL;
@@ -185,6 +185,14 @@ static size_t evict_idle(struct file_cache *c)
         }
     }
     return done;
+}
+
+size_t file_cache_shed(struct file_cache *c)
+{
+    size_t before = c->fds;
+    if (c->count)
+        evict_idle(c); /* idle entries only: their descriptors close at once */
+    return before - c->fds;
 }
 
 /* The sweep: entries not used for inactive_ms are closed, so that a deleted
@@ -553,6 +561,13 @@ int file_cache_get(struct file_cache *c, const char *path, size_t len, uint64_t 
     e->rel_len = rel_len;
     e->hash = h;
     e->checked_ms = e->used_ms = now_ms;
+    if (entry_fds(e) > c->opt.max_files) {
+        /* More descriptors than the whole share: sent, then closed, so
+         * that the bound holds however many siblings a file has. */
+        e->dead = true;
+        *out = e;
+        return 0;
+    }
     /* Room for its descriptors: the least recently used go (those being
      * sent keep theirs until they are). */
     while (c->lru_tail && c->fds + entry_fds(e) > c->opt.max_files)

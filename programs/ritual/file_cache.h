@@ -62,16 +62,20 @@ struct file_entry {
 };
 
 struct file_cache_options {
-    size_t max_files;                 /* descriptors kept open, siblings included */
+    size_t max_files;                 /* descriptors kept open, siblings included; a
+                                         file needing more is sent uncached */
     uint64_t valid_ms;                /* an entry older than this is checked again */
     uint64_t inactive_ms;             /* one not used for this long is closed */
     struct coding_list precompressed; /* the siblings looked for */
 };
 
 /* How many descriptors each of `workers` caches may keep, given the soft
- * RLIMIT_NOFILE `nofile`: a quarter of it, shared between the workers, at
- * least 8 and at most 1,024 each. The other three quarters are left for
- * connections, listings and files being sent after their eviction. */
+ * RLIMIT_NOFILE `nofile`: a quarter of it divided between the workers,
+ * rounded down, at most 1,024 each, so that together they never hold more
+ * than the quarter. The other three quarters are left for connections,
+ * listings and files being sent after their eviction. 0 (more workers than
+ * a quarter of the limit) caches nothing: each file is opened for its
+ * response and closed after it. */
 size_t file_cache_max_files(rlim_t nofile, unsigned workers);
 
 /* A cache for the worker running `loop` (its sweep is a timer there). NULL
@@ -82,6 +86,10 @@ struct file_cache *file_cache_new(ritual_loop *loop, int root_fd, const struct m
  * alive while the cache uses it); every entry is dropped, since its head
  * holds the type the old table gave. */
 void file_cache_set_mime(struct file_cache *cache, const struct mime_table *mime);
+/* Out of descriptors elsewhere (an accept said EMFILE): closes half the
+ * idle entries, at least one, least recently used first, as an open that
+ * fails so does. Returns how many descriptors it closed. */
+size_t file_cache_shed(struct file_cache *cache);
 /* After the loop is freed (its timer with it). */
 void file_cache_free(struct file_cache *cache);
 

@@ -128,6 +128,17 @@ static void app_close(struct http_app *app)
         close(app->log_fd);
 }
 
+/* A worker's accept is out of descriptors: its idle cached files go
+ * first, rather than new connections waiting in the backlog. */
+static size_t shed_cache(ritual_loop *loop, void *arg)
+{
+    struct http_worker *w = arg;
+    size_t closed = file_cache_shed(w->cache);
+    ritual_log(loop, RITUAL_LOG_DEBUG, "accept: out of descriptors: %zu cached files closed",
+               closed);
+    return closed;
+}
+
 static int app_workers(struct http_app *app, ritual_server *server)
 {
     app->nworkers = ritual_server_workers(server);
@@ -135,10 +146,9 @@ static int app_workers(struct http_app *app, ritual_server *server)
     app->workers = calloc(app->nworkers, sizeof *app->workers);
     if (!app->workers)
         return cli_runtime_error("out of memory");
-    struct rlimit nofile;
-    if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
-        return cli_runtime_error("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-    app->cache.max_files = file_cache_max_files(nofile.rlim_cur, app->nworkers);
+    /* Raised first, so that the cache's share is of what the process has. */
+    rlim_t nofile = cli_raise_nofile(ritual_server_loop(server, 0));
+    app->cache.max_files = file_cache_max_files(nofile, app->nworkers);
     for (unsigned i = 0; i < app->nworkers; i++) {
         struct http_worker *w = &app->workers[i];
         w->loop = ritual_server_loop(server, i);
@@ -149,6 +159,7 @@ static int app_workers(struct http_app *app, ritual_server *server)
             w->listings = listing_cache_new(w->loop, files_listing_done, app);
         if (!w->cache || (app->autoindex && !w->listings))
             return cli_runtime_error("out of memory");
+        ritual_loop_on_fds_short(w->loop, shed_cache, w);
         if (app->log_fd >= 0 && !(w->log = access_log_new(w->loop, app->log_fd, app->log_json)))
             return cli_runtime_error("out of memory");
     }

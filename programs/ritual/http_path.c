@@ -28,7 +28,9 @@ static const char *skip_authority(const char *target, size_t len, size_t *rest)
         return NULL;
     const char *end = target + len;
     const char *slash = target + scheme;
-    while (slash < end && *slash != '/' && *slash != '?')
+    /* The HTTP layer checked the authority (a host, digits for a port);
+     * a '#' ends it too, for the path's check to refuse. */
+    while (slash < end && *slash != '/' && *slash != '?' && *slash != '#')
         slash++;
     *rest = (size_t)(end - slash);
     return slash;

@@ -135,10 +135,49 @@ int ritual__http_parse_version(const char *v, size_t n)
 
 /* ----------------------------------------------------------------- requests */
 
+/* "http" or "https", in any case (a scheme is case-insensitive). */
+static int is_http_scheme(const char *s, size_t n)
+{
+    if (n != 4 && n != 5)
+        return 0;
+    return (http_load32(s) | 0x20202020u) == HTTP_WORD4("http") && (n == 4 || (s[4] | 0x20) == 's');
+}
+
+/* The authority of an http or https URI, [a, end) being what follows "://"
+ * up to the path, query or fragment (RFC 3986 3.2): a host that is not
+ * empty (RFC 9110 4.2.1: such a URI is invalid and must be rejected), a
+ * bracketed IP literal closed by its ']', a port of digits only, and no
+ * userinfo (RFC 9110 4.2.4 has a recipient treat one as an error). nginx's
+ * parser and ngx_http_validate_host answer each of these 400; so do we. */
+static int check_http_authority(const char *a, const char *end)
+{
+    const char *p = a;
+    if (p < end && *p == '[') { /* IPv6address or IPvFuture: checked loosely, as nginx does */
+        for (p++; p < end && http_is(*p, RITUAL__HTTP_HOST) && *p != '[' && *p != ']'; p++)
+            ;
+        if (p == a + 1 || p == end || *p != ']')
+            return -400;
+        p++;
+    } else { /* reg-name or IPv4address: '@' (userinfo) is not in the class */
+        for (; p < end && http_is(*p, RITUAL__HTTP_HOST) && *p != ':' && *p != '[' && *p != ']';
+             p++)
+            ;
+        if (p == a)
+            return -400;
+    }
+    if (p < end && *p == ':') /* an empty port is allowed: RFC 3986 3.2.3 */
+        for (p++; p < end && http_digit(*p) < 10; p++)
+            ;
+    if (p < end && *p != '/' && *p != '?' && *p != '#')
+        return -400;
+    return 0;
+}
+
 /* The request-target must take the one form the method allows (RFC 9112
  * 3.2): authority-form for CONNECT and only there, "*" only for OPTIONS,
- * otherwise origin-form ("/...") or absolute-form ("scheme://..."). Its
- * bytes are already known to be VCHAR. */
+ * otherwise origin-form ("/...") or absolute-form ("scheme://...", whose
+ * authority is checked for http and https). Its bytes are already known to
+ * be VCHAR. */
 static int check_target(const char *m, size_t mlen, const char *t, size_t tlen)
 {
     int connect = mlen == 7 && memcmp(m, "CONNECT", 7) == 0;
@@ -172,6 +211,8 @@ static int check_target(const char *m, size_t mlen, const char *t, size_t tlen)
     }
     if (i == 0 || tlen - i < 3 || memcmp(t + i, "://", 3) != 0)
         return -400;
+    if (is_http_scheme(t, i))
+        return check_http_authority(t + i + 3, t + tlen);
     return 0;
 }
 

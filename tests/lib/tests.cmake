@@ -73,3 +73,6 @@ ritual_library_test(stats 60)
 # Sockets given rather than made (fd:N, systemd:NAME, an upgrade's), the
 # notify protocol with its watchdog, and upgrades that fail and lose nothing.
 ritual_library_test(inherit 60)
+# ritual_loop_on_fds_short: an accept out of descriptors asks the
+# application to close what it caches, and goes on at once if it did.
+ritual_library_test(fds_short 30)

@@ -3,6 +3,11 @@
  *
  * Cases: crawl_under_low_nofile (RLIMIT_NOFILE 128, 200 distinct files
  * fetched once each, then a new connection served at once),
+ * many_workers_leave_room (6 workers under 128: the caches together within
+ * a quarter, and a batch of new keep-alive connections all served),
+ * accept_sheds_idle (accept out of descriptors closes idle cached files
+ * and goes on at once), nofile_raised (a soft limit under the hard one is
+ * raised at start),
  * emfile_evicts_idle (the descriptors taken up by idle connections: each
  * new file still served, the cache closing its idle entries on EMFILE),
  * ctime_recheck (a file rewritten with its size and mtime kept is seen by
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +136,152 @@ static void crawl_under_low_nofile(void)
     note("%d files under RLIMIT_NOFILE %d: %d descriptors open (%d on files); a new "
          "connection served in %llu ms",
          CRAWL_FILES, NOFILE, total, under, (unsigned long long)took);
+}
+
+/* The server's stderr holds `needle`? */
+static bool log_has(const char *needle)
+{
+    size_t len;
+    char *text = file_read(server.stderr_path, &len);
+    bool found = text && strstr(text, needle) != NULL;
+    free(text);
+    return found;
+}
+
+/* Many workers under a low limit: their caches together stay within a
+ * quarter of it (a floor per worker once let 12 workers under 128 hold 73
+ * descriptors), so the three quarters left take a batch of new keep-alive
+ * connections, all held open at once and all served, none waiting on a
+ * paused accept. Each file has a .gz sibling: an entry is two descriptors. */
+static void many_workers_leave_room(void)
+{
+    enum { WORKERS = 6, CRAWLERS = 16, PER_CRAWLER = 24, MARGIN = 6 };
+    make_files(CRAWLERS * PER_CRAWLER);
+    for (int i = 0; i < CRAWLERS * PER_CRAWLER; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%03d.txt.gz", i);
+        file_write_at(root, name, "gz", 2); /* never sent: no Accept-Encoding */
+    }
+    start((const char *const[]){"--workers", "6", NULL}, NOFILE);
+    server_wait_log(&server, "RLIMIT_NOFILE 128", 1); /* soft and hard: not raised */
+    int base = server_fds(NULL, NULL);
+    /* Connections spread over the workers by the kernel's hash; each
+     * fetches more distinct files than a worker's share holds. */
+    struct http_client *crawler[CRAWLERS];
+    for (int k = 0; k < CRAWLERS; k++) {
+        crawler[k] = http_client_open(server.port);
+        for (int i = 0; i < PER_CRAWLER; i++)
+            get_file(crawler[k], k * PER_CRAWLER + i);
+    }
+    int under;
+    server_fds(&under, NULL);
+    ASSERT_LE(under, NOFILE / 4);
+    /* What is left of the three quarters, less a margin for files being
+     * opened: all of it taken by new connections at once. */
+    int fresh_n = NOFILE - base - CRAWLERS - NOFILE / 4 - MARGIN;
+    ASSERT_GT(fresh_n, 20);
+    struct http_client **fresh = calloc((size_t)fresh_n, sizeof *fresh);
+    ASSERT(fresh != NULL);
+    for (int i = 0; i < fresh_n; i++)
+        fresh[i] = http_client_open(server.port);
+    uint64_t start_ms = now_ms();
+    for (int i = 0; i < fresh_n; i++)
+        get_file(fresh[i], i % (CRAWLERS * PER_CRAWLER));
+    uint64_t took = now_ms() - start_ms;
+    int total = server_fds(NULL, NULL);
+    if (log_has("pausing accepts"))
+        FAIL("accept ran out of descriptors (%d open, %d on files)", total, under);
+    for (int i = 0; i < fresh_n; i++)
+        http_client_close(fresh[i]);
+    free(fresh);
+    for (int k = 0; k < CRAWLERS; k++)
+        http_client_close(crawler[k]);
+    note("%d workers under RLIMIT_NOFILE %d: %d descriptors on files after %d files crawled; "
+         "%d new connections served in %llu ms (%d descriptors open)",
+         WORKERS, NOFILE, under, CRAWLERS * PER_CRAWLER, fresh_n, (unsigned long long)took, total);
+}
+
+/* Idle cached files and connections take up every descriptor: a new
+ * connection's accept fails with EMFILE, the worker closes idle entries
+ * (ritual_loop_on_fds_short) and accepts again at once, rather than pause
+ * until a connection leaves. The last few holders themselves arrive past
+ * the limit, so that a miscount of the server's own descriptors cannot
+ * leave room the test did not mean. */
+static void accept_sheds_idle(void)
+{
+    enum { FILES = NOFILE / 4, OVER = 3 };
+    make_files(FILES);
+    start((const char *const[]){"--workers", "1", NULL}, NOFILE);
+    struct http_client *first = http_client_open(server.port);
+    for (int i = 0; i < FILES; i++)
+        get_file(first, i);
+    int under, base = server_fds(&under, NULL);
+    ASSERT_GT(under, FILES / 2); /* the cache is full of idle entries */
+    int holders = NOFILE - base + OVER;
+    ASSERT_GT(holders, 10);
+    struct http_client **held = calloc((size_t)holders, sizeof *held);
+    ASSERT(held != NULL);
+    for (int i = 0; i < holders; i++)
+        held[i] = http_client_open(server.port);
+    uint64_t start_ms = now_ms();
+    for (int i = 0; i < holders; i++) /* every one accepted and served */
+        get_file(held[i], i % FILES);
+    uint64_t took = now_ms() - start_ms;
+    int after;
+    server_fds(&after, NULL);
+    if (log_has("pausing accepts"))
+        FAIL("accept paused with %d idle cached files open", under);
+    for (int i = 0; i < holders; i++)
+        http_client_close(held[i]);
+    free(held);
+    http_client_close(first);
+    note("%d connections past %d descriptors (%d on cached files): all served in %llu ms, "
+         "%d cached files left",
+         holders, base, under, (unsigned long long)took, after);
+}
+
+/* The soft limit below the hard one: the server raises it to the hard
+ * one (its first log line says so), `ritual http` and `ritual echo` both. */
+static void nofile_raised(void)
+{
+    enum { SOFT = 64 };
+    struct rlimit mine;
+    SYSCHECK(getrlimit(RLIMIT_NOFILE, &mine));
+    if (mine.rlim_max <= SOFT) {
+        note("hard RLIMIT_NOFILE %llu: nothing to raise to", (unsigned long long)mine.rlim_max);
+        return;
+    }
+    static const char *const cmds[] = {"http", "echo"};
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+        struct rlimit low = {.rlim_cur = SOFT, .rlim_max = mine.rlim_max};
+        SYSCHECK(setrlimit(RLIMIT_NOFILE, &low)); /* inherited by the server */
+        if (k == 0)
+            start((const char *const[]){"--workers", "1", NULL}, 0);
+        else
+            server_start_cmd(ritual_program(), "echo", "127.0.0.1:0",
+                             (const char *const[]){"--workers", "1", NULL}, 0, &server);
+        SYSCHECK(setrlimit(RLIMIT_NOFILE, &mine));
+        char want[64], path[64];
+        if (mine.rlim_max == RLIM_INFINITY)
+            snprintf(want, sizeof want, "RLIMIT_NOFILE unlimited");
+        else
+            snprintf(want, sizeof want, "RLIMIT_NOFILE %llu", (unsigned long long)mine.rlim_max);
+        server_wait_log(&server, want, 1);
+        snprintf(path, sizeof path, "/proc/%d/limits", (int)server.pid);
+        size_t len;
+        char *limits = file_read(path, &len);
+        ASSERT(limits != NULL);
+        const char *line = strstr(limits, "Max open files");
+        ASSERT(line != NULL);
+        unsigned long long soft = 0, hard = 0;
+        ASSERT_EQ(sscanf(line, "Max open files %llu %llu", &soft, &hard), 2);
+        ASSERT_EQ(soft, hard);
+        free(limits);
+        note("ritual %s: soft RLIMIT_NOFILE %d raised to the hard limit, %llu", cmds[k], SOFT,
+             hard);
+        if (k == 0)
+            server_expect_clean_exit(&server);
+    }
 }
 
 /* Connections take up every descriptor but a few: a file not in the cache
@@ -296,5 +448,6 @@ static void deleted_released(void)
          (unsigned long long)took);
 }
 
-TEST_CASES_WITH(make_root, stop_and_remove, CASE(crawl_under_low_nofile), CASE(emfile_evicts_idle),
-                CASE(ctime_recheck), CASE(deleted_released))
+TEST_CASES_WITH(make_root, stop_and_remove, CASE(crawl_under_low_nofile),
+                CASE(many_workers_leave_room), CASE(accept_sheds_idle), CASE(nofile_raised),
+                CASE(emfile_evicts_idle), CASE(ctime_recheck), CASE(deleted_released))

@@ -146,6 +146,13 @@ static void dot_segments(void)
     expect_raw("GET http://x/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 200, hello);
     expect_raw("GET http://x HTTP/1.1\r\nHost: x\r\n\r\n", 200, "<h1>root</h1>\n");
     expect_raw("GET http://x?../secret HTTP/1.1\r\nHost: x\r\n\r\n", 200, "<h1>root</h1>\n");
+    /* An authority that is not one (RFC 9110 4.2.1, 4.2.4): 400, as nginx. */
+    expect_raw("GET http:///hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400, NULL);
+    expect_raw("GET http://x:abc/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400, NULL);
+    expect_raw("GET http://[::1/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400, NULL);
+    expect_raw("GET http://x@/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400, NULL);
+    expect_raw("GET http:// HTTP/1.1\r\nHost: x\r\n\r\n", 400, NULL);
+    expect_raw("GET HTTPS://[::1]:8080/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", 200, hello);
     /* Neither origin- nor absolute-form. */
     expect_raw("GET secret HTTP/1.1\r\nHost: x\r\n\r\n", 400, NULL);
     expect_raw("GET ../secret HTTP/1.1\r\nHost: x\r\n\r\n", 400, NULL);
