@@ -275,7 +275,9 @@ static struct {
     ritual_http_exchange *ex;
     uint64_t count, bad;
     uint64_t next_pause;
-    size_t largest; /* the largest single delivery */
+    uint64_t pause_ms; /* how long each pause lasts */
+    size_t largest;    /* the largest single delivery */
+    atomic_int paused; /* a pause began: the client may send on */
 } up;
 
 static void upload_body(ritual_http_exchange *ex, const char *data, size_t len, void *arg)
@@ -291,7 +293,8 @@ static void upload_body(ritual_http_exchange *ex, const char *data, size_t len, 
         up.next_pause = up.count + 65536;
         ASSERT_EQ(ritual_http_body_pause(ex), 0);
         seen.pauses++;
-        ritual_timer_start(late_timer, 1, 0);
+        atomic_store(&up.paused, 1);
+        ritual_timer_start(late_timer, up.pause_ms, 0);
     }
 }
 
@@ -354,6 +357,15 @@ static void handler(ritual_http_exchange *ex, void *data)
         up.count = up.bad = 0;
         up.largest = 0;
         up.next_pause = 65536;
+        up.pause_ms = 1;
+        ritual_http_exchange_set_callbacks(ex, &upload_cbs, NULL);
+        return;
+    }
+    if (target_is(ex, "/upload-paused")) { /* from on_body, at the first piece */
+        up.ex = ex;
+        up.count = up.bad = 0;
+        up.next_pause = 1;
+        up.pause_ms = 300;
         ritual_http_exchange_set_callbacks(ex, &upload_cbs, NULL);
         return;
     }
@@ -1028,6 +1040,25 @@ static void *held_story(void *arg)
     HTTP_EXPECT_STATUS(&r, 201); /* not 408 */
     ASSERT(r.body_len == 7 && memcmp(r.body, "1000 0\n", 7) == 0);
     http_response_free(&r);
+
+    /* Paused from on_body at the first piece; the rest sent meanwhile. */
+    n = snprintf(req, sizeof req,
+                 "POST /upload-paused HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n");
+    for (int i = 0; i < 500; i++)
+        req[n + i] = pattern((uint64_t)i);
+    req[n + 500] = '\0';
+    http_send(c, req);
+    for (int i = 0; i < 5000 && !atomic_load(&up.paused); i++)
+        sleep_ms(1);
+    ASSERT(atomic_load(&up.paused));
+    for (int i = 0; i < 500; i++)
+        req[i] = pattern((uint64_t)(500 + i));
+    req[500] = '\0';
+    http_send(c, req);
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 201); /* not 408 */
+    ASSERT(r.body_len == 7 && memcmp(r.body, "1000 0\n", 7) == 0);
+    http_response_free(&r);
     return story_end(c);
 }
 
@@ -1036,13 +1067,13 @@ static void held_tweak(ritual_http_options *o)
     o->body_timeout_ms = 100;
 }
 
-/* A body paused from the handler itself, for three body timeouts: no 408;
- * once resumed it arrives whole. */
+/* A body paused from the handler itself, and one paused from on_body, each
+ * for three body timeouts: no 408; once resumed it arrives whole. */
 static void body_pause_outlasts_timeout(void)
 {
     setup(RITUAL_HTTP_BODY_STREAM, held_tweak);
     run_story(held_story);
-    note("paused in the handler for 300 ms (body timeout 100 ms): no 408, the body whole");
+    note("paused in the handler, then in on_body, for 300 ms (body timeout 100 ms): no 408");
     teardown();
 }
 
