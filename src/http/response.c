@@ -335,25 +335,21 @@ static inline bool layer_owns(const char *p, size_t n, bool connection)
     }
 }
 
-/* The same for each line of a raw block (names end at the colon). */
-static bool raw_owns(const char *p, const char *end, bool connection)
+/* The same for a raw line of `len` bytes: its name ends at the first
+ * colon, so three bytes tell whether it could be one of those names. */
+static inline bool line_owned(const char *line, size_t len, bool connection)
 {
-    while (p < end) {
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (colon && colon < eol && layer_owns(p, (size_t)(colon - p), connection))
-            return true;
-        p = eol + 1; /* every line ends in LF: checked before */
-    }
-    return false;
+    return (len > 14 && line[14] == ':' && layer_owns(line, 14, connection)) ||
+           (len > 17 && line[17] == ':' && layer_owns(line, 17, connection)) ||
+           (len > 10 && line[10] == ':' && layer_owns(line, 10, connection));
 }
 
 /* A head the caller asked for that would not be one: a status outside
  * 100-599; a header name that is empty or holds a control character, a
  * space or a colon; a value with CR, LF, NUL or another control character
  * but HTAB (header injection: a second header, or a body of the caller's
- * choosing); or a raw block that is not whole CRLF-ended lines; or a header the layer
- * writes itself (layer_owns: Connection too unless `connection`).
+ * choosing); a raw block that is not whole CRLF-ended lines; or a header
+ * the layer writes itself (layer_owns: Connection too unless `connection`).
  * Returns 0 or -EINVAL. */
 static ALWAYS_INLINE int check_head(int status, const ritual_http_header *headers,
                                     size_t num_headers, bool connection)
@@ -367,14 +363,16 @@ static ALWAYS_INLINE int check_head(int status, const ritual_http_header *header
             const char *p = h->value, *end = p + n, *c;
             if (n < 2 || end[-1] != '\n' || p[0] == '\r')
                 return -EINVAL;
-            for (c = p; (c = memchr(c, '\n', (size_t)(end - c))) != NULL; c++)
-                if (c == p || c[-1] != '\r' || (c + 1 < end && c[1] == '\r'))
+            const char *line = p;
+            for (c = p; (c = memchr(c, '\n', (size_t)(end - c))) != NULL; c++) {
+                if (c == p || c[-1] != '\r' || (c + 1 < end && c[1] == '\r') ||
+                    line_owned(line, (size_t)(c - line), connection))
                     return -EINVAL;
+                line = c + 1;
+            }
             for (c = p; (c = memchr(c, '\r', (size_t)(end - c))) != NULL; c++)
                 if (c + 1 == end || c[1] != '\n')
                     return -EINVAL;
-            if (raw_owns(p, end, connection))
-                return -EINVAL;
             continue;
         }
         if (h->name_len == 0 || !field_ok(h->name, h->name_len, true) ||
