@@ -316,8 +316,8 @@ RITUAL_API ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex
  * ending in CRLF (a block of headers prepared once and reused).
  * The framing and the connection are the layer's: a caller's
  * Content-Length, Transfer-Encoding or Connection header (any case, named
- * or in raw text) would contradict its own, and is refused. To close after
- * an answer, ritual_http_respond_error(close) or ritual_conn_close.
+ * or in raw text) would contradict its own, and is refused (a caller's
+ * Connection: close never closed anything; ritual_http_respond_error can).
  * Expect: 100-continue (RITUAL_HTTP_BODY_STREAM): an answer given before
  * any of the body came, with no 100 sent, says Connection: close and
  * closes after it, as Go's net/http does: the client may rightly never
