@@ -10,8 +10,14 @@
  * buffer goes to disk a slice per loop turn, so one fast client neither
  * fills memory nor keeps the loop from the others; then reading resumes.
  * A client that leaves half-way leaves no file (on_close). A file appears
- * under its name only once complete (written as NAME.part, then renamed).
+ * under its name only once complete: it is written nameless (O_TMPFILE in
+ * DIR; where the file system has none, under a unique hidden name), then
+ * linked under a unique hidden name and renamed over NAME. Uploads to one
+ * name at once never share a file: the last to complete wins, whole.
  * Build: cc upload.c $(pkg-config --cflags --libs ritual) */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* O_TMPFILE, AT_EMPTY_PATH */
+#endif
 #include <ritual.h>
 #include <ritual_http.h>
 #include <errno.h>
@@ -22,19 +28,22 @@
 #include <string.h>
 #include <unistd.h>
 
+#define PIECE_MAX (64 * 1024)             /* read_buffer_size: the largest on_body piece */
 #define BUFFER_MAX (256 * 1024)           /* per upload */
-#define PAUSE_AT (BUFFER_MAX - 64 * 1024) /* room for one more piece */
+#define PAUSE_AT (BUFFER_MAX - PIECE_MAX) /* room for one more piece */
 #define SLICE (64 * 1024)                 /* written per loop turn */
 #define MAX_UPLOAD (1ull << 32)           /* 4 GiB */
 
 static int dir_fd = -1;
+static unsigned long parts_made; /* numbers the temporary names */
 
 struct upload {
     ritual_http_exchange *ex;
     ritual_timer *flush;
     int fd;
-    int ended; /* the whole body is in */
-    char name[256], part[262];
+    int ended;      /* the whole body is in */
+    char name[256]; /* NAME */
+    char part[320]; /* the temporary name, while there is one ("": none) */
     uint64_t total;
     size_t len;
     char buf[BUFFER_MAX];
@@ -44,7 +53,7 @@ static void upload_free(struct upload *u, int keep)
 {
     if (u->fd >= 0 && close(u->fd) < 0)
         keep = 0;
-    if (!keep)
+    if (!keep && u->part[0])
         unlinkat(dir_fd, u->part, 0);
     ritual_timer_free(u->flush);
     free(u);
@@ -68,11 +77,79 @@ static int write_some(struct upload *u, size_t max)
     return 0;
 }
 
+/* A temporary name no upload can take (names never start with '.'), and
+ * no other upload of this server has. */
+static void part_name(struct upload *u)
+{
+    snprintf(u->part, sizeof u->part, ".%s.%ld.%lu.part", u->name, (long)getpid(), ++parts_made);
+}
+
+/* Opens the file the body goes to: nameless if the file system can
+ * (O_TMPFILE: nothing to clean up if the server dies), else under a
+ * temporary name. Returns 0 or -errno. */
+static int open_part(struct upload *u)
+{
+    u->part[0] = '\0';
+    u->fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (u->fd >= 0)
+        return 0;
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+        return -errno;
+    for (int tries = 0; tries < 100; tries++) {
+        part_name(u);
+        u->fd = openat(dir_fd, u->part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (u->fd >= 0)
+            return 0;
+        int e = errno;
+        u->part[0] = '\0'; /* not ours: never unlinked */
+        if (e != EEXIST)
+            return -e;
+    }
+    return -EEXIST;
+}
+
+/* Gives a nameless file a temporary name: linkat(2) cannot replace NAME,
+ * rename(2) can. Through /proc (any user may), else AT_EMPTY_PATH (needs
+ * CAP_DAC_READ_SEARCH). Returns 0 or -errno. */
+static int link_part(struct upload *u)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", u->fd);
+    for (int tries = 0; tries < 100; tries++) {
+        part_name(u);
+        int rc = linkat(AT_FDCWD, proc, dir_fd, u->part, AT_SYMLINK_FOLLOW);
+        if (rc < 0 && errno == ENOENT) /* no /proc */
+            rc = linkat(u->fd, "", dir_fd, u->part, AT_EMPTY_PATH);
+        if (rc == 0)
+            return 0;
+        int e = errno;
+        u->part[0] = '\0';
+        if (e != EEXIST)
+            return -e;
+    }
+    return -EEXIST;
+}
+
+/* The file, complete, under its name: an upload to the same name that
+ * completed before is replaced whole. Returns 0 or -errno. */
+static int publish(struct upload *u)
+{
+    if (!u->part[0]) {
+        int rc = link_part(u);
+        if (rc < 0)
+            return rc;
+    }
+    if (renameat(dir_fd, u->part, dir_fd, u->name) < 0)
+        return -errno;
+    u->part[0] = '\0';
+    return 0;
+}
+
 static void finish(struct upload *u, int error)
 {
     ritual_http_exchange *ex = u->ex;
-    if (error == 0 && renameat(dir_fd, u->part, dir_fd, u->name) < 0)
-        error = -errno;
+    if (error == 0)
+        error = publish(u);
     if (error < 0) {
         fprintf(stderr, "upload: %s: %s\n", u->name, strerror(-error));
         ritual_http_respond_error(ex, 500, 1);
@@ -107,7 +184,9 @@ static void flush_some(ritual_timer *timer, void *data)
 static void on_body(ritual_http_exchange *ex, const char *data, size_t len, void *arg)
 {
     struct upload *u = arg;
-    memcpy(u->buf + u->len, data, len); /* a piece is at most 64 KiB: it fits */
+    /* A piece is at most read_buffer_size (PIECE_MAX, set in main): with
+     * reading paused from PAUSE_AT on, it fits. */
+    memcpy(u->buf + u->len, data, len);
     u->len += len;
     u->total += len;
     if (u->len >= PAUSE_AT) {
@@ -178,11 +257,10 @@ static void handle(ritual_http_exchange *ex, void *data)
         ritual_http_respond_error(ex, 400, 0); /* the body is dropped by the layer */
         return;
     }
-    snprintf(u->part, sizeof u->part, "%s.part", u->name);
     u->flush = ritual_timer_new(loop, flush_some, u);
-    u->fd = openat(dir_fd, u->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (!u->flush || u->fd < 0) {
-        fprintf(stderr, "upload: %s: %s\n", u->part, strerror(errno));
+    int rc = u->flush ? open_part(u) : -ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "upload: %s: %s\n", u->name, strerror(-rc));
         upload_free(u, 0);
         ritual_http_respond_error(ex, 500, 1);
         return;
@@ -209,6 +287,7 @@ int main(int argc, char **argv)
         .data = loop,
         .body_mode = RITUAL_HTTP_BODY_STREAM,
         .max_body = MAX_UPLOAD,
+        .conn = {.read_buffer_size = PIECE_MAX},
     };
     ritual_listener *l =
         loop ? ritual_http_listen(loop, argc > 2 ? argv[2] : "127.0.0.1:8083", &opts, &err) : NULL;

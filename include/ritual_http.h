@@ -155,15 +155,27 @@ RITUAL_API const char *ritual_http_reason(int status);
 /* --------------------------------------------------------------- server */
 
 /* One request and its answer. Valid from the handler call until the
- * response is complete (ritual_http_respond*), which may be later than the
- * handler's return: the connection then waits, and requests pipelined
- * behind it are answered after it, in order. For such a late answer the
- * request is copied when the handler returns: take the request and body
- * pointers again from the exchange (the ones seen during the call pointed
- * into the read buffer). A handler that closes or aborts the connection
- * instead of answering ends the exchange with it: it must not answer
- * afterwards. ritual_loop_free runs queued posts first, so an answer posted
- * from another thread still finds its exchange. */
+ * exchange ends: the answer is complete (ritual_http_respond*), a stream
+ * ended (ritual_http_stream_end), the connection handed over
+ * (ritual_http_upgrade), or its on_close returned (see
+ * ritual_http_exchange_callbacks). That may be later than the handler's
+ * return: the connection then waits, and requests pipelined behind it are
+ * answered after it, in order. For such a late answer the request is
+ * copied when the handler returns: take the request and body pointers
+ * again from the exchange (the ones seen during the call pointed into the
+ * read buffer). A handler that closes or aborts the connection instead of
+ * answering (or whose stream write failed) ends the exchange with it: it
+ * must not answer afterwards; its on_close, if set, runs as the connection
+ * goes. ritual_loop_free runs queued posts first, so an answer posted from
+ * another thread still finds its exchange.
+ *
+ * While an exchange waits, the connection goes on reading until a byte of
+ * the next request arrives (that one waits, kept, for its turn). A FIN
+ * that comes first is taken as the client leaving, as nginx does (its
+ * 499): the connection closes and on_close runs with -EPIPE, at once, not
+ * at the next write or the idle timeout. The price: a client that only
+ * half-closed after its request loses an answer given after the handler
+ * returned (one given in the handler was sent already). */
 typedef struct ritual_http_exchange ritual_http_exchange;
 
 typedef void (*ritual_http_handler)(ritual_http_exchange *ex, void *data);
@@ -236,8 +248,9 @@ typedef struct ritual_http_options {
      * errors (400, 408, 413, ...) included, after Date and Server: whole
      * lines, each ending in CRLF ("X-Content-Type-Options: nosniff\r\n").
      * Checked when listening: a name that is not a token, a missing colon,
-     * a bare CR or LF, or a control character but HTAB in a value is
-     * -EINVAL. Copied. NULL or "": none. */
+     * a bare CR or LF, a control character but HTAB in a value, or a
+     * Content-Length, Transfer-Encoding or Connection line (the layer's
+     * own, any case) is -EINVAL. Copied. NULL or "": none. */
     const char *extra_headers;
     /* As in ritual_listen_options: PROXY protocol sources and header
      * timeout, and a unix:/path socket file's mode and owner. */
@@ -288,7 +301,11 @@ RITUAL_API void ritual_http_stats_get(const ritual_loop *loop, ritual_http_stats
 /* The sum over a server's workers. */
 RITUAL_API void ritual_http_server_stats_get(const ritual_server *server, ritual_http_stats *out);
 
-/* The request being answered; its body, if it had one, is complete. */
+/* The request being answered. In RITUAL_HTTP_BODY_BUFFER mode its body,
+ * if it had one, is complete (ritual_http_exchange_body); in
+ * RITUAL_HTTP_BODY_STREAM mode the body may still be arriving (on_body),
+ * and ritual_http_exchange_body returns none; in RITUAL_HTTP_BODY_DISCARD
+ * mode it was dropped. */
 RITUAL_API const ritual_http_request *ritual_http_exchange_request(const ritual_http_exchange *ex);
 RITUAL_API const char *ritual_http_exchange_body(const ritual_http_exchange *ex, size_t *len);
 /* The exchange's connection, or NULL once it has closed (an answer given
@@ -300,10 +317,19 @@ RITUAL_API ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex
  * connection will close, Connection: close; for HEAD it sends no body.
  * A header whose name is NULL is raw text, copied as is: whole lines, each
  * ending in CRLF (a block of headers prepared once and reused).
+ * The framing and the connection are the layer's: a caller's
+ * Content-Length, Transfer-Encoding or Connection header (any case, named
+ * or in raw text) would contradict its own, and is refused (a caller's
+ * Connection: close never closed anything; ritual_http_respond_error can).
+ * Expect: 100-continue (RITUAL_HTTP_BODY_STREAM): an answer given before
+ * any of the body came, with no 100 sent, says Connection: close and
+ * closes after it, as Go's net/http does: the client may rightly never
+ * send the body, and its next request could not be told from it.
  * Returns 0 or a negative errno: -EINVAL for a status outside 100-599, a
  * header name that is empty or holds a control character, a space or a
  * colon, a value with CR, LF or another control character but HTAB (header
- * injection), or raw text that is not whole lines (then
+ * injection), raw text that is not whole lines, or a header of the
+ * layer's as above (then
  * nothing is sent and the exchange is still to be answered); -EALREADY if
  * it was answered; else the connection is gone (-EPIPE): nothing to do. */
 RITUAL_API int ritual_http_respond(ritual_http_exchange *ex, int status,
@@ -340,7 +366,9 @@ RITUAL_API int ritual_http_respond_error(ritual_http_exchange *ex, int status, i
  * may be NULL. `arg` is the one given to ritual_http_exchange_set_callbacks. */
 typedef struct ritual_http_exchange_callbacks {
     /* RITUAL_HTTP_BODY_STREAM: the next `len` bytes of the request body
-     * (decoded from chunked framing), valid during the call only. */
+     * (decoded from chunked framing), valid during the call only. A piece
+     * is never longer than conn.read_buffer_size (default 64 KiB): it lies
+     * in the connection's read buffer. */
     void (*on_body)(ritual_http_exchange *ex, const char *data, size_t len, void *arg);
     /* RITUAL_HTTP_BODY_STREAM: the body is complete (also for a request
      * without one: then just after the handler returns). The usual place
@@ -351,9 +379,11 @@ typedef struct ritual_http_exchange_callbacks {
      * once the queue is back under its low watermark. */
     void (*on_drain)(ritual_http_exchange *ex, void *arg);
     /* The connection closed (`reason` as ritual_conn_callbacks.on_close)
-     * before the exchange was answered or its stream ended. The exchange is
-     * freed when this returns: never touch it again. Without on_close the
-     * exchange is kept until answered (the answer then returns -EPIPE). */
+     * before the exchange was answered or its stream ended; -EPIPE when the
+     * client closed its side while the answer was pending (see
+     * ritual_http_exchange). The exchange is freed when this returns: never
+     * touch it again. Without on_close the exchange is kept until answered
+     * (the answer then returns -EPIPE). */
     void (*on_close)(ritual_http_exchange *ex, int reason, void *arg);
 } ritual_http_exchange_callbacks;
 
@@ -366,7 +396,8 @@ RITUAL_API void ritual_http_exchange_set_callbacks(ritual_http_exchange *ex,
 
 /* RITUAL_HTTP_BODY_STREAM: stop delivering body pieces (the request's bytes
  * wait in the kernel, and TCP slows the client down) until resumed; the
- * body timeout does not run meanwhile. Callable from on_body. Resuming
+ * body timeout does not run meanwhile, however long. Callable from the
+ * handler (before any piece) and from on_body. Resuming
  * hands over what was held, from the loop, not inside the call.
  * Return 0, -EALREADY if the body is complete, -EINVAL if the exchange
  * does not stream a body, or -EPIPE if the connection is gone. */
@@ -385,18 +416,22 @@ RITUAL_API int ritual_http_body_resume(ritual_http_exchange *ex);
  * Backpressure: a write returns RITUAL_HTTP_STREAM_FULL once the
  * connection's queue is above its high watermark (conn.write_high_watermark);
  * stop writing until on_drain (ritual_http_exchange_callbacks) runs. The
- * queue is bounded by conn.write_limit: a writer that goes on anyway has
- * its connection closed with -ENOBUFS. A connection that closes mid-stream
- * makes writes return a negative errno, and on_close runs.
+ * queue is bounded by conn.write_limit: a write that would take it past
+ * (a writer that goes on anyway, or one write larger than the limit that
+ * the kernel does not take at once) returns -ENOBUFS and the connection is
+ * closed at once (queued output dropped). A connection that closes
+ * mid-stream makes writes return a negative errno, and on_close runs.
  *
  * The connection's idle timeout becomes send_timeout_ms at the start: a
  * stream that writes nothing for longer (a quiet event stream) sets its
  * own with ritual_conn_set_idle_timeout(ritual_http_exchange_conn(ex), ms).
  *
  * ritual_http_stream_start returns 0, or as ritual_http_respond: -EINVAL
- * for a bad status (or one below 200) or head (nothing sent, the exchange
- * still to be answered), -EALREADY if answered or streaming already,
- * -EPIPE if the connection is gone, -ENOMEM. */
+ * for a bad status (or one below 200) or head, a Content-Length,
+ * Transfer-Encoding or Connection header among them (the framing is
+ * `length`'s; nothing sent, the exchange still to be answered), -EALREADY
+ * if answered or streaming already, -EPIPE if the connection is gone,
+ * -ENOMEM. */
 #define RITUAL_HTTP_LENGTH_UNKNOWN (-1)
 RITUAL_API int ritual_http_stream_start(ritual_http_exchange *ex, int status,
                                         const ritual_http_header *headers, size_t num_headers,
@@ -432,8 +467,8 @@ RITUAL_API int ritual_http_stream_end(ritual_http_exchange *ex);
  * caller chooses the protocol from it (RFC 9110 7.8).
  * Returns 0; -EINVAL for an HTTP/1.0 request (which may not be upgraded),
  * a request whose body is still arriving, callbacks without on_data, or a
- * bad header (nothing sent); -EALREADY if answered or streaming; -EPIPE if
- * the connection is gone; -ENOMEM. */
+ * bad header, Content-Length and Transfer-Encoding included (nothing sent); -EALREADY if answered
+ * or streaming; -EPIPE if the connection is gone; -ENOMEM. */
 RITUAL_API int ritual_http_upgrade(ritual_http_exchange *ex, const ritual_http_header *headers,
                                    size_t num_headers, const ritual_conn_callbacks *callbacks,
                                    void *data);

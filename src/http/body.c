@@ -129,8 +129,7 @@ static void body_end(struct http_conn *hc)
     if (ex->held && ex->cbs && ex->cbs->on_body_end)
         ex->cbs->on_body_end(ex, ex->cb_arg);
     if (ex->held && hc->conn && !ritual_conn_closing(hc->conn)) {
-        hc->state = HTTP_WAITING; /* the answer is still to come */
-        ritual_conn_pause(hc->conn);
+        hc->state = HTTP_WAITING; /* the answer is still to come (on_data pauses) */
         ritual__http_set_idle(hc, hc->site->opts->send_timeout_ms);
         return;
     }
@@ -141,11 +140,13 @@ static void body_end(struct http_conn *hc)
 /* -------------------------------------------------------------- begin */
 
 /* RITUAL_HTTP_BODY_STREAM: the handler runs now, before the body. */
-static size_t begin_streamed(struct http_conn *hc, const char *p, size_t head_len)
+static size_t begin_streamed(struct http_conn *hc, const char *p, size_t n, size_t head_len)
 {
     struct ritual_http_exchange *ex = &hc->ex;
     hc->state = HTTP_BODY;
     hc->body_streamed = true;
+    /* A client that sent body bytes with the head did not wait for a 100. */
+    hc->expect_unmet = (ex->req.flags & RITUAL_HTTP_EXPECT_CONTINUE) && n == head_len;
     if (ritual__http_run_handler(hc)) {
         /* Kept: the request must outlive the read buffer. */
         if (ritual__http_owned_new(hc, p, head_len, 0) < 0) {
@@ -156,10 +157,13 @@ static size_t begin_streamed(struct http_conn *hc, const char *p, size_t head_le
         /* Asked to wait for a go-ahead: given only if the handler wants
          * the body. One that answered at once spares the client sending
          * it (what is sent anyway is dropped). */
-        if ((ex->req.flags & RITUAL_HTTP_EXPECT_CONTINUE) && ex->cbs && ex->cbs->on_body)
+        if ((ex->req.flags & RITUAL_HTTP_EXPECT_CONTINUE) && ex->cbs && ex->cbs->on_body &&
+            !ritual_conn_closing(hc->conn))
             ritual__http_send_continue(hc);
     }
-    if (hc->conn && !ritual_conn_closing(hc->conn) && hc->state == HTTP_BODY)
+    /* Not while paused (the handler may have paused it): the body timeout
+     * waits for the resume. */
+    if (hc->conn && !ritual_conn_closing(hc->conn) && hc->state == HTTP_BODY && !hc->body_paused)
         body_wait_start(hc);
     return head_len;
 }
@@ -183,7 +187,7 @@ size_t ritual__http_body_begin(struct http_conn *hc, const char *p, size_t n, si
     hc->discard = o->body_mode == RITUAL_HTTP_BODY_DISCARD;
     memset(&hc->chunked, 0, sizeof hc->chunked);
     if (o->body_mode == RITUAL_HTTP_BODY_STREAM)
-        return begin_streamed(hc, p, head_len);
+        return begin_streamed(hc, p, n, head_len);
     if (req->body == RITUAL_HTTP_BODY_LENGTH && n - head_len >= req->content_length) {
         if (!hc->discard) { /* all here: zero-copy */
             hc->ex.body = p + head_len;
@@ -213,6 +217,8 @@ size_t ritual__http_body_begin(struct http_conn *hc, const char *p, size_t n, si
 
 size_t ritual__http_body_feed(struct http_conn *hc, const char *p, size_t n)
 {
+    if (n > 0)
+        hc->expect_unmet = false; /* the body comes: it can be read to its end */
     if (hc->body_kind == RITUAL_HTTP_BODY_LENGTH) {
         size_t take = n < hc->body_left ? n : (size_t)hc->body_left;
         hc->body_left -= take;

@@ -134,10 +134,14 @@ struct http_conn {
     bool discard;       /* HTTP_BODY: the bytes are dropped, not kept */
     bool body_streamed; /* HTTP_BODY: the handler ran; bytes go to on_body */
     bool body_paused;   /* ritual_http_body_pause */
-    uint32_t idle_ms;   /* the idle timeout last set on the connection */
-    unsigned requests;  /* answered on this connection */
-    size_t last_len;    /* bytes of an incomplete head already scanned */
-    const char *raw;    /* a request that failed to parse, for the log */
+    bool client_left;   /* a FIN while an answer was pending (on_eof) */
+    /* HTTP_BODY: Expect: 100-continue asked, and neither 100 sent nor a body
+     * byte come: the client may never send the body (ritual__http_closes). */
+    bool expect_unmet;
+    uint32_t idle_ms;  /* the idle timeout last set on the connection */
+    unsigned requests; /* answered on this connection */
+    size_t last_len;   /* bytes of an incomplete head already scanned */
+    const char *raw;   /* a request that failed to parse, for the log */
     size_t raw_len;
     uint64_t deadline_ms;    /* header deadline while on site->waiting */
     struct ritual_list wait; /* in site->waiting (empty when not) */
@@ -190,6 +194,18 @@ size_t ritual__http_body_feed(struct http_conn *hc, const char *p, size_t n);
 void ritual__http_body_wait_stop(struct http_conn *hc);
 /* A streamed body's exchange was answered before the body ended. */
 void ritual__http_body_answered(struct http_conn *hc);
+
+/* Whether the exchange's answer closes the connection after it: asked
+ * for, or the body of an Expect: 100-continue still unmet. The client was
+ * told to wait for a 100 that never came; it may (rightly) never send the
+ * body, so whatever comes next could not be told apart from it: close, as
+ * Go's net/http does. Called as an answer's head is staged. */
+static inline bool ritual__http_closes(struct http_conn *hc, struct ritual_http_exchange *ex)
+{
+    if (hc->expect_unmet && hc->state == HTTP_BODY)
+        ex->keep_alive = false;
+    return hc->close_after || !ex->keep_alive;
+}
 
 /* response.c */
 void ritual__http_date_refresh(struct http_site *site);

@@ -81,8 +81,9 @@ static struct http_site *site_new(struct http_config *cfg, ritual_loop *loop, ri
     return site;
 }
 
-/* extra_headers: whole lines "name: value" CRLF, the name a token, the
- * value of field characters (HTAB, SP, visible, obs-text). Returns 0 or
+/* extra_headers: whole lines "name: value" CRLF, the name a token (not
+ * Content-Length, Transfer-Encoding or Connection), the value of field
+ * characters (HTAB, SP, visible, obs-text). Returns 0 or
  * -EINVAL with `err` saying which line is wrong. */
 static int check_extra_headers(const char *text, ritual_error *err)
 {
@@ -90,7 +91,15 @@ static int check_extra_headers(const char *text, ritual_error *err)
         const char *p = text;
         while (http_is(*p, RITUAL__HTTP_TCHAR))
             p++;
+        size_t name_len = (size_t)(p - text);
         bool ok = p > text && *p == ':';
+        /* Headers the layer writes itself: a second copy contradicts it
+         * (two framings of one body, a keep-alive the layer does not keep). */
+        if ((name_len == 14 && http_lower_equals(text, 14, "content-length")) ||
+            (name_len == 17 && http_lower_equals(text, 17, "transfer-encoding")) ||
+            (name_len == 10 && http_lower_equals(text, 10, "connection")))
+            return ritual_error_set(err, -EINVAL, "http: extra header line %u: %.*s is the layer's",
+                                    line, (int)name_len, text);
         if (ok)
             for (p++; http_is(*p, RITUAL__HTTP_VALUE);)
                 p++;

@@ -249,11 +249,6 @@ void ritual__http_flush_unless_delivering(struct http_conn *hc)
 
 #define flush_unless_delivering ritual__http_flush_unless_delivering
 
-static bool will_close(const struct http_conn *hc, const struct ritual_http_exchange *ex)
-{
-    return hc->close_after || !ex->keep_alive;
-}
-
 /* A response for a request that is already answered, or whose connection
  * is gone. Returns 0 to go on, or a negative errno. */
 static ALWAYS_INLINE int check_exchange(ritual_http_exchange *ex)
@@ -318,14 +313,46 @@ static ALWAYS_INLINE bool field_ok(const char *p, size_t n, bool name)
     }
 }
 
+/* Is the header name at p[0..n) one whose header the layer writes itself
+ * (Content-Length, Transfer-Encoding, Connection)? A caller's copy would
+ * contradict it: two framings of one body (a Content-Length beside chunked
+ * coding, which a proxy may read one way and the client the other: request
+ * smuggling), or a keep-alive the layer does not keep. Only `connection`
+ * decides whether Connection is among them: a 101 needs the caller's
+ * "Connection: upgrade". Lengths are compared first: the usual names pass
+ * with one comparison. */
+static inline bool layer_owns(const char *p, size_t n, bool connection)
+{
+    switch (n) {
+    case 10:
+        return connection && http_lower_equals(p, 10, "connection");
+    case 14:
+        return http_lower_equals(p, 14, "content-length");
+    case 17:
+        return http_lower_equals(p, 17, "transfer-encoding");
+    default:
+        return false;
+    }
+}
+
+/* The same for a raw line of `len` bytes: its name ends at the first
+ * colon, so three bytes tell whether it could be one of those names. */
+static inline bool line_owned(const char *line, size_t len, bool connection)
+{
+    return (len > 14 && line[14] == ':' && layer_owns(line, 14, connection)) ||
+           (len > 17 && line[17] == ':' && layer_owns(line, 17, connection)) ||
+           (len > 10 && line[10] == ':' && layer_owns(line, 10, connection));
+}
+
 /* A head the caller asked for that would not be one: a status outside
  * 100-599; a header name that is empty or holds a control character, a
  * space or a colon; a value with CR, LF, NUL or another control character
  * but HTAB (header injection: a second header, or a body of the caller's
- * choosing); or a raw block that is not whole CRLF-ended lines. Returns 0
- * or -EINVAL. */
+ * choosing); a raw block that is not whole CRLF-ended lines; or a header
+ * the layer writes itself (layer_owns: Connection too unless `connection`).
+ * Returns 0 or -EINVAL. */
 static ALWAYS_INLINE int check_head(int status, const ritual_http_header *headers,
-                                    size_t num_headers)
+                                    size_t num_headers, bool connection)
 {
     if (status < 100 || status > 599)
         return -EINVAL;
@@ -336,16 +363,21 @@ static ALWAYS_INLINE int check_head(int status, const ritual_http_header *header
             const char *p = h->value, *end = p + n, *c;
             if (n < 2 || end[-1] != '\n' || p[0] == '\r')
                 return -EINVAL;
-            for (c = p; (c = memchr(c, '\n', (size_t)(end - c))) != NULL; c++)
-                if (c == p || c[-1] != '\r' || (c + 1 < end && c[1] == '\r'))
+            const char *line = p;
+            for (c = p; (c = memchr(c, '\n', (size_t)(end - c))) != NULL; c++) {
+                if (c == p || c[-1] != '\r' || (c + 1 < end && c[1] == '\r') ||
+                    line_owned(line, (size_t)(c - line), connection))
                     return -EINVAL;
+                line = c + 1;
+            }
             for (c = p; (c = memchr(c, '\r', (size_t)(end - c))) != NULL; c++)
                 if (c + 1 == end || c[1] != '\n')
                     return -EINVAL;
             continue;
         }
         if (h->name_len == 0 || !field_ok(h->name, h->name_len, true) ||
-            !field_ok(h->value, h->value_len, false))
+            !field_ok(h->value, h->value_len, false) ||
+            layer_owns(h->name, h->name_len, connection))
             return -EINVAL;
     }
     return 0;
@@ -358,7 +390,7 @@ int ritual__http_check_exchange(ritual_http_exchange *ex)
 
 int ritual__http_check_head(int status, const ritual_http_header *headers, size_t num_headers)
 {
-    return check_head(status, headers, num_headers);
+    return check_head(status, headers, num_headers, status != 101);
 }
 
 /* How every answer starts: the exchange checked and the head staged.
@@ -368,7 +400,7 @@ static bool start_answer(ritual_http_exchange *ex, int status, const ritual_http
                          size_t num_headers, uint64_t len, void (*release)(void *arg), void *arg,
                          int *rc)
 {
-    *rc = check_head(status, headers, num_headers);
+    *rc = check_head(status, headers, num_headers, true);
     if (*rc == 0)
         *rc = check_exchange(ex);
     if (*rc < 0) {
@@ -376,7 +408,7 @@ static bool start_answer(ritual_http_exchange *ex, int status, const ritual_http
             release(arg);
         return false;
     }
-    *rc = stage_head(ex->hc, status, headers, num_headers, len, will_close(ex->hc, ex),
+    *rc = stage_head(ex->hc, status, headers, num_headers, len, ritual__http_closes(ex->hc, ex),
                      ex->req.minor_version == 0);
     return true;
 }
@@ -529,6 +561,7 @@ void ritual__http_respond_early_text(struct http_conn *hc, int status, bool clos
 void ritual__http_send_continue(struct http_conn *hc)
 {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    hc->expect_unmet = false;
     ritual__http_stage_claim(hc->site, hc);
     if (stage_reserve(hc->site, sizeof line - 1) == 0)
         stage_copy(hc->site, line, sizeof line - 1);

@@ -149,11 +149,15 @@ static bool run_handler(struct http_conn *hc)
     if (ex->responded || !hc->conn || hc->state == HTTP_UPGRADED)
         return false;
     if (ritual_conn_closing(hc->conn)) {
-        /* The handler closed or aborted the connection instead of answering:
-         * the exchange ends with it (an answer now could never be sent). */
+        /* The handler closed or aborted the connection instead of answering,
+         * or a write of its failed (a stream past write_limit): the exchange
+         * ends with it (an answer now could never be sent). One with an
+         * on_close is kept to hear of it, as a stream's writer is promised. */
+        hc->done = true;
+        if (ex->cbs && ex->cbs->on_close)
+            return true;
         ex->responded = true;
         ex->held = false;
-        hc->done = true;
         return false;
     }
     return true;
@@ -170,7 +174,7 @@ static void keep_exchange(struct http_conn *hc, const char *head, size_t head_le
     struct ritual_http_exchange *ex = &hc->ex;
     /* A streamed body's end, for a request that had none. */
     if (hc->site->opts->body_mode == RITUAL_HTTP_BODY_STREAM && ex->cbs && ex->cbs->on_body_end &&
-        ex->req.body == RITUAL_HTTP_BODY_NONE) {
+        ex->req.body == RITUAL_HTTP_BODY_NONE && !ritual_conn_closing(hc->conn)) {
         ex->cbs->on_body_end(ex, ex->cb_arg);
         if (!ex->held || !hc->conn || hc->state == HTTP_UPGRADED)
             return;
@@ -192,8 +196,9 @@ static void keep_exchange(struct http_conn *hc, const char *head, size_t head_le
         hc->owned->body_len = ex->body_len;
         ritual__http_reparse_owned(hc);
     }
+    /* Reading goes on while nothing is held (on_data): a client leaving is
+     * noticed at once (on_eof), not at the next write or timeout. */
     hc->state = HTTP_WAITING;
-    ritual_conn_pause(hc->conn);
 }
 
 static void dispatch(struct http_conn *hc, const char *head, size_t head_len)
@@ -355,8 +360,13 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
 {
     struct http_conn *hc = ritual_conn_data(conn);
     struct http_site *site = hc->site;
-    if (hc->state >= HTTP_WAITING)
+    if (hc->state >= HTTP_WAITING) {
+        /* A request pipelined behind the one waiting: kept, and reading
+         * paused until the answer (exchange_done resumes it). */
+        if (hc->state == HTTP_WAITING)
+            ritual_conn_pause(conn);
         return 0;
+    }
     hc->in_delivery = true;
     hc->held = false;
     ritual__http_stage_claim(site, hc);
@@ -389,8 +399,14 @@ static size_t on_data(ritual_conn *conn, const char *bytes, size_t len)
     }
     hc->in_delivery = false;
     ritual__http_stage_flush(site);
-    if (hc->state == HTTP_WAITING)
+    if (hc->state == HTTP_WAITING) {
+        /* Waiting for the answer: bytes after the request are the next
+         * one's, kept until then; with none, reading goes on, to hear of
+         * a client that leaves (on_eof). */
+        if (pos < len)
+            ritual_conn_pause(conn);
         return pos;
+    }
     if (hc->state == HTTP_UPGRADED) {
         /* What followed the head is the new protocol's. */
         size_t (*next)(ritual_conn *, const char *, size_t) = hc->upgraded_on_data;
@@ -457,8 +473,19 @@ static void on_eof(ritual_conn *conn)
     struct http_conn *hc = ritual_conn_data(conn);
     hc->eof = true;
     /* Answer what was asked before the FIN; a half-sent request never ends. */
-    if (hc->state == HTTP_WAITING || hc->held)
+    if (hc->held)
         return;
+    if (hc->state == HTTP_WAITING) {
+        /* Requests pipelined behind the one waiting: all are answered, as
+         * asked. None: the FIN came while the answer was pending (reading
+         * goes on then), and is taken as the client leaving, as nginx does
+         * (its 499): the exchange ends, on_close told -EPIPE. A client that
+         * only half-closed loses an answer given later; one given in the
+         * handler was sent already. */
+        if (ritual_conn_input_held(conn) > 0)
+            return;
+        hc->client_left = true;
+    }
     ritual_conn_close(conn);
 }
 
@@ -517,6 +544,8 @@ static void on_close(ritual_conn *conn, int reason)
     struct ritual_http_exchange *ex = &hc->ex;
     if (ex->held && !(ex->cbs && ex->cbs->on_close))
         return; /* the handler still holds the exchange: freed when it answers */
+    if (hc->client_left && reason == 0)
+        reason = -EPIPE; /* it closed while the answer was pending (on_eof) */
     if (ex->held) {
         ex->held = false;
         ex->responded = true; /* an answer from on_close is -EALREADY */

@@ -34,6 +34,8 @@ static struct {
     uint64_t written;
     int length_overrun, length_short_end;
     int pauses;
+    int close_reason; /* the last on_close's */
+    int overflow_rc;  /* the first failed write of /overflow */
     _Atomic int closed;
 } seen;
 
@@ -133,8 +135,96 @@ static void endless_closed(ritual_http_exchange *ex, int reason, void *arg)
 
 static const ritual_http_exchange_callbacks endless_cbs = {.on_close = endless_closed};
 
+static const ritual_conn_callbacks echo_cbs;
+
+/* A raw block of header lines (a header without a name). */
+#define RAW(lines) ((ritual_http_header){NULL, 0, (lines), sizeof(lines) - 1})
+
+/* /quiet and /pending: the exchange waits, and hears the client leave. */
+static void quiet_closed(ritual_http_exchange *ex, int reason, void *arg)
+{
+    (void)ex, (void)arg;
+    seen.closes++;
+    seen.close_reason = reason;
+    atomic_store(&seen.closed, 1);
+}
+
+static const ritual_http_exchange_callbacks quiet_cbs = {.on_close = quiet_closed};
+
+/* /framing: headers that would frame the body a second way are refused by
+ * every answer, whatever their case; then a stream with harmless ones. */
+static void framing(ritual_http_exchange *ex)
+{
+    static const ritual_http_header owned[] = {
+        RITUAL_HTTP_HEADER("content-LENGTH", "5"),
+        RITUAL_HTTP_HEADER("Transfer-Encoding", "chunked"),
+        RITUAL_HTTP_HEADER("CONNECTION", "close"),
+        RAW("X-A: b\r\ncontent-length: 5\r\n"),
+        RAW("Transfer-encoding: gzip\r\n"),
+    };
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
+        ASSERT_EQ(ritual_http_stream_start(ex, 200, &owned[i], 1, RITUAL_HTTP_LENGTH_UNKNOWN),
+                  -EINVAL);
+        ASSERT_EQ(ritual_http_respond(ex, 200, &owned[i], 1, "x", 1), -EINVAL);
+        ASSERT_EQ(ritual_http_respond_ref(ex, 200, &owned[i], 1, "x", 1, NULL, NULL), -EINVAL);
+        if (i != 2) /* a 101's Connection: upgrade is the caller's */
+            ASSERT_EQ(ritual_http_upgrade(ex, &owned[i], 1, &echo_cbs, NULL), -EINVAL);
+    }
+    static const ritual_http_header fine[] = {
+        RITUAL_HTTP_HEADER("X-Content-Length", "5"),
+        RITUAL_HTTP_HEADER("Content-Type", "text/plain"),
+        RAW("X-Connection: b\r\nKeep: c\r\n"),
+    };
+    ASSERT_EQ(ritual_http_stream_start(ex, 200, fine, 3, RITUAL_HTTP_LENGTH_UNKNOWN), 0);
+    ASSERT_EQ(ritual_http_stream_write(ex, "hello world\n", 12), 0);
+    ASSERT_EQ(ritual_http_stream_end(ex), 0);
+}
+
+/* /overflow: a writer that ignores RITUAL_HTTP_STREAM_FULL. */
+static void overflow(ritual_http_exchange *ex)
+{
+    int size = 16 * 1024;
+    SYSCHECK(setsockopt(ritual_conn_fd(ritual_http_exchange_conn(ex)), SOL_SOCKET, SO_SNDBUF, &size,
+                        sizeof size));
+    ritual_http_exchange_set_callbacks(ex, &quiet_cbs, NULL);
+    ASSERT_EQ(ritual_http_stream_start(ex, 200, NULL, 0, RITUAL_HTTP_LENGTH_UNKNOWN), 0);
+    static char piece[FLOOD_PIECE];
+    for (int i = 0; i < 1000; i++) { /* 16 MB: far past the 1 MiB limit */
+        int rc = ritual_http_stream_write(ex, piece, sizeof piece);
+        if (rc < 0) {
+            seen.overflow_rc = rc;
+            return;
+        }
+    }
+}
+
 static void stream_handler(ritual_http_exchange *ex)
 {
+    if (target_is(ex, "/quiet")) {
+        ritual_http_exchange_set_callbacks(ex, &quiet_cbs, NULL);
+        ASSERT_EQ(ritual_http_stream_start(ex, 200, NULL, 0, RITUAL_HTTP_LENGTH_UNKNOWN), 0);
+        /* Quiet for a minute: only the client's leaving ends it early. */
+        ritual_conn_set_idle_timeout(ritual_http_exchange_conn(ex), 60000);
+        return;
+    }
+    if (target_is(ex, "/pending")) {
+        ritual_http_exchange_set_callbacks(ex, &quiet_cbs, NULL);
+        return; /* never answered */
+    }
+    if (target_is(ex, "/framing")) {
+        framing(ex);
+        return;
+    }
+    if (target_is(ex, "/overflow")) {
+        overflow(ex);
+        return;
+    }
+    if (target_is(ex, "/nocontent")) {
+        ASSERT_EQ(ritual_http_stream_start(ex, 204, NULL, 0, RITUAL_HTTP_LENGTH_UNKNOWN), 0);
+        ASSERT_EQ(ritual_http_stream_write(ex, "dropped", 7), 0);
+        ASSERT_EQ(ritual_http_stream_end(ex), 0);
+        return;
+    }
     if (target_is(ex, "/chunked") || target_is(ex, "/length")) {
         bool length = target_is(ex, "/length");
         ritual_http_exchange_set_callbacks(ex, &late_cbs, NULL);
@@ -185,7 +275,9 @@ static struct {
     ritual_http_exchange *ex;
     uint64_t count, bad;
     uint64_t next_pause;
-    size_t largest; /* the largest single delivery */
+    uint64_t pause_ms; /* how long each pause lasts */
+    size_t largest;    /* the largest single delivery */
+    atomic_int paused; /* a pause began: the client may send on */
 } up;
 
 static void upload_body(ritual_http_exchange *ex, const char *data, size_t len, void *arg)
@@ -201,7 +293,8 @@ static void upload_body(ritual_http_exchange *ex, const char *data, size_t len, 
         up.next_pause = up.count + 65536;
         ASSERT_EQ(ritual_http_body_pause(ex), 0);
         seen.pauses++;
-        ritual_timer_start(late_timer, 1, 0);
+        atomic_store(&up.paused, 1);
+        ritual_timer_start(late_timer, up.pause_ms, 0);
     }
 }
 
@@ -264,7 +357,30 @@ static void handler(ritual_http_exchange *ex, void *data)
         up.count = up.bad = 0;
         up.largest = 0;
         up.next_pause = 65536;
+        up.pause_ms = 1;
         ritual_http_exchange_set_callbacks(ex, &upload_cbs, NULL);
+        return;
+    }
+    if (target_is(ex, "/upload-paused")) { /* from on_body, at the first piece */
+        up.ex = ex;
+        up.count = up.bad = 0;
+        up.next_pause = 1;
+        up.pause_ms = 300;
+        ritual_http_exchange_set_callbacks(ex, &upload_cbs, NULL);
+        return;
+    }
+    if (target_is(ex, "/upload-held") || target_is(ex, "/refuse")) {
+        if (target_is(ex, "/refuse")) { /* answered before any of the body */
+            ASSERT_EQ(ritual_http_respond(ex, 403, NULL, 0, "no\n", 3), 0);
+            return;
+        }
+        /* Paused from the handler itself, for three body timeouts. */
+        up.ex = ex;
+        up.count = up.bad = 0;
+        up.next_pause = UINT64_MAX;
+        ritual_http_exchange_set_callbacks(ex, &upload_cbs, NULL);
+        ASSERT_EQ(ritual_http_body_pause(ex), 0);
+        ritual_timer_start(late_timer, 300, 0);
         return;
     }
     if (target_is(ex, "/upgrade")) {
@@ -602,6 +718,197 @@ static void stream_pipelined(void)
     teardown();
 }
 
+static void *framing_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "GET /framing HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct http_response r;
+    ASSERT_EQ(http_read_head(c, &r, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 200);
+    ASSERT_EQ(http_field_count(&r, "Transfer-Encoding"), 1);
+    ASSERT_EQ(http_field_count(&r, "Content-Length"), 0);
+    ASSERT_EQ(http_field_count(&r, "Connection"), 0);
+    HTTP_EXPECT_FIELD(&r, "X-Content-Length", "5");
+    http_response_free(&r);
+    char body[64];
+    ASSERT_EQ(read_chunked(c, body, sizeof body), 12);
+    http_send(c, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect_ok(c);
+    return story_end(c);
+}
+
+/* Content-Length, Transfer-Encoding and Connection are the layer's: a
+ * caller's is -EINVAL (a 101 may say Connection), in any case, named or
+ * in a raw block; nothing is sent for them. */
+static void framing_headers_refused(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, NULL);
+    run_story(framing_story);
+    note("framing headers of the caller's refused; one Transfer-Encoding on the stream");
+    teardown();
+}
+
+/* Waits (the loop's thread sets it) for the server's on_close. */
+static void await_closed(void)
+{
+    for (int i = 0; i < 5000 && !atomic_load(&seen.closed); i++)
+        sleep_ms(1);
+    ASSERT(atomic_load(&seen.closed));
+}
+
+static void *quiet_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "GET /quiet HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct http_response r;
+    ASSERT_EQ(http_read_head(c, &r, 10000), 1);
+    http_response_free(&r);
+    uint64_t start = now_ms();
+    http_client_close(c); /* the stream has said nothing yet */
+    await_closed();
+    note("a quiet stream's client gone: on_close after %llu ms",
+         (unsigned long long)(now_ms() - start));
+    atomic_store(&seen.closed, 0);
+    /* A request whose handler has not answered at all. */
+    c = http_client_open(port);
+    http_send(c, "GET /pending HTTP/1.1\r\nHost: a\r\n\r\n");
+    http_client_close(c);
+    await_closed();
+    return story_end(NULL);
+}
+
+/* A client that leaves while its answer is pending (a quiet stream, a
+ * handler still at work) is noticed at once, not at the next write or at
+ * the idle timeout (a minute here: the test's own limit is 20 s). */
+static void stream_client_leaves_quiet(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, NULL);
+    run_story(quiet_story);
+    ASSERT_EQ(seen.closes, 2);
+    ASSERT_EQ(seen.close_reason, -EPIPE);
+    note("a client gone from a quiet stream and from a pending answer: on_close(-EPIPE) each");
+    teardown();
+}
+
+static void *nocontent_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "GET /nocontent HTTP/1.1\r\nHost: a\r\n\r\n"
+                 "GET /small HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct http_response r;
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 204);
+    HTTP_EXPECT_FIELD(&r, "Content-Length", NULL);
+    HTTP_EXPECT_FIELD(&r, "Transfer-Encoding", NULL);
+    http_response_free(&r);
+    expect_ok(c); /* no byte of the dropped write came between */
+    return story_end(c);
+}
+
+/* A streamed 204: the head alone, writes dropped, the next request answered. */
+static void stream_no_content(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, NULL);
+    run_story(nocontent_story);
+    note("a streamed 204: no length, no body, the pipelined request answered after it");
+    teardown();
+}
+
+static void *overflow_story(void *arg)
+{
+    (void)arg;
+    int fd = tcp_connect_rcvbuf(port, 16384);
+    static const char req[] = "GET /overflow HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, req, sizeof req - 1);
+    await_closed(); /* reading nothing meanwhile */
+    close(fd);
+    return story_end(NULL);
+}
+
+static void overflow_tweak(ritual_http_options *o)
+{
+    o->conn.write_limit = 1u << 20;
+}
+
+/* A writer that goes on past RITUAL_HTTP_STREAM_FULL: at write_limit its
+ * write fails with -ENOBUFS and the connection closes (on_close says so). */
+static void stream_past_write_limit(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, overflow_tweak);
+    run_story(overflow_story);
+    ASSERT_EQ(seen.overflow_rc, -ENOBUFS);
+    ASSERT_EQ(seen.close_reason, -ENOBUFS);
+    note("past write_limit: the write -ENOBUFS, on_close(-ENOBUFS)");
+    teardown();
+}
+
+static void start_shutdown(ritual_loop *l, void *arg)
+{
+    (void)arg;
+    ritual_loop_shutdown(l, 100);
+}
+
+static void *drain_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "GET /quiet HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct http_response r;
+    ASSERT_EQ(http_read_head(c, &r, 10000), 1);
+    HTTP_EXPECT_FIELD(&r, "Connection", NULL); /* it began before the drain */
+    http_response_free(&r);
+    ASSERT_EQ(ritual_loop_post(loop, start_shutdown, NULL), 0);
+    await_closed();
+    http_client_close(c);
+    return NULL; /* the shutdown stops the loop */
+}
+
+/* A stream still going at the drain deadline is cut: on_close(-ECANCELED). */
+static void stream_cut_at_drain_deadline(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, NULL);
+    pthread_t client = lt_thread(drain_story, NULL);
+    lt_run(loop, 20000);
+    lt_join(client);
+    ASSERT_EQ(seen.closes, 1);
+    ASSERT_EQ(seen.close_reason, -ECANCELED);
+    note("a stream at the drain deadline: cut, on_close(-ECANCELED)");
+    ASSERT_EQ(ritual_loop_conn_count(loop), 0); /* the shutdown freed the listener too */
+    ritual_timer_free(late_timer);
+    ritual_timer_free(tick_timer);
+    ritual_loop_free(loop);
+}
+
+static void *http10_keepalive_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    struct http_response r;
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1); /* until the close */
+    HTTP_EXPECT_STATUS(&r, 200);
+    HTTP_EXPECT_FIELD(&r, "Transfer-Encoding", NULL);
+    HTTP_EXPECT_FIELD(&r, "Content-Length", NULL);
+    HTTP_EXPECT_FIELD(&r, "Connection", "close");
+    ASSERT_EQ(r.body_len, 12);
+    http_response_free(&r);
+    http_expect_eof(c, 5000);
+    return story_end(c);
+}
+
+/* HTTP/1.0 asking for keep-alive, answered by a stream of unknown length:
+ * only the close can end that body, so it says Connection: close. */
+static void stream_http10_keepalive(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, NULL);
+    run_story(http10_keepalive_story);
+    note("HTTP/1.0 keep-alive and a stream: close-delimited, Connection: close");
+    teardown();
+}
+
 /* ---------------------------------------------------- streamed bodies */
 
 static void *upload_story(void *arg)
@@ -717,6 +1024,146 @@ static void body_stream_stalls(void)
     teardown();
 }
 
+static void *held_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    static char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "POST /upload-held HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n");
+    for (int i = 0; i < 1000; i++)
+        req[n + i] = pattern((uint64_t)i);
+    req[n + 1000] = '\0';
+    http_send(c, req);
+    struct http_response r;
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 201); /* not 408 */
+    ASSERT(r.body_len == 7 && memcmp(r.body, "1000 0\n", 7) == 0);
+    http_response_free(&r);
+
+    /* Paused from on_body at the first piece; the rest sent meanwhile. */
+    n = snprintf(req, sizeof req,
+                 "POST /upload-paused HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n");
+    for (int i = 0; i < 500; i++)
+        req[n + i] = pattern((uint64_t)i);
+    req[n + 500] = '\0';
+    http_send(c, req);
+    for (int i = 0; i < 5000 && !atomic_load(&up.paused); i++)
+        sleep_ms(1);
+    ASSERT(atomic_load(&up.paused));
+    for (int i = 0; i < 500; i++)
+        req[i] = pattern((uint64_t)(500 + i));
+    req[500] = '\0';
+    http_send(c, req);
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 201); /* not 408 */
+    ASSERT(r.body_len == 7 && memcmp(r.body, "1000 0\n", 7) == 0);
+    http_response_free(&r);
+    return story_end(c);
+}
+
+static void held_tweak(ritual_http_options *o)
+{
+    o->body_timeout_ms = 100;
+}
+
+/* A body paused from the handler itself, and one paused from on_body, each
+ * for three body timeouts: no 408; once resumed it arrives whole. */
+static void body_pause_outlasts_timeout(void)
+{
+    setup(RITUAL_HTTP_BODY_STREAM, held_tweak);
+    run_story(held_story);
+    note("paused in the handler, then in on_body, for 300 ms (body timeout 100 ms): no 408");
+    teardown();
+}
+
+static void *expect_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    struct http_response r;
+    ASSERT_EQ(http_read_head(c, &r, 10000), 1); /* the body is held back for it */
+    HTTP_EXPECT_STATUS(&r, 100);
+    http_response_free(&r);
+    static char body[1001];
+    for (int i = 0; i < 1000; i++)
+        body[i] = pattern((uint64_t)i);
+    http_send(c, body);
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 201);
+    ASSERT(r.body_len == 7 && memcmp(r.body, "1000 0\n", 7) == 0);
+    http_response_free(&r);
+
+    /* Answered before the body: no 100 was sent, so the client may never
+     * send it; what it sends next could not be told from it. Closed. */
+    http_send(c, "POST /refuse HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 403);
+    HTTP_EXPECT_FIELD(&r, "Connection", "close");
+    http_response_free(&r);
+    http_expect_eof(c, 5000);
+    http_client_close(c);
+
+    /* The same with the body sent at once: read and dropped, kept open. */
+    c = http_client_open(port);
+    http_send(c, "POST /refuse HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+                 "Expect: 100-continue\r\n\r\nabcGET /small HTTP/1.1\r\nHost: a\r\n\r\n");
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 403);
+    HTTP_EXPECT_FIELD(&r, "Connection", NULL);
+    http_response_free(&r);
+    expect_ok(c);
+    return story_end(c);
+}
+
+/* Expect: 100-continue with a streamed body: 100 for a handler that wants
+ * the body, then the body; an answer before it closes the connection. */
+static void body_stream_expect_continue(void)
+{
+    setup(RITUAL_HTTP_BODY_STREAM, upload_tweak);
+    run_story(expect_story);
+    note("100-continue: 100 then the body; answered before the body: Connection: close");
+    teardown();
+}
+
+static void *too_large_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n");
+    static char big[2048];
+    memset(big, 'b', sizeof big);
+    send_all(c->fd, big, sizeof big);
+    struct http_response r;
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 413);
+    HTTP_EXPECT_FIELD(&r, "Connection", "close");
+    http_response_free(&r);
+    http_expect_eof(c, 5000);
+    http_client_close(c);
+    await_closed();
+    return story_end(NULL);
+}
+
+static void too_large_tweak(ritual_http_options *o)
+{
+    o->max_body = 1024;
+}
+
+/* A chunked body streamed to the handler grows past max_body: 413, and
+ * the handler holding the exchange is told (on_close). */
+static void body_stream_too_large(void)
+{
+    setup(RITUAL_HTTP_BODY_STREAM, too_large_tweak);
+    run_story(too_large_story);
+    ASSERT_EQ(seen.closes, 1);
+    note("a streamed chunked body past max_body: 413, on_close");
+    teardown();
+}
+
 /* -------------------------------------------------------------- upgrade */
 
 static void *upgrade_story(void *arg)
@@ -758,6 +1205,34 @@ static void upgrade(void)
     lt_run(loop, 20000);
     lt_join(client);
     note("upgrade from the handler: 101, then raw echo with the pipelined bytes");
+    teardown();
+}
+
+static void *upgrade_body_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "POST /upgrade HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\nConnection: Upgrade\r\n"
+                 "Content-Length: 5\r\n\r\nBODY!hello");
+    struct http_response r;
+    ASSERT_EQ(http_read_head(c, &r, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 101);
+    http_response_free(&r);
+    char buf[16];
+    size_t got = 0;
+    while (got < 5)
+        got += http_client_recv(c, buf + got, 5 - got, 10000);
+    ASSERT(memcmp(buf, "hello", 5) == 0); /* the body was HTTP's, not echoed */
+    return story_end(c);
+}
+
+/* 101 for a request with a body: the body is the request's; only what
+ * follows it goes to the new protocol. */
+static void upgrade_after_body(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, NULL);
+    run_story(upgrade_body_story);
+    note("upgrade after a Content-Length body: only the bytes after it are echoed");
     teardown();
 }
 
@@ -921,8 +1396,17 @@ static void extra_headers_checked(void)
 {
     loop = lt_loop();
     static const char *const bad[] = {
-        "X-A nosniff\r\n", "X-A: b\n",   "X-A: b\r\nbad",  "X-A: \x01\r\n",
-        ": b\r\n",         "X A: b\r\n", "X-A: b\r\n\r\n", "X-A: b\rX-B: c\r\n",
+        "X-A nosniff\r\n",
+        "X-A: b\n",
+        "X-A: b\r\nbad",
+        "X-A: \x01\r\n",
+        ": b\r\n",
+        "X A: b\r\n",
+        "X-A: b\r\n\r\n",
+        "X-A: b\rX-B: c\r\n",
+        "content-length: 5\r\n",
+        "X-A: b\r\nTransfer-Encoding: chunked\r\n",
+        "Connection: close\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ritual_http_options o = {.handler = handler, .extra_headers = bad[i]};
@@ -941,4 +1425,8 @@ TEST_CASES(CASE(stream_chunked), CASE(stream_length), CASE(stream_http10), CASE(
            CASE(stream_backpressure), CASE(stream_client_leaves), CASE(stream_pipelined),
            CASE(body_stream_length), CASE(body_stream_chunked), CASE(body_stream_stalls),
            CASE(upgrade), CASE(upgrade_later), CASE(discard), CASE(head_errors),
-           CASE(extra_headers_checked))
+           CASE(extra_headers_checked), CASE(framing_headers_refused),
+           CASE(stream_client_leaves_quiet), CASE(stream_no_content), CASE(stream_past_write_limit),
+           CASE(stream_cut_at_drain_deadline), CASE(stream_http10_keepalive),
+           CASE(body_pause_outlasts_timeout), CASE(body_stream_expect_continue),
+           CASE(body_stream_too_large), CASE(upgrade_after_body))

@@ -4,9 +4,11 @@
  *     and the server with status 0;
  *   - upload: a 3 MB PUT and a chunked POST stored byte-exact and answered
  *     201 with the count, a GET refused with 405, a client that leaves
- *     half-way leaving no file, and a clean exit. */
+ *     half-way leaving no file, two uploads to one name at once leaving
+ *     the last one whole, and a clean exit. */
 #include "support.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +67,19 @@ static void sse_stream_then_sigterm(void)
     server_expect_clean_exit(&s);
 }
 
-/* Sends `len` bytes of pattern `seed` to PUT or POST /name; chunked if asked. */
+/* Sends bytes [from, to) of pattern `seed` as they are. */
+static void send_pattern(struct http_client *c, uint64_t seed, size_t from, size_t to)
+{
+    static char buf[50000];
+    for (size_t off = from; off < to;) {
+        size_t n = to - off < sizeof buf ? to - off : sizeof buf;
+        pattern_fill(seed, off, buf, n);
+        send_all(c->fd, buf, n);
+        off += n;
+    }
+}
+
+/* Sends `len` bytes of pattern 7 to PUT or POST /name; chunked if asked. */
 static void send_upload(struct http_client *c, const char *method, const char *name, size_t len,
                         int chunked)
 {
@@ -95,7 +109,7 @@ static void send_upload(struct http_client *c, const char *method, const char *n
         send_all(c->fd, "0\r\n\r\n", 5);
 }
 
-static void expect_stored(const char *dir, const char *name, size_t len)
+static void expect_stored_seed(const char *dir, const char *name, uint64_t seed, size_t len)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -103,8 +117,51 @@ static void expect_stored(const char *dir, const char *name, size_t len)
     char *data = file_read(path, &got);
     ASSERT(data != NULL);
     ASSERT_EQ(got, len);
-    ASSERT_EQ(pattern_mismatch(7, 0, data, got), got);
+    ASSERT_EQ(pattern_mismatch(seed, 0, data, got), got);
     free(data);
+}
+
+static void expect_stored(const char *dir, const char *name, size_t len)
+{
+    expect_stored_seed(dir, name, 7, len);
+}
+
+/* Entries of `dir` but . and .., hidden ones included. */
+static int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ASSERT(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* Waits up to 5 s for `dir` to hold `want` entries. */
+static void await_entries(const char *dir, int want)
+{
+    for (int i = 0; i < 5000 && dir_entries(dir) != want; i++)
+        sleep_ms(1);
+    ASSERT_EQ(dir_entries(dir), want);
+}
+
+/* Sends a PUT head with Expect: 100-continue and waits for the 100: the
+ * handler has run (and opened its file). */
+static struct http_client *begin_upload(int port, const char *name, size_t len)
+{
+    struct http_client *c = http_client_open(port);
+    char head[256];
+    snprintf(head, sizeof head,
+             "PUT /%s HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n"
+             "Expect: 100-continue\r\n\r\n",
+             name, len);
+    http_send(c, head);
+    struct http_response r;
+    ASSERT_EQ(http_read_head(c, &r, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 100);
+    http_response_free(&r);
+    return c;
 }
 
 static void upload_files(void)
@@ -136,28 +193,38 @@ static void upload_files(void)
     expect_stored(dir, "one.bin", UPLOAD);
     expect_stored(dir, "two.bin", UPLOAD / 3);
 
-    /* Half a body, then gone: no file, not even the partial one. */
-    c = http_client_open(s.port);
-    http_send(c, "PUT /half.bin HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n");
-    static char half[50000];
-    send_all(c->fd, half, sizeof half);
-    char path[512];
-    snprintf(path, sizeof path, "%s/half.bin.part", dir);
-    struct stat st;
-    for (int i = 0; i < 5000 && stat(path, &st) < 0; i++)
-        sleep_ms(1); /* the upload has begun */
-    ASSERT_EQ(stat(path, &st), 0);
+    /* Half a body, then gone: no file, not even a temporary one. */
+    c = begin_upload(s.port, "half.bin", 100000);
+    send_pattern(c, 7, 0, 50000);
     http_client_close(c);
-    int gone = 0;
-    for (int i = 0; i < 5000 && !gone; i++) {
-        gone = stat(path, &st) < 0;
-        if (!gone)
-            sleep_ms(1);
-    }
-    ASSERT(gone);
+    await_entries(dir, 2);
+    char path[512];
     snprintf(path, sizeof path, "%s/half.bin", dir);
+    struct stat st;
     ASSERT(stat(path, &st) < 0);
     note("a 3 MB PUT and a 1 MB chunked POST stored byte-exact; half an upload left nothing");
+
+    /* Two uploads to one name at once: the slow one began first, the
+     * fast one completes in between; each has a file of its own, and the
+     * last to complete is what stays, whole. */
+    size_t slow_len = 700001, fast_len = UPLOAD / 3;
+    struct http_client *slow = begin_upload(s.port, "same.bin", slow_len);
+    send_pattern(slow, 9, 0, slow_len / 2);
+    c = http_client_open(s.port);
+    send_upload(c, "PUT", "same.bin", fast_len, 0);
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 201);
+    http_response_free(&r);
+    http_client_close(c);
+    expect_stored(dir, "same.bin", fast_len);
+    send_pattern(slow, 9, slow_len / 2, slow_len);
+    ASSERT_EQ(http_read_response(slow, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 201);
+    http_response_free(&r);
+    http_client_close(slow);
+    expect_stored_seed(dir, "same.bin", 9, slow_len);
+    ASSERT_EQ(dir_entries(dir), 3); /* one.bin, two.bin, same.bin: no temporary left */
+    note("two uploads to one name at once: both 201, the last complete one stored whole");
     server_expect_clean_exit(&s);
     remove_tree(dir);
 }
