@@ -256,13 +256,21 @@ static void update_interest(ritual_listener *l)
 static void pause_for_fds(ritual_listener *l, int error)
 {
     ritual_loop *loop = l->loop;
-    if ((error == -EMFILE || error == -ENFILE) && loop->fds_short &&
-        loop->fds_short(loop, loop->fds_short_arg) > 0) {
+    /* Ask the application once per shortage: had it closed descriptors and
+     * its own requests taken them again before the retry, asking again at
+     * once would trade a failed accept for reopened files, round after
+     * round, with the backlog unserved. A second shortage before an accept
+     * succeeds takes the backoff below. */
+    bool ask = (error == -EMFILE || error == -ENFILE) && loop->fds_short && !l->shed_asked;
+    size_t freed = ask ? loop->fds_short(loop, loop->fds_short_arg) : 0;
+    if (l->closed) /* the hook closed this listener */
+        return;
+    if (freed > 0) {
         /* The application closed descriptors it kept only as a cache:
          * accept again at the next iteration. Through the same pause and
          * timer on every backend (a completion backend's accept must be
-         * submitted again); a hook that frees one at a time while accept
-         * still fails (ENFILE) runs out of idle ones and pauses below. */
+         * submitted again). */
+        l->shed_asked = true;
         l->emfile_paused = true;
         if (ritual__timer_node_schedule(loop, &l->retry_timer, loop->now) < 0)
             l->emfile_paused = false;
@@ -309,6 +317,7 @@ void ritual__listener_retry_fired(ritual_listener *l)
 static bool take_accepted(ritual_listener *l, int fd)
 {
     if (fd >= 0) {
+        l->shed_asked = false;
         if (l->emfile_backoff_ns) {
             l->emfile_backoff_ns = 0;
             ritual_log(l->loop, RITUAL_LOG_INFO, "accept: descriptors available again");

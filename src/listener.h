@@ -27,6 +27,7 @@ struct ritual_listener {
     bool reaped;  /* freed once the completion backend lets go of it */
     bool drained; /* closed by a graceful shutdown, not by the user */
     bool emfile_paused;
+    bool shed_asked; /* the fds_short hook freed some since the last accept */
     uint64_t emfile_backoff_ns;
     struct ritual_timer_node retry_timer;
     struct sockaddr_storage addr;

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -572,15 +571,6 @@ static int parse_args(int argc, char **argv, struct bench_config *cfg)
 
 /* --------------------------------------------------------------- main */
 
-static void raise_fd_limit(unsigned want)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want + 64) {
-        rl.rlim_cur = rl.rlim_max < want + 64 ? rl.rlim_max : want + 64;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 /* One line a second on stderr, when a person is watching. */
 static void progress(struct bench_thread *threads, unsigned n, double elapsed, uint64_t *last)
 {
@@ -608,7 +598,7 @@ int bench_main(int argc, char **argv)
         return rc < 0 ? EXIT_OK : rc;
     }
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit(cfg.connections);
+    cli_raise_nofile(NULL); /* a descriptor per connection */
     if (cfg.tls_on) {
         ritual_tls_options o = {.ca_file = cfg.tls_ca,
                                 .no_verify = cfg.tls_ca == NULL,

@@ -53,8 +53,8 @@ int cli_serve(ritual_server *server, ritual_listener *const *listeners, int n,
 /* nofile.c: raises the soft RLIMIT_NOFILE to the hard limit, as Go's
  * runtime and Redis do at start: the soft limit is a default made for
  * select() (1,024 under systemd), the hard one what the operator allows,
- * and a server's connections need descriptors. Logs a warning on `loop` if
- * it cannot, and never fails; cli_serve's first log line says the limit in
+ * and a server's connections need descriptors. Logs a warning on `loop`
+ * (stderr if NULL) if it cannot, and never fails; cli_serve's first log line says the limit in
  * force (not here: a start that fails later prints its one error line).
  * Returns the soft limit afterwards (RLIM_INFINITY if it cannot be read). */
 rlim_t cli_raise_nofile(ritual_loop *loop);

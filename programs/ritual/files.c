@@ -7,6 +7,7 @@
 #include "multipart.h"
 #include "ranges.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -15,8 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define PATH_MAX_BYTES 4096
 
 struct http_worker *http_app_worker(struct http_app *app, ritual_loop *loop)
 {
@@ -168,8 +167,10 @@ static struct file_entry *lookup(ritual_http_exchange *ex, struct http_app *app,
 const int files_error_statuses[FILES_ERROR_STATUSES] = {400, 403, 404, 405, 412,
                                                         414, 416, 500, 503};
 
+#define ERROR_EXTRA_MAX 3
+
 /* An error answer with the lines `extra` (Allow, Content-Range, Vary; at
- * most 3): the --error-page for its status if there is one and it can be
+ * most ERROR_EXTRA_MAX): the --error-page for its status if there is one and it can be
  * read (sent with the error's status and the page's type, as nginx's
  * error_page does), else a short text. */
 static void respond_status(ritual_http_exchange *ex, struct http_app *app, int status,
@@ -183,7 +184,8 @@ static void respond_status(ritual_http_exchange *ex, struct http_app *app, int s
     struct file_entry *e = page ? lookup(ex, app, page, strlen(page), &rc, &dir_fd) : NULL;
     if (dir_fd >= 0)
         close(dir_fd);
-    ritual_http_header h[4], rest;
+    ritual_http_header h[1 + ERROR_EXTRA_MAX], rest;
+    assert(nextra <= ERROR_EXTRA_MAX);
     if (e) {
         split_head(e, &h[0], &rest);
         for (size_t i = 0; i < nextra; i++)
@@ -202,38 +204,6 @@ static void respond_status(ritual_http_exchange *ex, struct http_app *app, int s
         h[i] = extra[i];
     h[nextra] = RITUAL_HTTP_HEADER("Content-Type", "text/plain; charset=utf-8");
     ritual_http_respond(ex, status, h, nextra + 1, body, (size_t)len);
-}
-
-void files_check_error_pages(const struct http_app *app, ritual_loop *log)
-{
-    for (size_t i = 0; i < app->nerror_pages; i++) {
-        const struct error_page *p = &app->error_pages[i];
-        /* Opened as a request for it would be: "/sub/" is its index file. */
-        char rel[PATH_MAX_BYTES + 256];
-        size_t len = strlen(p->path);
-        bool index = p->path[len - 1] == '/';
-        int n = snprintf(rel, sizeof rel, "%s%s", p->path + 1, index ? app->index : "");
-        int fd = n < 0 || (size_t)n >= sizeof rel
-                     ? -ENAMETOOLONG
-                     : open_beneath(app->root_fd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        struct stat st;
-        const char *why = NULL;
-        if (fd < 0)
-            why = strerror(-fd);
-        else if (fstat(fd, &st) < 0)
-            why = strerror(errno);
-        else if (S_ISDIR(st.st_mode))
-            why = "a directory";
-        else if (!S_ISREG(st.st_mode))
-            why = "not a regular file";
-        if (fd >= 0)
-            close(fd);
-        if (why)
-            ritual_log(log, RITUAL_LOG_WARN,
-                       "--error-page %d=%s: %s%s%s; %d is answered with its short text until "
-                       "the page is a readable file",
-                       p->status, p->path, index ? rel : "", index ? ": " : "", why, p->status);
-    }
 }
 
 static const ritual_http_header vary_header = RITUAL_HTTP_HEADER("Vary", "Accept-Encoding");

@@ -12,6 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The longest decoded request path the file server looks up. */
+#define PATH_MAX_BYTES 4096
+
 struct access_log;
 struct listing_cache;
 

@@ -2,13 +2,19 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+/* On the loop's log, or on stderr where there is no loop (ritual bench). */
+#define warn(loop, fmt, ...)                                                                       \
+    ((loop) ? ritual_log((loop), RITUAL_LOG_WARN, fmt, __VA_ARGS__)                                \
+            : (void)fprintf(stderr, "ritual: warning: " fmt "\n", __VA_ARGS__))
 
 rlim_t cli_raise_nofile(ritual_loop *loop)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-        ritual_log(loop, RITUAL_LOG_WARN, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        warn(loop, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
         return RLIM_INFINITY;
     }
     if (rl.rlim_cur >= rl.rlim_max)
@@ -17,9 +23,8 @@ rlim_t cli_raise_nofile(ritual_loop *loop)
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
         /* Not fatal: the server runs, with fewer connections. */
-        ritual_log(loop, RITUAL_LOG_WARN,
-                   "setrlimit(RLIMIT_NOFILE, %llu): %s; staying at %llu descriptors",
-                   (unsigned long long)rl.rlim_max, strerror(errno), (unsigned long long)was);
+        warn(loop, "setrlimit(RLIMIT_NOFILE, %llu): %s; staying at %llu descriptors",
+             (unsigned long long)rl.rlim_max, strerror(errno), (unsigned long long)was);
         return was;
     }
     return rl.rlim_cur;

@@ -143,8 +143,9 @@ static int is_http_scheme(const char *s, size_t n)
     return (http_load32(s) | 0x20202020u) == HTTP_WORD4("http") && (n == 4 || (s[4] | 0x20) == 's');
 }
 
-/* The authority of an http or https URI, [a, end) being what follows "://"
- * up to the path, query or fragment (RFC 3986 3.2): a host that is not
+/* The authority of an http or https URI, [a, end) being the rest of the
+ * target after "://"; the authority ends at '/', '?', '#' or the end
+ * (RFC 3986 3.2). Checks for a host that is not
  * empty (RFC 9110 4.2.1: such a URI is invalid and must be rejected), a
  * bracketed IP literal closed by its ']', a port of digits only, and no
  * userinfo (RFC 9110 4.2.4 has a recipient treat one as an error). nginx's
