@@ -182,8 +182,11 @@ void ritual__conn_read(ritual_conn *conn)
     ritual_loop *loop = conn_loop(conn);
     size_t max = opts(conn)->read_buffer_size;
     for (int round = 0; round < READS_PER_WAKEUP; round++) {
-        if (conn->flags &
-            (CONN_PAUSED | CONN_OVER_HIGH | CONN_EOF | CONN_CLOSING | CONN_LINGERING | CONN_CLOSED))
+        /* CONN_REDELIVER: held input goes to the user before more is read,
+         * so a full buffer is not taken for one the user cannot progress
+         * on, nor an end of stream seen ahead of the requests before it. */
+        if (conn->flags & (CONN_PAUSED | CONN_OVER_HIGH | CONN_REDELIVER | CONN_EOF | CONN_CLOSING |
+                           CONN_LINGERING | CONN_CLOSED))
             return;
         char *dst;
         size_t room;

@@ -145,8 +145,11 @@ static size_t begin_streamed(struct http_conn *hc, const char *p, size_t n, size
     struct ritual_http_exchange *ex = &hc->ex;
     hc->state = HTTP_BODY;
     hc->body_streamed = true;
+    /* Content-Length: 0 is a body that has ended: no bytes will come to
+     * end it, so it ends once the handler has run, with no 100 asked for. */
+    bool empty = hc->body_kind == RITUAL_HTTP_BODY_LENGTH && hc->body_left == 0;
     /* A client that sent body bytes with the head did not wait for a 100. */
-    hc->expect_unmet = (ex->req.flags & RITUAL_HTTP_EXPECT_CONTINUE) && n == head_len;
+    hc->expect_unmet = !empty && (ex->req.flags & RITUAL_HTTP_EXPECT_CONTINUE) && n == head_len;
     if (ritual__http_run_handler(hc)) {
         /* Kept: the request must outlive the read buffer. */
         if (ritual__http_owned_new(hc, p, head_len, 0) < 0) {
@@ -157,9 +160,14 @@ static size_t begin_streamed(struct http_conn *hc, const char *p, size_t n, size
         /* Asked to wait for a go-ahead: given only if the handler wants
          * the body. One that answered at once spares the client sending
          * it (what is sent anyway is dropped). */
-        if ((ex->req.flags & RITUAL_HTTP_EXPECT_CONTINUE) && ex->cbs && ex->cbs->on_body &&
-            !ritual_conn_closing(hc->conn))
+        if (!empty && (ex->req.flags & RITUAL_HTTP_EXPECT_CONTINUE) && ex->cbs &&
+            ex->cbs->on_body && !ritual_conn_closing(hc->conn))
             ritual__http_send_continue(hc);
+    }
+    if (empty) {
+        if (hc->conn && !ritual_conn_closing(hc->conn) && hc->state == HTTP_BODY)
+            body_end(hc);
+        return head_len;
     }
     /* Not while paused (the handler may have paused it): the body timeout
      * waits for the resume. */
