@@ -136,7 +136,7 @@ struct http_conn {
     bool body_paused;   /* ritual_http_body_pause */
     bool client_left;   /* a FIN while an answer was pending (on_eof) */
     /* HTTP_BODY: Expect: 100-continue asked, and neither 100 sent nor a body
-     * byte come: the client may never send the body (ritual__http_closes). */
+     * byte come: the client may never send the body (ritual__http_settle_close). */
     bool expect_unmet;
     uint32_t idle_ms;  /* the idle timeout last set on the connection */
     unsigned requests; /* answered on this connection */
@@ -195,12 +195,13 @@ void ritual__http_body_wait_stop(struct http_conn *hc);
 /* A streamed body's exchange was answered before the body ended. */
 void ritual__http_body_answered(struct http_conn *hc);
 
-/* Whether the exchange's answer closes the connection after it: asked
- * for, or the body of an Expect: 100-continue still unmet. The client was
+/* Settles whether the exchange's answer closes the connection after it,
+ * and says so: asked for, or the body of an Expect: 100-continue still
+ * unmet (then keep-alive is turned off here). The client was
  * told to wait for a 100 that never came; it may (rightly) never send the
  * body, so whatever comes next could not be told apart from it: close, as
  * Go's net/http does. Called as an answer's head is staged. */
-static inline bool ritual__http_closes(struct http_conn *hc, struct ritual_http_exchange *ex)
+static inline bool ritual__http_settle_close(struct http_conn *hc, struct ritual_http_exchange *ex)
 {
     if (hc->expect_unmet && hc->state == HTTP_BODY)
         ex->keep_alive = false;

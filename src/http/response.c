@@ -408,8 +408,8 @@ static bool start_answer(ritual_http_exchange *ex, int status, const ritual_http
             release(arg);
         return false;
     }
-    *rc = stage_head(ex->hc, status, headers, num_headers, len, ritual__http_closes(ex->hc, ex),
-                     ex->req.minor_version == 0);
+    *rc = stage_head(ex->hc, status, headers, num_headers, len,
+                     ritual__http_settle_close(ex->hc, ex), ex->req.minor_version == 0);
     return true;
 }
 

@@ -47,7 +47,7 @@ int ritual_http_stream_start(ritual_http_exchange *ex, int status,
     ex->stream_left = length >= 0 ? (uint64_t)length : 0;
     ex->stream_bytes = 0;
     ex->drain_wanted = false;
-    bool close = ritual__http_closes(hc, ex);
+    bool close = ritual__http_settle_close(hc, ex);
     rc = ritual__http_stage_head(hc, status, headers, num_headers, framing, close, http10);
     if (rc < 0) {
         ritual_conn_abort(hc->conn);
