@@ -116,6 +116,44 @@ ritual_tls *cli_tls_load(const struct cli_tls *t, const char *alpn, uint64_t han
 /* Logs which TLS path runs. */
 void cli_tls_log(ritual_server *server, const struct cli_tls *t);
 
+/* server_options.c: --workers, --backend, --pin, --log-level,
+ * --drain-timeout, --proxy-protocol, --proxy-timeout, --tls-cert and
+ * --tls-key, the same in every server subcommand. Their getopt values: */
+enum {
+    CLI_OPT_WORKERS = 0x1100,
+    CLI_OPT_BACKEND,
+    CLI_OPT_PIN,
+    CLI_OPT_LOG_LEVEL,
+    CLI_OPT_DRAIN,
+    CLI_OPT_PROXY,
+    CLI_OPT_PROXY_TIMEOUT,
+    CLI_OPT_TLS_CERT,
+    CLI_OPT_TLS_KEY,
+};
+#define CLI_SERVER_LONGOPTS                                                                        \
+    {"workers", required_argument, NULL, CLI_OPT_WORKERS},                                         \
+        {"backend", required_argument, NULL, CLI_OPT_BACKEND},                                     \
+        {"pin", no_argument, NULL, CLI_OPT_PIN},                                                   \
+        {"log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL},                                 \
+        {"drain-timeout", required_argument, NULL, CLI_OPT_DRAIN},                                 \
+        {"proxy-protocol", required_argument, NULL, CLI_OPT_PROXY},                                \
+        {"proxy-timeout", required_argument, NULL, CLI_OPT_PROXY_TIMEOUT},                         \
+        {"tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT},                                   \
+    {                                                                                              \
+        "tls-key", required_argument, NULL, CLI_OPT_TLS_KEY                                        \
+    }
+/* What they set; the caller fills in the defaults. */
+struct cli_server {
+    ritual_server_options server;
+    uint64_t drain_ms;
+    const char *proxy_from;    /* --proxy-protocol, NULL: none */
+    uint64_t proxy_timeout_ms; /* 0: the library's default */
+    struct cli_tls tls;
+};
+/* Takes one of the options above (`opt` its CLI_OPT_ value). Returns 0 or
+ * EXIT_USAGE (printed). */
+int cli_server_option(const char *cmd, struct cli_server *s, int opt, const char *value);
+
 /* listen_options.c: --listen ADDRESS (up to CLI_LISTEN_MAX), --socket-mode
  * MODE, --socket-owner USER[:GROUP] and --user NAME[:GROUP], the same in
  * every server subcommand. Their getopt values are these. */

@@ -65,12 +65,9 @@ static const char echo_usage[] =
 
 struct echo_config {
     struct cli_listen listen;
+    struct cli_server common;
     const char *metrics_listen; /* NULL: no metrics */
-    ritual_server_options server;
     ritual_listen_options listen_opts;
-    uint64_t drain_ms;
-    ritual_log_level log_level;
-    struct cli_tls tls;
 };
 
 /* A connection is quiet once it has had nothing in flight (no input held,
@@ -110,37 +107,20 @@ enum {
     OPT_MAX_CONNS,
     OPT_IDLE,
     OPT_BUFFER,
-    OPT_DRAIN,
-    OPT_LOG,
-    OPT_WORKERS,
     OPT_ACCEPT_MODE,
-    OPT_PIN,
-    OPT_BACKEND,
-    OPT_TLS_CERT,
-    OPT_TLS_KEY,
-    OPT_PROXY,
-    OPT_PROXY_TIMEOUT,
 };
 
 static int parse_args(int argc, char **argv, struct echo_config *cfg)
 {
     static const struct option options[] = {
         CLI_LISTEN_LONGOPTS,
+        CLI_SERVER_LONGOPTS,
         {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"backlog", required_argument, NULL, OPT_BACKLOG},
         {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"buffer-size", required_argument, NULL, OPT_BUFFER},
-        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
-        {"log-level", required_argument, NULL, OPT_LOG},
-        {"workers", required_argument, NULL, OPT_WORKERS},
         {"accept-mode", required_argument, NULL, OPT_ACCEPT_MODE},
-        {"pin", no_argument, NULL, OPT_PIN},
-        {"backend", required_argument, NULL, OPT_BACKEND},
-        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
-        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
-        {"proxy-protocol", required_argument, NULL, OPT_PROXY},
-        {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -154,6 +134,18 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
         case CLI_OPT_SOCKET_OWNER:
         case CLI_OPT_USER:
             if (cli_listen_option("echo", &cfg->listen, c, optarg) != 0)
+                return EXIT_USAGE;
+            break;
+        case CLI_OPT_WORKERS:
+        case CLI_OPT_BACKEND:
+        case CLI_OPT_PIN:
+        case CLI_OPT_LOG_LEVEL:
+        case CLI_OPT_DRAIN:
+        case CLI_OPT_PROXY:
+        case CLI_OPT_PROXY_TIMEOUT:
+        case CLI_OPT_TLS_CERT:
+        case CLI_OPT_TLS_KEY:
+            if (cli_server_option("echo", &cfg->common, c, optarg) != 0)
                 return EXIT_USAGE;
             break;
         case OPT_METRICS_LISTEN:
@@ -181,56 +173,14 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
                 return cli_usage_error("echo", "--buffer-size: '%s' is not a size from 16 to 1G",
                                        optarg);
             break;
-        case OPT_DRAIN:
-            if (cli_parse_seconds(optarg, &cfg->drain_ms) < 0)
-                return cli_usage_error("echo", "--drain-timeout: '%s' is not a number of seconds",
-                                       optarg);
-            break;
-        case OPT_LOG:
-            if (cli_parse_log_level(optarg, &cfg->log_level) < 0)
-                return cli_usage_error(
-                    "echo", "--log-level: '%s' is not error, warn, info or debug", optarg);
-            break;
-        case OPT_WORKERS:
-            if (cli_parse_uint(optarg, 1024, &n) < 0 || n == 0)
-                return cli_usage_error("echo", "--workers: '%s' is not a number from 1 to 1024",
-                                       optarg);
-            cfg->server.workers = (unsigned)n;
-            break;
         case OPT_ACCEPT_MODE:
             if (strcmp(optarg, "reuseport") == 0)
-                cfg->server.accept_mode = RITUAL_ACCEPT_REUSEPORT;
+                cfg->common.server.accept_mode = RITUAL_ACCEPT_REUSEPORT;
             else if (strcmp(optarg, "shared") == 0)
-                cfg->server.accept_mode = RITUAL_ACCEPT_SHARED;
+                cfg->common.server.accept_mode = RITUAL_ACCEPT_SHARED;
             else
                 return cli_usage_error("echo", "--accept-mode: '%s' is not reuseport or shared",
                                        optarg);
-            break;
-        case OPT_PIN:
-            cfg->server.pin = 1;
-            break;
-        case OPT_BACKEND:
-            if (cli_parse_backend(optarg, &cfg->server.loop.backend) < 0)
-                return cli_usage_error(
-                    "echo", "--backend: '%s' is not auto, io_uring, epoll or poll", optarg);
-            break;
-        case OPT_TLS_CERT:
-        case OPT_TLS_KEY:
-            if (cli_tls_option("echo", &cfg->tls, c == OPT_TLS_CERT, optarg) != 0)
-                return EXIT_USAGE;
-            break;
-        case OPT_PROXY: {
-            ritual_error err;
-            if (ritual_proxy_from_check(optarg, &err) < 0)
-                return cli_usage_error("echo", "--proxy-protocol: %s", err.message);
-            cfg->listen_opts.proxy_from = optarg;
-            break;
-        }
-        case OPT_PROXY_TIMEOUT:
-            if (cli_parse_seconds(optarg, &cfg->listen_opts.proxy_timeout_ms) < 0 ||
-                cfg->listen_opts.proxy_timeout_ms == 0)
-                return cli_usage_error(
-                    "echo", "--proxy-timeout: '%s' is not a positive number of seconds", optarg);
             break;
         case 'h':
             fputs(echo_usage, stdout);
@@ -241,7 +191,7 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
     }
     if (optind < argc)
         return cli_usage_error("echo", "unexpected argument '%s'", argv[optind]);
-    if (cli_tls_check("echo", &cfg->tls) != 0)
+    if (cli_tls_check("echo", &cfg->common.tls) != 0)
         return EXIT_USAGE;
     if (cfg->metrics_listen) {
         ritual_error err;
@@ -255,21 +205,22 @@ int echo_main(int argc, char **argv)
 {
     struct echo_config cfg = {
         .listen_opts.conn.idle_timeout_ms = 300 * 1000,
-        .drain_ms = 10 * 1000,
-        .log_level = RITUAL_LOG_INFO,
+        .common.drain_ms = 10 * 1000,
+        .common.server.loop.log_level = RITUAL_LOG_INFO,
+        .common.server.notify = 1, /* systemd's Type=notify, when $NOTIFY_SOCKET is set */
     };
     int rc = parse_args(argc, argv, &cfg);
     if (rc != 0)
         return rc < 0 ? EXIT_OK : rc;
 
-    ritual_tls *tls = cli_tls_load(&cfg.tls, NULL, 0, &rc);
+    ritual_tls *tls = cli_tls_load(&cfg.common.tls, NULL, 0, &rc);
     if (rc != 0)
         return rc;
     cfg.listen_opts.tls = tls;
+    cfg.listen_opts.proxy_from = cfg.common.proxy_from;
+    cfg.listen_opts.proxy_timeout_ms = cfg.common.proxy_timeout_ms;
     ritual_error err;
-    cfg.server.loop.log_level = cfg.log_level;
-    cfg.server.notify = 1; /* systemd's Type=notify, when $NOTIFY_SOCKET is set */
-    ritual_server *server = ritual_server_new(&cfg.server, &err);
+    ritual_server *server = ritual_server_new(&cfg.common.server, &err);
     if (!server) {
         ritual_tls_free(tls);
         return cli_runtime_error("%s", err.message);
@@ -277,7 +228,7 @@ int echo_main(int argc, char **argv)
     cli_raise_nofile(ritual_server_loop(server, 0)); /* for the connections */
     /* --max-conns is for the whole server */
     cfg.listen_opts.max_conns = cli_per_worker(cfg.listen_opts.max_conns, server);
-    struct cli_signals signals = {.server = server, .drain_ms = cfg.drain_ms, .tls = tls};
+    struct cli_signals signals = {.server = server, .drain_ms = cfg.common.drain_ms, .tls = tls};
     rc = cli_signals_watch(&signals);
     if (rc != 0) {
         ritual_server_free(server);
@@ -306,7 +257,7 @@ int echo_main(int argc, char **argv)
         ritual_tls_free(tls);
         return rc;
     }
-    cli_tls_log(server, &cfg.tls);
+    cli_tls_log(server, &cfg.common.tls);
     rc = cli_serve(server, listeners, cfg.listen.n, metrics);
     ritual_server_free(server);
     ritual_tls_free(tls);

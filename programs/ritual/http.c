@@ -173,9 +173,9 @@ int http_main(int argc, char **argv)
         .cache = {.valid_ms = 1000,
                   .inactive_ms = 60 * 1000,
                   .precompressed = {{CODING_BR, CODING_ZSTD, CODING_GZIP}, 3}},
-        .drain_ms = 10 * 1000,
-        .server.loop.log_level = RITUAL_LOG_INFO,
-        .server.notify = 1, /* systemd's Type=notify, when $NOTIFY_SOCKET is set */
+        .common.drain_ms = 10 * 1000,
+        .common.server.loop.log_level = RITUAL_LOG_INFO,
+        .common.server.notify = 1, /* systemd's Type=notify, when $NOTIFY_SOCKET is set */
     };
     int rc = http_parse_args(argc, argv, &cfg);
     if (rc != 0)
@@ -187,16 +187,16 @@ int http_main(int argc, char **argv)
     ritual_tls *tls = NULL;
     if (rc == 0)
         /* The handshake counts against the header timeout, as in nginx. */
-        tls = cli_tls_load(&cfg.tls, "http/1.1", cfg.http.header_timeout_ms, &rc);
+        tls = cli_tls_load(&cfg.common.tls, "http/1.1", cfg.http.header_timeout_ms, &rc);
     ritual_error err;
-    if (rc == 0 && !(server = ritual_server_new(&cfg.server, &err)))
+    if (rc == 0 && !(server = ritual_server_new(&cfg.common.server, &err)))
         rc = cli_runtime_error("%s", err.message);
     if (rc == 0)
         rc = app_workers(&app, server);
     if (rc == 0)
         files_check_error_pages(&app, ritual_server_loop(server, 0));
     struct cli_signals signals = {.server = server,
-                                  .drain_ms = cfg.drain_ms,
+                                  .drain_ms = cfg.common.drain_ms,
                                   .reopen = app.log_fd >= 0 ? reopen_log : NULL,
                                   .reopen_arg = &app,
                                   .tls = tls,
@@ -236,7 +236,7 @@ int http_main(int argc, char **argv)
     if (rc == 0)
         rc = cli_drop_privileges(&cfg.listen, server);
     if (rc == 0) {
-        cli_tls_log(server, &cfg.tls);
+        cli_tls_log(server, &cfg.common.tls);
         rc = cli_serve(server, listeners, cfg.listen.n, metrics);
     }
     ritual_server_free(server);

@@ -132,19 +132,12 @@ enum {
     OPT_MIME,
     OPT_ACCESS_LOG,
     OPT_ACCESS_LOG_FORMAT,
-    OPT_WORKERS,
-    OPT_BACKEND,
     OPT_HEADER_TIMEOUT,
     OPT_KEEPALIVE_TIMEOUT,
     OPT_BODY_TIMEOUT,
     OPT_SEND_TIMEOUT,
     OPT_MAX_REQUESTS,
     OPT_MAX_CONNS,
-    OPT_DRAIN,
-    OPT_PIN,
-    OPT_LOG,
-    OPT_TLS_CERT,
-    OPT_TLS_KEY,
     OPT_ALLOW_DOTFILES,
     OPT_FALLBACK,
     OPT_ERROR_PAGE,
@@ -153,8 +146,6 @@ enum {
     OPT_PRECOMPRESSED,
     OPT_CACHE_VALID,
     OPT_CACHE_INACTIVE,
-    OPT_PROXY,
-    OPT_PROXY_TIMEOUT,
 };
 
 static int parse_timeout(const char *name, const char *text, uint64_t *ms)
@@ -317,6 +308,7 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
 {
     static const struct option options[] = {
         CLI_LISTEN_LONGOPTS,
+        CLI_SERVER_LONGOPTS,
         {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"root", required_argument, NULL, OPT_ROOT},
         {"index", required_argument, NULL, OPT_INDEX},
@@ -324,19 +316,12 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
         {"mime", required_argument, NULL, OPT_MIME},
         {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
         {"access-log-format", required_argument, NULL, OPT_ACCESS_LOG_FORMAT},
-        {"workers", required_argument, NULL, OPT_WORKERS},
-        {"backend", required_argument, NULL, OPT_BACKEND},
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
         {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
         {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
         {"send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT},
         {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
         {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
-        {"drain-timeout", required_argument, NULL, OPT_DRAIN},
-        {"pin", no_argument, NULL, OPT_PIN},
-        {"log-level", required_argument, NULL, OPT_LOG},
-        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
-        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"allow-dotfiles", no_argument, NULL, OPT_ALLOW_DOTFILES},
         {"fallback", required_argument, NULL, OPT_FALLBACK},
         {"error-page", required_argument, NULL, OPT_ERROR_PAGE},
@@ -345,8 +330,6 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
         {"precompressed", required_argument, NULL, OPT_PRECOMPRESSED},
         {"open-file-cache-valid", required_argument, NULL, OPT_CACHE_VALID},
         {"open-file-cache-inactive", required_argument, NULL, OPT_CACHE_INACTIVE},
-        {"proxy-protocol", required_argument, NULL, OPT_PROXY},
-        {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -360,6 +343,17 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
         case CLI_OPT_SOCKET_OWNER:
         case CLI_OPT_USER:
             rc = cli_listen_option("http", &cfg->listen, c, optarg);
+            break;
+        case CLI_OPT_WORKERS:
+        case CLI_OPT_BACKEND:
+        case CLI_OPT_PIN:
+        case CLI_OPT_LOG_LEVEL:
+        case CLI_OPT_DRAIN:
+        case CLI_OPT_PROXY:
+        case CLI_OPT_PROXY_TIMEOUT:
+        case CLI_OPT_TLS_CERT:
+        case CLI_OPT_TLS_KEY:
+            rc = cli_server_option("http", &cfg->common, c, optarg);
             break;
         case OPT_METRICS_LISTEN:
             cfg->metrics_listen = optarg;
@@ -391,17 +385,6 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
                                        optarg);
             cfg->access_log_json = strcmp(optarg, "json") == 0;
             break;
-        case OPT_WORKERS:
-            if (cli_parse_uint(optarg, 1024, &n) < 0 || n == 0)
-                return cli_usage_error("http", "--workers: '%s' is not a number from 1 to 1024",
-                                       optarg);
-            cfg->server.workers = (unsigned)n;
-            break;
-        case OPT_BACKEND:
-            if (cli_parse_backend(optarg, &cfg->server.loop.backend) < 0)
-                return cli_usage_error(
-                    "http", "--backend: '%s' is not auto, io_uring, epoll or poll", optarg);
-            break;
         case OPT_HEADER_TIMEOUT:
             rc = parse_timeout("--header-timeout", optarg, &cfg->http.header_timeout_ms);
             break;
@@ -424,34 +407,6 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
             if (cli_parse_uint(optarg, 1u << 30, &n) < 0)
                 return cli_usage_error("http", "--max-conns: '%s' is not a number", optarg);
             cfg->http.max_conns = (unsigned)n;
-            break;
-        case OPT_DRAIN:
-            if (cli_parse_seconds(optarg, &cfg->drain_ms) < 0)
-                return cli_usage_error("http", "--drain-timeout: '%s' is not a number of seconds",
-                                       optarg);
-            break;
-        case OPT_PIN:
-            cfg->server.pin = 1;
-            break;
-        case OPT_PROXY: {
-            ritual_error err;
-            if (ritual_proxy_from_check(optarg, &err) < 0)
-                return cli_usage_error("http", "--proxy-protocol: %s", err.message);
-            cfg->http.proxy_from = optarg;
-            break;
-        }
-        case OPT_PROXY_TIMEOUT:
-            rc = parse_timeout("--proxy-timeout", optarg, &cfg->http.proxy_timeout_ms);
-            break;
-        case OPT_LOG:
-            if (cli_parse_log_level(optarg, &cfg->server.loop.log_level) < 0)
-                return cli_usage_error(
-                    "http", "--log-level: '%s' is not error, warn, info or debug", optarg);
-            break;
-        case OPT_TLS_CERT:
-        case OPT_TLS_KEY:
-            if (cli_tls_option("http", &cfg->tls, c == OPT_TLS_CERT, optarg) != 0)
-                return EXIT_USAGE;
             break;
         case OPT_ALLOW_DOTFILES:
             cfg->allow_dotfiles = true;
@@ -498,7 +453,9 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
         return cli_usage_error("http", "--root DIR is required");
     if (finish_headers(cfg) != 0)
         return EXIT_USAGE;
-    if (cli_tls_check("http", &cfg->tls) != 0)
+    cfg->http.proxy_from = cfg->common.proxy_from;
+    cfg->http.proxy_timeout_ms = cfg->common.proxy_timeout_ms;
+    if (cli_tls_check("http", &cfg->common.tls) != 0)
         return EXIT_USAGE;
     if (cfg->metrics_listen) {
         ritual_error err;

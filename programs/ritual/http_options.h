@@ -30,10 +30,8 @@ struct http_cli {
     struct error_page error_pages[HTTP_RULES_MAX];
     size_t nerror_pages;
     struct file_cache_options cache;
-    uint64_t drain_ms;
-    ritual_server_options server;
+    struct cli_server common;
     ritual_http_options http;
-    struct cli_tls tls;
 };
 
 /* Reads argv into cfg (its defaults set by the caller). Returns 0, -1 after
