@@ -9,14 +9,21 @@
  * when it is full, reading pauses (ritual_http_body_pause) while the
  * buffer goes to disk a slice per loop turn, so one fast client neither
  * fills memory nor keeps the loop from the others; then reading resumes.
- * A client that leaves half-way leaves no file (on_close). A file appears
- * under its name only once complete: it is written nameless (O_TMPFILE in
- * DIR; where the file system has none, under a unique hidden name), then
- * linked under a unique hidden name and renamed over NAME. Uploads to one
- * name at once never share a file: the last to complete wins, whole.
+ * A client that leaves half-way leaves no file (on_close). One that
+ * leaves, or only half-closes (`nc -N`), after sending the whole body
+ * still has it stored: the library closes the exchange on that FIN while
+ * the buffer may still be going to disk, so on_close writes the rest.
+ * A file appears under its name only once complete: it is written
+ * nameless (O_TMPFILE in DIR, linked through /proc; where the file system
+ * has none, or /proc is missing, under a temporary name), synced, then
+ * renamed over NAME. Temporary names (".upload.PID.N.part") do not derive
+ * from NAME, so a name valid at the start cannot fail at the end. Uploads
+ * to one name at once never share a file: the last to complete wins,
+ * whole. Messages go to stderr, one line per upload that does not end in
+ * a 201 ("upload: NAME: ...").
  * Build: cc upload.c $(pkg-config --cflags --libs ritual) */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* O_TMPFILE, AT_EMPTY_PATH */
+#define _GNU_SOURCE /* O_TMPFILE */
 #endif
 #include <ritual.h>
 #include <ritual_http.h>
@@ -36,6 +43,7 @@
 
 static int dir_fd = -1;
 static unsigned long parts_made; /* numbers the temporary names */
+static int nameless;             /* O_TMPFILE files can be given a name */
 
 struct upload {
     ritual_http_exchange *ex;
@@ -78,23 +86,26 @@ static int write_some(struct upload *u, size_t max)
 }
 
 /* A temporary name no upload can take (names never start with '.'), and
- * no other upload of this server has. */
+ * no other upload of this server has. Short whatever NAME is: a NAME of
+ * NAME_MAX bytes must not fail only once its body is in. */
 static void part_name(struct upload *u)
 {
-    snprintf(u->part, sizeof u->part, ".%s.%ld.%lu.part", u->name, (long)getpid(), ++parts_made);
+    snprintf(u->part, sizeof u->part, ".upload.%ld.%lu.part", (long)getpid(), ++parts_made);
 }
 
-/* Opens the file the body goes to: nameless if the file system can
- * (O_TMPFILE: nothing to clean up if the server dies), else under a
- * temporary name. Returns 0 or -errno. */
+/* Opens the file the body goes to: nameless if the file system can and
+ * /proc lets it be linked (O_TMPFILE: nothing to clean up if the server
+ * dies), else under a temporary name. Returns 0 or -errno. */
 static int open_part(struct upload *u)
 {
     u->part[0] = '\0';
-    u->fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-    if (u->fd >= 0)
-        return 0;
-    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
-        return -errno;
+    if (nameless) {
+        u->fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+        if (u->fd >= 0)
+            return 0;
+        if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+            return -errno;
+    }
     for (int tries = 0; tries < 100; tries++) {
         part_name(u);
         u->fd = openat(dir_fd, u->part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -109,18 +120,16 @@ static int open_part(struct upload *u)
 }
 
 /* Gives a nameless file a temporary name: linkat(2) cannot replace NAME,
- * rename(2) can. Through /proc (any user may), else AT_EMPTY_PATH (needs
- * CAP_DAC_READ_SEARCH). Returns 0 or -errno. */
+ * rename(2) can. Through /proc, which any user may (AT_EMPTY_PATH would
+ * need CAP_DAC_READ_SEARCH: without /proc, main has files named from the
+ * start instead). Returns 0 or -errno. */
 static int link_part(struct upload *u)
 {
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", u->fd);
     for (int tries = 0; tries < 100; tries++) {
         part_name(u);
-        int rc = linkat(AT_FDCWD, proc, dir_fd, u->part, AT_SYMLINK_FOLLOW);
-        if (rc < 0 && errno == ENOENT) /* no /proc */
-            rc = linkat(u->fd, "", dir_fd, u->part, AT_EMPTY_PATH);
-        if (rc == 0)
+        if (linkat(AT_FDCWD, proc, dir_fd, u->part, AT_SYMLINK_FOLLOW) == 0)
             return 0;
         int e = errno;
         u->part[0] = '\0';
@@ -134,6 +143,12 @@ static int link_part(struct upload *u)
  * completed before is replaced whole. Returns 0 or -errno. */
 static int publish(struct upload *u)
 {
+    /* The data on disk before the name: else, after a crash, the rename
+     * may have reached the disk and the data not (file systems order
+     * them as they like), and NAME would be short or empty. */
+    while (fsync(u->fd) < 0)
+        if (errno != EINTR)
+            return -errno;
     if (!u->part[0]) {
         int rc = link_part(u);
         if (rc < 0)
@@ -158,7 +173,12 @@ static void finish(struct upload *u, int error)
     }
     char text[64];
     int n = snprintf(text, sizeof text, "%llu bytes\n", (unsigned long long)u->total);
-    ritual_http_respond(ex, 201, NULL, 0, text, (size_t)n);
+    /* Stored either way. The client may have gone already (its FIN seen
+     * while the buffer went to disk): the connection is closing, on_close
+     * not yet run, and the answer goes nowhere. */
+    int gone = ritual_conn_closing(ritual_http_exchange_conn(ex));
+    if (ritual_http_respond(ex, 201, NULL, 0, text, (size_t)n) < 0 || gone)
+        fprintf(stderr, "upload: %s: stored, the client gone before the answer\n", u->name);
     upload_free(u, 1);
 }
 
@@ -204,10 +224,29 @@ static void on_body_end(ritual_http_exchange *ex, void *arg)
         flush_some(u->flush, u);
 }
 
+/* The connection went before the answer. After the whole body (the
+ * client half-closed once it had sent it, as `nc -N` does, or left
+ * without waiting for the answer) the upload is complete: what the buffer
+ * still holds goes to disk now (at most BUFFER_MAX bytes), as there is no
+ * later turn for it. Before the whole body: half a file is no file. */
 static void on_close(ritual_http_exchange *ex, int reason, void *arg)
 {
-    (void)ex, (void)reason;
-    upload_free(arg, 0); /* half a file is no file */
+    (void)ex;
+    struct upload *u = arg;
+    if (!u->ended) {
+        fprintf(stderr, "upload: %s: closed before the whole body (%s): nothing stored\n", u->name,
+                reason ? strerror(-reason) : "end of stream");
+        upload_free(u, 0);
+        return;
+    }
+    int rc = write_some(u, u->len);
+    if (rc == 0)
+        rc = publish(u);
+    if (rc < 0)
+        fprintf(stderr, "upload: %s: %s\n", u->name, strerror(-rc));
+    else
+        fprintf(stderr, "upload: %s: stored, the client gone before the answer\n", u->name);
+    upload_free(u, rc == 0);
 }
 
 static const ritual_http_exchange_callbacks upload_callbacks = {
@@ -280,6 +319,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "upload: %s: %s\n", argv[1], strerror(errno));
         return 1;
     }
+    /* Nameless files only where they can be named at the end: through
+     * /proc/self/fd, checked now rather than failing after a body. */
+    nameless = access("/proc/self/fd", X_OK) == 0;
     ritual_error err;
     ritual_loop *loop = ritual_loop_new(NULL, &err);
     ritual_http_options opts = {

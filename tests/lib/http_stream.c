@@ -4,7 +4,8 @@
  * that leaves mid-stream; request bodies streamed to the handler with
  * pauses; 101 and the connection handed over; bodies dropped by a server
  * that wants none (413 at once, 408 when stalled); HEAD errors without a
- * body; extra header lines on every head. */
+ * body; extra header lines on every head; requests pipelined behind a
+ * late answer, with the client's FIN after them. */
 #include "http/http_internal.h"
 #include "libtest.h"
 
@@ -23,8 +24,9 @@
 static ritual_loop *loop;
 static ritual_listener *listener;
 static int port;
-static ritual_timer *late_timer, *tick_timer;
-static ritual_http_exchange *late_ex;
+static ritual_timer *late_timer, *tick_timer, *answer_timer;
+static ritual_http_exchange *late_ex, *answer_ex;
+static atomic_int answer_waiting; /* /answer-later's handler has run */
 
 /* What the server saw, read by the test once the loop stopped (or, for
  * the atomics, by the client thread while it runs). */
@@ -198,8 +200,35 @@ static void overflow(ritual_http_exchange *ex)
     }
 }
 
+/* /answer-later: answered whole from a timer, while requests pipelined
+ * behind it (and maybe the client's FIN) arrive. */
+static void answer_closed(ritual_http_exchange *ex, int reason, void *arg)
+{
+    (void)ex, (void)reason, (void)arg;
+    answer_ex = NULL;
+    ritual_timer_stop(answer_timer);
+}
+
+static const ritual_http_exchange_callbacks answer_cbs = {.on_close = answer_closed};
+
+static void answer_fired(ritual_timer *t, void *data)
+{
+    (void)t, (void)data;
+    ritual_http_exchange *ex = answer_ex;
+    answer_ex = NULL;
+    ASSERT(ex != NULL);
+    ASSERT_EQ(ritual_http_respond(ex, 200, NULL, 0, "later\n", 6), 0);
+}
+
 static void stream_handler(ritual_http_exchange *ex)
 {
+    if (target_is(ex, "/answer-later")) {
+        ritual_http_exchange_set_callbacks(ex, &answer_cbs, NULL);
+        answer_ex = ex;
+        ritual_timer_start(answer_timer, 60, 0);
+        atomic_store(&answer_waiting, 1);
+        return;
+    }
     if (target_is(ex, "/quiet")) {
         ritual_http_exchange_set_callbacks(ex, &quiet_cbs, NULL);
         ASSERT_EQ(ritual_http_stream_start(ex, 200, NULL, 0, RITUAL_HTTP_LENGTH_UNKNOWN), 0);
@@ -417,6 +446,7 @@ static void setup(ritual_http_body_mode mode, void (*tweak)(ritual_http_options 
     ritual_timer_cb late = mode == RITUAL_HTTP_BODY_STREAM ? upload_resume : late_fired;
     late_timer = ritual_timer_new(loop, late, NULL);
     tick_timer = ritual_timer_new(loop, endless_tick, NULL);
+    answer_timer = ritual_timer_new(loop, answer_fired, NULL);
 }
 
 /* Runs the client story on a thread of its own while the loop runs. */
@@ -446,6 +476,7 @@ static void teardown(void)
     ASSERT(ritual_list_empty(&cfg->sites[0]->all_conns));
     ritual_timer_free(late_timer);
     ritual_timer_free(tick_timer);
+    ritual_timer_free(answer_timer);
     ritual_loop_free(loop);
 }
 
@@ -879,6 +910,7 @@ static void stream_cut_at_drain_deadline(void)
     ASSERT_EQ(ritual_loop_conn_count(loop), 0); /* the shutdown freed the listener too */
     ritual_timer_free(late_timer);
     ritual_timer_free(tick_timer);
+    ritual_timer_free(answer_timer);
     ritual_loop_free(loop);
 }
 
@@ -906,6 +938,100 @@ static void stream_http10_keepalive(void)
     setup(RITUAL_HTTP_BODY_BUFFER, NULL);
     run_story(http10_keepalive_story);
     note("HTTP/1.0 keep-alive and a stream: close-delimited, Connection: close");
+    teardown();
+}
+
+#define PIPELINED_MANY 100 /* of about 1 KiB each: past read_buffer_size */
+
+/* Sends "GET /answer-later", then `count` requests for /small (each
+ * padded to about `pad` bytes), then the client's FIN; expects every
+ * answer, in order, then the server's close. `apart`: the rest is sent
+ * once the first request's handler waits (held input then fills a whole
+ * read buffer if there is that much), else all is sent at once. */
+static void pipelined_then_fin(int count, size_t pad, bool apart)
+{
+    struct http_client *c = http_client_open(port);
+    static const char first[] = "GET /answer-later HTTP/1.1\r\nHost: a\r\n\r\n";
+    static char all[PIPELINED_MANY * 1100];
+    size_t len = 0;
+    atomic_store(&answer_waiting, 0);
+    if (apart) {
+        send_all(c->fd, first, sizeof first - 1);
+        for (int i = 0; i < 5000 && !atomic_load(&answer_waiting); i++)
+            sleep_ms(1);
+        ASSERT(atomic_load(&answer_waiting));
+    } else {
+        memcpy(all, first, sizeof first - 1);
+        len = sizeof first - 1;
+    }
+    for (int i = 0; i < count; i++) {
+        int n = snprintf(all + len, sizeof all - len, "GET /small HTTP/1.1\r\nHost: a\r\nX-Pad: ");
+        ASSERT(n > 0 && len + (size_t)n + pad + 4 <= sizeof all);
+        len += (size_t)n;
+        memset(all + len, 'p', pad);
+        len += pad;
+        memcpy(all + len, "\r\n\r\n", 4);
+        len += 4;
+    }
+    send_all(c->fd, all, len);
+    SYSCHECK(shutdown(c->fd, SHUT_WR));
+    struct http_response r;
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 200);
+    ASSERT(r.body_len == 6 && memcmp(r.body, "later\n", 6) == 0);
+    http_response_free(&r);
+    for (int i = 0; i < count; i++) {
+        if (http_read_response(c, &r, 0, 10000) != 1)
+            FAIL("answer %d of %d pipelined requests missing", i + 1, count);
+        HTTP_EXPECT_STATUS(&r, 200);
+        ASSERT_EQ(r.body_len, 3);
+        http_response_free(&r);
+    }
+    http_expect_eof(c, 5000);
+    http_client_close(c);
+}
+
+static void *pipelined_fin_story(void *arg)
+{
+    (void)arg;
+    pipelined_then_fin(3, 0, false);
+    pipelined_then_fin(3, 0, true);
+    return story_end(NULL);
+}
+
+/* Requests pipelined behind one whose handler answers later, then the
+ * client's FIN: all answered in order, then the close (the FIN read past
+ * the held requests once dropped them on epoll and poll). */
+static void pipelined_behind_waiting_then_fin(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, NULL);
+    run_story(pipelined_fin_story);
+    note("3 requests and a FIN behind a late answer: 4 answers in order, then the close");
+    teardown();
+}
+
+static void *pipelined_many_story(void *arg)
+{
+    (void)arg;
+    pipelined_then_fin(PIPELINED_MANY, 1000, true);
+    pipelined_then_fin(PIPELINED_MANY, 1000, false);
+    return story_end(NULL);
+}
+
+static void read_buffer_tweak(ritual_http_options *o)
+{
+    o->conn.read_buffer_size = 64 * 1024; /* the default, said here */
+}
+
+/* More pipelined behind a waiting answer than read_buffer_size holds: the
+ * full buffer is not a client sending what nobody consumes (once reset
+ * with -ENOBUFS on epoll and poll); the rest waits in the kernel. */
+static void pipelined_past_read_buffer(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, read_buffer_tweak);
+    run_story(pipelined_many_story);
+    note("%d requests (~%d KiB) behind a late answer, then a FIN: all answered, no reset",
+         PIPELINED_MANY, PIPELINED_MANY * 1050 / 1024);
     teardown();
 }
 
@@ -987,6 +1113,40 @@ static void body_stream_chunked(void)
     lt_join(client);
     note("streamed body, chunked: %u bytes exact, %d pauses", UPLOAD_SIZE, seen.pauses);
     expect_paced_deliveries();
+    teardown();
+}
+
+static void *empty_body_story(void *arg)
+{
+    (void)arg;
+    struct http_client *c = http_client_open(port);
+    http_send(c, "PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+    struct http_response r;
+    ASSERT_EQ(http_read_response(c, &r, 0, 5000), 1);
+    HTTP_EXPECT_STATUS(&r, 201); /* from on_body_end */
+    ASSERT(r.body_len == 4 && memcmp(r.body, "0 0\n", 4) == 0);
+    http_response_free(&r);
+    /* Asked to wait for a 100: nothing to wait for, so no 100. */
+    http_send(c, "PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    ASSERT_EQ(http_read_response(c, &r, 0, 5000), 1);
+    HTTP_EXPECT_STATUS(&r, 201);
+    ASSERT(r.body_len == 4 && memcmp(r.body, "0 0\n", 4) == 0);
+    http_response_free(&r);
+    http_send(c, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n"); /* still in step */
+    expect_ok(c);
+    return story_end(c);
+}
+
+/* A streamed Content-Length: 0 body ends at once: on_body_end runs (it
+ * answers), no 100 is sent for it, the connection goes on. */
+static void body_stream_empty(void)
+{
+    setup(RITUAL_HTTP_BODY_STREAM, upload_tweak);
+    run_story(empty_body_story);
+    ASSERT_EQ(up.count, 0);
+    ASSERT_EQ(seen.closes, 0);
+    note("streamed Content-Length: 0, with and without Expect: 100-continue: ended, 201");
     teardown();
 }
 
@@ -1429,4 +1589,6 @@ TEST_CASES(CASE(stream_chunked), CASE(stream_length), CASE(stream_http10), CASE(
            CASE(stream_client_leaves_quiet), CASE(stream_no_content), CASE(stream_past_write_limit),
            CASE(stream_cut_at_drain_deadline), CASE(stream_http10_keepalive),
            CASE(body_pause_outlasts_timeout), CASE(body_stream_expect_continue),
-           CASE(body_stream_too_large), CASE(upgrade_after_body))
+           CASE(body_stream_too_large), CASE(upgrade_after_body),
+           CASE(pipelined_behind_waiting_then_fin), CASE(pipelined_past_read_buffer),
+           CASE(body_stream_empty))

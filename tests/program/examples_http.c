@@ -3,9 +3,10 @@
  *     the head alone, and SIGTERM ending the stream with its last chunk
  *     and the server with status 0;
  *   - upload: a 3 MB PUT and a chunked POST stored byte-exact and answered
- *     201 with the count, a GET refused with 405, a client that leaves
- *     half-way leaving no file, two uploads to one name at once leaving
- *     the last one whole, and a clean exit. */
+ *     201 with the count, a GET refused with 405, a name of NAME_MAX
+ *     bytes stored, a client that leaves half-way leaving no file, one
+ *     that half-closes after the whole body having it stored, two uploads
+ *     to one name at once leaving the last one whole, and a clean exit. */
 #include "support.h"
 
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,7 +85,7 @@ static void send_pattern(struct http_client *c, uint64_t seed, size_t from, size
 static void send_upload(struct http_client *c, const char *method, const char *name, size_t len,
                         int chunked)
 {
-    char head[256];
+    char head[512]; /* room for a name of NAME_MAX bytes */
     if (chunked)
         snprintf(head, sizeof head,
                  "%s /%s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", method, name);
@@ -138,14 +140,6 @@ static int dir_entries(const char *dir)
     return n;
 }
 
-/* Waits up to 5 s for `dir` to hold `want` entries. */
-static void await_entries(const char *dir, int want)
-{
-    for (int i = 0; i < 5000 && dir_entries(dir) != want; i++)
-        sleep_ms(1);
-    ASSERT_EQ(dir_entries(dir), want);
-}
-
 /* Sends a PUT head with Expect: 100-continue and waits for the 100: the
  * handler has run (and opened its file). */
 static struct http_client *begin_upload(int port, const char *name, size_t len)
@@ -193,16 +187,52 @@ static void upload_files(void)
     expect_stored(dir, "one.bin", UPLOAD);
     expect_stored(dir, "two.bin", UPLOAD / 3);
 
-    /* Half a body, then gone: no file, not even a temporary one. */
+    /* The longest name a file may have: its temporary name is no longer. */
+    char longest[256];
+    memset(longest, 'n', 255);
+    longest[255] = '\0';
+    c = http_client_open(s.port);
+    send_upload(c, "PUT", longest, 12345, 0);
+    ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
+    HTTP_EXPECT_STATUS(&r, 201);
+    http_response_free(&r);
+    http_client_close(c);
+    expect_stored(dir, longest, 12345);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, longest);
+    ASSERT_EQ(unlink(path), 0);
+
+    /* Half a body, then gone: no file, not even a temporary one, once the
+     * server says it saw the client go. */
     c = begin_upload(s.port, "half.bin", 100000);
     send_pattern(c, 7, 0, 50000);
     http_client_close(c);
-    await_entries(dir, 2);
-    char path[512];
+    server_wait_log(&s, "upload: half.bin: closed before the whole body", 1);
     snprintf(path, sizeof path, "%s/half.bin", dir);
     struct stat st;
     ASSERT(stat(path, &st) < 0);
+    ASSERT_EQ(dir_entries(dir), 2); /* one.bin, two.bin */
     note("a 3 MB PUT and a 1 MB chunked POST stored byte-exact; half an upload left nothing");
+
+    /* The whole body, then a half-close (nc -N): stored, whether the 201
+     * came before the FIN was seen or the server completed the file as
+     * the connection closed. */
+    c = http_client_open(s.port);
+    send_upload(c, "PUT", "fin.bin", UPLOAD, 0);
+    SYSCHECK(shutdown(c->fd, SHUT_WR));
+    int answered = http_read_response(c, &r, 0, 10000);
+    if (answered) {
+        HTTP_EXPECT_STATUS(&r, 201);
+        http_response_free(&r);
+    } else {
+        server_wait_log(&s, "upload: fin.bin: stored, the client gone", 1);
+    }
+    http_client_close(c);
+    expect_stored(dir, "fin.bin", UPLOAD);
+    snprintf(path, sizeof path, "%s/fin.bin", dir);
+    ASSERT_EQ(unlink(path), 0);
+    note("the whole body then a half-close: stored (%s)",
+         answered ? "answered 201" : "completed on the close");
 
     /* Two uploads to one name at once: the slow one began first, the
      * fast one completes in between; each has a file of its own, and the
