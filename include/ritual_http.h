@@ -331,7 +331,8 @@ RITUAL_API ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex
  * injection), raw text that is not whole lines, or a header of the
  * layer's as above (then
  * nothing is sent and the exchange is still to be answered); -EALREADY if
- * it was answered; else the connection is gone (-EPIPE): nothing to do. */
+ * it was answered; else the connection is gone or going (-EPIPE: nothing
+ * was sent; the exchange's on_close, if it has one, still runs). */
 RITUAL_API int ritual_http_respond(ritual_http_exchange *ex, int status,
                                    const ritual_http_header *headers, size_t num_headers,
                                    const void *body, size_t len);

@@ -260,8 +260,21 @@ static ALWAYS_INLINE int check_exchange(ritual_http_exchange *ex)
         ritual__http_exchange_done(hc, 0, 0); /* frees what the closed connection kept */
         return -EPIPE;
     }
-    if (!hc->in_delivery) /* answered later, from a timer or a post: a fresh Date */
-        ritual__http_date_refresh(hc->site);
+    if (!hc->in_delivery) { /* answered later, from a timer or a post */
+        if (ritual_conn_closing(hc->conn)) {
+            /* Failed, reset or timed out, its on_close still to run in this
+             * loop turn: nothing can be written. The exchange ends with the
+             * connection, as when a handler leaves it closing: one with an
+             * on_close hears of it there, one without is freed there. */
+            hc->done = true;
+            if (!(ex->cbs && ex->cbs->on_close)) {
+                ex->responded = true;
+                ex->held = false;
+            }
+            return -EPIPE;
+        }
+        ritual__http_date_refresh(hc->site); /* a fresh Date */
+    }
     ritual__http_stage_claim(hc->site, hc);
     return 0;
 }

@@ -27,6 +27,7 @@ static int port;
 static ritual_timer *late_timer, *tick_timer, *answer_timer;
 static ritual_http_exchange *late_ex, *answer_ex;
 static atomic_int answer_waiting; /* /answer-later's handler has run */
+static bool answer_abort;         /* /abort-later: the timer aborts, then answers */
 
 /* What the server saw, read by the test once the loop stopped (or, for
  * the atomics, by the client thread while it runs). */
@@ -38,6 +39,7 @@ static struct {
     int pauses;
     int close_reason; /* the last on_close's */
     int overflow_rc;  /* the first failed write of /overflow */
+    int late_rc;      /* /abort-later's answer, given on an aborted connection */
     _Atomic int closed;
 } seen;
 
@@ -217,6 +219,11 @@ static void answer_fired(ritual_timer *t, void *data)
     ritual_http_exchange *ex = answer_ex;
     answer_ex = NULL;
     ASSERT(ex != NULL);
+    if (answer_abort) { /* as a reset seen earlier in this loop turn would */
+        ritual_conn_abort(ritual_http_exchange_conn(ex));
+        seen.late_rc = ritual_http_respond(ex, 200, NULL, 0, "later\n", 6);
+        return;
+    }
     ASSERT_EQ(ritual_http_respond(ex, 200, NULL, 0, "later\n", 6), 0);
 }
 
@@ -227,6 +234,14 @@ static void stream_handler(ritual_http_exchange *ex)
         answer_ex = ex;
         ritual_timer_start(answer_timer, 60, 0);
         atomic_store(&answer_waiting, 1);
+        return;
+    }
+    if (target_is(ex, "/abort-later") || target_is(ex, "/abort-later-nocb")) {
+        if (target_is(ex, "/abort-later"))
+            ritual_http_exchange_set_callbacks(ex, &quiet_cbs, NULL);
+        answer_ex = ex;
+        answer_abort = true;
+        ritual_timer_start(answer_timer, 10, 0);
         return;
     }
     if (target_is(ex, "/quiet")) {
@@ -430,6 +445,7 @@ static void handler(ritual_http_exchange *ex, void *data)
 static void setup(ritual_http_body_mode mode, void (*tweak)(ritual_http_options *))
 {
     memset(&seen, 0, sizeof seen);
+    answer_abort = false;
     loop = lt_loop();
     ritual_http_options o = {
         .handler = handler,
@@ -820,6 +836,37 @@ static void stream_client_leaves_quiet(void)
     ASSERT_EQ(seen.closes, 2);
     ASSERT_EQ(seen.close_reason, -EPIPE);
     note("a client gone from a quiet stream and from a pending answer: on_close(-EPIPE) each");
+    teardown();
+}
+
+static void *abort_later_story(void *arg)
+{
+    (void)arg;
+    static const char *const targets[] = {"/abort-later", "/abort-later-nocb"};
+    for (int i = 0; i < 2; i++) {
+        int fd = tcp_connect(port);
+        char req[80], got[256];
+        int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", targets[i]);
+        send_all(fd, req, (size_t)n);
+        size_t len;
+        ASSERT_EQ(recv_to_end(fd, got, sizeof got, &len, 10000), STREAM_RESET);
+        ASSERT_EQ(len, 0); /* nothing answered: the connection was aborted */
+        close(fd);
+    }
+    return story_end(NULL);
+}
+
+/* An answer given from a timer to a connection that failed earlier in the
+ * same loop turn (its on_close not yet run) cannot be sent: -EPIPE, and
+ * the exchange ends with the connection, its on_close told if it has one,
+ * freed either way (the leak check in teardown). */
+static void answer_after_abort(void)
+{
+    setup(RITUAL_HTTP_BODY_BUFFER, NULL);
+    run_story(abort_later_story);
+    ASSERT_EQ(seen.late_rc, -EPIPE);
+    ASSERT_EQ(seen.closes, 1);
+    note("an answer to an aborted connection: -EPIPE, on_close once, nothing kept");
     teardown();
 }
 
@@ -1591,4 +1638,4 @@ TEST_CASES(CASE(stream_chunked), CASE(stream_length), CASE(stream_http10), CASE(
            CASE(body_pause_outlasts_timeout), CASE(body_stream_expect_continue),
            CASE(body_stream_too_large), CASE(upgrade_after_body),
            CASE(pipelined_behind_waiting_then_fin), CASE(pipelined_past_read_buffer),
-           CASE(body_stream_empty))
+           CASE(body_stream_empty), CASE(answer_after_abort))
