@@ -44,12 +44,16 @@ int cli_listen_option(const char *cmd, struct cli_listen *l, int opt, const char
         return 0;
     }
     case CLI_OPT_SOCKET_OWNER:
+        if (value[0] == '\0')
+            return cli_usage_error(cmd, "--socket-owner: empty, a USER[:GROUP] is needed");
         if (ritual_user_check(value, &err) < 0)
             return cli_usage_error(cmd, "--socket-owner %s: %s",
                                    cli_printable(value, shown, sizeof shown), why(value, &err));
         l->socket_owner = value;
         return 0;
     case CLI_OPT_USER:
+        if (value[0] == '\0')
+            return cli_usage_error(cmd, "--user: empty, a NAME[:GROUP] is needed");
         if (ritual_user_check(value, &err) < 0)
             return cli_usage_error(cmd, "--user %s: %s", cli_printable(value, shown, sizeof shown),
                                    why(value, &err));

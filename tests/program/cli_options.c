@@ -142,6 +142,8 @@ static void exact_names_reach_their_checks(void)
         {{"http", "--root", "/", "--mime", "", NULL}, "--mime: empty"},
         {{"echo", "--tls-cert=", NULL}, "ritual echo: --tls-cert: empty, a path is needed"},
         {{"bench", "echo", "--tls-ca=", NULL}, "ritual bench: --tls-ca: empty"},
+        {{"http", "--root", "/", "--socket-owner=", NULL}, "ritual http: --socket-owner: empty"},
+        {{"echo", "--user", "", NULL}, "ritual echo: --user: empty"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_value_check(cases[i].args, cases[i].what);
