@@ -144,7 +144,7 @@ static int walk_beneath(int dir_fd, const char *rel, int flags)
         return -EXDEV; /* RESOLVE_BENEATH: an absolute path is refused */
     if (len >= PATH_MAX)
         return -ENAMETOOLONG;
-    if (flags & (O_CREAT | O_TMPFILE))
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
         return -EINVAL; /* only opens of what exists are done here */
     bool nofollow = flags & O_NOFOLLOW;
     int last_flags = flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
@@ -152,7 +152,9 @@ static int walk_beneath(int dir_fd, const char *rel, int flags)
     char path[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1];
     size_t end = sizeof path, pos = end - len;
     memcpy(path + pos, rel, len);
-    struct walk w = {.depth = 0, .root_fd = dir_fd};
+    struct walk w; /* the stack left uninitialised: 8 KiB not cleared per open */
+    w.depth = 0;
+    w.root_fd = dir_fd;
     int links = 0, rc;
 
     for (;;) {

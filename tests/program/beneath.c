@@ -51,16 +51,16 @@ static void random_path(char *out, size_t cap, unsigned max)
         snprintf(out + len, cap - len, "/"); /* a trailing slash */
 }
 
-/* Opens `rel` under `root_fd` the way `fallback` says; returns the fd or
- * -errno. */
-static int open_as(int root_fd, const char *rel, int fallback)
+/* Opens `rel` under `root_fd` with `flags`, the way `fallback` says;
+ * returns the fd or -errno. */
+static int open_as(int root_fd, const char *rel, int flags, int fallback)
 {
     if (fallback)
         ASSERT_EQ(setenv("RITUAL_HTTP_NO_OPENAT2", "1", 1), 0);
     else
         ASSERT_EQ(unsetenv("RITUAL_HTTP_NO_OPENAT2"), 0);
     ASSERT_EQ(open_beneath_init(root_fd), fallback);
-    return open_beneath(root_fd, rel, O_RDONLY | O_NONBLOCK);
+    return open_beneath(root_fd, rel, flags);
 }
 
 /* Compares both ways on PATHS random paths through one random tree under
@@ -88,8 +88,10 @@ static void compare_tree(unsigned tree, const char *base, const char *root, unsi
     }
     for (unsigned i = 0; i < PATHS; i++) {
         random_path(rel, sizeof rel, 6);
-        int a = open_as(root_fd, rel, 0);
-        int b = open_as(root_fd, rel, 1);
+        /* As the file cache opens, and now and then a directory asked for. */
+        int flags = O_RDONLY | O_NONBLOCK | (pick(4) == 0 ? O_DIRECTORY : 0);
+        int a = open_as(root_fd, rel, flags, 0);
+        int b = open_as(root_fd, rel, flags, 1);
         if (a >= 0 && b >= 0) {
             struct stat sa, sb;
             SYSCHECK(fstat(a, &sa));
