@@ -1,4 +1,5 @@
 /* error_pages.c - the start-up check of --error-page files; see http_app.h. */
+#include "beneath.h"
 #include "file_cache.h"
 #include "http_app.h"
 

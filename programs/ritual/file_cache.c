@@ -4,16 +4,16 @@
  * table itself: it is found, rechecked and evicted with the file. */
 #include "file_cache.h"
 
+#include "beneath.h"
+
 #include "ritual_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define BUCKETS 1024 /* a power of two */
@@ -47,19 +47,6 @@ size_t file_cache_max_files(rlim_t nofile, unsigned workers)
      * many workers under a low limit, eat into the connections' part. */
     rlim_t share = nofile == RLIM_INFINITY ? MAX_FILES : nofile / 4 / workers;
     return share > MAX_FILES ? MAX_FILES : (size_t)share;
-}
-
-int open_beneath(int dir_fd, const char *rel, int flags)
-{
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY);
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    long fd;
-    do
-        fd = syscall(SYS_openat2, dir_fd, rel, &how, sizeof how);
-    while (fd < 0 && errno == EINTR);
-    return fd < 0 ? -errno : (int)fd;
 }
 
 static uint32_t hash_path(const char *p, size_t len)

@@ -121,8 +121,4 @@ void file_entry_unref(struct file_entry *entry);
 /* The same, shaped as a release callback for ritual_http_respond_file. */
 void file_entry_release(void *entry);
 
-/* Opens `rel` beneath `dir_fd`: no "..", absolute path or symlink may lead
- * out of it (openat2 with RESOLVE_BENEATH). Returns the fd or -errno. */
-int open_beneath(int dir_fd, const char *rel, int flags);
-
 #endif

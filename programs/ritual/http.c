@@ -1,6 +1,7 @@
 /* http.c - `ritual http`: a static file server on the library's HTTP layer.
  * This file is the set-up; http_options.c reads the command line, files.c
  * answers requests. */
+#include "beneath.h"
 #include "cli.h"
 #include "commands.h"
 #include "http_app.h"
@@ -25,6 +26,8 @@ static int app_open(struct http_cli *cfg, struct http_app *app)
     app->root_fd = open(cfg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (app->root_fd < 0)
         return cli_runtime_error("--root %s: %s", cfg->root, strerror(errno));
+    /* Before any worker: how files are opened is fixed for the process. */
+    open_beneath_init(app->root_fd);
     app->mime = mime_table_new(cfg->mime, msg, sizeof msg);
     if (!app->mime)
         return cli_runtime_error("%s", msg);
@@ -193,6 +196,10 @@ int http_main(int argc, char **argv)
         rc = cli_runtime_error("%s", err.message);
     if (rc == 0)
         rc = app_workers(&app, server);
+    if (rc == 0 && open_beneath_fallback())
+        ritual_log(ritual_server_loop(server, 0), RITUAL_LOG_INFO,
+                   "openat2 unavailable (or RITUAL_HTTP_NO_OPENAT2 set): paths resolved "
+                   "beneath the root one component at a time");
     if (rc == 0)
         files_check_error_pages(&app, ritual_server_loop(server, 0));
     struct cli_signals signals = {.server = server,

@@ -9,12 +9,20 @@
  * Sent over raw sockets: curl would normalise the paths first. The cases
  * dot_segments, odd_names, redirects and symlinks run against one worker;
  * autoindex_listings repeats some with --autoindex: listings never show
- * what is outside. */
+ * what is outside; fallback_agrees asks the same symlink paths of a server
+ * opening with openat2 and of one forced onto beneath.c's fallback. */
 #include "support.h"
 
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define TIMEOUT 5000
@@ -306,5 +314,153 @@ static void autoindex_listings(void)
     expect_get("/ix/", 200, hello);
 }
 
+/* A symlink at root/REL pointing at `target`. */
+static void link_at(const char *rel, const char *target)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    SYSCHECK(symlink(target, path));
+}
+
+/* The links the fallback resolves by hand (beneath.c), under root/chain. */
+static void make_chain_tree(void)
+{
+    dir_make_at(root, "chain");
+    dir_make_at(root, "chain/b");
+    dir_make_at(root, "chain/d");
+    file_write_at(root, "chain/d/file", "chained\n", 8);
+    link_at("chain/a", "b/c");                /* a -> b/c -> ../d/file */
+    link_at("chain/b/c", "../d/file");        /* ".." within a link's target */
+    link_at("chain/abs", "/etc/passwd");      /* absolute */
+    link_at("chain/out", "../../etc/passwd"); /* climbs out */
+    link_at("chain/b/up", "../../..");        /* a directory above the root */
+    link_at("chain/loop1", "loop2");
+    link_at("chain/loop2", "loop1");
+    link_at("chain/dirlink", "d"); /* a directory in the middle */
+    link_at("chain/self", ".");
+    link_at("chain/via", "dirlink/../d/file"); /* ".." after a linked directory */
+    link_at("chain/dangling", "nothing");
+    link_at("chain/empty_dir", "b/nothing/");
+    link_at("chain/filelink", "../hello.txt");
+    link_at("chain/slash", "d/file/"); /* a file named as a directory */
+    /* 40 links in a row are followed, 41 are too many (ELOOP). */
+    char name[32], target[32];
+    for (int i = 0; i < 41; i++) {
+        snprintf(name, sizeof name, "chain/l%d", i);
+        snprintf(target, sizeof target, i == 40 ? "d/file" : "l%d", i + 1);
+        link_at(name, target);
+    }
+}
+
+/* GET `target` from the server on port `p`: its status; fails the test if
+ * the body holds a secret or differs from `body` on a 200. */
+static int get_status(int p, const char *target, const char *body)
+{
+    char req[1024];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target);
+    struct http_response r;
+    http_exchange(p, req, &r, TIMEOUT);
+    if (r.body != NULL && (strstr(r.body, "SECRET") != NULL || strstr(r.body, "root:") != NULL))
+        FAIL("%s leaked a secret (status %d): %s", target, r.status, r.body);
+    if (r.status == 200 && body != NULL && strcmp(r.body, body) != 0)
+        FAIL("%s: body \"%.80s\", expected \"%s\"", target, r.body, body);
+    int status = r.status;
+    http_response_free(&r);
+    checked++;
+    return status;
+}
+
+/* Symlinks resolved by openat2 and by the fallback (RITUAL_HTTP_NO_OPENAT2)
+ * answer alike: one server of each, every path asked of both, the same
+ * status from both and the one expected. (Under the .no_openat2 variant the
+ * first server is started without the variable, so it is still openat2's
+ * where the kernel has it.) */
+static void fallback_agrees(void)
+{
+    make_chain_tree();
+    const char *had = getenv("RITUAL_HTTP_NO_OPENAT2");
+    ASSERT_EQ(unsetenv("RITUAL_HTTP_NO_OPENAT2"), 0);
+    serve((const char *const[]){"--workers", "1", NULL});
+    ASSERT_EQ(setenv("RITUAL_HTTP_NO_OPENAT2", "1", 1), 0);
+    struct server fallback;
+    http_server_start(ritual_program(), root, (const char *const[]){"--workers", "1", NULL},
+                      &fallback);
+    if (!had)
+        ASSERT_EQ(unsetenv("RITUAL_HTTP_NO_OPENAT2"), 0);
+
+    static const struct {
+        const char *path;
+        int status;
+        const char *body;
+    } cases[] = {
+        {"/chain/a", 200, "chained\n"},
+        {"/chain/b/c", 200, "chained\n"},
+        {"/chain/abs", 403, NULL},
+        {"/chain/out", 403, NULL},
+        {"/chain/b/up/hello.txt", 403, NULL},
+        {"/chain/b/up/", 403, NULL},
+        {"/chain/loop1", 403, NULL},
+        {"/chain/loop1/x", 403, NULL},
+        {"/chain/dirlink/file", 200, "chained\n"},
+        {"/chain/dirlink", 301, NULL},
+        {"/chain/dirlink/", 403, NULL},
+        {"/chain/self/self/dirlink/file", 200, "chained\n"},
+        {"/chain/via", 200, "chained\n"},
+        {"/chain/dangling", 404, NULL},
+        {"/chain/dangling/x", 404, NULL},
+        {"/chain/empty_dir", 404, NULL},
+        {"/chain/filelink", 200, hello},
+        {"/chain/filelink/", 404, NULL},
+        {"/chain/filelink/x", 404, NULL},
+        {"/chain/slash", 404, NULL},
+        {"/hello.txt/x", 404, NULL},
+        {"/chain/l1", 200, "chained\n"}, /* 40 links */
+        {"/chain/l0", 403, NULL},        /* 41 */
+        {"/link_root/hello.txt", 403, NULL},
+        {"/a/link_dir/a/link_up", 200, hello},
+        {"/fifo", 403, NULL},
+        {"/", 200, "<h1>root</h1>\n"},
+        {"/chain/", 403, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int a = get_status(port, cases[i].path, cases[i].body);
+        int b = get_status(fallback.port, cases[i].path, cases[i].body);
+        if (a != b)
+            FAIL("%s: openat2 answers %d, the fallback %d", cases[i].path, a, b);
+        if (a != cases[i].status)
+            FAIL("%s: status %d, expected %d", cases[i].path, a, cases[i].status);
+    }
+    server_expect_clean_exit(&fallback);
+    note("%zu symlink paths: openat2 and the fallback answer alike",
+         sizeof cases / sizeof cases[0]);
+}
+
+/* openat2 refused with EPERM by a seccomp filter, as Docker's profile before
+ * 20.10 did: installed in this test's process, it holds for the server it
+ * starts. The start-up probe must take that EPERM for a missing call and
+ * serve through the fallback, not answer every file 403. */
+static void openat2_filtered(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+    SYSCHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    SYSCHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog));
+    serve((const char *const[]){"--workers", "1", "--log-level", "info", NULL});
+    server_wait_log(&server, "openat2 unavailable", 1);
+    expect_get("/hello.txt", 200, hello);
+    expect_get("/a/link_up", 200, hello);
+    expect_get("/link_out", 403, "403 Forbidden\n");
+    expect_get("/link_abs", 403, "403 Forbidden\n");
+    expect_get("/loop", 403, "403 Forbidden\n");
+    expect_get("/nothing", 404, NULL);
+    note("openat2 refused by seccomp (EPERM): files served by the fallback");
+}
+
 TEST_CASES_WITH(make_tree, stop_and_remove_tree, CASE(dot_segments), CASE(odd_names),
-                CASE(redirects), CASE(symlinks), CASE(autoindex_listings))
+                CASE(redirects), CASE(symlinks), CASE(autoindex_listings), CASE(fallback_agrees),
+                CASE(openat2_filtered))

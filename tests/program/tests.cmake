@@ -69,6 +69,32 @@ ritual_program_test(tls 120)
 # recheck; precompressed siblings chosen by Accept-Encoding.
 ritual_program_test(http_file_cache 90)
 ritual_program_test(http_precompressed 60)
+# beneath.c's fallback against openat2 on random trees of symlinks: the same
+# file or the same errno for every path (compiled from the program's source,
+# no server).
+add_executable(test_beneath program/beneath.c ${PROJECT_SOURCE_DIR}/programs/ritual/beneath.c)
+target_include_directories(test_beneath PRIVATE ${PROJECT_SOURCE_DIR}/programs/ritual)
+target_link_libraries(test_beneath PRIVATE ritual_testsupport)
+ritual_test_cases(${CMAKE_CURRENT_SOURCE_DIR}/program/beneath.c beneath_cases)
+foreach(case IN LISTS beneath_cases)
+  add_test(NAME beneath.${case} COMMAND test_beneath ${case})
+  set_tests_properties(beneath.${case} PROPERTIES TIMEOUT 60 LABELS "program;beneath"
+                       ENVIRONMENT "${RITUAL_TEST_ENV}")
+endforeach()
+# Every http_security and http_file_cache case once more with
+# RITUAL_HTTP_NO_OPENAT2=1: files opened by beneath.c's fallback (as under
+# valgrind, an old kernel or seccomp) rather than openat2, as
+# NAME.CASE.no_openat2, on the default backend only: the fallback does not
+# depend on it.
+foreach(name http_security http_file_cache)
+  ritual_test_cases(${CMAKE_CURRENT_SOURCE_DIR}/program/${name}.c cases)
+  foreach(case IN LISTS cases)
+    add_test(NAME ${name}.${case}.no_openat2 COMMAND test_${name} ${case})
+    set_tests_properties(${name}.${case}.no_openat2 PROPERTIES TIMEOUT 90
+                         LABELS "program;${name};no_openat2"
+                         ENVIRONMENT "${RITUAL_TEST_ENV};RITUAL_HTTP_NO_OPENAT2=1")
+  endforeach()
+endforeach()
 # examples/sse_clock.c and examples/upload.c: an event stream ended cleanly
 # by SIGTERM; uploads stored byte-exact, half of one leaving nothing.
 ritual_program_test(examples_http 60)
