@@ -30,17 +30,28 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define MAX_SYMLINKS 40              /* the kernel's limit, ELOOP past it */
-#define MAX_DEPTH (PATH_MAX / 2 + 1) /* "a/a/a/...": no deeper path fits PATH_MAX */
+#define MAX_SYMLINKS 40 /* the kernel's limit, ELOOP past it */
+/* Directories held at once (one descriptor each): a path deeper than this
+ * below the root is refused (ENAMETOOLONG), so that one request cannot take
+ * a worker's share of the descriptor limit; no document root goes so deep. */
+#define MAX_DEPTH 128
+/* Components walked in one open, symlinks' included: a link that expands
+ * to "a/../" over and over costs a worker this many opens at most (ELOOP
+ * past it), where the kernel's walk would cost it little. */
+#define MAX_STEPS 4096
 
-/* Set once by open_beneath_init, read by the workers it precedes. */
+/* Set once by open_beneath_init, read by the workers it precedes: whether
+ * the fallback runs, and why (open_beneath_fallback). */
 static bool no_openat2;
+static int fallback_why;
 
 static int openat2_beneath(int dir_fd, const char *rel, int flags)
 {
     struct open_how how;
     memset(&how, 0, sizeof how);
-    how.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY);
+    /* openat2 refuses O_PATH with any flag but O_DIRECTORY, O_NOFOLLOW and
+     * O_CLOEXEC (EINVAL), where openat ignores the others. */
+    how.flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY));
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     long fd;
     do
@@ -54,27 +65,31 @@ int open_beneath_init(int root_fd)
     const char *force = getenv("RITUAL_HTTP_NO_OPENAT2");
     if (force && force[0] && strcmp(force, "0") != 0) {
         no_openat2 = true;
+        fallback_why = 1;
         return 1;
     }
     /* The root itself, as O_PATH: this open needs no permission at all
      * (O_PATH skips the open's access check and "." alone is looked up
-     * without a search check), so EPERM here can only be a seccomp filter
-     * (or an LSM) refusing the syscall, and ENOSYS an old kernel, valgrind
-     * or a filter answering that way. Any later EPERM is then a real one
-     * about the file asked for, and answered as such. */
+     * without a search check), so any failure is the syscall's, not a
+     * file's: ENOSYS from an old kernel or valgrind, EPERM, EACCES or
+     * ENOSYS from a seccomp filter or an LSM. The fallback is always safe,
+     * so any failure takes it; once the probe passed, a later EPERM is a
+     * real one about the file asked for, and answered as such. */
     int fd = openat2_beneath(root_fd, ".", O_PATH | O_DIRECTORY);
     if (fd >= 0) {
         close(fd);
         no_openat2 = false;
+        fallback_why = 0;
         return 0;
     }
-    no_openat2 = fd == -ENOSYS || fd == -EPERM;
-    return no_openat2 ? 1 : 0;
+    no_openat2 = true;
+    fallback_why = fd;
+    return fd;
 }
 
-bool open_beneath_fallback(void)
+int open_beneath_fallback(void)
 {
-    return no_openat2;
+    return fallback_why;
 }
 
 /* The resolution state: the directories walked down into, each opened
@@ -105,6 +120,12 @@ static int openat_retry(int dir_fd, const char *name, int flags)
         fd = openat(dir_fd, name, flags);
     while (fd < 0 && errno == EINTR);
     return fd < 0 ? -errno : fd;
+}
+
+static bool is_symlink(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISLNK(st.st_mode);
 }
 
 /* When an open with O_NOFOLLOW failed with `err` on `name`: if `name` is a
@@ -152,10 +173,10 @@ static int walk_beneath(int dir_fd, const char *rel, int flags)
     char path[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1];
     size_t end = sizeof path, pos = end - len;
     memcpy(path + pos, rel, len);
-    struct walk w; /* the stack left uninitialised: 8 KiB not cleared per open */
+    struct walk w; /* the stack left uninitialised: not cleared per open */
     w.depth = 0;
     w.root_fd = dir_fd;
-    int links = 0, rc;
+    int links = 0, steps = 0, rc;
 
     for (;;) {
         while (pos < end && path[pos] == '/')
@@ -167,6 +188,10 @@ static int walk_beneath(int dir_fd, const char *rel, int flags)
             pos++;
         size_t nlen = pos - start;
         bool last = pos == end; /* no slash after it: not required a directory */
+        if (++steps > MAX_STEPS) {
+            rc = -ELOOP;
+            goto out;
+        }
         if (nlen == 1 && path[start] == '.')
             continue;
         if (nlen == 2 && path[start] == '.' && path[start + 1] == '.') {
@@ -187,6 +212,11 @@ static int walk_beneath(int dir_fd, const char *rel, int flags)
         int cur = walk_cur(&w);
         int fd = last ? openat_retry(cur, name, last_flags)
                       : openat_retry(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && last && (flags & (O_PATH | O_NOFOLLOW)) == O_PATH && is_symlink(fd)) {
+            /* O_PATH | O_NOFOLLOW opens a symlink itself: followed here. */
+            close(fd);
+            fd = -ELOOP;
+        }
         if (fd >= 0) {
             if (last) {
                 walk_close(&w);

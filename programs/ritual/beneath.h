@@ -8,20 +8,24 @@
 
 /* Chooses, once at start and before any thread uses open_beneath, how it
  * opens: probes openat2 on `root_fd` itself and remembers, for the whole
- * process, whether it works. ENOSYS or EPERM from that probe (an old
- * kernel, valgrind, a seccomp profile) select the fallback; so does the
- * test and diagnostic knob RITUAL_HTTP_NO_OPENAT2=1 in the environment.
- * Returns 1 if the fallback was chosen, else 0. */
+ * process, whether it works. Any failure of that probe (ENOSYS from an old
+ * kernel or valgrind; ENOSYS, EPERM or EACCES from a seccomp profile)
+ * selects the fallback; so does the test and diagnostic knob
+ * RITUAL_HTTP_NO_OPENAT2=1 in the environment. Returns 0 (openat2), 1 (the
+ * knob) or the probe's -errno (the fallback). */
 int open_beneath_init(int root_fd);
 
-/* Whether open_beneath_init chose the fallback. */
-bool open_beneath_fallback(void);
+/* What open_beneath_init returned: 0 if openat2 is used, else why not. */
+int open_beneath_fallback(void);
 
 /* Opens `rel` beneath `dir_fd`: no "..", absolute path, absolute symlink,
  * symlink climbing out or magic link may lead out of it, and symlinks that
  * stay inside are followed (at most 40). `flags` as open's, without
  * O_CREAT; O_CLOEXEC and O_NOCTTY are added. Returns the fd or -errno:
- * -EXDEV for a way out, -ELOOP for too many symlinks. */
+ * -EXDEV for a way out, -ELOOP for too many symlinks. The fallback also
+ * refuses a path more than 128 directories deep, or one whose symlinks
+ * expand past PATH_MAX (-ENAMETOOLONG), a walk of over 4,096 components
+ * (-ELOOP), and every symlink inside a procfs (-ELOOP). */
 int open_beneath(int dir_fd, const char *rel, int flags);
 
 #endif

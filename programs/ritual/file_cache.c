@@ -250,14 +250,18 @@ static bool stamp_equal(const struct file_stamp *a, const struct file_stamp *b)
             a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec);
 }
 
-/* What is at `rel` now, by path (symlinks followed, as the open would). */
+/* What is at `rel` now, by path, resolved as the open would be (beneath
+ * the root: a symlink leading out is not looked at, not even stat'ed). */
 static void stamp_at(struct file_cache *c, const char *rel, struct file_stamp *out)
 {
     struct stat st;
-    if (fstatat(c->root_fd, rel[0] ? rel : ".", &st, 0) < 0)
+    int fd = open_beneath(c->root_fd, rel[0] ? rel : ".", O_PATH);
+    if (fd < 0 || fstat(fd, &st) < 0)
         out->exists = false;
     else
         stamp_of(&st, out);
+    if (fd >= 0)
+        close(fd);
 }
 
 /* open_beneath, and on EMFILE/ENFILE once more after closing idle entries. */

@@ -196,10 +196,12 @@ int http_main(int argc, char **argv)
         rc = cli_runtime_error("%s", err.message);
     if (rc == 0)
         rc = app_workers(&app, server);
-    if (rc == 0 && open_beneath_fallback())
-        ritual_log(ritual_server_loop(server, 0), RITUAL_LOG_INFO,
-                   "openat2 unavailable (or RITUAL_HTTP_NO_OPENAT2 set): paths resolved "
-                   "beneath the root one component at a time");
+    int why = open_beneath_fallback();
+    if (rc == 0 && why != 0)
+        ritual_log(
+            ritual_server_loop(server, 0), RITUAL_LOG_INFO,
+            "%s%s: paths resolved beneath the root one component at a time",
+            why > 0 ? "RITUAL_HTTP_NO_OPENAT2 set" : "openat2: ", why > 0 ? "" : strerror(-why));
     if (rc == 0)
         files_check_error_pages(&app, ritual_server_loop(server, 0));
     struct cli_signals signals = {.server = server,

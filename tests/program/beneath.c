@@ -146,4 +146,65 @@ static void random_trees(void)
          TREES * PATHS, TREES, counts[0], counts[1], counts[2]);
 }
 
-TEST_CASES(CASE(random_trees))
+/* O_PATH, as the open-file cache's stamps may use it: the root itself, and
+ * a symlink as the last component followed to its target, both ways
+ * (openat2 refuses O_PATH with O_NOCTTY; O_PATH | O_NOFOLLOW opens a link
+ * itself, which the fallback must not return). A walk too deep, or too
+ * long, is refused by the fallback. */
+static void path_opens(void)
+{
+    char base[64], root[96];
+    temp_dir_make(base, sizeof base);
+    dir_make_at(base, "root");
+    snprintf(root, sizeof root, "%s/root", base);
+    dir_make_at(root, "d");
+    file_write_at(root, "d/file", "x", 1);
+    int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    SYSCHECK(root_fd);
+    SYSCHECK(symlinkat("d/file", root_fd, "l"));
+    for (int fallback = 0; fallback < 2; fallback++) {
+        int fd = open_as(root_fd, ".", O_PATH | O_DIRECTORY, fallback);
+        ASSERT(fd >= 0);
+        close(fd);
+        fd = open_as(root_fd, "l", O_PATH, fallback);
+        ASSERT(fd >= 0);
+        struct stat st;
+        SYSCHECK(fstat(fd, &st));
+        ASSERT(S_ISREG(st.st_mode)); /* the target, not the link */
+        close(fd);
+    }
+    /* 128 directories below the root are walked; 129 are not. */
+    char deep[400] = "";
+    for (int i = 0; i < 129; i++) {
+        strcat(deep, "n");
+        SYSCHECK(mkdirat(root_fd, deep, 0755));
+        strcat(deep, "/");
+    }
+    char path[400];
+    snprintf(path, sizeof path, "%.*s", 128 * 2, deep);
+    int fd = open_as(root_fd, path, O_RDONLY | O_DIRECTORY, 1);
+    ASSERT(fd >= 0);
+    close(fd);
+    ASSERT_EQ(open_as(root_fd, deep, O_RDONLY | O_DIRECTORY, 1), -ENAMETOOLONG);
+    /* Three links of 1,500 "./" each: 4,500 components, past 4,096. */
+    static const char *const names[] = {"s0", "s1", "s2"};
+    static const char *const ends[] = {"s1", "s2", "d/file"};
+    static char target[3100];
+    for (int k = 0; k < 3; k++) {
+        target[0] = '\0';
+        for (int i = 0; i < 1500; i++)
+            strcat(target, "./");
+        strcat(target, ends[k]);
+        SYSCHECK(symlinkat(target, root_fd, names[k]));
+    }
+    fd = open_as(root_fd, "s2", O_RDONLY, 1);
+    ASSERT(fd >= 0);
+    close(fd);
+    ASSERT_EQ(open_as(root_fd, "s0", O_RDONLY, 1), -ELOOP);
+    close(root_fd);
+    remove_tree(base);
+    note("O_PATH opens follow a last symlink both ways; the fallback refuses 129 directories "
+         "deep and a walk of 4,500 components");
+}
+
+TEST_CASES(CASE(random_trees), CASE(path_opens))
