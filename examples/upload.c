@@ -163,6 +163,11 @@ static int publish(struct upload *u)
 static void finish(struct upload *u, int error)
 {
     ritual_http_exchange *ex = u->ex;
+    /* The client went while the buffer went to disk (its FIN seen): the
+     * connection is closing, no answer can go, and on_close, still to run
+     * in this loop turn, stores the file. */
+    if (ritual_conn_closing(ritual_http_exchange_conn(ex)))
+        return;
     if (error == 0)
         error = publish(u);
     if (error < 0) {
@@ -173,12 +178,9 @@ static void finish(struct upload *u, int error)
     }
     char text[64];
     int n = snprintf(text, sizeof text, "%llu bytes\n", (unsigned long long)u->total);
-    /* Stored either way. The client may have gone already (its FIN seen
-     * while the buffer went to disk): the connection is closing, on_close
-     * not yet run, and the answer goes nowhere. */
-    int gone = ritual_conn_closing(ritual_http_exchange_conn(ex));
-    if (ritual_http_respond(ex, 201, NULL, 0, text, (size_t)n) < 0 || gone)
-        fprintf(stderr, "upload: %s: stored, the client gone before the answer\n", u->name);
+    int rc = ritual_http_respond(ex, 201, NULL, 0, text, (size_t)n);
+    if (rc < 0) /* not for want of a connection: that was seen above */
+        fprintf(stderr, "upload: %s: stored, but the answer failed: %s\n", u->name, strerror(-rc));
     upload_free(u, 1);
 }
 
