@@ -9,6 +9,9 @@
  * when it is full, reading pauses (ritual_http_body_pause) while the
  * buffer goes to disk a slice per loop turn, so one fast client neither
  * fills memory nor keeps the loop from the others; then reading resumes.
+ * (The writes and the syncs at the end still block the loop while they
+ * last: a server storing large files on slow disks would hand them to a
+ * thread of their own.)
  * A client that leaves half-way leaves no file (on_close). One that
  * leaves, or only half-closes (`nc -N`), after sending the whole body
  * still has it stored: the library closes the exchange on that FIN while
@@ -50,6 +53,7 @@ struct upload {
     ritual_timer *flush;
     int fd;
     int ended;      /* the whole body is in */
+    int error;      /* a write failed (-errno): nothing is stored */
     char name[256]; /* NAME */
     char part[320]; /* the temporary name, while there is one ("": none) */
     uint64_t total;
@@ -76,13 +80,17 @@ static int write_some(struct upload *u, size_t max)
         ssize_t w = write(u->fd, u->buf + done, n - done);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0)
-            return -errno;
+        if (w < 0) {
+            /* What was written is not written again: the file is dropped. */
+            u->error = -errno;
+            n = done;
+            break;
+        }
         done += (size_t)w;
     }
     memmove(u->buf, u->buf + n, u->len - n);
     u->len -= n;
-    return 0;
+    return u->error;
 }
 
 /* A temporary name no upload can take (names never start with '.'), and
@@ -157,6 +165,10 @@ static int publish(struct upload *u)
     if (renameat(dir_fd, u->part, dir_fd, u->name) < 0)
         return -errno;
     u->part[0] = '\0';
+    /* The new name on disk too, so that "stored" survives a crash. */
+    while (fsync(dir_fd) < 0)
+        if (errno != EINTR)
+            return -errno;
     return 0;
 }
 
@@ -164,8 +176,8 @@ static void finish(struct upload *u, int error)
 {
     ritual_http_exchange *ex = u->ex;
     /* The client went while the buffer went to disk (its FIN seen): the
-     * connection is closing, no answer can go, and on_close, still to run
-     * in this loop turn, stores the file. */
+     * connection is closing, no answer can go, and on_close, still to
+     * come, stores the file. */
     if (ritual_conn_closing(ritual_http_exchange_conn(ex)))
         return;
     if (error == 0)
@@ -194,7 +206,9 @@ static void flush_some(ritual_timer *timer, void *data)
         return;
     }
     if (u->len > 0) {
-        ritual_timer_start(timer, 0, 0);
+        rc = ritual_timer_start(timer, 0, 0);
+        if (rc < 0)
+            finish(u, rc);
         return;
     }
     if (u->ended)
@@ -212,8 +226,11 @@ static void on_body(ritual_http_exchange *ex, const char *data, size_t len, void
     u->len += len;
     u->total += len;
     if (u->len >= PAUSE_AT) {
-        ritual_http_body_pause(ex);
-        ritual_timer_start(u->flush, 0, 0);
+        int rc = ritual_http_body_pause(ex);
+        if (rc == 0)
+            rc = ritual_timer_start(u->flush, 0, 0);
+        if (rc < 0) /* paused with no timer to resume it would hang */
+            finish(u, rc);
     }
 }
 
@@ -236,9 +253,11 @@ static void on_close(ritual_http_exchange *ex, int reason, void *arg)
     (void)ex;
     struct upload *u = arg;
     if (!u->ended) {
-        fprintf(stderr, "upload: %s: closed before the whole body (%s): nothing stored\n", u->name,
+        char name[sizeof u->name];
+        memcpy(name, u->name, sizeof name);
+        upload_free(u, 0); /* first: once this is said, nothing of it is left */
+        fprintf(stderr, "upload: %s: closed before the whole body (%s): nothing stored\n", name,
                 reason ? strerror(-reason) : "end of stream");
-        upload_free(u, 0);
         return;
     }
     int rc = write_some(u, u->len);
@@ -341,7 +360,12 @@ int main(int argc, char **argv)
         close(dir_fd);
         return 1;
     }
-    ritual_loop_shutdown_on_signals(loop, 30000);
+    if (ritual_loop_shutdown_on_signals(loop, 30000) < 0) {
+        fprintf(stderr, "upload: cannot watch SIGINT and SIGTERM\n");
+        ritual_loop_free(loop);
+        close(dir_fd);
+        return 1;
+    }
     printf("listening on port %d\n", ritual_listener_port(l));
     fflush(stdout);
     int rc = ritual_loop_run(loop);

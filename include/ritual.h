@@ -233,10 +233,10 @@ RITUAL_API int ritual_loop_on_free(ritual_loop *loop, void (*fn)(void *arg), voi
  * many it closed; if any, accepting resumes at the next iteration, without
  * the pause's backoff or its warning; if none, the pause goes on as
  * without a hook (until a connection closes, or a backoff of 50 ms
- * doubling to 1 s). Asked once per shortage: if accepting fails again
- * before a connection is accepted, the pause comes without asking. `fn`
- * may close connections and files; it must not close or drain the
- * listeners. One per loop: a later call replaces it, a NULL `fn` removes
+ * doubling to 1 s). Once `fn` has freed some, it is not asked again
+ * until a connection is accepted: a shortage that comes back at once
+ * takes the pause. `fn` may close connections and files; it must not
+ * close or drain the listeners. One per loop: a later call replaces it, a NULL `fn` removes
  * it. Set it before the loop runs or on its thread. */
 typedef size_t (*ritual_fds_short_fn)(ritual_loop *loop, void *arg);
 RITUAL_API void ritual_loop_on_fds_short(ritual_loop *loop, ritual_fds_short_fn fn, void *arg);

@@ -319,8 +319,8 @@ RITUAL_API ritual_conn *ritual_http_exchange_conn(const ritual_http_exchange *ex
  * ending in CRLF (a block of headers prepared once and reused).
  * The framing and the connection are the layer's: a caller's
  * Content-Length, Transfer-Encoding or Connection header (any case, named
- * or in raw text) would contradict its own, and is refused (a caller's
- * Connection: close never closed anything; ritual_http_respond_error can).
+ * or in raw text) would contradict its own, and is refused; to close the
+ * connection after an answer, use ritual_http_respond_error's `close`.
  * Expect: 100-continue (RITUAL_HTTP_BODY_STREAM): an answer given before
  * any of the body came, with no 100 sent, says Connection: close and
  * closes after it, as Go's net/http does: the client may rightly never
@@ -468,8 +468,9 @@ RITUAL_API int ritual_http_stream_end(ritual_http_exchange *ex);
  * caller chooses the protocol from it (RFC 9110 7.8).
  * Returns 0; -EINVAL for an HTTP/1.0 request (which may not be upgraded),
  * a request whose body is still arriving, callbacks without on_data, or a
- * bad header, Content-Length and Transfer-Encoding included (nothing sent); -EALREADY if answered
- * or streaming; -EPIPE if the connection is gone; -ENOMEM. */
+ * bad header, Content-Length and Transfer-Encoding included (nothing
+ * sent); -EALREADY if answered or streaming; -EPIPE if the connection is
+ * gone; -ENOMEM. */
 RITUAL_API int ritual_http_upgrade(ritual_http_exchange *ex, const ritual_http_header *headers,
                                    size_t num_headers, const ritual_conn_callbacks *callbacks,
                                    void *data);

@@ -263,7 +263,7 @@ static void pause_for_fds(ritual_listener *l, int error)
      * succeeds takes the backoff below. */
     bool ask = (error == -EMFILE || error == -ENFILE) && loop->fds_short && !l->shed_asked;
     size_t freed = ask ? loop->fds_short(loop, loop->fds_short_arg) : 0;
-    if (l->closed) /* the hook closed this listener */
+    if (l->closed) /* a hook that broke its contract and closed this listener */
         return;
     if (freed > 0) {
         /* The application closed descriptors it kept only as a cache:

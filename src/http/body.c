@@ -133,6 +133,14 @@ static void body_end(struct http_conn *hc)
         ritual__http_set_idle(hc, hc->site->opts->send_timeout_ms);
         return;
     }
+    if (ex->held && hc->conn && !(ex->cbs && ex->cbs->on_close)) {
+        /* Closed or aborted by on_body_end instead of an answer: the
+         * exchange ends with the connection, as from a handler (one with an
+         * on_close is kept to hear of it). */
+        ex->held = false;
+        ex->responded = true;
+        hc->done = true;
+    }
     if (!ex->held)
         ritual__http_owned_free(hc);
 }

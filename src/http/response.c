@@ -262,8 +262,8 @@ static ALWAYS_INLINE int check_exchange(ritual_http_exchange *ex)
     }
     if (!hc->in_delivery) { /* answered later, from a timer or a post */
         if (ritual_conn_closing(hc->conn)) {
-            /* Failed, reset or timed out, its on_close still to run in this
-             * loop turn: nothing can be written. The exchange ends with the
+            /* Failed, reset, timed out or closing, its on_close still to
+             * come: nothing can be written. The exchange ends with the
              * connection, as when a handler leaves it closing: one with an
              * on_close hears of it there, one without is freed there. */
             hc->done = true;

@@ -319,9 +319,11 @@ static struct {
     ritual_http_exchange *ex;
     uint64_t count, bad;
     uint64_t next_pause;
-    uint64_t pause_ms; /* how long each pause lasts */
-    size_t largest;    /* the largest single delivery */
-    atomic_int paused; /* a pause began: the client may send on */
+    uint64_t pause_ms;      /* how long each pause lasts */
+    size_t largest;         /* the largest single delivery */
+    atomic_int paused;      /* a pause began: the client may send on */
+    bool resume_after_sent; /* the pause lasts until the client says: */
+    atomic_int sent;        /* the rest of the body is sent */
 } up;
 
 static void upload_body(ritual_http_exchange *ex, const char *data, size_t len, void *arg)
@@ -367,6 +369,10 @@ static const ritual_http_exchange_callbacks upload_cbs = {
 static void upload_resume(ritual_timer *t, void *data)
 {
     (void)t, (void)data;
+    if (up.ex && up.resume_after_sent && !atomic_load(&up.sent)) {
+        ASSERT_EQ(ritual_timer_start(late_timer, 5, 0), 0);
+        return;
+    }
     if (up.ex)
         ASSERT_EQ(ritual_http_body_resume(up.ex), 0);
 }
@@ -410,6 +416,7 @@ static void handler(ritual_http_exchange *ex, void *data)
         up.count = up.bad = 0;
         up.next_pause = 1;
         up.pause_ms = 300;
+        up.resume_after_sent = true; /* a slow client thread is no 408 */
         ritual_http_exchange_set_callbacks(ex, &upload_cbs, NULL);
         return;
     }
@@ -505,6 +512,17 @@ static void *story_end(struct http_client *c)
 }
 
 /* ------------------------------------------------------ client helpers */
+
+/* Reads exactly n bytes; an end of stream before them fails the test. */
+static void recv_exactly(struct http_client *c, char *buf, size_t n)
+{
+    for (size_t got = 0; got < n;) {
+        size_t k = http_client_recv(c, buf + got, n - got, 10000);
+        if (k == 0)
+            FAIL("end of stream after %zu of %zu bytes", got, n);
+        got += k;
+    }
+}
 
 /* Reads a chunked body into out[0..cap); returns its length. Bytes after
  * the last chunk stay in the client for the next response. */
@@ -1262,6 +1280,7 @@ static void *held_story(void *arg)
         req[i] = pattern((uint64_t)(500 + i));
     req[500] = '\0';
     http_send(c, req);
+    atomic_store(&up.sent, 1);
     ASSERT_EQ(http_read_response(c, &r, 0, 10000), 1);
     HTTP_EXPECT_STATUS(&r, 201); /* not 408 */
     ASSERT(r.body_len == 7 && memcmp(r.body, "1000 0\n", 7) == 0);
@@ -1390,15 +1409,11 @@ static void *upgrade_story(void *arg)
     HTTP_EXPECT_FIELD(&r, "Content-Length", NULL);
     http_response_free(&r);
     char buf[16];
-    size_t got = 0;
-    while (got < 5)
-        got += http_client_recv(c, buf + got, 5 - got, 10000);
+    recv_exactly(c, buf, 5);
     ASSERT(memcmp(buf, "hello", 5) == 0);
     http_send(c, "GET / HTTP/1.1\r\n\r\n"); /* not HTTP any more: echoed */
     char echo[32];
-    got = 0;
-    while (got < 18)
-        got += http_client_recv(c, echo + got, 18 - got, 10000);
+    recv_exactly(c, echo, 18);
     ASSERT(memcmp(echo, "GET / HTTP/1.1\r\n\r\n", 18) == 0);
     return story_end(c);
 }
@@ -1426,9 +1441,7 @@ static void *upgrade_body_story(void *arg)
     HTTP_EXPECT_STATUS(&r, 101);
     http_response_free(&r);
     char buf[16];
-    size_t got = 0;
-    while (got < 5)
-        got += http_client_recv(c, buf + got, 5 - got, 10000);
+    recv_exactly(c, buf, 5);
     ASSERT(memcmp(buf, "hello", 5) == 0); /* the body was HTTP's, not echoed */
     return story_end(c);
 }
