@@ -150,6 +150,12 @@ struct cli_server {
     uint64_t proxy_timeout_ms; /* 0: the library's default */
     struct cli_tls tls;
 };
+/* Whether getopt's `c` is one of them: a command's switch hands every one
+ * over in its default branch, so one added here needs no case label. */
+static inline bool cli_is_server_option(int c)
+{
+    return c >= CLI_OPT_WORKERS && c <= CLI_OPT_TLS_KEY;
+}
 /* Takes one of the options above (`opt` its CLI_OPT_ value). Returns 0 or
  * EXIT_USAGE (printed). */
 int cli_server_option(const char *cmd, struct cli_server *s, int opt, const char *value);

@@ -136,18 +136,6 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
             if (cli_listen_option("echo", &cfg->listen, c, optarg) != 0)
                 return EXIT_USAGE;
             break;
-        case CLI_OPT_WORKERS:
-        case CLI_OPT_BACKEND:
-        case CLI_OPT_PIN:
-        case CLI_OPT_LOG_LEVEL:
-        case CLI_OPT_DRAIN:
-        case CLI_OPT_PROXY:
-        case CLI_OPT_PROXY_TIMEOUT:
-        case CLI_OPT_TLS_CERT:
-        case CLI_OPT_TLS_KEY:
-            if (cli_server_option("echo", &cfg->common, c, optarg) != 0)
-                return EXIT_USAGE;
-            break;
         case OPT_METRICS_LISTEN:
             cfg->metrics_listen = optarg;
             break;
@@ -186,7 +174,11 @@ static int parse_args(int argc, char **argv, struct echo_config *cfg)
             fputs(echo_usage, stdout);
             return -1;
         default:
-            return cli_getopt_error("echo", c, argv, optind);
+            if (!cli_is_server_option(c))
+                return cli_getopt_error("echo", c, argv, optind);
+            if (cli_server_option("echo", &cfg->common, c, optarg) != 0)
+                return EXIT_USAGE;
+            break;
         }
     }
     if (optind < argc)

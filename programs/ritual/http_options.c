@@ -344,17 +344,6 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
         case CLI_OPT_USER:
             rc = cli_listen_option("http", &cfg->listen, c, optarg);
             break;
-        case CLI_OPT_WORKERS:
-        case CLI_OPT_BACKEND:
-        case CLI_OPT_PIN:
-        case CLI_OPT_LOG_LEVEL:
-        case CLI_OPT_DRAIN:
-        case CLI_OPT_PROXY:
-        case CLI_OPT_PROXY_TIMEOUT:
-        case CLI_OPT_TLS_CERT:
-        case CLI_OPT_TLS_KEY:
-            rc = cli_server_option("http", &cfg->common, c, optarg);
-            break;
         case OPT_METRICS_LISTEN:
             cfg->metrics_listen = optarg;
             break;
@@ -442,7 +431,10 @@ int http_parse_args(int argc, char **argv, struct http_cli *cfg)
             fputs(http_usage, stdout);
             return -1;
         default:
-            return cli_getopt_error("http", c, argv, optind);
+            if (!cli_is_server_option(c))
+                return cli_getopt_error("http", c, argv, optind);
+            rc = cli_server_option("http", &cfg->common, c, optarg);
+            break;
         }
     }
     if (rc != 0)
